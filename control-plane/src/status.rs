@@ -1,0 +1,107 @@
+//! Rolls the data planes' health reports up into per-server and per-group
+//! state for `hangarctl status`.
+//!
+//! A server is `ready` when every data plane that reports it sees it healthy,
+//! `degraded` when only some do, `dead` when none do, and `unknown` when no
+//! data plane reports it yet. A group member counts as healthy when at least
+//! one data plane can use it: a member only one data plane cannot reach is
+//! that data plane's local problem.
+
+use hangar_config::{Config, Group};
+use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
+use tokio::time::Instant;
+
+use crate::fleet::DataPlane;
+
+/// Builds the status of config `version` from the connected data planes.
+pub fn rollup(version: u64, config: &Config, planes: &[DataPlane]) -> StatusResponse {
+    let servers: Vec<ServerStatus> = config
+        .remotes()
+        .map(|(id, remote)| server_status(id, remote.endpoint.as_str(), planes))
+        .collect();
+    let groups = config
+        .groups()
+        .map(|(id, group)| group_status(id, group, &servers))
+        .collect();
+    let now = Instant::now();
+    let data_planes = planes
+        .iter()
+        .map(|p| DataPlaneStatus {
+            node_id: p.node_id.clone(),
+            address: p.address.map(|a| a.to_string()).unwrap_or_default(),
+            listen_addr: p.listen_addr.clone(),
+            acked_version: p.acked_version,
+            last_nack: p.last_nack.clone().unwrap_or_default(),
+            last_report_age_ms: millis(now - p.last_seen),
+            connected_for_ms: millis(now - p.connected_at),
+        })
+        .collect();
+    StatusResponse {
+        version,
+        servers,
+        groups,
+        data_planes,
+    }
+}
+
+fn server_status(id: &str, endpoint: &str, planes: &[DataPlane]) -> ServerStatus {
+    let mut status = ServerStatus {
+        id: id.to_owned(),
+        endpoint: endpoint.to_owned(),
+        ..Default::default()
+    };
+    for health in planes.iter().filter_map(|p| p.health.get(id)) {
+        status.reported_by += 1;
+        status.calls += health.calls;
+        status.errors += health.errors;
+        if health.healthy {
+            status.healthy_on += 1;
+        }
+        if health.consecutive_failures >= status.consecutive_failures {
+            status.consecutive_failures = health.consecutive_failures;
+            if !health.last_error.is_empty() {
+                status.last_error = health.last_error.clone();
+            }
+        }
+    }
+    status.state = match (status.healthy_on, status.reported_by) {
+        (_, 0) => "unknown",
+        (0, _) => "dead",
+        (h, r) if h == r => "ready",
+        _ => "degraded",
+    }
+    .to_owned();
+    status
+}
+
+fn group_status(id: &str, group: &Group, servers: &[ServerStatus]) -> GroupStatus {
+    let members: Vec<&ServerStatus> = group
+        .members
+        .iter()
+        .filter_map(|m| servers.iter().find(|s| s.id == m.id))
+        .collect();
+    let healthy = members.iter().filter(|s| s.healthy_on > 0).count() as u32;
+    let total = group.members.len() as u32;
+    let reported = members.iter().any(|s| s.reported_by > 0);
+    let state = if !reported {
+        "unknown"
+    } else if healthy == total {
+        "ready"
+    } else if healthy >= group.min_healthy {
+        "partial"
+    } else {
+        "unavailable"
+    };
+    GroupStatus {
+        id: id.to_owned(),
+        strategy: group.strategy.as_str().to_owned(),
+        state: state.to_owned(),
+        healthy_members: healthy,
+        total_members: total,
+        min_healthy: group.min_healthy,
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,139 @@
+//! The embedded config store: one JSON document in the state directory.
+//!
+//! The applied config is kept as the text the operator wrote (so it can be
+//! re-validated by a newer control plane) plus its version. Writes are atomic:
+//! a temporary file is written and synced, renamed over the old one, and the
+//! directory is synced, so a `kill -9` at any point leaves either the old or
+//! the new document, never a torn one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the stored document inside the state directory.
+const STATE_FILE: &str = "config.json";
+
+/// A config as applied: its source text and the version it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredConfig {
+    /// Monotonic version, starting at 1 for the first apply.
+    pub version: u64,
+    /// Name the config was applied under, used in error locations.
+    pub source_name: String,
+    /// The YAML text exactly as applied.
+    pub yaml: String,
+}
+
+/// Errors of the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory or its document could not be read or written.
+    #[error("state dir {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The stored document is not valid JSON of the expected shape.
+    #[error("state file {path} is corrupt: {source}")]
+    Corrupt {
+        /// The stored document.
+        path: PathBuf,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The embedded store rooted at a state directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Opens (creating if needed) the state directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self { dir })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the stored config, or `None` when nothing was applied yet.
+    pub fn load(&self) -> Result<Option<StoredConfig>, StoreError> {
+        let path = self.dir.join(STATE_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt { path, source })
+    }
+
+    /// Durably replaces the stored config.
+    pub fn save(&self, config: &StoredConfig) -> Result<(), StoreError> {
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let body = serde_json::to_vec_pretty(config).expect("StoredConfig always serializes");
+        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&body).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        // The rename is only durable once the directory entry is synced.
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_err(&self.dir))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What was saved is what a later store on the same directory loads.
+    #[test]
+    fn saved_config_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        let cfg = StoredConfig {
+            version: 7,
+            source_name: "config.yaml".into(),
+            yaml: "mcp_servers: {}\n".into(),
+        };
+        store.save(&cfg).unwrap();
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.load().unwrap(), Some(cfg));
+    }
+
+    /// A corrupt document is reported, not silently replaced by an empty config.
+    #[test]
+    fn corrupt_state_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
+        let err = Store::open(dir.path()).unwrap().load().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The data-plane stream (`DataPlaneService.Stream`).
+//!
+//! Protocol: the data plane's first message is a `Hello`; the control plane
+//! answers with the current snapshot unless the data plane already holds that
+//! version, and then with every new snapshot. Up the stream come ACK/NACK per
+//! version and periodic health reports.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use hangar_proto::v1::data_plane_message::Kind as Up;
+use hangar_proto::v1::data_plane_service_server::DataPlaneService;
+use hangar_proto::v1::{ControlPlaneMessage, DataPlaneMessage, Hello, control_plane_message};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::fleet::{Connection, Fleet};
+use crate::state::ConfigState;
+
+/// Snapshots waiting to be written to one data plane. Snapshots are whole,
+/// so a slow reader only ever needs the newest; a small bound is enough.
+const DOWNSTREAM_BUFFER: usize = 4;
+
+/// Implements `hangar.v1.DataPlaneService`.
+#[derive(Debug, Clone)]
+pub struct DataPlanes {
+    state: Arc<ConfigState>,
+    fleet: Arc<Fleet>,
+    shutdown: CancellationToken,
+}
+
+impl DataPlanes {
+    /// A data-plane service; its streams end when `shutdown` is cancelled.
+    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, shutdown: CancellationToken) -> Self {
+        Self {
+            state,
+            fleet,
+            shutdown,
+        }
+    }
+}
+
+type Downstream = Pin<Box<dyn Stream<Item = Result<ControlPlaneMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DataPlaneService for DataPlanes {
+    type StreamStream = Downstream;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<DataPlaneMessage>>,
+    ) -> Result<Response<Downstream>, Status> {
+        let peer = request.remote_addr();
+        let mut upstream = request.into_inner();
+        let hello = match upstream.message().await? {
+            Some(DataPlaneMessage {
+                kind: Some(Up::Hello(hello)),
+            }) if !hello.node_id.is_empty() => hello,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must be a hello with a node id",
+                ));
+            }
+        };
+        let conn = self.fleet.connect(&hello, peer);
+        let span = tracing::info_span!("dataplane", node.id = %hello.node_id);
+        span.in_scope(|| tracing::info!(held.version = hello.held_version, "data plane connected"));
+
+        let (tx, rx) = mpsc::channel(DOWNSTREAM_BUFFER);
+        let push = push_snapshots(self.state.clone(), hello, tx, self.shutdown.clone());
+        tokio::spawn(push.instrument(span.clone()));
+        let recv = receive(upstream, self.fleet.clone(), conn, self.shutdown.clone());
+        tokio::spawn(recv.instrument(span));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Sends the current snapshot (unless the data plane holds it) and every
+/// later one, until the stream or the server closes.
+async fn push_snapshots(
+    state: Arc<ConfigState>,
+    hello: Hello,
+    tx: mpsc::Sender<Result<ControlPlaneMessage, Status>>,
+    shutdown: CancellationToken,
+) {
+    let mut snapshots = state.subscribe();
+    let mut sent = hello.held_version;
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if snapshot.version != sent && snapshot.version != 0 {
+            sent = snapshot.version;
+            let msg = ControlPlaneMessage {
+                kind: Some(control_plane_message::Kind::Snapshot((*snapshot).clone())),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return; // the data plane is gone
+            }
+            tracing::debug!(config.version = sent, "snapshot sent");
+        }
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            () = tx.closed() => return,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Reads ACK/NACK and health reports until the data plane disconnects.
+async fn receive(
+    mut upstream: Streaming<DataPlaneMessage>,
+    fleet: Arc<Fleet>,
+    conn: Connection,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            msg = upstream.message() => msg,
+            () = shutdown.cancelled() => break,
+        };
+        match msg {
+            Ok(Some(DataPlaneMessage { kind: Some(kind) })) => match kind {
+                Up::Ack(ack) => {
+                    tracing::info!(config.version = ack.version, "data plane acked");
+                    fleet.ack(&conn, ack.version);
+                }
+                Up::Nack(nack) => {
+                    tracing::warn!(config.version = nack.version, reason = %nack.reason, "data plane rejected snapshot");
+                    fleet.nack(&conn, nack.version, nack.reason);
+                }
+                Up::Health(report) => fleet.report(&conn, report),
+                Up::Hello(_) => tracing::debug!("ignoring repeated hello"),
+            },
+            Ok(Some(DataPlaneMessage { kind: None })) => {}
+            Ok(None) => break,
+            Err(status) => {
+                tracing::debug!(error = %status, "stream error");
+                break;
+            }
+        }
+    }
+    fleet.disconnect(&conn);
+    tracing::info!("data plane disconnected");
+}

@@ -1,0 +1,124 @@
+//! The health state machine of one member.
+//!
+//! A member leaves rotation after `max_consecutive_failures` failed probes or
+//! calls in a row and comes back on the first success. Only outcomes that say
+//! something about the member count: the caller classifies errors first (a
+//! tool result with `isError: true` is a success here).
+
+/// What one probe or call told us about a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The member answered.
+    Success,
+    /// The member could not be reached, failed at the transport level,
+    /// answered 5xx or timed out.
+    Failure,
+}
+
+/// A change of rotation caused by an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The member left rotation.
+    Ejected,
+    /// The member came back into rotation.
+    Restored,
+}
+
+/// Health of one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    healthy: bool,
+    consecutive_failures: u32,
+    max_consecutive_failures: u32,
+}
+
+// === impl Health ===
+
+impl Health {
+    /// A healthy member that leaves rotation after `max_consecutive_failures`
+    /// failures in a row (at least 1).
+    pub fn new(max_consecutive_failures: u32) -> Self {
+        Self {
+            healthy: true,
+            consecutive_failures: 0,
+            max_consecutive_failures: max_consecutive_failures.max(1),
+        }
+    }
+
+    /// Whether the member is in rotation.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Failures since the last success.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    /// Changes the ejection threshold, keeping the current state.
+    pub fn set_max_consecutive_failures(&mut self, max: u32) {
+        self.max_consecutive_failures = max.max(1);
+    }
+
+    /// Records an outcome and returns the rotation change it caused, if any.
+    pub fn observe(&mut self, outcome: Outcome) -> Option<Transition> {
+        match outcome {
+            Outcome::Success => {
+                self.consecutive_failures = 0;
+                if self.healthy {
+                    None
+                } else {
+                    self.healthy = true;
+                    Some(Transition::Restored)
+                }
+            }
+            Outcome::Failure => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                if self.healthy && self.consecutive_failures >= self.max_consecutive_failures {
+                    self.healthy = false;
+                    Some(Transition::Ejected)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member stays in rotation until the threshold is reached, then leaves.
+    #[test]
+    fn ejected_after_threshold_failures() {
+        let mut h = Health::new(3);
+        assert_eq!(h.observe(Outcome::Failure), None);
+        assert_eq!(h.observe(Outcome::Failure), None);
+        assert!(h.is_healthy());
+        assert_eq!(h.observe(Outcome::Failure), Some(Transition::Ejected));
+        assert!(!h.is_healthy());
+        assert_eq!(h.observe(Outcome::Failure), None);
+        assert_eq!(h.consecutive_failures(), 4);
+    }
+
+    /// A success in between resets the count, so failures must be consecutive.
+    #[test]
+    fn success_resets_the_count() {
+        let mut h = Health::new(2);
+        h.observe(Outcome::Failure);
+        h.observe(Outcome::Success);
+        assert_eq!(h.observe(Outcome::Failure), None);
+        assert!(h.is_healthy());
+    }
+
+    /// One success brings an ejected member back.
+    #[test]
+    fn one_success_restores() {
+        let mut h = Health::new(1);
+        assert_eq!(h.observe(Outcome::Failure), Some(Transition::Ejected));
+        assert_eq!(h.observe(Outcome::Success), Some(Transition::Restored));
+        assert!(h.is_healthy());
+        assert_eq!(h.consecutive_failures(), 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! Balancing strategies and the member health state machine of Hangar's data
+//! plane. Pure and synchronous: no I/O, no clocks, seedable randomness, so
+//! every decision can be tested exactly.
+//!
+//! # Layout
+//! - [`strategy`]: [`Balancer`] orders a group's members for one call.
+//! - [`health`]: [`Health`] turns call and probe outcomes into rotation changes.
+
+pub mod health;
+pub mod strategy;
+
+pub use health::{Health, Outcome, Transition};
+pub use strategy::{Balancer, Candidate, StrategyKind};

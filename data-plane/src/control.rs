@@ -1,0 +1,144 @@
+//! The data plane's side of the control-plane stream.
+//!
+//! One task holds the stream: it says hello with the version it serves,
+//! applies every snapshot (ACK) or keeps the last good one (NACK), and sends
+//! health reports on a fixed period and whenever a member's health flips.
+//! When the control plane is gone the data plane keeps serving its last
+//! snapshot and reconnects with capped, jittered exponential backoff, trying
+//! each control-plane URL in turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hangar_proto::v1::control_plane_message::Kind as Down;
+use hangar_proto::v1::data_plane_message::Kind as Up;
+use hangar_proto::v1::data_plane_service_client::DataPlaneServiceClient;
+use hangar_proto::v1::{Ack, DataPlaneMessage, Hello, Nack, Snapshot};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::routes::Routes;
+
+/// How often health is reported even when nothing changed.
+const REPORT_INTERVAL: Duration = Duration::from_secs(2);
+/// Reconnect backoff: first delay and cap.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Messages waiting to go up the stream.
+const UPSTREAM_BUFFER: usize = 16;
+
+/// Who this data plane is, as told to the control plane.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Node id, unique in the fleet.
+    pub node_id: String,
+    /// Address MCP clients reach this data plane on.
+    pub listen_addr: String,
+}
+
+/// Follows the control plane until `shutdown` is cancelled.
+pub async fn run(
+    urls: Vec<String>,
+    identity: Identity,
+    routes: Arc<Routes>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    for url in urls.iter().cycle() {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match follow(url, &identity, &routes, &shutdown).await {
+            Ok(Followed::Shutdown) => return,
+            Ok(Followed::Ended) => {
+                tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
+                backoff = BACKOFF_MIN;
+            }
+            Err(err) => {
+                tracing::warn!(control_plane = %url, error = %err, "control plane unreachable, serving the last snapshot");
+            }
+        }
+        // Full jitter keeps a fleet from reconnecting in lockstep.
+        let delay = backoff.mul_f64(rand::random_range(0.5..1.0));
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+enum Followed {
+    Ended,
+    Shutdown,
+}
+
+/// One stream, from connect to its end.
+async fn follow(
+    url: &str,
+    identity: &Identity,
+    routes: &Routes,
+    shutdown: &CancellationToken,
+) -> Result<Followed, tonic::Status> {
+    let mut client = DataPlaneServiceClient::connect(url.to_owned())
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let (tx, rx) = mpsc::channel(UPSTREAM_BUFFER);
+    let hello = Hello {
+        node_id: identity.node_id.clone(),
+        build_version: env!("CARGO_PKG_VERSION").to_owned(),
+        held_version: routes.load().version,
+        listen_addr: identity.listen_addr.clone(),
+        ..Default::default()
+    };
+    send(&tx, Up::Hello(hello)).await;
+    send(&tx, Up::Health(routes.health_report())).await;
+    let mut downstream = client
+        .stream(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    tracing::info!(control_plane = %url, "connected to control plane");
+    let health_changed = routes.health_changed();
+    let mut reports = tokio::time::interval(REPORT_INTERVAL);
+    loop {
+        tokio::select! {
+            msg = downstream.message() => match msg? {
+                Some(msg) => {
+                    if let Some(Down::Snapshot(snapshot)) = msg.kind {
+                        send(&tx, apply(routes, &snapshot)).await;
+                        send(&tx, Up::Health(routes.health_report())).await;
+                    }
+                }
+                None => return Ok(Followed::Ended),
+            },
+            _ = reports.tick() => send(&tx, Up::Health(routes.health_report())).await,
+            () = health_changed.notified() => send(&tx, Up::Health(routes.health_report())).await,
+            () = shutdown.cancelled() => return Ok(Followed::Shutdown),
+        }
+    }
+}
+
+/// Applies a snapshot and says how it went.
+fn apply(routes: &Routes, snapshot: &Snapshot) -> Up {
+    match routes.apply(snapshot) {
+        Ok(()) => {
+            tracing::info!(config.version = snapshot.version, "config applied");
+            Up::Ack(Ack {
+                version: snapshot.version,
+            })
+        }
+        Err(reason) => {
+            tracing::warn!(config.version = snapshot.version, %reason, "snapshot rejected, keeping the last good one");
+            Up::Nack(Nack {
+                version: snapshot.version,
+                reason,
+            })
+        }
+    }
+}
+
+async fn send(tx: &mpsc::Sender<DataPlaneMessage>, kind: Up) {
+    // A send only fails when the stream is gone; the read side notices.
+    let _ = tx.send(DataPlaneMessage { kind: Some(kind) }).await;
+}

@@ -1,0 +1,127 @@
+//! Hangar's data plane: an MCP proxy that runs beside MCP clients, follows
+//! the control plane's snapshots, balances every tool call locally with its
+//! group's strategy, probes members, and keeps serving its last snapshot
+//! when the control plane is gone.
+//!
+//! # Layout
+//! - [`control`]: the control-plane stream (snapshots in, ACK/NACK and health out).
+//! - [`routes`]: the routing table, swapped atomically per snapshot.
+//! - [`member`]: one member's MCP client, health and probe loop.
+//! - [`upstream`]: the MCP-over-HTTP client of one member.
+//! - [`dispatch`]: one call to a server or group, with failover for unreached members.
+//! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
+
+pub mod control;
+pub mod dispatch;
+pub mod mcp;
+pub mod member;
+pub mod routes;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::Identity;
+use crate::mcp::server::HangarServer;
+use crate::routes::Routes;
+
+/// Everything a data plane needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Control-plane gRPC URLs, tried in turn.
+    pub control_planes: Vec<String>,
+    /// Node id, unique in the fleet.
+    pub node_id: String,
+}
+
+/// A data plane's shared state: the routing table and its MCP server.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    routes: Arc<Routes>,
+    shutdown: CancellationToken,
+}
+
+impl DataPlane {
+    /// A data plane with an empty routing table. Probes and the control-plane
+    /// task stop when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("the HTTP client config is static and valid");
+        Self {
+            routes: Arc::new(Routes::new(http, shutdown.clone())),
+            shutdown,
+        }
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &Arc<Routes> {
+        &self.routes
+    }
+
+    /// Starts following the control plane in the background.
+    pub fn spawn_control(&self, settings: &Settings, listen_addr: String) {
+        let identity = Identity {
+            node_id: settings.node_id.clone(),
+            listen_addr,
+        };
+        let task = control::run(
+            settings.control_planes.clone(),
+            identity,
+            self.routes.clone(),
+            self.shutdown.clone(),
+        );
+        let span = tracing::info_span!("control", node.id = %settings.node_id);
+        tokio::spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// The MCP server of this data plane.
+    pub fn mcp_server(&self) -> HangarServer {
+        HangarServer::new(self.routes.clone())
+    }
+
+    /// Serves MCP over HTTP on an already bound listener until shutdown.
+    pub async fn serve_http(&self, listener: TcpListener) -> std::io::Result<()> {
+        let addr = listener.local_addr()?;
+        let service = mcp::server::http_service(
+            self.mcp_server(),
+            allowed_hosts(addr),
+            self.shutdown.child_token(),
+        );
+        let router = axum::Router::new().nest_service("/mcp", service);
+        tracing::info!(listen.addr = %addr, "serving MCP at /mcp");
+        axum::serve(listener, router)
+            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
+            .await
+    }
+
+    /// Serves one MCP client over stdin/stdout until it closes stdin.
+    pub async fn serve_stdio(&self) -> anyhow::Result<()> {
+        use rmcp::ServiceExt;
+        let running = self
+            .mcp_server()
+            .serve((tokio::io::stdin(), tokio::io::stdout()))
+            .await?;
+        tokio::select! {
+            r = running.waiting() => { r?; }
+            () = self.shutdown.cancelled() => {}
+        }
+        Ok(())
+    }
+}
+
+/// `Host` values accepted on the MCP endpoint: loopback names, plus the
+/// listen address itself when bound elsewhere. Guards against DNS rebinding.
+fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if !addr.ip().is_loopback() {
+        hosts.push(addr.ip().to_string());
+    }
+    hosts
+}

@@ -1,0 +1,91 @@
+//! `hangar-data-plane`: parses flags, binds the listener (or takes stdio)
+//! and runs the data plane until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// Hangar data plane: balances MCP tool calls across groups of MCP servers.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Control-plane URLs, comma separated, tried in turn.
+    #[arg(long, value_delimiter = ',', required = true)]
+    control_plane: Vec<String>,
+    /// Node id of this data plane, unique in the fleet.
+    #[arg(long)]
+    node_id: String,
+    /// Address to serve MCP over HTTP on (`/mcp`).
+    #[arg(long, conflicts_with = "stdio", required_unless_present = "stdio")]
+    listen: Option<SocketAddr>,
+    /// Serve one MCP client over stdin/stdout instead of HTTP.
+    #[arg(long)]
+    stdio: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_tracing();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hangar-data-plane: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let settings = hangar_data_plane::Settings {
+        control_planes: args.control_plane,
+        node_id: args.node_id,
+    };
+    let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
+    match args.listen {
+        Some(addr) => {
+            // Bind before anything else: the listener opens even while the
+            // control plane is unreachable.
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            data_plane.spawn_control(&settings, local.to_string());
+            data_plane.serve_http(listener).await?;
+        }
+        None => {
+            data_plane.spawn_control(&settings, "stdio".to_owned());
+            data_plane.serve_stdio().await?;
+            shutdown.cancel();
+        }
+    }
+    Ok(())
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler only fails outside a runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}
+
+/// Logs to stderr (stdout may carry MCP); the filter comes from `HANGAR_LOG`,
+/// then `RUST_LOG`, else `info`.
+fn init_tracing() {
+    let filter = std::env::var("HANGAR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}

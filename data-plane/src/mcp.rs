@@ -1,0 +1,10 @@
+//! The data plane's own MCP server: `hangar_call` over Streamable HTTP at
+//! `/mcp` and over stdio, on rmcp, which speaks every protocol era
+//! (sessions for 2024-11-05 … 2025-11-25 clients, stateless 2026-07-28).
+//!
+//! # Layout
+//! - [`hangar_call`]: the batch tool's input, output and execution.
+//! - [`server`]: the rmcp `ServerHandler` and the HTTP service.
+
+pub mod hangar_call;
+pub mod server;

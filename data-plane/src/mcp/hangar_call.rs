@@ -1,0 +1,304 @@
+//! `hangar_call`: MCP Hangar's batch tool, with the same input and output.
+//!
+//! Input: `{"calls":[{"mcp_server","tool","arguments","timeout"?}],
+//! "max_concurrency"?, "timeout"?, "fail_fast"?, "max_attempts"?}`.
+//! Output: `{"batch_id","success","total","succeeded","failed","elapsed_ms",
+//! "results":[{"index","call_id","success","result","error","error_type",
+//! "elapsed_ms","served_by"}]}`. A result with `isError: true` is reported as
+//! a failed call (`ToolInvocationError`, as MCP Hangar does) but it is an
+//! answer: it never counts against the member.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::dispatch;
+use crate::routes::RoutingTable;
+
+/// Most calls one batch may hold.
+const MAX_CALLS: usize = 100;
+/// Bounds and default of `max_concurrency`.
+const CONCURRENCY_RANGE: (usize, usize) = (1, 50);
+const DEFAULT_CONCURRENCY: usize = 10;
+/// Bounds and default of the batch `timeout`, in seconds.
+const TIMEOUT_RANGE_S: (f64, f64) = (1.0, 300.0);
+const DEFAULT_TIMEOUT_S: f64 = 60.0;
+
+/// The tool's input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    calls: Vec<CallRequest>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    fail_fast: bool,
+    /// Accepted for compatibility; calls that reached a member are never
+    /// retried, and unreached ones always fail over, so it changes nothing.
+    #[serde(default)]
+    #[allow(dead_code)]
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallRequest {
+    mcp_server: String,
+    tool: String,
+    arguments: Map<String, Value>,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+/// The tool's output.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    batch_id: String,
+    success: bool,
+    total: usize,
+    succeeded: usize,
+    failed: usize,
+    elapsed_ms: f64,
+    results: Vec<CallResponse>,
+}
+
+#[derive(Debug, Serialize)]
+struct CallResponse {
+    index: usize,
+    call_id: String,
+    success: bool,
+    result: Option<Value>,
+    error: Option<String>,
+    error_type: Option<&'static str>,
+    elapsed_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    served_by: Option<String>,
+}
+
+/// A batch refused before any call was made, shaped like MCP Hangar's.
+#[derive(Debug, Serialize)]
+pub struct ValidationFailure {
+    success: bool,
+    error: &'static str,
+    validation_errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Serialize)]
+struct FieldError {
+    index: Option<usize>,
+    field: &'static str,
+    message: String,
+}
+
+impl ValidationFailure {
+    fn new(errors: Vec<FieldError>) -> Self {
+        Self {
+            success: false,
+            error: "Validation failed",
+            validation_errors: errors,
+        }
+    }
+
+    /// A failure for input that does not match the schema.
+    pub fn schema(message: String) -> Self {
+        Self::new(vec![FieldError {
+            index: None,
+            field: "arguments",
+            message,
+        }])
+    }
+}
+
+/// Checks a batch against the routing table; unknown servers fail the whole
+/// batch before any call is made.
+pub fn validate(batch: &BatchRequest, table: &RoutingTable) -> Result<(), ValidationFailure> {
+    let mut errors = Vec::new();
+    if batch.calls.len() > MAX_CALLS {
+        errors.push(FieldError {
+            index: None,
+            field: "calls",
+            message: format!("at most {MAX_CALLS} calls per batch, got {}", batch.calls.len()),
+        });
+    }
+    for (index, call) in batch.calls.iter().enumerate() {
+        let known = table.groups.contains_key(&call.mcp_server)
+            || table.members.contains_key(&call.mcp_server);
+        if !known {
+            errors.push(FieldError {
+                index: Some(index),
+                field: "mcp_server",
+                message: format!("McpServer '{}' not found", call.mcp_server),
+            });
+        }
+        if call.timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+            errors.push(FieldError {
+                index: Some(index),
+                field: "timeout",
+                message: "timeout must be a positive number of seconds".into(),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationFailure::new(errors))
+    }
+}
+
+/// Runs every call of a validated batch, at most `max_concurrency` at once,
+/// within the batch timeout.
+pub async fn run(batch: BatchRequest, table: Arc<RoutingTable>) -> BatchResponse {
+    let started = Instant::now();
+    let concurrency = batch
+        .max_concurrency
+        .map_or(DEFAULT_CONCURRENCY, |c| c as usize)
+        .clamp(CONCURRENCY_RANGE.0, CONCURRENCY_RANGE.1);
+    let batch_timeout = batch
+        .timeout
+        .filter(|t| t.is_finite())
+        .unwrap_or(DEFAULT_TIMEOUT_S)
+        .clamp(TIMEOUT_RANGE_S.0, TIMEOUT_RANGE_S.1);
+    let deadline = started + Duration::from_secs_f64(batch_timeout);
+    let stop = AtomicBool::new(false);
+    let fail_fast = batch.fail_fast;
+    let (stop, table) = (&stop, &table);
+    let mut results: Vec<CallResponse> = futures::stream::iter(batch.calls.into_iter().enumerate())
+        .map(|(index, call)| async move {
+            if stop.load(Ordering::Relaxed) {
+                return skipped(index);
+            }
+            let response = run_one(index, call, table, deadline).await;
+            if fail_fast && !response.success {
+                stop.store(true, Ordering::Relaxed);
+            }
+            response
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.sort_by_key(|r| r.index);
+    let succeeded = results.iter().filter(|r| r.success).count();
+    BatchResponse {
+        batch_id: uuid::Uuid::new_v4().to_string(),
+        success: succeeded == results.len(),
+        total: results.len(),
+        succeeded,
+        failed: results.len() - succeeded,
+        elapsed_ms: millis(started.elapsed()),
+        results,
+    }
+}
+
+async fn run_one(
+    index: usize,
+    call: CallRequest,
+    table: &RoutingTable,
+    deadline: Instant,
+) -> CallResponse {
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let timeout = call
+        .timeout
+        .map_or(remaining, |t| Duration::from_secs_f64(t).min(remaining));
+    let arguments = Value::Object(call.arguments);
+    let outcome = dispatch::call(table, &call.mcp_server, &call.tool, &arguments, timeout).await;
+    let mut response = CallResponse {
+        index,
+        call_id: uuid::Uuid::new_v4().to_string(),
+        success: false,
+        result: None,
+        error: None,
+        error_type: None,
+        elapsed_ms: 0.0,
+        served_by: None,
+    };
+    match outcome {
+        Ok(served) => {
+            if served.result.get("isError").and_then(Value::as_bool) == Some(true) {
+                response.error = Some(format!("tool_error: {}", first_text(&served.result)));
+                response.error_type = Some("ToolInvocationError");
+            } else {
+                response.success = true;
+            }
+            response.result = Some(served.result);
+            response.served_by = Some(served.served_by);
+        }
+        Err(err) => {
+            response.error_type = Some(err.error_type());
+            response.error = Some(err.to_string());
+            if let dispatch::CallError::Upstream { member, .. } = err {
+                response.served_by = Some(member);
+            }
+        }
+    }
+    response.elapsed_ms = millis(started.elapsed());
+    response
+}
+
+fn skipped(index: usize) -> CallResponse {
+    CallResponse {
+        index,
+        call_id: uuid::Uuid::new_v4().to_string(),
+        success: false,
+        result: None,
+        error: Some("skipped: an earlier call failed and fail_fast is set".into()),
+        error_type: Some("FailFastSkipped"),
+        elapsed_ms: 0.0,
+        served_by: None,
+    }
+}
+
+/// The first text block of a `CallToolResult`, for error messages.
+fn first_text(result: &Value) -> &str {
+    result
+        .get("content")
+        .and_then(Value::as_array)
+        .and_then(|blocks| blocks.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
+        .unwrap_or("the tool reported an error")
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// JSON Schema of the tool's input, as listed by `tools/list`.
+pub fn input_schema() -> Map<String, Value> {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "calls": {
+                "type": "array",
+                "maxItems": MAX_CALLS,
+                "description": "Tool calls to make; each names a server or a group",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "mcp_server": {"type": "string", "description": "Server or group id from the config"},
+                        "tool": {"type": "string"},
+                        "arguments": {"type": "object"},
+                        "timeout": {"type": "number", "description": "Seconds for this call"}
+                    },
+                    "required": ["mcp_server", "tool", "arguments"],
+                    "additionalProperties": false
+                }
+            },
+            "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 50, "default": DEFAULT_CONCURRENCY},
+            "timeout": {"type": "number", "minimum": 1, "maximum": 300, "default": DEFAULT_TIMEOUT_S},
+            "fail_fast": {"type": "boolean", "default": false},
+            "max_attempts": {"type": ["integer", "null"]}
+        },
+        "required": ["calls"],
+        "additionalProperties": false
+    });
+    match schema {
+        Value::Object(map) => map,
+        _ => unreachable!("the schema literal is an object"),
+    }
+}

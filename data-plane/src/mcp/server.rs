@@ -1,0 +1,121 @@
+//! The rmcp handler that lists and runs `hangar_call`.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::hangar_call::{self, BatchRequest, ValidationFailure};
+use crate::routes::Routes;
+
+/// Name of the batch tool, as in MCP Hangar.
+pub const HANGAR_CALL: &str = "hangar_call";
+
+/// MCP server of one data plane.
+#[derive(Debug, Clone)]
+pub struct HangarServer {
+    routes: Arc<Routes>,
+}
+
+impl HangarServer {
+    /// A server answering from `routes`.
+    pub fn new(routes: Arc<Routes>) -> Self {
+        Self { routes }
+    }
+
+    fn tool() -> Tool {
+        Tool::new(
+            HANGAR_CALL,
+            "Call tools on MCP servers or groups of servers. A group name is balanced across \
+             its healthy members; each result says which member served it.",
+            Arc::new(hangar_call::input_schema()),
+        )
+    }
+
+    async fn hangar_call(&self, params: CallToolRequestParams) -> CallToolResult {
+        let arguments = serde_json::Value::Object(params.arguments.unwrap_or_default());
+        let batch: BatchRequest = match serde_json::from_value(arguments) {
+            Ok(batch) => batch,
+            Err(e) => return json_result(&ValidationFailure::schema(e.to_string()), true),
+        };
+        let table = self.routes.load();
+        if let Err(failure) = hangar_call::validate(&batch, &table) {
+            return json_result(&failure, true);
+        }
+        json_result(&hangar_call::run(batch, table).await, false)
+    }
+}
+
+/// A result carrying `value` both as structured content and as JSON text,
+/// so clients that ignore `structuredContent` still see it.
+fn json_result<T: Serialize>(value: &T, is_error: bool) -> CallToolResult {
+    let value = serde_json::to_value(value).expect("tool output always serializes");
+    let mut result = if is_error {
+        CallToolResult::structured_error(value.clone())
+    } else {
+        CallToolResult::structured(value.clone())
+    };
+    result.content = vec![ContentBlock::text(value.to_string())];
+    result
+}
+
+impl ServerHandler for HangarServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("hangar", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Use hangar_call to call tools on the configured MCP servers and groups.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![Self::tool()]))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        (name == HANGAR_CALL).then(Self::tool)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if request.name != HANGAR_CALL {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool '{}'", request.name),
+                None,
+            ));
+        }
+        Ok(self.hangar_call(request).await.into())
+    }
+}
+
+/// The Streamable HTTP service for `/mcp`. `allowed_hosts` guards against
+/// DNS rebinding: requests whose `Host` is not listed are refused.
+pub fn http_service(
+    server: HangarServer,
+    allowed_hosts: Vec<String>,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<HangarServer, LocalSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed_hosts)
+        .with_cancellation_token(shutdown);
+    StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}

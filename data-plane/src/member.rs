@@ -1,0 +1,201 @@
+//! One member (an MCP server of the config) as this data plane sees it: its
+//! MCP client, health, counters, and the probe loop that keeps health fresh.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hangar_balance::{Health, Outcome, Transition};
+use hangar_proto::v1::MemberHealth;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Bounds of a probe's deadline: at most the probe period, never below the floor.
+const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(10);
+
+/// A member and its state on this data plane.
+#[derive(Debug)]
+pub struct Member {
+    id: String,
+    upstream: Upstream,
+    probe_interval: Duration,
+    health: Mutex<Health>,
+    /// Mirror of `health.is_healthy()`, read lock-free on every call.
+    healthy: AtomicBool,
+    in_flight: AtomicU32,
+    calls: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<String>,
+    /// Wakes the control-plane reporter when health flips.
+    health_changed: Arc<Notify>,
+    /// Stops the probe loop when the member leaves the config.
+    stop: CancellationToken,
+}
+
+// === impl Member ===
+
+impl Member {
+    /// A member that starts healthy; call [`Member::spawn_probe`] to start probing.
+    pub fn new(
+        id: String,
+        upstream: Upstream,
+        probe_interval: Duration,
+        max_consecutive_failures: u32,
+        health_changed: Arc<Notify>,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            id,
+            upstream,
+            probe_interval,
+            health: Mutex::new(Health::new(max_consecutive_failures)),
+            healthy: AtomicBool::new(true),
+            in_flight: AtomicU32::new(0),
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+            health_changed,
+            stop,
+        }
+    }
+
+    /// The member's server id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The member's MCP client.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Active probe period.
+    pub fn probe_interval(&self) -> Duration {
+        self.probe_interval
+    }
+
+    /// Whether the member is in rotation.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Calls in flight to this member.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Changes the ejection threshold of a member kept across snapshots.
+    pub fn set_max_consecutive_failures(&self, max: u32) {
+        self.health.lock().set_max_consecutive_failures(max);
+    }
+
+    /// Stops the probe loop.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Calls a tool on this member, counting it and feeding health.
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, UpstreamError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Decrements even if the caller drops this future mid-call.
+        let _in_flight = InFlight(&self.in_flight);
+        let result = self.upstream.call_tool(tool, arguments, timeout).await;
+        match &result {
+            Err(err) if err.counts_against_member() => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.observe(Outcome::Failure, Some(err));
+            }
+            _ => self.observe(Outcome::Success, None),
+        }
+        result
+    }
+
+    /// Starts the probe loop; it stops with [`Member::stop`].
+    pub fn spawn_probe(self: &Arc<Self>) {
+        let member = self.clone();
+        let span = tracing::info_span!("probe", member.id = %self.id);
+        tokio::spawn(tracing::Instrument::instrument(member.probe_loop(), span));
+    }
+
+    async fn probe_loop(self: Arc<Self>) {
+        let timeout = self
+            .probe_interval
+            .clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CAP);
+        let mut ticks = tokio::time::interval(self.probe_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = self.stop.cancelled() => return,
+            }
+            let result = tokio::select! {
+                r = self.upstream.probe(timeout) => r,
+                () = self.stop.cancelled() => return,
+            };
+            match result {
+                Ok(()) => self.observe(Outcome::Success, None),
+                Err(err) => {
+                    tracing::debug!(error = %err, "probe failed");
+                    self.observe(Outcome::Failure, Some(&err));
+                }
+            }
+        }
+    }
+
+    fn observe(&self, outcome: Outcome, error: Option<&UpstreamError>) {
+        if let Some(err) = error {
+            *self.last_error.lock() = err.to_string();
+        }
+        let mut health = self.health.lock();
+        let transition = health.observe(outcome);
+        self.healthy.store(health.is_healthy(), Ordering::Relaxed);
+        let failures = health.consecutive_failures();
+        drop(health);
+        match transition {
+            Some(Transition::Ejected) => {
+                tracing::warn!(member.id = %self.id, failures, error = %self.last_error.lock(), "member left rotation");
+            }
+            Some(Transition::Restored) => {
+                self.last_error.lock().clear();
+                tracing::info!(member.id = %self.id, "member back in rotation");
+            }
+            None => return,
+        }
+        self.health_changed.notify_one();
+    }
+
+    /// This member's line of a health report.
+    pub fn report(&self) -> MemberHealth {
+        let health = self.health.lock();
+        MemberHealth {
+            server_id: self.id.clone(),
+            healthy: health.is_healthy(),
+            consecutive_failures: health.consecutive_failures(),
+            calls: self.calls.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            in_flight: self.in_flight(),
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            last_error: self.last_error.lock().clone(),
+        }
+    }
+}
+
+/// Decrements the in-flight count when dropped.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,219 @@
+//! The routing table: members and groups of the snapshot in force.
+//!
+//! Calls read the table lock-free through an `ArcSwap`; the control-plane
+//! task is the only writer. A new snapshot is compiled into a new table that
+//! reuses the `Member` of every server whose endpoint and probe period did
+//! not change, so health, counters, warm connections and MCP sessions survive
+//! config updates; members that left the config stop probing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hangar_balance::{Balancer, Candidate, StrategyKind};
+use hangar_proto::v1::{HealthReport, Snapshot, Strategy};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::member::Member;
+use crate::upstream::Upstream;
+
+/// A member's place in one group.
+#[derive(Debug)]
+pub struct GroupMember {
+    /// The shared member.
+    pub member: Arc<Member>,
+    /// Relative share for weighted strategies.
+    pub weight: u32,
+    /// Lower is preferred by the priority strategy.
+    pub priority: i32,
+    /// False when the control plane took the member out of rotation.
+    pub eligible: bool,
+}
+
+/// A group and its balancing state.
+#[derive(Debug)]
+pub struct GroupRoute {
+    /// Group id.
+    pub id: String,
+    /// Members in config order.
+    pub members: Vec<GroupMember>,
+    balancer: Balancer,
+}
+
+impl GroupRoute {
+    /// Members to try for one call, in order: the strategy's pick first,
+    /// then the failover order. Only healthy, eligible members appear.
+    pub fn candidates(&self) -> Vec<&Arc<Member>> {
+        let view: Vec<Candidate> = self
+            .members
+            .iter()
+            .map(|m| Candidate {
+                eligible: m.eligible && m.member.is_healthy(),
+                weight: m.weight,
+                priority: m.priority,
+                in_flight: m.member.in_flight(),
+            })
+            .collect();
+        self.balancer
+            .order(&view)
+            .into_iter()
+            .map(|i| &self.members[i].member)
+            .collect()
+    }
+}
+
+/// Members and groups of one snapshot.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    /// Version of the snapshot this table was built from (0 = none yet).
+    pub version: u64,
+    /// Every server, by id.
+    pub members: HashMap<String, Arc<Member>>,
+    /// Every group, by id.
+    pub groups: HashMap<String, GroupRoute>,
+}
+
+/// The routing table in force, and what building a new one needs.
+#[derive(Debug)]
+pub struct Routes {
+    table: ArcSwap<RoutingTable>,
+    http: reqwest::Client,
+    health_changed: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+// === impl Routes ===
+
+impl Routes {
+    /// An empty table; member probes stop when `shutdown` is cancelled.
+    pub fn new(http: reqwest::Client, shutdown: CancellationToken) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(RoutingTable::default()),
+            http,
+            health_changed: Arc::new(Notify::new()),
+            shutdown,
+        }
+    }
+
+    /// The table in force.
+    pub fn load(&self) -> Arc<RoutingTable> {
+        self.table.load_full()
+    }
+
+    /// Notified whenever a member enters or leaves rotation.
+    pub fn health_changed(&self) -> Arc<Notify> {
+        self.health_changed.clone()
+    }
+
+    /// Replaces the table with one built from `snapshot`. A snapshot that
+    /// cannot be used changes nothing and returns the reason (for a NACK).
+    pub fn apply(&self, snapshot: &Snapshot) -> Result<(), String> {
+        check(snapshot)?;
+        let old = self.load();
+        let mut members = HashMap::with_capacity(snapshot.servers.len());
+        for server in &snapshot.servers {
+            let interval = Duration::from_millis(server.probe_interval_ms.max(1));
+            let kept = old.members.get(&server.id).filter(|m| {
+                m.upstream().endpoint() == server.endpoint && m.probe_interval() == interval
+            });
+            let member = match kept {
+                Some(member) => {
+                    member.set_max_consecutive_failures(server.max_consecutive_failures);
+                    member.clone()
+                }
+                None => {
+                    let member = Arc::new(Member::new(
+                        server.id.clone(),
+                        Upstream::new(server.endpoint.clone(), self.http.clone()),
+                        interval,
+                        server.max_consecutive_failures,
+                        self.health_changed.clone(),
+                        self.shutdown.child_token(),
+                    ));
+                    member.spawn_probe();
+                    member
+                }
+            };
+            members.insert(server.id.clone(), member);
+        }
+        let groups = snapshot
+            .groups
+            .iter()
+            .map(|group| {
+                let route = GroupRoute {
+                    id: group.id.clone(),
+                    members: group
+                        .members
+                        .iter()
+                        .map(|m| GroupMember {
+                            member: members[&m.server_id].clone(),
+                            weight: m.weight,
+                            priority: m.priority,
+                            eligible: m.eligible,
+                        })
+                        .collect(),
+                    balancer: Balancer::new(strategy_kind(group.strategy()), rand::random()),
+                };
+                (group.id.clone(), route)
+            })
+            .collect();
+        let table = RoutingTable {
+            version: snapshot.version,
+            members,
+            groups,
+        };
+        let old = self.table.swap(Arc::new(table));
+        let new = self.load();
+        for (id, member) in &old.members {
+            if !new.members.get(id).is_some_and(|m| Arc::ptr_eq(m, member)) {
+                member.stop();
+            }
+        }
+        Ok(())
+    }
+
+    /// Health of every member as this data plane sees it.
+    pub fn health_report(&self) -> HealthReport {
+        let table = self.load();
+        let mut members: Vec<_> = table.members.values().map(|m| m.report()).collect();
+        members.sort_by(|a, b| a.server_id.cmp(&b.server_id));
+        HealthReport { members }
+    }
+}
+
+/// Checks what the data plane relies on; the control plane validated the
+/// config, but a data plane must not trust its input blindly.
+fn check(snapshot: &Snapshot) -> Result<(), String> {
+    let mut servers = std::collections::HashSet::new();
+    for server in &snapshot.servers {
+        if !servers.insert(server.id.as_str()) {
+            return Err(format!("server '{}' appears twice", server.id));
+        }
+        let url = url::Url::parse(&server.endpoint)
+            .map_err(|e| format!("server '{}': bad endpoint: {e}", server.id))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("server '{}': endpoint must be http or https", server.id));
+        }
+    }
+    for group in &snapshot.groups {
+        if group.strategy() == Strategy::Unspecified {
+            return Err(format!("group '{}': unknown strategy {}", group.id, group.strategy));
+        }
+        if let Some(m) = group.members.iter().find(|m| !servers.contains(m.server_id.as_str())) {
+            return Err(format!("group '{}': unknown member '{}'", group.id, m.server_id));
+        }
+    }
+    Ok(())
+}
+
+fn strategy_kind(strategy: Strategy) -> StrategyKind {
+    match strategy {
+        Strategy::Random => StrategyKind::Random,
+        Strategy::LeastConnections => StrategyKind::LeastConnections,
+        Strategy::WeightedRoundRobin => StrategyKind::WeightedRoundRobin,
+        Strategy::Priority => StrategyKind::Priority,
+        Strategy::RoundRobin | Strategy::Unspecified => StrategyKind::RoundRobin,
+    }
+}

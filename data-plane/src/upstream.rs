@@ -1,0 +1,366 @@
+//! An MCP client for one member, over Streamable HTTP.
+//!
+//! One `Upstream` per member keeps a warm keep-alive connection pool and one
+//! held MCP session, shared by every call and probe, so no call pays for a
+//! TCP connect or an `initialize` handshake. The session is made lazily and
+//! remade when the member forgets it (HTTP 404 on a session id, e.g. after the
+//! member restarted): such a request was not processed, so it is resent once.
+//!
+//! Legacy members (2024-11-05 … 2025-11-25) get `initialize` +
+//! `notifications/initialized` and are probed with `ping`; members that only
+//! speak 2026-07-28 are detected from their answer to `initialize`, get
+//! per-request `_meta` and mirror headers, and are probed with
+//! `server/discover`.
+
+pub mod error;
+mod sse;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub use self::error::UpstreamError;
+
+/// Newest protocol version with sessions, asked for at `initialize`.
+const LEGACY_VERSION: &str = "2025-11-25";
+/// The stateless protocol version.
+const MODERN_VERSION: &str = "2026-07-28";
+/// JSON-RPC errors by which a 2026-07-28 server refuses a legacy request.
+const MODERN_ERROR_CODES: [i64; 3] = [-32020, -32021, -32022];
+/// Longest piece of an error body kept for messages.
+const ERROR_BODY_LIMIT: usize = 200;
+
+/// The MCP session held with a member.
+#[derive(Debug)]
+struct Session {
+    /// `Mcp-Session-Id`, absent for stateless members.
+    id: Option<HeaderValue>,
+    /// Negotiated protocol version, sent as `MCP-Protocol-Version`.
+    protocol_version: HeaderValue,
+    /// True for members that speak only the stateless 2026-07-28 protocol.
+    modern: bool,
+}
+
+/// MCP client of one member.
+#[derive(Debug)]
+pub struct Upstream {
+    endpoint: String,
+    http: reqwest::Client,
+    session: ArcSwapOption<Session>,
+    /// Serializes handshakes so a burst of calls makes one session.
+    handshake: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// A client of the member at `endpoint`, sharing `http`'s connection pools.
+    pub fn new(endpoint: String, http: reqwest::Client) -> Self {
+        Self {
+            endpoint,
+            http,
+            session: ArcSwapOption::empty(),
+            handshake: tokio::sync::Mutex::new(()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The member's MCP endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Calls a tool; the result is the member's whole `CallToolResult`.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: &Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let params = json!({ "name": name, "arguments": arguments });
+        self.request("tools/call", params, timeout).await
+    }
+
+    /// Checks that the member answers MCP: `ping` in the held session, or
+    /// `server/discover` for 2026-07-28 members.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        let session = self.session(timeout).await?;
+        let method = if session.modern {
+            "server/discover"
+        } else {
+            "ping"
+        };
+        self.request(method, json!({}), timeout).await.map(drop)
+    }
+
+    /// Sends a request in the held session, remaking the session once if the
+    /// member no longer knows it.
+    async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let session = self.session(timeout).await?;
+        match self.send(&session, method, &params, timeout).await {
+            Err(Sent::SessionGone) => {
+                // Only drop the session we used; a concurrent call may
+                // already have made a new one.
+                self.session
+                    .compare_and_swap(&Some(session.clone()), None::<Arc<Session>>);
+                let session = self.session(timeout).await?;
+                self.send(&session, method, &params, timeout)
+                    .await
+                    .map_err(Sent::into_error)
+            }
+            other => other.map_err(Sent::into_error),
+        }
+    }
+
+    /// The held session, made now if there is none.
+    async fn session(&self, timeout: Duration) -> Result<Arc<Session>, UpstreamError> {
+        if let Some(session) = self.session.load_full() {
+            return Ok(session);
+        }
+        let _guard = self.handshake.lock().await;
+        if let Some(session) = self.session.load_full() {
+            return Ok(session);
+        }
+        let session = Arc::new(self.handshake(timeout).await?);
+        self.session.store(Some(session.clone()));
+        Ok(session)
+    }
+
+    /// `initialize` + `notifications/initialized`, or detection of a
+    /// 2026-07-28-only member.
+    async fn handshake(&self, timeout: Duration) -> Result<Session, UpstreamError> {
+        let bare = Session {
+            id: None,
+            protocol_version: HeaderValue::from_static(LEGACY_VERSION),
+            modern: false,
+        };
+        let params = json!({
+            "protocolVersion": LEGACY_VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "hangar-data-plane", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let (result, session_id) = match self.exchange(&bare, "initialize", &params, timeout).await
+        {
+            Ok(answer) => answer,
+            Err(Sent::Failed(err)) if is_modern_refusal(&err) => return self.discover(timeout).await,
+            Err(sent) => return Err(sent.into_error()),
+        };
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .ok_or_else(|| UpstreamError::Protocol("initialize result without protocolVersion".into()))?;
+        let session = Session {
+            id: session_id,
+            protocol_version: version,
+            modern: false,
+        };
+        self.notify(&session, "notifications/initialized", timeout)
+            .await?;
+        tracing::debug!(endpoint = %self.endpoint, stateful = session.id.is_some(), "mcp session opened");
+        Ok(session)
+    }
+
+    /// Confirms a 2026-07-28 member with `server/discover`.
+    async fn discover(&self, timeout: Duration) -> Result<Session, UpstreamError> {
+        let session = Session {
+            id: None,
+            protocol_version: HeaderValue::from_static(MODERN_VERSION),
+            modern: true,
+        };
+        self.send(&session, "server/discover", &json!({}), timeout)
+            .await
+            .map_err(Sent::into_error)?;
+        Ok(session)
+    }
+
+    async fn notify(&self, session: &Session, method: &str, timeout: Duration) -> Result<(), UpstreamError> {
+        let body = json!({ "jsonrpc": "2.0", "method": method });
+        let response = self.post(session, method, None, &body, timeout).await?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            status => Err(status_error(status, response, timeout).await),
+        }
+    }
+
+    async fn send(
+        &self,
+        session: &Session,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Value, Sent> {
+        self.exchange(session, method, params, timeout)
+            .await
+            .map(|(result, _)| result)
+    }
+
+    /// One request/response; also returns the `Mcp-Session-Id` the member set.
+    async fn exchange(
+        &self,
+        session: &Session,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<(Value, Option<HeaderValue>), Sent> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut params = params.clone();
+        if session.modern {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            });
+        }
+        let name = params.get("name").and_then(Value::as_str).map(str::to_owned);
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let response = self
+            .post(session, method, name.as_deref(), &body, timeout)
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && session.id.is_some() {
+            return Err(Sent::SessionGone);
+        }
+        if !status.is_success() {
+            return Err(Sent::Failed(status_error(status, response, timeout).await));
+        }
+        let session_id = response.headers().get("mcp-session-id").cloned();
+        let is_sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let text = response
+            .text()
+            .await
+            .map_err(|e| UpstreamError::from_body(e, timeout))?;
+        let answer = if is_sse {
+            find_response_in_sse(&text, id)?
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| UpstreamError::Protocol(format!("response is not json: {e}")))?
+        };
+        Ok((into_result(answer)?, session_id))
+    }
+
+    async fn post(
+        &self,
+        session: &Session,
+        method: &str,
+        name: Option<&str>,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut request = self
+            .http
+            .post(&self.endpoint)
+            .timeout(timeout)
+            .header(http::header::ACCEPT, "application/json, text/event-stream")
+            .header("mcp-protocol-version", session.protocol_version.clone())
+            .json(body);
+        if let Some(id) = &session.id {
+            request = request.header("mcp-session-id", id.clone());
+        }
+        if session.modern {
+            request = request.header("mcp-method", method);
+            if let Some(name) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
+                request = request.header("mcp-name", name);
+            }
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_send(e, timeout))
+    }
+}
+
+/// Outcome of one attempt inside a session.
+#[derive(Debug)]
+enum Sent {
+    /// The member does not know the session: the request was not processed.
+    SessionGone,
+    /// Any other error.
+    Failed(UpstreamError),
+}
+
+impl Sent {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Self::SessionGone => UpstreamError::Rejected {
+                status: StatusCode::NOT_FOUND,
+                body: "session not found".into(),
+            },
+            Self::Failed(err) => err,
+        }
+    }
+}
+
+impl From<UpstreamError> for Sent {
+    fn from(err: UpstreamError) -> Self {
+        Self::Failed(err)
+    }
+}
+
+/// A 2026-07-28-only server refuses `initialize` with a modern error code.
+fn is_modern_refusal(err: &UpstreamError) -> bool {
+    match err {
+        UpstreamError::JsonRpc { code, .. } => MODERN_ERROR_CODES.contains(code),
+        UpstreamError::Rejected { body, .. } => MODERN_ERROR_CODES
+            .iter()
+            .any(|code| body.contains(&code.to_string())),
+        _ => false,
+    }
+}
+
+async fn status_error(status: StatusCode, response: reqwest::Response, timeout: Duration) -> UpstreamError {
+    let body = match response.text().await {
+        Ok(text) => text.chars().take(ERROR_BODY_LIMIT).collect(),
+        Err(e) => return UpstreamError::from_body(e, timeout),
+    };
+    if status.is_server_error() {
+        UpstreamError::ServerError { status, body }
+    } else {
+        UpstreamError::Rejected { status, body }
+    }
+}
+
+/// The JSON-RPC response with `id` among an SSE body's events (progress and
+/// other notifications before it are skipped).
+fn find_response_in_sse(text: &str, id: u64) -> Result<Value, UpstreamError> {
+    sse::data_events(text)
+        .into_iter()
+        .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
+        .find(|msg| msg.get("id").and_then(Value::as_u64) == Some(id))
+        .ok_or_else(|| UpstreamError::Protocol("event stream ended without a response".into()))
+}
+
+/// The `result` of a JSON-RPC response, or its `error` as an error.
+fn into_result(mut answer: Value) -> Result<Value, UpstreamError> {
+    if let Some(result) = answer.get_mut("result") {
+        return Ok(result.take());
+    }
+    match answer.get("error") {
+        Some(error) => Err(UpstreamError::JsonRpc {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            data: error.get("data").cloned(),
+        }),
+        None => Err(UpstreamError::Protocol(
+            "json-rpc message has neither result nor error".into(),
+        )),
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors of one request to a member, classified the way balancing needs:
+//! did the request reach the member (may it be retried elsewhere), and does
+//! the error say the member is unhealthy.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Why a request to a member did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be made: the request was never sent, so another
+    /// member may take it.
+    #[error("connection failed: {0}")]
+    Connect(#[source] reqwest::Error),
+    /// No answer within the deadline; the member may have run the call.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The connection broke after the request was sent.
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The member answered with a server error status.
+    #[error("member answered HTTP {status}: {body}")]
+    ServerError {
+        /// The HTTP status (5xx).
+        status: StatusCode,
+        /// The start of the body, for the operator.
+        body: String,
+    },
+    /// The member refused the request (HTTP 4xx); says nothing about its health.
+    #[error("member rejected the request with HTTP {status}: {body}")]
+    Rejected {
+        /// The HTTP status (4xx).
+        status: StatusCode,
+        /// The start of the body.
+        body: String,
+    },
+    /// The member's answer is not valid MCP.
+    #[error("invalid answer from member: {0}")]
+    Protocol(String),
+    /// The member answered with a JSON-RPC error: an answer, not a failure.
+    #[error("json-rpc error {code}: {message}")]
+    JsonRpc {
+        /// JSON-RPC error code.
+        code: i64,
+        /// Error message.
+        message: String,
+        /// Optional error data.
+        data: Option<Value>,
+    },
+}
+
+// === impl UpstreamError ===
+
+impl UpstreamError {
+    /// True when the request may have reached the member. Such a call is
+    /// never retried on another member: `tools/call` is not idempotent.
+    pub fn delivered(&self) -> bool {
+        !matches!(self, Self::Connect(_))
+    }
+
+    /// True when the error counts as a failure of the member (transport
+    /// errors, 5xx, timeouts, garbage); false for answers and refusals.
+    pub fn counts_against_member(&self) -> bool {
+        !matches!(self, Self::JsonRpc { .. } | Self::Rejected { .. })
+    }
+
+    /// Builds the error of a failed `send()`, keeping "never connected"
+    /// apart from "broke after sending".
+    pub(crate) fn from_send(err: reqwest::Error, timeout: Duration) -> Self {
+        if err.is_connect() {
+            Self::Connect(err)
+        } else if err.is_timeout() {
+            Self::Timeout(timeout)
+        } else {
+            Self::Transport(err)
+        }
+    }
+
+    /// Builds the error of a failed body read.
+    pub(crate) fn from_body(err: reqwest::Error, timeout: Duration) -> Self {
+        if err.is_timeout() {
+            Self::Timeout(timeout)
+        } else {
+            Self::Transport(err)
+        }
+    }
+}

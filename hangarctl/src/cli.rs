@@ -1,0 +1,50 @@
+//! Command-line flags and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Operator CLI for Hangar: validate, apply and inspect config.
+#[derive(Debug, Parser)]
+#[command(name = "hangarctl", version)]
+pub(crate) struct Cli {
+    /// Control-plane URL.
+    #[arg(
+        long,
+        global = true,
+        env = "HANGAR_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub(crate) control_plane: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check a config file offline; prints every error with file:line:column.
+    Validate {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Validate a config file, store it as a new version and push it to every data plane.
+    Apply {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Show servers, groups and data planes with their health.
+    Status {
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Human-readable columns.
+    Table,
+    /// One JSON document.
+    Json,
+}
