@@ -1,0 +1,186 @@
+//! `mode: group` servers and their members.
+
+use std::collections::HashMap;
+
+use super::read::{Ctx, Fields, Keys};
+use super::{Kind, Kinds};
+use crate::locate::Path;
+use crate::model::{Group, Member, Strategy};
+use crate::parse::Node;
+
+pub(super) const GROUP_KEYS: Keys = Keys {
+    known: &["mode", "strategy", "min_healthy", "members", "description"],
+    unsupported: &["auto_start", "circuit_breaker"],
+    hint: "",
+};
+
+/// MCP Hangar lets a member define its server inline; Hangar only takes
+/// references to servers defined under `mcp_servers`.
+const MEMBER_KEYS: Keys = Keys {
+    known: &["id", "weight", "priority"],
+    unsupported: &[
+        "args",
+        "auth",
+        "auto_start",
+        "build",
+        "command",
+        "description",
+        "endpoint",
+        "env",
+        "headers",
+        "health_check_interval_s",
+        "http",
+        "idle_ttl_s",
+        "image",
+        "max_consecutive_failures",
+        "mode",
+        "network",
+        "network_mode",
+        "read_only",
+        "resources",
+        "tls",
+        "tools",
+        "user",
+        "volumes",
+    ],
+    hint: " in a member (define the server under mcp_servers and list its id)",
+};
+
+pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) -> Option<Group> {
+    let strategy = cx
+        .optional(fields, "strategy", strategy)
+        .map(Option::unwrap_or_default);
+    let (count, members) = match cx.required(fields, "members") {
+        Some(node) => members(cx, &fields.path.key("members"), node, kinds),
+        None => (0, None),
+    };
+    let min_healthy = cx
+        .optional(fields, "min_healthy", |cx, p, n| cx.uint(p, n, 1))
+        .map(|v| v.unwrap_or(Group::DEFAULT_MIN_HEALTHY))
+        .and_then(|min| check_min_healthy(cx, &fields.path.key("min_healthy"), min, count));
+    let description = cx.optional(fields, "description", Ctx::string);
+    Some(Group {
+        strategy: strategy?,
+        min_healthy: min_healthy?,
+        members: members?,
+        description: description?,
+    })
+}
+
+fn strategy(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Strategy> {
+    let name = cx.string(path, node)?;
+    let strategy = Strategy::from_name(&name);
+    if strategy.is_none() {
+        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+        let names = names.join(", ");
+        cx.at_value(
+            path,
+            format!("unknown strategy '{name}' (expected one of: {names})"),
+        );
+    }
+    strategy
+}
+
+/// `count` is the length of the members list (0 when it is missing or not a
+/// list, which is reported elsewhere).
+fn check_min_healthy(cx: &mut Ctx<'_>, path: &Path, min: u32, count: usize) -> Option<u32> {
+    if count > 0 && usize::try_from(min).is_ok_and(|min| min > count) {
+        let message = format!("must be at most the number of members ({count}), got {min}");
+        cx.at_value(path, message);
+        return None;
+    }
+    Some(min)
+}
+
+/// Returns the length of the list and, if every member is valid, the
+/// members.
+fn members(
+    cx: &mut Ctx<'_>,
+    path: &Path,
+    node: &Node,
+    kinds: &Kinds<'_>,
+) -> (usize, Option<Vec<Member>>) {
+    let Node::Seq(items) = node else {
+        cx.wrong_type(path, "a list", node);
+        return (0, None);
+    };
+    if items.is_empty() {
+        cx.at_value(path, "must not be empty");
+        return (0, None);
+    }
+    let mut seen = HashMap::new();
+    let mut out = Some(Vec::with_capacity(items.len()));
+    for (i, item) in items.iter().enumerate() {
+        let member = member(cx, path, i, item, kinds, &mut seen);
+        match (member, &mut out) {
+            (Some(member), Some(out)) => out.push(member),
+            _ => out = None,
+        }
+    }
+    (items.len(), out)
+}
+
+/// Validates `members[index]`. `seen` maps member ids already listed in
+/// this group to their index.
+fn member(
+    cx: &mut Ctx<'_>,
+    members_path: &Path,
+    index: usize,
+    node: &Node,
+    kinds: &Kinds<'_>,
+    seen: &mut HashMap<String, usize>,
+) -> Option<Member> {
+    let path = &members_path.index(index);
+    let fields = cx.mapping(path, node, &MEMBER_KEYS)?;
+    let id = cx.required(&fields, "id").and_then(|node| {
+        let id_path = path.key("id");
+        let id = cx.string(&id_path, node)?;
+        member_id(cx, &id_path, id, index, kinds, seen)
+    });
+    let weight = cx
+        .optional(&fields, "weight", |cx, p, n| cx.uint(p, n, 1))
+        .map(|v| v.unwrap_or(Member::DEFAULT_WEIGHT));
+    let priority = cx
+        .optional(&fields, "priority", Ctx::int32)
+        .map(|v| v.unwrap_or(Member::DEFAULT_PRIORITY));
+    Some(Member {
+        id: id?,
+        weight: weight?,
+        priority: priority?,
+    })
+}
+
+/// Checks that `id` names a remote server and is not listed twice.
+fn member_id(
+    cx: &mut Ctx<'_>,
+    id_path: &Path,
+    id: String,
+    index: usize,
+    kinds: &Kinds<'_>,
+    seen: &mut HashMap<String, usize>,
+) -> Option<String> {
+    if let Some(first) = seen.get(&id) {
+        cx.at_value(
+            id_path,
+            format!("duplicate member '{id}' (also members[{first}])"),
+        );
+        return None;
+    }
+    seen.insert(id.clone(), index);
+    match kinds.get(id.as_str()) {
+        // A server with a bad mode reports that itself; naming it here is
+        // not a second mistake.
+        Some(Kind::Remote | Kind::Other) => Some(id),
+        Some(Kind::Group) => {
+            cx.at_value(
+                id_path,
+                format!("'{id}' is a group; groups cannot contain groups"),
+            );
+            None
+        }
+        None => {
+            cx.at_value(id_path, format!("no server named '{id}'"));
+            None
+        }
+    }
+}

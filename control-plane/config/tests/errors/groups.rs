@@ -1,0 +1,104 @@
+//! Group semantics: member references, counts and strategies.
+
+use super::with_a;
+
+#[test]
+fn member_names_missing_server() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "      - id: nope",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:13: mcp_servers.g.members[1].id: no server named 'nope'"
+    );
+}
+
+#[test]
+fn group_in_group() {
+    let got = with_a(&[
+        "  inner:",
+        "    mode: group",
+        "    members: [{id: a}]",
+        "  outer:",
+        "    mode: group",
+        "    members:",
+        "      - id: inner",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:11:13: mcp_servers.outer.members[0].id: 'inner' is a group; groups cannot contain groups"
+    );
+}
+
+#[test]
+fn duplicate_member() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "      - id: a",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:13: mcp_servers.g.members[1].id: duplicate member 'a' (also members[0])"
+    );
+}
+
+#[test]
+fn empty_members() {
+    let got = with_a(&["  g:", "    mode: group", "    members: []"]);
+    assert_eq!(
+        got,
+        "config.yaml:7:14: mcp_servers.g.members: must not be empty"
+    );
+}
+
+#[test]
+fn weight_zero() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "        weight: 0",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:17: mcp_servers.g.members[0].weight: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn min_healthy_above_member_count() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    min_healthy: 2",
+        "    members:",
+        "      - id: a",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:7:18: mcp_servers.g.min_healthy: must be at most the number of members (1), got 2"
+    );
+}
+
+#[test]
+fn unknown_strategy() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    strategy: fastest",
+        "    members: [{id: a}]",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:7:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: \
+         round_robin, random, least_connections, weighted_round_robin, priority)"
+    );
+}

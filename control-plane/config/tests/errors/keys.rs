@@ -1,0 +1,129 @@
+//! Unknown, unsupported, missing and repeated keys.
+
+use super::{errors, with_a};
+
+#[test]
+fn unknown_top_level_key() {
+    let got = errors(&["mcp_servers: {}", "servers: {}"]);
+    assert_eq!(
+        got,
+        "config.yaml:2:1: servers: unknown key 'servers' (expected mcp_servers)"
+    );
+}
+
+#[test]
+fn unknown_server_key() {
+    let got = with_a(&["    endpont: http://i"]);
+    assert_eq!(
+        got,
+        "config.yaml:5:5: mcp_servers.a.endpont: unknown key 'endpont' (expected one of: \
+         mode, endpoint, health_check_interval_s, max_consecutive_failures, description)"
+    );
+}
+
+#[test]
+fn unknown_member_key() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "        wieght: 2",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:9: mcp_servers.g.members[0].wieght: unknown key 'wieght' (expected one of: id, weight, priority)"
+    );
+}
+
+/// MCP Hangar keys Hangar lacks are named as such, not as typos.
+#[test]
+fn unsupported_known_key() {
+    let got = with_a(&["    idle_ttl_s: 300"]);
+    assert_eq!(
+        got,
+        "config.yaml:5:5: mcp_servers.a.idle_ttl_s: key 'idle_ttl_s' is not supported yet"
+    );
+}
+
+/// MCP Hangar's inline member servers get a hint towards references.
+#[test]
+fn inline_member_server_is_unsupported() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "        mode: remote",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:9: mcp_servers.g.members[0].mode: key 'mode' is not supported yet in a member \
+         (define the server under mcp_servers and list its id)"
+    );
+}
+
+#[test]
+fn member_without_id() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    members:",
+        "      - id: a",
+        "      - weight: 2",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:9:9: mcp_servers.g.members[1]: missing required key 'id'"
+    );
+}
+
+#[test]
+fn missing_members() {
+    let got = with_a(&["  g:", "    mode: group"]);
+    assert_eq!(
+        got,
+        "config.yaml:5:3: mcp_servers.g: missing required key 'members'"
+    );
+}
+
+#[test]
+fn missing_endpoint() {
+    let got = errors(&[
+        "mcp_servers:",
+        "  a:",
+        "    mode: remote",
+        "    health_check_interval_s: 5",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:2:3: mcp_servers.a: missing required key 'endpoint'"
+    );
+}
+
+#[test]
+fn missing_mode() {
+    let got = errors(&["mcp_servers:", "  a:", "    endpoint: http://h"]);
+    assert_eq!(
+        got,
+        "config.yaml:2:3: mcp_servers.a: missing required key 'mode'"
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    let got = with_a(&["    endpoint: http://i"]);
+    assert_eq!(
+        got,
+        "config.yaml:5:5: mcp_servers.a.endpoint: duplicate key 'endpoint' (first on line 4)"
+    );
+}
+
+#[test]
+fn duplicate_server() {
+    let got = with_a(&["  a:", "    mode: remote", "    endpoint: http://i"]);
+    assert_eq!(
+        got,
+        "config.yaml:5:3: mcp_servers.a: duplicate key 'a' (first on line 2)"
+    );
+}

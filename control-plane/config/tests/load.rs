@@ -1,0 +1,222 @@
+//! Configs that must load, and what they load to.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hangar_config::{Config, Group, Member, RemoteServer, Server, Strategy};
+use hangar_proto::v1;
+
+const RECIPE_05: &str = include_str!("fixtures/recipe-05.yaml");
+
+fn recipe_05() -> Config {
+    hangar_config::load("recipe-05.yaml", RECIPE_05).expect("recipe 05 is valid")
+}
+
+fn remote(endpoint: &str) -> Server {
+    Server::Remote(RemoteServer {
+        endpoint: endpoint.parse().expect("test URL"),
+        health_check_interval: Duration::from_secs(10),
+        max_consecutive_failures: 3,
+        description: None,
+    })
+}
+
+fn member(id: &str) -> Member {
+    Member {
+        id: id.into(),
+        weight: 1,
+        priority: 1,
+    }
+}
+
+/// MCP Hangar's load-balancing recipe loads unchanged: bare endpoints get
+/// `/mcp`, file order is kept, unset member fields take their defaults.
+#[test]
+fn recipe_05_loads_unchanged() {
+    let config = recipe_05();
+    let ids: Vec<&str> = config.servers.keys().map(String::as_str).collect();
+    assert_eq!(ids, ["my-mcp", "my-mcp-backup", "my-mcp-3", "my-mcp-group"]);
+    assert_eq!(
+        config.servers["my-mcp"],
+        remote("http://localhost:8080/mcp")
+    );
+    assert_eq!(
+        config.servers["my-mcp-backup"],
+        remote("http://localhost:8081/mcp")
+    );
+    assert_eq!(
+        config.servers["my-mcp-3"],
+        remote("http://localhost:8082/mcp")
+    );
+    let group = Server::Group(Group {
+        strategy: Strategy::RoundRobin,
+        min_healthy: 1,
+        members: vec![
+            member("my-mcp"),
+            member("my-mcp-backup"),
+            member("my-mcp-3"),
+        ],
+        description: None,
+    });
+    assert_eq!(config.servers["my-mcp-group"], group);
+}
+
+/// `load_file` reads from disk and behaves as `load`.
+#[test]
+fn recipe_05_loads_from_file() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recipe-05.yaml");
+    let config = hangar_config::load_file(&path).expect("recipe 05 is valid");
+    assert_eq!(config, recipe_05());
+}
+
+/// `remotes()` and `groups()` split the servers and keep file order.
+#[test]
+fn remotes_and_groups_iterate_in_file_order() {
+    let config = recipe_05();
+    let remotes: Vec<&str> = config.remotes().map(|(id, _)| id).collect();
+    assert_eq!(remotes, ["my-mcp", "my-mcp-backup", "my-mcp-3"]);
+    let groups: Vec<(&str, usize)> = config
+        .groups()
+        .map(|(id, g)| (id, g.members.len()))
+        .collect();
+    assert_eq!(groups, [("my-mcp-group", 3)]);
+}
+
+/// The snapshot carries exactly what data planes need, in file order.
+#[test]
+fn recipe_05_compiles_to_snapshot() {
+    let snapshot = recipe_05().to_snapshot(7);
+    let server = |id: &str, port: u16| v1::Server {
+        id: id.into(),
+        endpoint: format!("http://localhost:{port}/mcp"),
+        probe_interval_ms: 10_000,
+        max_consecutive_failures: 3,
+    };
+    let member = |id: &str| v1::Member {
+        server_id: id.into(),
+        weight: 1,
+        priority: 1,
+        eligible: true,
+    };
+    let want = v1::Snapshot {
+        version: 7,
+        servers: vec![
+            server("my-mcp", 8080),
+            server("my-mcp-backup", 8081),
+            server("my-mcp-3", 8082),
+        ],
+        groups: vec![v1::Group {
+            id: "my-mcp-group".into(),
+            strategy: v1::Strategy::RoundRobin.into(),
+            min_healthy: 1,
+            members: vec![
+                member("my-mcp"),
+                member("my-mcp-backup"),
+                member("my-mcp-3"),
+            ],
+        }],
+    };
+    assert_eq!(snapshot, want);
+}
+
+/// Every optional key falls back to MCP Hangar's default.
+#[test]
+fn defaults_apply_when_keys_are_left_out() {
+    let text = "mcp_servers:\n  a:\n    mode: remote\n    endpoint: https://h/x\n  g:\n    mode: group\n    members:\n      - id: a\n";
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let Server::Remote(a) = &config.servers["a"] else {
+        panic!("a is remote")
+    };
+    assert_eq!(a.endpoint.as_str(), "https://h/x");
+    assert_eq!(
+        a.health_check_interval,
+        RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL
+    );
+    assert_eq!(
+        a.max_consecutive_failures,
+        RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES
+    );
+    let Server::Group(g) = &config.servers["g"] else {
+        panic!("g is a group")
+    };
+    assert_eq!(g.strategy, Strategy::RoundRobin);
+    assert_eq!(g.min_healthy, Group::DEFAULT_MIN_HEALTHY);
+    assert_eq!(g.members, [member("a")]);
+}
+
+/// Fractional intervals, descriptions, queries, priorities and every
+/// strategy name are accepted.
+#[test]
+fn optional_keys_are_read() {
+    let text = r#"mcp_servers:
+  a:
+    mode: remote
+    endpoint: "http://h:9000?tenant=x"
+    health_check_interval_s: 0.25
+    max_consecutive_failures: 5
+    description: primary
+  g:
+    mode: group
+    strategy: priority
+    min_healthy: 1
+    description: pool
+    members:
+      - {id: a, weight: 3, priority: -2}
+"#;
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let want_a = Server::Remote(RemoteServer {
+        endpoint: "http://h:9000/mcp?tenant=x".parse().expect("test URL"),
+        health_check_interval: Duration::from_millis(250),
+        max_consecutive_failures: 5,
+        description: Some("primary".into()),
+    });
+    assert_eq!(config.servers["a"], want_a);
+    let want_g = Server::Group(Group {
+        strategy: Strategy::Priority,
+        min_healthy: 1,
+        members: vec![Member {
+            id: "a".into(),
+            weight: 3,
+            priority: -2,
+        }],
+        description: Some("pool".into()),
+    });
+    assert_eq!(config.servers["g"], want_g);
+    assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
+}
+
+/// Every strategy name in `Strategy::ALL` is accepted in a file.
+#[test]
+fn every_strategy_name_loads() {
+    for &strategy in Strategy::ALL {
+        let text = format!(
+            "mcp_servers:\n  a:\n    mode: remote\n    endpoint: http://h\n  g:\n    mode: group\n    strategy: {strategy}\n    members: [{{id: a}}]\n"
+        );
+        let config = hangar_config::load("config.yaml", &text).expect("valid");
+        let (_, group) = config.groups().next().expect("one group");
+        assert_eq!(group.strategy, strategy);
+    }
+}
+
+/// YAML anchors and aliases resolve like any other value.
+#[test]
+fn aliases_resolve() {
+    let text =
+        "mcp_servers:\n  a: &remote\n    mode: remote\n    endpoint: http://h\n  b: *remote\n";
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    assert_eq!(config.servers["a"], config.servers["b"]);
+}
+
+/// An empty `mcp_servers` mapping is a valid config with nothing in it.
+#[test]
+fn empty_server_map_is_valid() {
+    let config = hangar_config::load("config.yaml", "mcp_servers: {}\n").expect("valid");
+    assert!(config.servers.is_empty());
+    assert_eq!(
+        config.to_snapshot(1),
+        v1::Snapshot {
+            version: 1,
+            ..Default::default()
+        }
+    );
+}
