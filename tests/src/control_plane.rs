@@ -1,0 +1,97 @@
+//! An in-process control plane on 127.0.0.1:0 with its own state directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hangar_proto::v1::admin_service_client::AdminServiceClient;
+use hangar_proto::v1::{ApplyRequest, ApplyResponse, StatusRequest, StatusResponse};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    addr: SocketAddr,
+    state_dir: PathBuf,
+    /// Keeps a temporary state directory alive; `None` for a given directory.
+    _temp: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ControlPlane {
+    /// Starts a control plane with a fresh temporary state directory.
+    pub async fn start() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut cp = Self::start_in(&dir).await;
+        cp._temp = Some(temp);
+        cp
+    }
+
+    /// Starts a control plane on an existing state directory.
+    pub async fn start_in(state_dir: &Path) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let settings = hangar_control_plane::Settings {
+            state_dir: state_dir.to_path_buf(),
+        };
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            hangar_control_plane::run(listener, settings, token)
+                .await
+                .expect("control plane runs");
+        });
+        Self {
+            addr,
+            state_dir: state_dir.to_path_buf(),
+            _temp: None,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The gRPC URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// An admin client.
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::connect(self.url()).await.expect("connect to control plane")
+    }
+
+    /// Applies a config, as `hangarctl apply` does.
+    pub async fn apply(&self, yaml: &str) -> Result<ApplyResponse, tonic::Status> {
+        let request = ApplyRequest {
+            yaml: yaml.to_owned(),
+            source_name: "config.yaml".to_owned(),
+        };
+        self.admin().await.apply(request).await.map(tonic::Response::into_inner)
+    }
+
+    /// The current status.
+    pub async fn status(&self) -> StatusResponse {
+        self.admin()
+            .await
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
+    /// Stops the control plane and waits for it; the state dir is kept
+    /// when it was given.
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.shutdown.cancel();
+        self.task.await.expect("control plane task");
+        self._temp
+    }
+}

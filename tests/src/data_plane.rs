@@ -1,0 +1,120 @@
+//! An in-process data plane on 127.0.0.1:0, and an MCP client for it built
+//! on the official Rust SDK (rmcp), so the data plane is driven by a client
+//! we did not write.
+
+use std::net::SocketAddr;
+
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running data plane.
+#[derive(Debug)]
+pub struct DataPlane {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl DataPlane {
+    /// Starts a data plane that follows the control plane at `cp_url`.
+    pub async fn start(cp_url: &str, node_id: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let settings = hangar_data_plane::Settings {
+            control_planes: vec![cp_url.to_owned()],
+            node_id: node_id.to_owned(),
+        };
+        let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
+        data_plane.spawn_control(&settings, addr.to_string());
+        let task = tokio::spawn(async move {
+            data_plane.serve_http(listener).await.expect("data plane serves");
+        });
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The MCP endpoint (`http://127.0.0.1:PORT/mcp`).
+    pub fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// An MCP client session with this data plane.
+    pub async fn client(&self) -> McpClient {
+        McpClient::connect(&self.mcp_url()).await
+    }
+
+    /// Stops the data plane and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("data plane task");
+    }
+}
+
+/// An rmcp client session.
+#[derive(Debug)]
+pub struct McpClient {
+    service: RunningService<RoleClient, ClientConfig>,
+}
+
+impl McpClient {
+    /// Connects and initializes.
+    pub async fn connect(url: &str) -> Self {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+        );
+        let service = ClientConfig::default()
+            .serve(transport)
+            .await
+            .expect("mcp client connects");
+        Self { service }
+    }
+
+    /// Names of the tools the server lists.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let tools = self.service.list_all_tools().await.expect("tools/list");
+        tools.into_iter().map(|t| t.name.into_owned()).collect()
+    }
+
+    /// Calls `hangar_call` with `arguments` and returns its structured output.
+    pub async fn hangar_call(&self, arguments: Value) -> Value {
+        let Value::Object(arguments) = arguments else {
+            panic!("hangar_call arguments must be an object");
+        };
+        let result = self
+            .service
+            .call_tool(CallToolRequestParams::new("hangar_call").with_arguments(arguments))
+            .await
+            .expect("tools/call hangar_call");
+        result.structured_content.expect("hangar_call returns structured content")
+    }
+
+    /// Calls `tool` on `target` `n` times in one `hangar_call` batch.
+    pub async fn batch(&self, target: &str, tool: &str, arguments: Value, n: usize) -> Value {
+        let calls: Vec<Value> = (0..n)
+            .map(|_| serde_json::json!({"mcp_server": target, "tool": tool, "arguments": arguments}))
+            .collect();
+        self.hangar_call(serde_json::json!({ "calls": calls })).await
+    }
+}
+
+/// How many results of a `hangar_call` output each member served, counting
+/// only successful calls; panics if any call failed.
+pub fn served_counts(output: &Value) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for result in output["results"].as_array().expect("results array") {
+        assert_eq!(result["success"], true, "call failed: {result}");
+        let member = result["served_by"].as_str().expect("served_by").to_owned();
+        *counts.entry(member).or_default() += 1;
+    }
+    counts
+}

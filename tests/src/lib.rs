@@ -1,0 +1,17 @@
+//! Test harness for Hangar: fake MCP servers and in-process builders for the
+//! control plane and data plane, used by the end-to-end tests in `tests/`.
+//!
+//! # Layout
+//! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the kit's tools.
+//! - [`configs`]: recipe-shaped config files.
+//! - [`control_plane`]: an in-process control plane with a temporary state dir.
+//! - [`data_plane`]: an in-process data plane and an rmcp client for it.
+//! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
+//! - [`eventually`]: bounded polling instead of fixed sleeps.
+
+pub mod configs;
+pub mod control_plane;
+pub mod data_plane;
+pub mod eventually;
+pub mod fake_mcp;
+pub mod python_kit;

@@ -1,0 +1,129 @@
+//! Backends on the official MCP Python SDK (`../shared/kit/mcp_backend.py`),
+//! started as real processes so tests prove interop with servers we did not
+//! write.
+//!
+//! The interpreter is `$HANGAR_PYTHON`, else `.venv/bin/python` at the
+//! workspace root (made by `scripts/test`); the kit is `$HANGAR_KIT_DIR`, else
+//! `../shared/kit` beside the workspace.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::eventually::eventually;
+
+/// Wire modes of the kit backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sessions (`Mcp-Session-Id`), SSE answers.
+    Stateful,
+    /// SDK stateless HTTP: no session id.
+    Stateless,
+    /// Sessions, `application/json` answers.
+    JsonResponse,
+}
+
+/// A running kit backend; the process is killed when this is dropped.
+#[derive(Debug)]
+pub struct PyBackend {
+    name: String,
+    mode: Mode,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("HANGAR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+fn kit_dir() -> PathBuf {
+    std::env::var_os("HANGAR_KIT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/kit"))
+}
+
+impl PyBackend {
+    /// Starts a backend named `name` on a free loopback port and waits until it answers.
+    pub async fn start(name: &str, mode: Mode) -> Self {
+        // The kit takes a fixed port: reserve one, release it, hand it over.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let mut backend = Self {
+            name: name.to_owned(),
+            mode,
+            addr,
+            child: None,
+        };
+        backend.restart().await;
+        backend
+    }
+
+    /// The MCP endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// The bare `http://host:port` authority, as the recipe writes endpoints.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills the process (SIGKILL by PID) and waits for it to exit.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill backend");
+        }
+    }
+
+    /// Starts the process again on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let script = kit_dir().join("mcp_backend.py");
+        assert!(script.exists(), "MCP test kit not found at {}", script.display());
+        let python = python();
+        assert!(
+            python.exists(),
+            "python with the kit's requirements not found at {} (run scripts/test, or set HANGAR_PYTHON)",
+            python.display()
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
+            .args(["--port", &self.addr.port().to_string(), "--name", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        match self.mode {
+            Mode::Stateful => {}
+            Mode::Stateless => {
+                cmd.arg("--stateless");
+            }
+            Mode::JsonResponse => {
+                cmd.arg("--json-response");
+            }
+        }
+        self.child = Some(cmd.spawn().expect("spawn python backend"));
+        let health = format!("http://{}/healthz", self.addr);
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        eventually("the python backend to answer /healthz", || {
+            let request = client.get(&health).send();
+            async move { request.await.ok().filter(|r| r.status().is_success()).map(drop) }
+        })
+        .await;
+    }
+}
