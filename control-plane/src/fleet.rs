@@ -96,7 +96,9 @@ impl Fleet {
 
     /// Records that the data plane rejected `version`.
     pub fn nack(&self, conn: &Connection, version: u64, reason: String) {
-        self.update(conn, |p| p.last_nack = Some(format!("version {version}: {reason}")));
+        self.update(conn, |p| {
+            p.last_nack = Some(format!("version {version}: {reason}"))
+        });
     }
 
     /// Replaces the data plane's member health with a new report.
@@ -117,11 +119,11 @@ impl Fleet {
 
     fn update(&self, conn: &Connection, f: impl FnOnce(&mut DataPlane)) {
         let mut planes = self.planes.lock();
-        if let Some(plane) = planes.get_mut(&conn.node_id) {
-            if plane.connection == conn.id {
-                plane.last_seen = Instant::now();
-                f(plane);
-            }
+        if let Some(plane) = planes.get_mut(&conn.node_id)
+            && plane.connection == conn.id
+        {
+            plane.last_seen = Instant::now();
+            f(plane);
         }
     }
 }

@@ -76,15 +76,21 @@ impl ConfigState {
     pub fn load(store: Store) -> Result<Self, LoadError> {
         let current = match store.load()? {
             Some(stored) => {
-                let config = hangar_config::load(&stored.source_name, &stored.yaml).map_err(
-                    |errors| LoadError::Invalid {
-                        version: stored.version,
-                        errors,
-                    },
-                )?;
+                let config =
+                    hangar_config::load(&stored.source_name, &stored.yaml).map_err(|errors| {
+                        LoadError::Invalid {
+                            version: stored.version,
+                            errors,
+                        }
+                    })?;
                 current_of(stored.version, config)
             }
-            None => current_of(0, Config { servers: Default::default() }),
+            None => current_of(
+                0,
+                Config {
+                    servers: Default::default(),
+                },
+            ),
         };
         let (snapshots, _) = watch::channel(current.snapshot.clone());
         Ok(Self {

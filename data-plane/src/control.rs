@@ -94,10 +94,7 @@ async fn follow(
     };
     send(&tx, Up::Hello(hello)).await;
     send(&tx, Up::Health(routes.health_report())).await;
-    let mut downstream = client
-        .stream(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
+    let mut downstream = client.stream(ReceiverStream::new(rx)).await?.into_inner();
     tracing::info!(control_plane = %url, "connected to control plane");
     let health_changed = routes.health_changed();
     let mut reports = tokio::time::interval(REPORT_INTERVAL);

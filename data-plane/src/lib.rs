@@ -119,7 +119,11 @@ impl DataPlane {
 /// `Host` values accepted on the MCP endpoint: loopback names, plus the
 /// listen address itself when bound elsewhere. Guards against DNS rebinding.
 fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
-    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     if !addr.ip().is_loopback() {
         hosts.push(addr.ip().to_string());
     }

@@ -194,15 +194,28 @@ fn check(snapshot: &Snapshot) -> Result<(), String> {
         let url = url::Url::parse(&server.endpoint)
             .map_err(|e| format!("server '{}': bad endpoint: {e}", server.id))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("server '{}': endpoint must be http or https", server.id));
+            return Err(format!(
+                "server '{}': endpoint must be http or https",
+                server.id
+            ));
         }
     }
     for group in &snapshot.groups {
         if group.strategy() == Strategy::Unspecified {
-            return Err(format!("group '{}': unknown strategy {}", group.id, group.strategy));
+            return Err(format!(
+                "group '{}': unknown strategy {}",
+                group.id, group.strategy
+            ));
         }
-        if let Some(m) = group.members.iter().find(|m| !servers.contains(m.server_id.as_str())) {
-            return Err(format!("group '{}': unknown member '{}'", group.id, m.server_id));
+        if let Some(m) = group
+            .members
+            .iter()
+            .find(|m| !servers.contains(m.server_id.as_str()))
+        {
+            return Err(format!(
+                "group '{}': unknown member '{}'",
+                group.id, m.server_id
+            ));
         }
     }
     Ok(())

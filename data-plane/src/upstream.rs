@@ -153,14 +153,18 @@ impl Upstream {
         let (result, session_id) = match self.exchange(&bare, "initialize", &params, timeout).await
         {
             Ok(answer) => answer,
-            Err(Sent::Failed(err)) if is_modern_refusal(&err) => return self.discover(timeout).await,
+            Err(Sent::Failed(err)) if is_modern_refusal(&err) => {
+                return self.discover(timeout).await;
+            }
             Err(sent) => return Err(sent.into_error()),
         };
         let version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
             .and_then(|v| HeaderValue::from_str(v).ok())
-            .ok_or_else(|| UpstreamError::Protocol("initialize result without protocolVersion".into()))?;
+            .ok_or_else(|| {
+                UpstreamError::Protocol("initialize result without protocolVersion".into())
+            })?;
         let session = Session {
             id: session_id,
             protocol_version: version,
@@ -185,7 +189,12 @@ impl Upstream {
         Ok(session)
     }
 
-    async fn notify(&self, session: &Session, method: &str, timeout: Duration) -> Result<(), UpstreamError> {
+    async fn notify(
+        &self,
+        session: &Session,
+        method: &str,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
         let body = json!({ "jsonrpc": "2.0", "method": method });
         let response = self.post(session, method, None, &body, timeout).await?;
         match response.status() {
@@ -222,7 +231,10 @@ impl Upstream {
                 "io.modelcontextprotocol/clientCapabilities": {},
             });
         }
-        let name = params.get("name").and_then(Value::as_str).map(str::to_owned);
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let response = self
             .post(session, method, name.as_deref(), &body, timeout)
@@ -322,7 +334,11 @@ fn is_modern_refusal(err: &UpstreamError) -> bool {
     }
 }
 
-async fn status_error(status: StatusCode, response: reqwest::Response, timeout: Duration) -> UpstreamError {
+async fn status_error(
+    status: StatusCode,
+    response: reqwest::Response,
+    timeout: Duration,
+) -> UpstreamError {
     let body = match response.text().await {
         Ok(text) => text.chars().take(ERROR_BODY_LIMIT).collect(),
         Err(e) => return UpstreamError::from_body(e, timeout),

@@ -25,7 +25,10 @@ fn validate(file: &Path) -> anyhow::Result<()> {
         Ok(config) => {
             let groups = config.groups().count();
             let remotes = config.remotes().count();
-            println!("{}: valid ({remotes} servers, {groups} groups)", file.display());
+            println!(
+                "{}: valid ({remotes} servers, {groups} groups)",
+                file.display()
+            );
             Ok(())
         }
         Err(errors) => bail!("{errors}"),
@@ -33,8 +36,8 @@ fn validate(file: &Path) -> anyhow::Result<()> {
 }
 
 async fn apply(url: &str, file: &Path) -> anyhow::Result<()> {
-    let yaml = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let yaml =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut client = AdminServiceClient::new(connect(url).await?);
     let request = ApplyRequest {
         yaml,
@@ -46,13 +49,19 @@ async fn apply(url: &str, file: &Path) -> anyhow::Result<()> {
             if response.changed {
                 println!("applied {} as version {}", file.display(), response.version);
             } else {
-                println!("{} unchanged (version {})", file.display(), response.version);
+                println!(
+                    "{} unchanged (version {})",
+                    file.display(),
+                    response.version
+                );
             }
             Ok(())
         }
         Err(status) if status.code() == tonic::Code::InvalidArgument => {
             match ValidationErrors::decode(status.details()) {
-                Ok(details) if !details.errors.is_empty() => bail!("{}", output::validation_errors(&details)),
+                Ok(details) if !details.errors.is_empty() => {
+                    bail!("{}", output::validation_errors(&details))
+                }
                 _ => bail!("control plane rejected the config: {}", status.message()),
             }
         }
@@ -69,7 +78,10 @@ async fn status(url: &str, format: Format) -> anyhow::Result<()> {
         .into_inner();
     match format {
         Format::Table => print!("{}", output::status_table(&status)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&output::status_json(&status))?),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::status_json(&status))?
+        ),
     }
     Ok(())
 }
@@ -79,7 +91,8 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
         .map_err(|_| anyhow::anyhow!("invalid control-plane URL '{url}'"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     endpoint.connect().await.map_err(|err| {
-        let cause = std::error::Error::source(&err).map_or_else(|| err.to_string(), |s| s.to_string());
+        let cause =
+            std::error::Error::source(&err).map_or_else(|| err.to_string(), |s| s.to_string());
         anyhow::anyhow!("cannot reach control plane at {url}: {cause}")
     })
 }

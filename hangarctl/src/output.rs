@@ -28,7 +28,12 @@ pub(crate) fn validation_errors(errors: &ValidationErrors) -> String {
 
 /// The `NAME MODE STATE DETAILS` table plus the data planes.
 pub(crate) fn status_table(status: &StatusResponse) -> String {
-    let mut rows = vec![["NAME".to_owned(), "MODE".into(), "STATE".into(), "DETAILS".into()]];
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "MODE".into(),
+        "STATE".into(),
+        "DETAILS".into(),
+    ]];
     for s in &status.servers {
         let mut details = format!("endpoint={}", s.endpoint);
         if s.consecutive_failures > 0 {

@@ -32,7 +32,9 @@ impl ControlPlane {
 
     /// Starts a control plane on an existing state directory.
     pub async fn start_in(state_dir: &Path) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let settings = hangar_control_plane::Settings {
@@ -65,7 +67,9 @@ impl ControlPlane {
 
     /// An admin client.
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::connect(self.url()).await.expect("connect to control plane")
+        AdminServiceClient::connect(self.url())
+            .await
+            .expect("connect to control plane")
     }
 
     /// Applies a config, as `hangarctl apply` does.
@@ -74,7 +78,11 @@ impl ControlPlane {
             yaml: yaml.to_owned(),
             source_name: "config.yaml".to_owned(),
         };
-        self.admin().await.apply(request).await.map(tonic::Response::into_inner)
+        self.admin()
+            .await
+            .apply(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// The current status.

@@ -24,7 +24,9 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts a data plane that follows the control plane at `cp_url`.
     pub async fn start(cp_url: &str, node_id: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         let settings = hangar_data_plane::Settings {
@@ -34,7 +36,10 @@ impl DataPlane {
         let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
         data_plane.spawn_control(&settings, addr.to_string());
         let task = tokio::spawn(async move {
-            data_plane.serve_http(listener).await.expect("data plane serves");
+            data_plane
+                .serve_http(listener)
+                .await
+                .expect("data plane serves");
         });
         Self {
             addr,
@@ -95,15 +100,20 @@ impl McpClient {
             .call_tool(CallToolRequestParams::new("hangar_call").with_arguments(arguments))
             .await
             .expect("tools/call hangar_call");
-        result.structured_content.expect("hangar_call returns structured content")
+        result
+            .structured_content
+            .expect("hangar_call returns structured content")
     }
 
     /// Calls `tool` on `target` `n` times in one `hangar_call` batch.
     pub async fn batch(&self, target: &str, tool: &str, arguments: Value, n: usize) -> Value {
         let calls: Vec<Value> = (0..n)
-            .map(|_| serde_json::json!({"mcp_server": target, "tool": tool, "arguments": arguments}))
+            .map(
+                |_| serde_json::json!({"mcp_server": target, "tool": tool, "arguments": arguments}),
+            )
             .collect();
-        self.hangar_call(serde_json::json!({ "calls": calls })).await
+        self.hangar_call(serde_json::json!({ "calls": calls }))
+            .await
     }
 }
 

@@ -91,7 +91,11 @@ impl PyBackend {
     /// Starts the process again on the same port and waits until it answers.
     pub async fn restart(&mut self) {
         let script = kit_dir().join("mcp_backend.py");
-        assert!(script.exists(), "MCP test kit not found at {}", script.display());
+        assert!(
+            script.exists(),
+            "MCP test kit not found at {}",
+            script.display()
+        );
         let python = python();
         assert!(
             python.exists(),
@@ -100,7 +104,12 @@ impl PyBackend {
         );
         let mut cmd = Command::new(python);
         cmd.arg(script)
-            .args(["--port", &self.addr.port().to_string(), "--name", &self.name])
+            .args([
+                "--port",
+                &self.addr.port().to_string(),
+                "--name",
+                &self.name,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
@@ -122,7 +131,13 @@ impl PyBackend {
             .expect("http client");
         eventually("the python backend to answer /healthz", || {
             let request = client.get(&health).send();
-            async move { request.await.ok().filter(|r| r.status().is_success()).map(drop) }
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(drop)
+            }
         })
         .await;
     }

@@ -70,7 +70,9 @@ impl Balancer {
 
     /// Eligible members in the order to try them for one call.
     pub fn order(&self, members: &[Candidate]) -> Vec<usize> {
-        let eligible: Vec<usize> = (0..members.len()).filter(|&i| members[i].eligible).collect();
+        let eligible: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].eligible)
+            .collect();
         if eligible.is_empty() {
             return eligible;
         }

@@ -124,7 +124,10 @@ pub fn validate(batch: &BatchRequest, table: &RoutingTable) -> Result<(), Valida
         errors.push(FieldError {
             index: None,
             field: "calls",
-            message: format!("at most {MAX_CALLS} calls per batch, got {}", batch.calls.len()),
+            message: format!(
+                "at most {MAX_CALLS} calls per batch, got {}",
+                batch.calls.len()
+            ),
         });
     }
     for (index, call) in batch.calls.iter().enumerate() {
@@ -260,7 +263,11 @@ fn first_text(result: &Value) -> &str {
     result
         .get("content")
         .and_then(Value::as_array)
-        .and_then(|blocks| blocks.iter().find_map(|b| b.get("text").and_then(Value::as_str)))
+        .and_then(|blocks| {
+            blocks
+                .iter()
+                .find_map(|b| b.get("text").and_then(Value::as_str))
+        })
         .unwrap_or("the tool reported an error")
 }
 

@@ -20,16 +20,29 @@ async fn bad_config_changes_nothing() {
     })
     .await;
 
-    let bad = good.replace("weight: 1", "weight: 0").replace("round_robin", "fastest");
-    let status = cp.apply(&bad).await.expect_err("bad config must be refused");
+    let bad = good
+        .replace("weight: 1", "weight: 0")
+        .replace("round_robin", "fastest");
+    let status = cp
+        .apply(&bad)
+        .await
+        .expect_err("bad config must be refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let details = ValidationErrors::decode(status.details()).unwrap();
     let paths: Vec<&str> = details.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["mcp_servers.my-mcp-group.strategy", "mcp_servers.my-mcp-group.members[0].weight"]
+        [
+            "mcp_servers.my-mcp-group.strategy",
+            "mcp_servers.my-mcp-group.members[0].weight"
+        ]
     );
-    assert!(details.errors.iter().all(|e| e.line > 0 && e.column > 0 && e.source_name == "config.yaml"));
+    assert!(
+        details
+            .errors
+            .iter()
+            .all(|e| e.line > 0 && e.column > 0 && e.source_name == "config.yaml")
+    );
 
     let status = cp.status().await;
     assert_eq!(status.version, 1);

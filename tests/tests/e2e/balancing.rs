@@ -1,15 +1,19 @@
 //! Round robin across a group, member loss and recovery.
 
+use hangar_proto::v1::StatusResponse;
 use hangar_tests::configs::{self, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, served_counts};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
-use hangar_proto::v1::StatusResponse;
 use serde_json::json;
 
 fn group_line(status: &StatusResponse) -> (String, u32, u32) {
-    let g = status.groups.iter().find(|g| g.id == RECIPE_GROUP).expect("group in status");
+    let g = status
+        .groups
+        .iter()
+        .find(|g| g.id == RECIPE_GROUP)
+        .expect("group in status");
     (g.state.clone(), g.healthy_members, g.total_members)
 }
 
@@ -25,26 +29,41 @@ async fn round_robin_spreads_calls_and_survives_member_loss() {
     let endpoints: Vec<String> = servers.iter().map(|s| s.url()).collect();
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    let applied = cp.apply(&configs::recipe(&endpoints, 0.1, 2)).await.expect("apply");
+    let applied = cp
+        .apply(&configs::recipe(&endpoints, 0.1, 2))
+        .await
+        .expect("apply");
     assert_eq!(applied.version, 1);
     eventually("the data plane to ack version 1", || async {
         let status = cp.status().await;
-        (status.data_planes.first()?.acked_version == 1 && group_line(&status).0 == "ready").then_some(())
+        (status.data_planes.first()?.acked_version == 1 && group_line(&status).0 == "ready")
+            .then_some(())
     })
     .await;
 
     let client = dp.client().await;
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 30).await;
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 30)
+        .await;
     assert_eq!(out["succeeded"], 30, "{out}");
     let counts = served_counts(&out);
-    assert_eq!(counts.values().copied().collect::<Vec<_>>(), [10, 10, 10], "{counts:?}");
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "{counts:?}"
+    );
     assert_eq!(out["results"][0]["result"]["structuredContent"]["sum"], 3);
 
     // Stop the third member: calls keep succeeding on the other two, at
     // once, even before the member leaves rotation.
     servers[2].stop().await;
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 2, "b": 2}), 30).await;
-    assert_eq!(out["succeeded"], 30, "no call may fail while a member dies: {out}");
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 2, "b": 2}), 30)
+        .await;
+    assert_eq!(
+        out["succeeded"], 30,
+        "no call may fail while a member dies: {out}"
+    );
     let counts = served_counts(&out);
     assert!(!counts.contains_key("my-mcp-3"), "{counts:?}");
 
@@ -53,16 +72,25 @@ async fn round_robin_spreads_calls_and_survives_member_loss() {
     })
     .await;
     let status = cp.status().await;
-    let dead = status.servers.iter().find(|s| s.id == "my-mcp-3").expect("my-mcp-3");
+    let dead = status
+        .servers
+        .iter()
+        .find(|s| s.id == "my-mcp-3")
+        .expect("my-mcp-3");
     assert_eq!(dead.state, "dead");
 
     // Restart it on the same port: back in rotation after a good probe.
-    servers[2].restart().await.expect("restart on the same port");
+    servers[2]
+        .restart()
+        .await
+        .expect("restart on the same port");
     eventually("the group to be ready again", || async {
         (group_line(&cp.status().await) == ("ready".into(), 3, 3)).then_some(())
     })
     .await;
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 30).await;
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 30)
+        .await;
     let counts = served_counts(&out);
     assert_eq!(counts.get("my-mcp-3"), Some(&10), "{counts:?}");
     dp.stop().await;
@@ -76,7 +104,9 @@ async fn tool_errors_do_not_eject_members() {
     let a = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply(&configs::recipe(&[a.url()], 0.1, 1)).await.expect("apply");
+    cp.apply(&configs::recipe(&[a.url()], 0.1, 1))
+        .await
+        .expect("apply");
     eventually("the data plane to ack", || async {
         (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
     })
@@ -87,9 +117,17 @@ async fn tool_errors_do_not_eject_members() {
     let first = &out["results"][0];
     assert_eq!(first["error_type"], "ToolInvocationError");
     assert_eq!(first["result"]["isError"], true);
-    assert!(first["error"].as_str().unwrap().starts_with("tool_error: "), "{first}");
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 1).await;
-    assert_eq!(out["succeeded"], 1, "the member must still be in rotation: {out}");
+    assert!(
+        first["error"].as_str().unwrap().starts_with("tool_error: "),
+        "{first}"
+    );
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 1)
+        .await;
+    assert_eq!(
+        out["succeeded"], 1,
+        "the member must still be in rotation: {out}"
+    );
     let status = cp.status().await;
     assert_eq!(status.servers[0].state, "ready");
     dp.stop().await;
@@ -103,7 +141,9 @@ async fn batch_validation_and_direct_server_calls() {
     let a = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply(&configs::recipe(&[a.url()], 0.1, 1)).await.expect("apply");
+    cp.apply(&configs::recipe(&[a.url()], 0.1, 1))
+        .await
+        .expect("apply");
     eventually("the data plane to ack", || async {
         (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
     })
@@ -116,11 +156,19 @@ async fn batch_validation_and_direct_server_calls() {
         json!({"success": false, "error": "Validation failed", "validation_errors": [
             {"index": 0, "field": "mcp_server", "message": "McpServer 'nope' not found"}]})
     );
-    let out = client.batch("my-mcp", "echo", json!({"text": "hi"}), 2).await;
+    let out = client
+        .batch("my-mcp", "echo", json!({"text": "hi"}), 2)
+        .await;
     assert_eq!(served_counts(&out).get("my-mcp"), Some(&2));
-    assert_eq!(out["results"][1]["result"]["structuredContent"]["text"], "hi");
+    assert_eq!(
+        out["results"][1]["result"]["structuredContent"]["text"],
+        "hi"
+    );
     let empty = client.hangar_call(json!({"calls": []})).await;
-    assert_eq!((empty["success"].clone(), empty["total"].clone()), (json!(true), json!(0)));
+    assert_eq!(
+        (empty["success"].clone(), empty["total"].clone()),
+        (json!(true), json!(0))
+    );
     dp.stop().await;
     cp.stop().await;
 }

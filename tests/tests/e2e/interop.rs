@@ -14,7 +14,7 @@ use serde_json::json;
 /// killed backend leaves rotation and comes back after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_backends_in_every_mode() {
-    let mut backends = vec![
+    let mut backends = [
         PyBackend::start("a", Mode::Stateful).await,
         PyBackend::start("b", Mode::Stateless).await,
         PyBackend::start("c", Mode::JsonResponse).await,
@@ -22,7 +22,9 @@ async fn python_sdk_backends_in_every_mode() {
     let endpoints: Vec<String> = backends.iter().map(PyBackend::base_url).collect();
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-py").await;
-    cp.apply(&configs::recipe(&endpoints, 0.2, 2)).await.expect("apply");
+    cp.apply(&configs::recipe(&endpoints, 0.2, 2))
+        .await
+        .expect("apply");
     eventually("the group to be ready", || async {
         let status = cp.status().await;
         (status.groups.first()?.state == "ready").then_some(())
@@ -30,21 +32,35 @@ async fn python_sdk_backends_in_every_mode() {
     .await;
 
     let client = dp.client().await;
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 30).await;
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 30)
+        .await;
     let counts = served_counts(&out);
-    assert_eq!(counts.values().copied().collect::<Vec<_>>(), [10, 10, 10], "{counts:?}");
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "{counts:?}"
+    );
     // Each member's own answer comes back: the kit names itself in served_by.
     for result in out["results"].as_array().unwrap() {
         let structured = &result["result"]["structuredContent"];
         assert_eq!(structured["sum"], 3);
         let member = result["served_by"].as_str().unwrap();
-        let backend = ["a", "b", "c"][configs::RECIPE_MEMBERS.iter().position(|m| *m == member).unwrap()];
+        let backend = ["a", "b", "c"][configs::RECIPE_MEMBERS
+            .iter()
+            .position(|m| *m == member)
+            .unwrap()];
         assert_eq!(structured["served_by"], backend, "{result}");
     }
 
     backends[0].stop().await;
-    let out = client.batch(RECIPE_GROUP, "echo", json!({"text": "x"}), 12).await;
-    assert_eq!(out["succeeded"], 12, "a dead member must cost no call: {out}");
+    let out = client
+        .batch(RECIPE_GROUP, "echo", json!({"text": "x"}), 12)
+        .await;
+    assert_eq!(
+        out["succeeded"], 12,
+        "a dead member must cost no call: {out}"
+    );
     eventually("my-mcp to be dead", || async {
         let status = cp.status().await;
         (status.groups.first()?.state == "partial").then_some(())
@@ -57,7 +73,9 @@ async fn python_sdk_backends_in_every_mode() {
         (status.groups.first()?.state == "ready").then_some(())
     })
     .await;
-    let out = client.batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 9).await;
+    let out = client
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 9)
+        .await;
     assert_eq!(served_counts(&out).get("my-mcp"), Some(&3), "{out}");
     dp.stop().await;
     cp.stop().await;

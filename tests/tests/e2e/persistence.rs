@@ -31,7 +31,11 @@ async fn restart_keeps_applied_config() {
         (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
     })
     .await;
-    let out = dp.client().await.batch("my-mcp-group", "add", json!({"a": 1, "b": 1}), 2).await;
+    let out = dp
+        .client()
+        .await
+        .batch("my-mcp-group", "add", json!({"a": 1, "b": 1}), 2)
+        .await;
     assert_eq!(served_counts(&out).get("my-mcp"), Some(&2));
     dp.stop().await;
     cp.stop().await;
@@ -44,13 +48,19 @@ async fn data_plane_serves_while_control_plane_is_down() {
     let a = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply(&configs::recipe(&[a.url()], 0.2, 2)).await.unwrap();
+    cp.apply(&configs::recipe(&[a.url()], 0.2, 2))
+        .await
+        .unwrap();
     eventually("the data plane to ack", || async {
         (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
     })
     .await;
     cp.stop().await;
-    let out = dp.client().await.batch("my-mcp-group", "add", json!({"a": 1, "b": 1}), 3).await;
+    let out = dp
+        .client()
+        .await
+        .batch("my-mcp-group", "add", json!({"a": 1, "b": 1}), 3)
+        .await;
     assert_eq!(out["succeeded"], 3, "{out}");
     dp.stop().await;
 }

@@ -1,0 +1,190 @@
+//! `hangarctl` as an operator runs it: the real binary against a control
+//! plane on loopback.
+
+use std::process::Output;
+
+use hangar_tests::configs;
+use hangar_tests::control_plane::ControlPlane;
+use hangar_tests::data_plane::DataPlane;
+use hangar_tests::eventually::eventually;
+use hangar_tests::fake_mcp::FakeMcp;
+
+fn hangarctl(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hangarctl"))
+        .args(args)
+        .env_remove("HANGAR_CONTROL_PLANE")
+        .output()
+        .expect("run hangarctl")
+}
+
+async fn hangarctl_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        hangarctl(&args)
+    })
+    .await
+    .expect("hangarctl task")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `validate` works offline and lists every error with file:line:column and
+/// the field path; exit code 1.
+#[test]
+fn validate_reports_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "mcp_servers:\n  a:\n    mode: remote\n    endpoint: \"localhost:8080\"\n  g:\n    mode: group\n    strategy: fastest\n    members:\n      - id: a\n        weight: 0\n",
+    )
+    .unwrap();
+    let out = hangarctl(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let file = path.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{file}:4:15: mcp_servers.a.endpoint: 'localhost:8080' is not an http or https URL (missing 'http://'?)\n\
+             {file}:7:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: round_robin, random, least_connections, weighted_round_robin, priority)\n\
+             {file}:10:17: mcp_servers.g.members[0].weight: must be at least 1, got 0\n"
+        )
+    );
+}
+
+/// The recipe file as MCP Hangar documents it validates unchanged.
+#[test]
+fn validate_accepts_the_recipe() {
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/recipe-05.yaml");
+    let out = hangarctl(&["validate", recipe]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with(": valid (3 servers, 1 groups)\n"));
+}
+
+/// An unreachable control plane gives one clear line and exit code 1.
+#[test]
+fn unreachable_control_plane_is_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = hangarctl(&["status", "--control-plane", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("cannot reach control plane at {url}: ")),
+        "{stderr}"
+    );
+}
+
+/// A usage error exits with 2.
+#[test]
+fn usage_error_exits_2() {
+    assert_eq!(hangarctl(&["frobnicate"]).status.code(), Some(2));
+}
+
+/// apply → status shows the group as the recipe does, with the data plane
+/// and the version it acked; a bad apply prints the same errors as validate
+/// and changes nothing; `-o json` gives the same facts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_then_status() {
+    let servers = [
+        FakeMcp::new("a").start().await,
+        FakeMcp::new("b").start().await,
+        FakeMcp::new("c").start().await,
+    ];
+    let cp = ControlPlane::start().await;
+    let _dp = DataPlane::start(&cp.url(), "dp-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let endpoints: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr()))
+        .collect();
+    std::fs::write(&file, configs::recipe(&endpoints, 0.2, 2)).unwrap();
+    let file = file.to_str().unwrap().to_owned();
+
+    // --control-plane after the subcommand works too.
+    let out = hangarctl_async(vec![
+        "apply".into(),
+        file.clone(),
+        "--control-plane".into(),
+        cp.url(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("applied {file} as version 1\n"));
+
+    let table = eventually("status to show the group ready", || {
+        let url = cp.url();
+        async move {
+            let out = hangarctl_async(vec!["--control-plane".into(), url, "status".into()]).await;
+            let stdout = text(&out.stdout);
+            stdout
+                .contains("my-mcp-group   group   ready")
+                .then_some(stdout)
+        }
+    })
+    .await;
+    assert!(table.starts_with("config version 1\n\nNAME "), "{table}");
+    assert!(
+        table.contains("strategy=round_robin  members=3/3 healthy"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "my-mcp         remote  ready  endpoint={}/mcp",
+            endpoints[0]
+        )),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("dp-1 ") && l.contains(" v1 ")),
+        "{table}"
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "mcp_servers:\n  g:\n    mode: group\n    members: []\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap().to_owned();
+    let applied = hangarctl_async(vec![
+        "--control-plane".into(),
+        cp.url(),
+        "apply".into(),
+        bad.clone(),
+    ])
+    .await;
+    let validated = hangarctl_async(vec!["validate".into(), bad.clone()]).await;
+    assert_eq!(applied.status.code(), Some(1));
+    assert_eq!(text(&applied.stderr), text(&validated.stderr));
+    assert_eq!(
+        text(&applied.stderr),
+        format!("{bad}:4:14: mcp_servers.g.members: must not be empty\n")
+    );
+
+    let out = hangarctl_async(vec![
+        "--control-plane".into(),
+        cp.url(),
+        "status".into(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await;
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status -o json is JSON");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["groups"][0]["name"], "my-mcp-group");
+    assert_eq!(json["groups"][0]["healthy_members"], 3);
+    assert_eq!(json["data_planes"][0]["node_id"], "dp-1");
+}
