@@ -66,6 +66,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
 /// Cancels `token` on SIGINT or SIGTERM.
 async fn cancel_on_signal(token: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -79,13 +82,14 @@ async fn cancel_on_signal(token: CancellationToken) {
 }
 
 /// Logs to stderr (stdout may carry MCP); the filter comes from `HANGAR_LOG`,
-/// then `RUST_LOG`, else `info`.
+/// then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
 fn init_tracing() {
     let filter = std::env::var("HANGAR_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .init();
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hangar_balance::{Balancer, Candidate, StrategyKind};
 use hangar_proto::v1::{HealthReport, Snapshot, Strategy};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::member::Member;
@@ -81,6 +81,8 @@ pub struct Routes {
     table: ArcSwap<RoutingTable>,
     http: reqwest::Client,
     health_changed: Arc<Notify>,
+    /// Version of the table in force, for callers waiting for the first one.
+    version: watch::Sender<u64>,
     shutdown: CancellationToken,
 }
 
@@ -93,6 +95,7 @@ impl Routes {
             table: ArcSwap::from_pointee(RoutingTable::default()),
             http,
             health_changed: Arc::new(Notify::new()),
+            version: watch::Sender::new(0),
             shutdown,
         }
     }
@@ -100,6 +103,16 @@ impl Routes {
     /// The table in force.
     pub fn load(&self) -> Arc<RoutingTable> {
         self.table.load_full()
+    }
+
+    /// The table in force once a snapshot has been applied, waiting at most
+    /// `patience` for the first one. A client that starts together with its
+    /// data plane (e.g. over stdio) must not see an empty config meanwhile.
+    pub async fn load_when_configured(&self, patience: Duration) -> Arc<RoutingTable> {
+        let mut version = self.version.subscribe();
+        // A timeout only means the caller gets the (empty) table in force.
+        let _ = tokio::time::timeout(patience, version.wait_for(|v| *v != 0)).await;
+        self.load()
     }
 
     /// Notified whenever a member enters or leaves rotation.
@@ -165,6 +178,7 @@ impl Routes {
             groups,
         };
         let old = self.table.swap(Arc::new(table));
+        self.version.send_replace(snapshot.version);
         let new = self.load();
         for (id, member) in &old.members {
             if !new.members.get(id).is_some_and(|m| Arc::ptr_eq(m, member)) {

@@ -1,6 +1,7 @@
 //! The rmcp handler that lists and runs `hangar_call`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -18,6 +19,9 @@ use crate::routes::Routes;
 
 /// Name of the batch tool, as in MCP Hangar.
 pub const HANGAR_CALL: &str = "hangar_call";
+
+/// How long a call made before the first snapshot arrived waits for it.
+const FIRST_CONFIG_PATIENCE: Duration = Duration::from_secs(5);
 
 /// MCP server of one data plane.
 #[derive(Debug, Clone)]
@@ -46,7 +50,7 @@ impl HangarServer {
             Ok(batch) => batch,
             Err(e) => return json_result(&ValidationFailure::schema(e.to_string()), true),
         };
-        let table = self.routes.load();
+        let table = self.routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
         if let Err(failure) = hangar_call::validate(&batch, &table) {
             return json_result(&failure, true);
         }

@@ -12,13 +12,13 @@ use serde_json::Value;
 pub enum UpstreamError {
     /// No connection could be made: the request was never sent, so another
     /// member may take it.
-    #[error("connection failed: {0}")]
+    #[error("connection failed: {}", chain(.0))]
     Connect(#[source] reqwest::Error),
     /// No answer within the deadline; the member may have run the call.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The connection broke after the request was sent.
-    #[error("transport error: {0}")]
+    #[error("transport error: {}", chain(.0))]
     Transport(#[source] reqwest::Error),
     /// The member answered with a server error status.
     #[error("member answered HTTP {status}: {body}")]
@@ -86,4 +86,20 @@ impl UpstreamError {
             Self::Transport(err)
         }
     }
+}
+
+/// An error and its causes, `outer: inner: root`: reqwest's own message
+/// ("error sending request") hides the cause that matters ("connection refused").
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
