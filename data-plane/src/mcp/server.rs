@@ -50,7 +50,10 @@ impl HangarServer {
             Ok(batch) => batch,
             Err(e) => return json_result(&ValidationFailure::schema(e.to_string()), true),
         };
-        let table = self.routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
+        let table = self
+            .routes
+            .load_when_configured(FIRST_CONFIG_PATIENCE)
+            .await;
         if let Err(failure) = hangar_call::validate(&batch, &table) {
             return json_result(&failure, true);
         }

@@ -1,0 +1,81 @@
+//! The control plane binary keeps its config through `kill -9`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hangar_proto::v1::admin_service_client::AdminServiceClient;
+use hangar_proto::v1::{ApplyRequest, StatusRequest};
+
+const CONFIG: &str = "mcp_servers:\n  a:\n    mode: remote\n    endpoint: \"http://127.0.0.1:1\"\n  g:\n    mode: group\n    members:\n      - id: a\n";
+
+/// A control plane process on `port`, killed (SIGKILL) when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(port: u16, state_dir: &std::path::Path) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_hangar-control-plane"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .arg(state_dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn control plane");
+    Process(child)
+}
+
+/// Connects, retrying while the process starts (bounded, no fixed sleep
+/// beyond the short poll interval).
+async fn admin(port: u16) -> AdminServiceClient<tonic::transport::Channel> {
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if let Ok(client) = AdminServiceClient::connect(url.clone()).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("control plane did not start on {url}");
+}
+
+/// Applied config and its version come back after SIGKILL.
+#[tokio::test]
+async fn applied_config_survives_kill_9() {
+    let state = tempfile::tempdir().unwrap();
+    // The binary takes a fixed port: reserve a free one, release it, hand it over.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    let mut process = start(port, state.path());
+    let mut client = admin(port).await;
+    for yaml in [
+        CONFIG.to_owned(),
+        CONFIG.replace("127.0.0.1:1", "127.0.0.1:2"),
+    ] {
+        let request = ApplyRequest {
+            yaml,
+            source_name: "config.yaml".into(),
+        };
+        client.apply(request).await.expect("apply");
+    }
+    process.0.kill().expect("SIGKILL");
+    process.0.wait().expect("reap");
+    drop(client);
+
+    let _process = start(port, state.path());
+    let status = admin(port)
+        .await
+        .status(StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.version, 2);
+    assert_eq!(status.servers[0].endpoint, "http://127.0.0.1:2/mcp");
+    assert_eq!(status.groups[0].id, "g");
+}
