@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use crate::eventually::eventually;
+
 /// A running control plane.
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -83,6 +85,23 @@ impl ControlPlane {
             .apply(request)
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Applies a config and waits until `data_planes` connected data planes
+    /// acked the version it got; returns that version.
+    pub async fn apply_and_wait(&self, yaml: &str, data_planes: usize) -> u64 {
+        let version = self.apply(yaml).await.expect("apply").version;
+        eventually("the data planes to ack the config", || async {
+            let status = self.status().await;
+            let acked = status
+                .data_planes
+                .iter()
+                .filter(|p| p.acked_version == version)
+                .count();
+            (acked == data_planes).then_some(())
+        })
+        .await;
+        version
     }
 
     /// The current status.

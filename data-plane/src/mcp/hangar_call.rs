@@ -207,9 +207,11 @@ async fn run_one(
 ) -> CallResponse {
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
-    let timeout = call
-        .timeout
-        .map_or(remaining, |t| Duration::from_secs_f64(t).min(remaining));
+    // Validated positive and finite; capped before conversion, which
+    // panics on overflow.
+    let timeout = call.timeout.map_or(remaining, |t| {
+        Duration::from_secs_f64(t.min(TIMEOUT_RANGE_S.1)).min(remaining)
+    });
     let arguments = Value::Object(call.arguments);
     let outcome = dispatch::call(table, &call.mcp_server, &call.tool, &arguments, timeout).await;
     let mut response = CallResponse {

@@ -4,7 +4,6 @@ use hangar_proto::v1::ValidationErrors;
 use hangar_tests::configs;
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::DataPlane;
-use hangar_tests::eventually::eventually;
 use prost::Message;
 
 /// A bad config is refused with every error in the status details, and
@@ -14,11 +13,7 @@ async fn bad_config_changes_nothing() {
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
     let good = configs::recipe(&["http://127.0.0.1:1".to_owned()], 10.0, 3);
-    cp.apply(&good).await.unwrap();
-    eventually("the data plane to ack", || async {
-        (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
-    })
-    .await;
+    cp.apply_and_wait(&good, 1).await;
 
     let bad = good
         .replace("weight: 1", "weight: 0")

@@ -48,13 +48,8 @@ async fn data_plane_serves_while_control_plane_is_down() {
     let a = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply(&configs::recipe(&[a.url()], 0.2, 2))
-        .await
-        .unwrap();
-    eventually("the data plane to ack", || async {
-        (cp.status().await.data_planes.first()?.acked_version == 1).then_some(())
-    })
-    .await;
+    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.2, 2), 1)
+        .await;
     cp.stop().await;
     let out = dp
         .client()
