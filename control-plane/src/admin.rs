@@ -47,8 +47,9 @@ impl AdminService for Admin {
             })),
             Err(ApplyError::Invalid(errors)) => Err(invalid_config(&errors)),
             Err(err @ ApplyError::Store(_)) => {
-                tracing::error!(error = %err, "cannot store config");
-                Err(Status::unavailable(err.to_string()))
+                let message = error_chain(&err);
+                tracing::error!(error = %message, "cannot store config");
+                Err(Status::unavailable(message))
             }
         }
     }
@@ -89,4 +90,16 @@ fn invalid_config(errors: &ConfigErrors) -> Status {
         message,
         details.encode_to_vec().into(),
     )
+}
+
+/// `outer: cause: root cause`, for messages that leave the process.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -44,7 +44,7 @@ pub enum RunError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The gRPC server failed.
-    #[error("grpc server: {0}")]
+    #[error("grpc server failed")]
     Serve(#[from] tonic::transport::Error),
 }
 

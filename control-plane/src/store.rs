@@ -26,11 +26,12 @@ pub struct StoredConfig {
     pub yaml: String,
 }
 
-/// Errors of the state directory.
+/// Errors of the state directory. Messages leave the cause to `source()`,
+/// so printing the chain (`{:#}` with anyhow) shows each part once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The state directory or its document could not be read or written.
-    #[error("state dir {path}: {source}")]
+    #[error("cannot use state dir {path}")]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -39,7 +40,7 @@ pub enum StoreError {
         source: io::Error,
     },
     /// The stored document is not valid JSON of the expected shape.
-    #[error("state file {path} is corrupt: {source}")]
+    #[error("state file {path} is corrupt")]
     Corrupt {
         /// The stored document.
         path: PathBuf,

@@ -94,7 +94,9 @@ impl DataPlane {
             allowed_hosts(addr),
             self.shutdown.child_token(),
         );
-        let router = axum::Router::new().nest_service("/mcp", service);
+        let router = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn(mcp::guard::check_jsonrpc));
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp");
         axum::serve(listener, router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())

@@ -3,8 +3,10 @@
 //! (sessions for 2024-11-05 … 2025-11-25 clients, stateless 2026-07-28).
 //!
 //! # Layout
+//! - [`guard`]: JSON-RPC checks and the body limit in front of the server.
 //! - [`hangar_call`]: the batch tool's input, output and execution.
 //! - [`server`]: the rmcp `ServerHandler` and the HTTP service.
 
+pub mod guard;
 pub mod hangar_call;
 pub mod server;

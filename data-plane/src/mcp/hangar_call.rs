@@ -137,7 +137,14 @@ pub fn validate(batch: &BatchRequest, table: &RoutingTable) -> Result<(), Valida
             errors.push(FieldError {
                 index: Some(index),
                 field: "mcp_server",
-                message: format!("McpServer '{}' not found", call.mcp_server),
+                message: if table.version == 0 {
+                    format!(
+                        "McpServer '{}' not found: no config received from the control plane yet",
+                        call.mcp_server
+                    )
+                } else {
+                    format!("McpServer '{}' not found", call.mcp_server)
+                },
             });
         }
         if call.timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {

@@ -86,3 +86,58 @@ async fn batch_limits_and_fail_fast() {
     dp.stop().await;
     cp.stop().await;
 }
+
+/// Malformed requests get a JSON-RPC error with HTTP 400, and the data plane
+/// keeps serving the clients that follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_jsonrpc_errors() {
+    let a = FakeMcp::new("a").start().await;
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp.url(), "dp-1").await;
+    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 1), 1)
+        .await;
+    let http = reqwest::Client::new();
+    let cases = [
+        ("{bad json", -32700),
+        (
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+            -32600,
+        ),
+        ("{\"id\":7,\"method\":\"ping\"}", -32600),
+        ("{\"jsonrpc\":\"2.0\",\"id\":7}", -32600),
+    ];
+    for (body, code) in cases {
+        let response = http
+            .post(dp.mcp_url())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{body}: {error}");
+    }
+    let oversized = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(5 << 20)
+    );
+    let response = http
+        .post(dp.mcp_url())
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    let out = dp
+        .client()
+        .await
+        .batch("my-mcp", "add", json!({"a": 1, "b": 1}), 1)
+        .await;
+    assert_eq!(out["succeeded"], 1, "{out}");
+    dp.stop().await;
+    cp.stop().await;
+}

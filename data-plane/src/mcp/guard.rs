@@ -1,0 +1,121 @@
+//! Checks every POST to the MCP endpoint before the MCP server sees it, so
+//! that malformed input gets a JSON-RPC error (the SDK would answer some of
+//! it with a plain-text 415) and an oversized body is refused early.
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// JSON-RPC error codes.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+
+/// Axum middleware: lets well-formed JSON-RPC messages through, answers the rest.
+pub async fn check_jsonrpc(request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                INVALID_REQUEST,
+                &message,
+            );
+        }
+    };
+    if let Err(rejection) = check(&bytes) {
+        return rejection;
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn check(bytes: &Bytes) -> Result<(), Response> {
+    let message: Value = serde_json::from_slice(bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            PARSE_ERROR,
+            &format!("parse error: {e}"),
+        )
+    })?;
+    let Value::Object(message) = message else {
+        // Batches were only part of 2025-03-26; no current client sends them.
+        let text =
+            "invalid request: expected one JSON-RPC message object (batches are not supported)";
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            INVALID_REQUEST,
+            text,
+        ));
+    };
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        let text = "invalid request: \"jsonrpc\" must be \"2.0\"";
+        return Err(error(StatusCode::BAD_REQUEST, id, INVALID_REQUEST, text));
+    }
+    let is_request = message.get("method").is_some_and(Value::is_string);
+    let is_response = message.contains_key("id")
+        && (message.contains_key("result") || message.contains_key("error"));
+    if !is_request && !is_response {
+        let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
+        return Err(error(StatusCode::BAD_REQUEST, id, INVALID_REQUEST, text));
+    }
+    Ok(())
+}
+
+fn error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(body: &str) -> Option<StatusCode> {
+        check(&Bytes::from(body.to_owned()))
+            .err()
+            .map(|r| r.status())
+    }
+
+    /// Only well-formed single JSON-RPC messages pass.
+    #[test]
+    fn classifies_messages() {
+        assert_eq!(
+            rejected(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            None
+        );
+        assert_eq!(
+            rejected(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            None
+        );
+        assert_eq!(rejected(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        for bad in [
+            "{bad json",
+            "[1,2]",
+            r#"{"id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            "\"x\"",
+        ] {
+            assert_eq!(rejected(bad), Some(StatusCode::BAD_REQUEST), "{bad}");
+        }
+    }
+}
