@@ -35,7 +35,12 @@ pub async fn check_jsonrpc(request: Request, next: Next) -> Response {
         }
     };
     if let Err(rejection) = check(&bytes) {
-        return rejection;
+        return error(
+            StatusCode::BAD_REQUEST,
+            rejection.id,
+            rejection.code,
+            &rejection.message,
+        );
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
@@ -64,14 +69,14 @@ fn check(bytes: &Bytes) -> Result<(), Response> {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         let text = "invalid request: \"jsonrpc\" must be \"2.0\"";
-        return Err(error(StatusCode::BAD_REQUEST, id, INVALID_REQUEST, text));
+        return Err(reject(id, INVALID_REQUEST, text));
     }
     let is_request = message.get("method").is_some_and(Value::is_string);
     let is_response = message.contains_key("id")
         && (message.contains_key("result") || message.contains_key("error"));
     if !is_request && !is_response {
         let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
-        return Err(error(StatusCode::BAD_REQUEST, id, INVALID_REQUEST, text));
+        return Err(reject(id, INVALID_REQUEST, text));
     }
     Ok(())
 }
