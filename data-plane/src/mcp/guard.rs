@@ -46,15 +46,25 @@ pub async fn check_jsonrpc(request: Request, next: Next) -> Response {
         .await
 }
 
-fn check(bytes: &Bytes) -> Result<(), Response> {
-    let message: Value = serde_json::from_slice(bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            PARSE_ERROR,
-            &format!("parse error: {e}"),
-        )
-    })?;
+/// Why a body is not a JSON-RPC message.
+#[derive(Debug)]
+struct Rejection {
+    id: Value,
+    code: i64,
+    message: String,
+}
+
+fn reject(id: Value, code: i64, message: &str) -> Rejection {
+    Rejection {
+        id,
+        code,
+        message: message.to_owned(),
+    }
+}
+
+fn check(bytes: &Bytes) -> Result<(), Rejection> {
+    let message: Value = serde_json::from_slice(bytes)
+        .map_err(|e| reject(Value::Null, PARSE_ERROR, &format!("parse error: {e}")))?;
     let Value::Object(message) = message else {
         // Batches were only part of 2025-03-26; no current client sends them.
         let text =
