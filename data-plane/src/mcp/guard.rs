@@ -22,25 +22,13 @@ pub async fn check_jsonrpc(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Value::Null,
-                INVALID_REQUEST,
-                &message,
-            );
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
+        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
+        return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);
     };
     if let Err(rejection) = check(&bytes) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            rejection.id,
-            rejection.code,
-            &rejection.message,
-        );
+        return rejection.into_response(StatusCode::BAD_REQUEST);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
@@ -54,61 +42,56 @@ struct Rejection {
     message: String,
 }
 
-fn reject(id: Value, code: i64, message: &str) -> Rejection {
-    Rejection {
-        id,
-        code,
-        message: message.to_owned(),
+impl Rejection {
+    fn new(id: Value, code: i64, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self, status: StatusCode) -> Response {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": self.id,
+            "error": {"code": self.code, "message": self.message},
+        });
+        let content_type = [(header::CONTENT_TYPE, "application/json")];
+        (status, content_type, body.to_string()).into_response()
     }
 }
 
 fn check(bytes: &Bytes) -> Result<(), Rejection> {
     let message: Value = serde_json::from_slice(bytes)
-        .map_err(|e| reject(Value::Null, PARSE_ERROR, &format!("parse error: {e}")))?;
+        .map_err(|e| Rejection::new(Value::Null, PARSE_ERROR, format!("parse error: {e}")))?;
     let Value::Object(message) = message else {
         // Batches were only part of 2025-03-26; no current client sends them.
         let text =
             "invalid request: expected one JSON-RPC message object (batches are not supported)";
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            INVALID_REQUEST,
-            text,
-        ));
+        return Err(Rejection::new(Value::Null, INVALID_REQUEST, text));
     };
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         let text = "invalid request: \"jsonrpc\" must be \"2.0\"";
-        return Err(reject(id, INVALID_REQUEST, text));
+        return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
     let is_request = message.get("method").is_some_and(Value::is_string);
     let is_response = message.contains_key("id")
         && (message.contains_key("result") || message.contains_key("error"));
     if !is_request && !is_response {
         let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
-        return Err(reject(id, INVALID_REQUEST, text));
+        return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
     Ok(())
-}
-
-fn error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rejected(body: &str) -> Option<StatusCode> {
-        check(&Bytes::from(body.to_owned()))
-            .err()
-            .map(|r| r.status())
+    fn rejected(body: &str) -> Option<i64> {
+        check(&Bytes::from(body.to_owned())).err().map(|r| r.code)
     }
 
     /// Only well-formed single JSON-RPC messages pass.
@@ -123,14 +106,14 @@ mod tests {
             None
         );
         assert_eq!(rejected(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), None);
+        assert_eq!(rejected("{bad json"), Some(PARSE_ERROR));
         for bad in [
-            "{bad json",
             "[1,2]",
             r#"{"id":1,"method":"ping"}"#,
             r#"{"jsonrpc":"2.0","id":1}"#,
             "\"x\"",
         ] {
-            assert_eq!(rejected(bad), Some(StatusCode::BAD_REQUEST), "{bad}");
+            assert_eq!(rejected(bad), Some(INVALID_REQUEST), "{bad}");
         }
     }
 }
