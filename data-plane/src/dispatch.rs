@@ -12,18 +12,38 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::member::Member;
-use crate::routes::RoutingTable;
+use crate::routes::{GroupRoute, RoutingTable};
 use crate::upstream::UpstreamError;
+
+/// JSON-RPC codes a member uses for "no such tool" and "bad arguments".
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
 
 /// Why a call produced no result.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The name is neither a server nor a group.
-    #[error("McpServer '{0}' not found")]
-    UnknownServer(String),
-    /// The group has no member in rotation.
-    #[error("No available member in group '{0}'")]
-    NoAvailableMember(String),
+    #[error("McpServer '{name}' not found{}", if *.configured { "" } else { ": no config received from the control plane yet" })]
+    UnknownServer {
+        /// The name the caller gave.
+        name: String,
+        /// False before the first snapshot arrived.
+        configured: bool,
+    },
+    /// The group has fewer members in rotation than `min_healthy`.
+    #[error(
+        "No available member in group '{group}': {healthy} of {total} members healthy, min_healthy is {min_healthy}"
+    )]
+    NoAvailableMember {
+        /// The group.
+        group: String,
+        /// Members in rotation.
+        healthy: usize,
+        /// Members in the group.
+        total: usize,
+        /// The group's threshold.
+        min_healthy: u32,
+    },
     /// The member failed or answered with an error.
     #[error("{}: {source} (member '{member}')", error_kind(source))]
     Upstream {
@@ -36,12 +56,22 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The `error_type` of a `hangar_call` result (MCP Hangar's names).
+    /// The `error_type` of a `hangar_call` result.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::UnknownServer(_) => "McpServerNotFoundError",
-            Self::NoAvailableMember(_) => "NoAvailableMemberError",
-            Self::Upstream { .. } => "ToolInvocationError",
+            Self::UnknownServer { .. } => "ServerNotFoundError",
+            Self::NoAvailableMember { .. } => "NoAvailableMemberError",
+            Self::Upstream { source, .. } => match source {
+                UpstreamError::Timeout(_) => "TimeoutError",
+                UpstreamError::ToolNotFound(_) => "ToolNotFoundError",
+                UpstreamError::JsonRpc { code, .. } if *code == METHOD_NOT_FOUND => {
+                    "ToolNotFoundError"
+                }
+                UpstreamError::JsonRpc { code, .. } if *code == INVALID_PARAMS => {
+                    "InvalidArgumentsError"
+                }
+                _ => "ToolInvocationError",
+            },
         }
     }
 }
@@ -56,6 +86,7 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::Rejected { .. } => "rejected",
         UpstreamError::Protocol(_) => "protocol_error",
         UpstreamError::JsonRpc { .. } => "jsonrpc_error",
+        UpstreamError::ToolNotFound(_) => "tool_not_found",
     }
 }
 
@@ -68,7 +99,8 @@ pub struct Served {
     pub served_by: String,
 }
 
-/// Calls `tool` on the server or group named `target`.
+/// Calls `tool` on the server or group named `target`. A server named
+/// directly is called whatever its health: the caller asked for it.
 pub async fn call(
     table: &RoutingTable,
     target: &str,
@@ -77,24 +109,49 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<Served, CallError> {
     if let Some(group) = table.groups.get(target) {
-        let candidates = group.candidates();
-        if candidates.is_empty() {
-            return Err(CallError::NoAvailableMember(group.id.clone()));
+        let order = group_candidates(group)?;
+        let candidates: Vec<&Arc<Member>> =
+            order.iter().map(|&i| &group.members[i].member).collect();
+        let (served, attempt) = call_first_reachable(&candidates, tool, arguments, timeout).await?;
+        if attempt > 0 {
+            group.record_failover(order[attempt]);
         }
-        return call_first_reachable(&candidates, tool, arguments, timeout).await;
+        return Ok(served);
     }
     match table.members.get(target) {
-        Some(member) => call_first_reachable(&[member], tool, arguments, timeout).await,
-        None => Err(CallError::UnknownServer(target.to_owned())),
+        Some(member) => call_first_reachable(&[member], tool, arguments, timeout)
+            .await
+            .map(|(served, _)| served),
+        None => Err(CallError::UnknownServer {
+            name: target.to_owned(),
+            configured: table.version != 0,
+        }),
     }
 }
 
+/// The group's members to try (indices), or a fast failure when the group
+/// is below `min_healthy`.
+fn group_candidates(group: &GroupRoute) -> Result<Vec<usize>, CallError> {
+    let candidates = group.candidates();
+    if candidates.is_empty() || candidates.len() < group.min_healthy as usize {
+        return Err(CallError::NoAvailableMember {
+            group: group.id.clone(),
+            healthy: candidates.len(),
+            total: group.members.len(),
+            min_healthy: group.min_healthy,
+        });
+    }
+    Ok(candidates)
+}
+
+/// Tries the candidates in order until one is reached; returns its answer
+/// and its position in `candidates`.
 async fn call_first_reachable(
     candidates: &[&Arc<Member>],
     tool: &str,
     arguments: &Value,
     timeout: Duration,
-) -> Result<Served, CallError> {
+) -> Result<(Served, usize), CallError> {
     let mut last_error = None;
     for (attempt, member) in candidates.iter().enumerate() {
         let span = tracing::debug_span!("upstream", member.id = %member.id(), attempt);
@@ -104,12 +161,13 @@ async fn call_first_reachable(
             .await
         {
             Ok(result) => {
-                return Ok(Served {
+                let served = Served {
                     result,
                     served_by: member.id().to_owned(),
-                });
+                };
+                return Ok((served, attempt));
             }
-            Err(source) if !source.delivered() => {
+            Err(source) if source.may_try_another_member() => {
                 tracing::debug!(member.id = %member.id(), error = %source, "member unreachable, trying the next one");
                 last_error = Some(CallError::Upstream {
                     member: member.id().to_owned(),

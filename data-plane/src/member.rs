@@ -1,6 +1,7 @@
 //! One member (an MCP server of the config) as this data plane sees it: its
 //! MCP client, health, counters, and the probe loop that keeps health fresh.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub struct Member {
     calls: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<String>,
+    rotation_changes: AtomicU64,
     /// Wakes the control-plane reporter when health flips.
     health_changed: Arc<Notify>,
     /// Stops the probe loop when the member leaves the config.
@@ -58,6 +60,7 @@ impl Member {
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            rotation_changes: AtomicU64::new(0),
             health_changed,
             stop,
         }
@@ -115,7 +118,7 @@ impl Member {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 self.observe(Outcome::Failure, Some(err));
             }
-            _ => self.observe(Outcome::Success, None),
+            _ => self.observe(Outcome::CallSuccess, None),
         }
         result
     }
@@ -124,13 +127,28 @@ impl Member {
     pub fn spawn_probe(self: &Arc<Self>) {
         let member = self.clone();
         let span = tracing::info_span!("probe", member.id = %self.id);
-        tokio::spawn(tracing::Instrument::instrument(member.probe_loop(), span));
-    }
-
-    async fn probe_loop(self: Arc<Self>) {
         let timeout = self
             .probe_interval
             .clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CAP);
+        let task = async move {
+            let probed = member.clone();
+            member
+                .run_probes(move || {
+                    let probed = probed.clone();
+                    async move { probed.upstream.probe(timeout).await }
+                })
+                .await;
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// Runs `probe` every probe period (the first at once) and feeds its
+    /// outcome to health, until the member is stopped.
+    pub(crate) async fn run_probes<F, Fut>(&self, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(), UpstreamError>>,
+    {
         let mut ticks = tokio::time::interval(self.probe_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -139,17 +157,22 @@ impl Member {
                 () = self.stop.cancelled() => return,
             }
             let result = tokio::select! {
-                r = self.upstream.probe(timeout) => r,
+                r = probe() => r,
                 () = self.stop.cancelled() => return,
             };
             match result {
-                Ok(()) => self.observe(Outcome::Success, None),
+                Ok(()) => self.observe(Outcome::ProbeSuccess, None),
                 Err(err) => {
                     tracing::debug!(error = %err, "probe failed");
                     self.observe(Outcome::Failure, Some(&err));
                 }
             }
         }
+    }
+
+    /// How often the member entered or left rotation.
+    pub fn rotation_changes(&self) -> u64 {
+        self.rotation_changes.load(Ordering::Relaxed)
     }
 
     fn observe(&self, outcome: Outcome, error: Option<&UpstreamError>) {
@@ -171,6 +194,7 @@ impl Member {
             }
             None => return,
         }
+        self.rotation_changes.fetch_add(1, Ordering::Relaxed);
         self.health_changed.notify_one();
     }
 
@@ -199,3 +223,7 @@ impl Drop for InFlight<'_> {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+#[path = "member_tests.rs"]
+mod tests;

@@ -37,15 +37,30 @@ pub struct GroupMember {
 pub struct GroupRoute {
     /// Group id.
     pub id: String,
+    /// Below this many members in rotation the group refuses calls.
+    pub min_healthy: u32,
     /// Members in config order.
     pub members: Vec<GroupMember>,
     balancer: Balancer,
 }
 
 impl GroupRoute {
-    /// Members to try for one call, in order: the strategy's pick first,
-    /// then the failover order. Only healthy, eligible members appear.
-    pub fn candidates(&self) -> Vec<&Arc<Member>> {
+    /// The group's strategy.
+    pub fn strategy(&self) -> StrategyKind {
+        self.balancer.kind()
+    }
+
+    /// Members that are in rotation now.
+    pub fn healthy_count(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.eligible && m.member.is_healthy())
+            .count()
+    }
+
+    /// Indices into `members` to try for one call, in order: the strategy's
+    /// pick first, then the failover order. Only healthy, eligible members appear.
+    pub fn candidates(&self) -> Vec<usize> {
         let view: Vec<Candidate> = self
             .members
             .iter()
@@ -56,11 +71,14 @@ impl GroupRoute {
                 in_flight: m.member.in_flight(),
             })
             .collect();
-        self.balancer
-            .order(&view)
-            .into_iter()
-            .map(|i| &self.members[i].member)
-            .collect()
+        self.balancer.order(&view)
+    }
+
+    /// Tells the strategy that member `index` served a call after the first
+    /// pick could not be reached, so rotation continues after the member
+    /// that really served and does not give it a double share.
+    pub fn record_failover(&self, index: usize) {
+        self.balancer.record_pick(index);
     }
 }
 
@@ -157,6 +175,7 @@ impl Routes {
             .map(|group| {
                 let route = GroupRoute {
                     id: group.id.clone(),
+                    min_healthy: group.min_healthy,
                     members: group
                         .members
                         .iter()

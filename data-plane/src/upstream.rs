@@ -15,6 +15,7 @@
 pub mod error;
 mod sse;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +33,8 @@ const LEGACY_VERSION: &str = "2025-11-25";
 const MODERN_VERSION: &str = "2026-07-28";
 /// JSON-RPC errors by which a 2026-07-28 server refuses a legacy request.
 const MODERN_ERROR_CODES: [i64; 3] = [-32020, -32021, -32022];
+/// Most `tools/list` pages read from one member.
+const MAX_TOOL_PAGES: usize = 100;
 /// Longest piece of an error body kept for messages.
 const ERROR_BODY_LIMIT: usize = 200;
 
@@ -52,6 +55,9 @@ pub struct Upstream {
     endpoint: String,
     http: reqwest::Client,
     session: ArcSwapOption<Session>,
+    /// Tool names from the member's `tools/list`, fetched with each new
+    /// session and again when a call names a tool not in the list.
+    tools: ArcSwapOption<HashSet<String>>,
     /// Serializes handshakes so a burst of calls makes one session.
     handshake: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
@@ -66,6 +72,7 @@ impl Upstream {
             endpoint,
             http,
             session: ArcSwapOption::empty(),
+            tools: ArcSwapOption::empty(),
             handshake: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
         }
@@ -77,14 +84,62 @@ impl Upstream {
     }
 
     /// Calls a tool; the result is the member's whole `CallToolResult`.
+    /// A tool the member does not list is refused without sending the call.
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: &Value,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
+        self.check_tool(name, timeout).await?;
         let params = json!({ "name": name, "arguments": arguments });
         self.request("tools/call", params, timeout).await
+    }
+
+    /// Confirms the member lists `name`, refreshing the cached list once
+    /// when it does not (tools can be added at run time).
+    async fn check_tool(&self, name: &str, timeout: Duration) -> Result<(), UpstreamError> {
+        if self.tools.load().as_ref().is_some_and(|t| t.contains(name)) {
+            return Ok(());
+        }
+        let tools = Arc::new(self.list_tool_names(timeout).await?);
+        let listed = tools.contains(name);
+        self.tools.store(Some(tools));
+        if listed {
+            Ok(())
+        } else {
+            Err(UpstreamError::ToolNotFound(name.to_owned()))
+        }
+    }
+
+    /// Every tool name, following `nextCursor` for at most `MAX_TOOL_PAGES` pages.
+    async fn list_tool_names(&self, timeout: Duration) -> Result<HashSet<String>, UpstreamError> {
+        let mut names = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_TOOL_PAGES {
+            let params = match &cursor {
+                Some(cursor) => json!({ "cursor": cursor }),
+                None => json!({}),
+            };
+            let page = self.request("tools/list", params, timeout).await?;
+            let tools = page.get("tools").and_then(Value::as_array).ok_or_else(|| {
+                UpstreamError::Protocol("tools/list result without a tools array".into())
+            })?;
+            names.extend(
+                tools
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Value::as_str))
+                    .map(str::to_owned),
+            );
+            cursor = page
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(names)
     }
 
     /// Checks that the member answers MCP: `ping` in the held session, or
@@ -133,6 +188,8 @@ impl Upstream {
             return Ok(session);
         }
         let session = Arc::new(self.handshake(timeout).await?);
+        // A new session may be a restarted member with other tools.
+        self.tools.store(None);
         self.session.store(Some(session.clone()));
         Ok(session)
     }

@@ -105,16 +105,45 @@ impl McpClient {
             .expect("hangar_call returns structured content")
     }
 
+    /// Calls `tool` on `target` `n` times in one batch, one call at a time,
+    /// and returns the members that served them, in order.
+    pub async fn sequence(
+        &self,
+        target: &str,
+        tool: &str,
+        arguments: Value,
+        n: usize,
+    ) -> Vec<String> {
+        let mut served = Vec::with_capacity(n);
+        // A batch holds at most 100 calls.
+        for start in (0..n).step_by(100) {
+            let calls = repeated_calls(target, tool, &arguments, (n - start).min(100));
+            let out = self
+                .hangar_call(serde_json::json!({ "calls": calls, "max_concurrency": 1 }))
+                .await;
+            served_counts(&out); // panics on a failed call
+            let results = out["results"].as_array().expect("results");
+            served.extend(
+                results
+                    .iter()
+                    .map(|r| r["served_by"].as_str().expect("served_by").to_owned()),
+            );
+        }
+        served
+    }
+
     /// Calls `tool` on `target` `n` times in one `hangar_call` batch.
     pub async fn batch(&self, target: &str, tool: &str, arguments: Value, n: usize) -> Value {
-        let calls: Vec<Value> = (0..n)
-            .map(
-                |_| serde_json::json!({"mcp_server": target, "tool": tool, "arguments": arguments}),
-            )
-            .collect();
+        let calls = repeated_calls(target, tool, &arguments, n);
         self.hangar_call(serde_json::json!({ "calls": calls }))
             .await
     }
+}
+
+/// `n` identical entries of a `hangar_call` batch.
+fn repeated_calls(target: &str, tool: &str, arguments: &Value, n: usize) -> Vec<Value> {
+    let call = serde_json::json!({"mcp_server": target, "tool": tool, "arguments": arguments});
+    vec![call; n]
 }
 
 /// How many results of a `hangar_call` output each member served, counting

@@ -7,6 +7,7 @@
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
+//! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
 
 pub mod configs;
@@ -15,3 +16,4 @@ pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
 pub mod python_kit;
+pub mod stack;

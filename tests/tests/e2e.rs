@@ -7,4 +7,5 @@ mod e2e {
     mod hangar_call;
     mod interop;
     mod persistence;
+    mod strategies;
 }

@@ -1,15 +1,21 @@
 //! The health state machine of one member.
 //!
 //! A member leaves rotation after `max_consecutive_failures` failed probes or
-//! calls in a row and comes back on the first success. Only outcomes that say
-//! something about the member count: the caller classifies errors first (a
-//! tool result with `isError: true` is a success here).
+//! calls in a row and comes back on the first successful *probe*. Only
+//! outcomes that say something about the member count: the caller classifies
+//! errors first (a tool result with `isError: true` is a success here).
+//!
+//! A successful call does not readmit an ejected member (it can only happen
+//! when a caller names the server directly): readmission is paced by the
+//! probe period, so a flapping member cannot oscillate faster than that.
 
 /// What one probe or call told us about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The member answered.
-    Success,
+    /// An active probe got an answer: resets failures and readmits.
+    ProbeSuccess,
+    /// A call got an answer: resets failures of a member in rotation.
+    CallSuccess,
     /// The member could not be reached, failed at the transport level,
     /// answered 5xx or timed out.
     Failure,
@@ -63,7 +69,13 @@ impl Health {
     /// Records an outcome and returns the rotation change it caused, if any.
     pub fn observe(&mut self, outcome: Outcome) -> Option<Transition> {
         match outcome {
-            Outcome::Success => {
+            Outcome::CallSuccess => {
+                if self.healthy {
+                    self.consecutive_failures = 0;
+                }
+                None
+            }
+            Outcome::ProbeSuccess => {
                 self.consecutive_failures = 0;
                 if self.healthy {
                     None
@@ -107,17 +119,28 @@ mod tests {
     fn success_resets_the_count() {
         let mut h = Health::new(2);
         h.observe(Outcome::Failure);
-        h.observe(Outcome::Success);
+        h.observe(Outcome::CallSuccess);
         assert_eq!(h.observe(Outcome::Failure), None);
         assert!(h.is_healthy());
     }
 
-    /// One success brings an ejected member back.
+    /// Only a probe readmits: a call that happened to succeed does not.
+    #[test]
+    fn call_success_does_not_readmit() {
+        let mut h = Health::new(1);
+        h.observe(Outcome::Failure);
+        assert_eq!(h.observe(Outcome::CallSuccess), None);
+        assert!(!h.is_healthy());
+        assert_eq!(h.consecutive_failures(), 1);
+        assert_eq!(h.observe(Outcome::ProbeSuccess), Some(Transition::Restored));
+    }
+
+    /// One successful probe brings an ejected member back.
     #[test]
     fn one_success_restores() {
         let mut h = Health::new(1);
         assert_eq!(h.observe(Outcome::Failure), Some(Transition::Ejected));
-        assert_eq!(h.observe(Outcome::Success), Some(Transition::Restored));
+        assert_eq!(h.observe(Outcome::ProbeSuccess), Some(Transition::Restored));
         assert!(h.is_healthy());
         assert_eq!(h.consecutive_failures(), 0);
     }

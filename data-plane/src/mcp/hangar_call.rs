@@ -116,9 +116,9 @@ impl ValidationFailure {
     }
 }
 
-/// Checks a batch against the routing table; unknown servers fail the whole
-/// batch before any call is made.
-pub fn validate(batch: &BatchRequest, table: &RoutingTable) -> Result<(), ValidationFailure> {
+/// Checks the batch's shape before any call is made. Unknown servers are
+/// reported per call (`ServerNotFoundError`), so the other calls still run.
+pub fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
     let mut errors = Vec::new();
     if batch.calls.len() > MAX_CALLS {
         errors.push(FieldError {
@@ -131,22 +131,6 @@ pub fn validate(batch: &BatchRequest, table: &RoutingTable) -> Result<(), Valida
         });
     }
     for (index, call) in batch.calls.iter().enumerate() {
-        let known = table.groups.contains_key(&call.mcp_server)
-            || table.members.contains_key(&call.mcp_server);
-        if !known {
-            errors.push(FieldError {
-                index: Some(index),
-                field: "mcp_server",
-                message: if table.version == 0 {
-                    format!(
-                        "McpServer '{}' not found: no config received from the control plane yet",
-                        call.mcp_server
-                    )
-                } else {
-                    format!("McpServer '{}' not found", call.mcp_server)
-                },
-            });
-        }
         if call.timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
             errors.push(FieldError {
                 index: Some(index),

@@ -15,10 +15,13 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::hangar_call::{self, BatchRequest, ValidationFailure};
+use super::hangar_status;
 use crate::routes::Routes;
 
 /// Name of the batch tool, as in MCP Hangar.
 pub const HANGAR_CALL: &str = "hangar_call";
+/// Name of the local status tool.
+pub const HANGAR_STATUS: &str = "hangar_status";
 
 /// How long a call made before the first snapshot arrived waits for it.
 const FIRST_CONFIG_PATIENCE: Duration = Duration::from_secs(5);
@@ -35,13 +38,20 @@ impl HangarServer {
         Self { routes }
     }
 
-    fn tool() -> Tool {
-        Tool::new(
-            HANGAR_CALL,
-            "Call tools on MCP servers or groups of servers. A group name is balanced across \
-             its healthy members; each result says which member served it.",
-            Arc::new(hangar_call::input_schema()),
-        )
+    fn tools() -> Vec<Tool> {
+        vec![
+            Tool::new(
+                HANGAR_CALL,
+                "Call tools on MCP servers or groups of servers. A group name is balanced across \
+                 its healthy members; each result says which member served it.",
+                Arc::new(hangar_call::input_schema()),
+            ),
+            Tool::new(
+                HANGAR_STATUS,
+                "This data plane's view of its groups and servers: health, rotation and counters.",
+                Arc::new(hangar_status::input_schema()),
+            ),
+        ]
     }
 
     async fn hangar_call(&self, params: CallToolRequestParams) -> CallToolResult {
@@ -54,7 +64,7 @@ impl HangarServer {
             .routes
             .load_when_configured(FIRST_CONFIG_PATIENCE)
             .await;
-        if let Err(failure) = hangar_call::validate(&batch, &table) {
+        if let Err(failure) = hangar_call::validate(&batch) {
             return json_result(&failure, true);
         }
         json_result(&hangar_call::run(batch, table).await, false)
@@ -88,11 +98,11 @@ impl ServerHandler for HangarServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![Self::tool()]))
+        Ok(ListToolsResult::with_all_items(Self::tools()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        (name == HANGAR_CALL).then(Self::tool)
+        Self::tools().into_iter().find(|t| t.name == name)
     }
 
     async fn call_tool(
@@ -100,13 +110,17 @@ impl ServerHandler for HangarServer {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if request.name != HANGAR_CALL {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool '{}'", request.name),
+        match request.name.as_ref() {
+            HANGAR_CALL => Ok(self.hangar_call(request).await.into()),
+            HANGAR_STATUS => {
+                let status = hangar_status::local_status(&self.routes.load());
+                Ok(json_result(&status, false).into())
+            }
+            other => Err(ErrorData::invalid_params(
+                format!("unknown tool '{other}'"),
                 None,
-            ));
+            )),
         }
-        Ok(self.hangar_call(request).await.into())
     }
 }
 

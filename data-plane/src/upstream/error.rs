@@ -39,6 +39,9 @@ pub enum UpstreamError {
     /// The member's answer is not valid MCP.
     #[error("invalid answer from member: {0}")]
     Protocol(String),
+    /// The member does not list the tool (checked before sending the call).
+    #[error("tool '{0}' is not listed by the member")]
+    ToolNotFound(String),
     /// The member answered with a JSON-RPC error: an answer, not a failure.
     #[error("json-rpc error {code}: {message}")]
     JsonRpc {
@@ -54,16 +57,21 @@ pub enum UpstreamError {
 // === impl UpstreamError ===
 
 impl UpstreamError {
-    /// True when the request may have reached the member. Such a call is
-    /// never retried on another member: `tools/call` is not idempotent.
-    pub fn delivered(&self) -> bool {
-        !matches!(self, Self::Connect(_))
+    /// True only when the request never left this data plane because no
+    /// connection could be made, so another member may take it. A request
+    /// that may have reached the member is never resent: `tools/call` is
+    /// not idempotent.
+    pub fn may_try_another_member(&self) -> bool {
+        matches!(self, Self::Connect(_))
     }
 
     /// True when the error counts as a failure of the member (transport
     /// errors, 5xx, timeouts, garbage); false for answers and refusals.
     pub fn counts_against_member(&self) -> bool {
-        !matches!(self, Self::JsonRpc { .. } | Self::Rejected { .. })
+        !matches!(
+            self,
+            Self::JsonRpc { .. } | Self::Rejected { .. } | Self::ToolNotFound(_)
+        )
     }
 
     /// Builds the error of a failed `send()`, keeping "never connected"

@@ -2,35 +2,63 @@
 
 use hangar_tests::configs;
 use hangar_tests::control_plane::ControlPlane;
-use hangar_tests::data_plane::{DataPlane, served_counts};
+use hangar_tests::data_plane::DataPlane;
 use hangar_tests::fake_mcp::FakeMcp;
 use serde_json::json;
 
-/// Unknown servers fail the whole batch up front with MCP Hangar's shape,
-/// and a single server (not a group) can be called by name.
+/// Every error type of a call, each reported in its own result while the
+/// other calls of the batch still run; results keep input order; a single
+/// server (not a group) can be called by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batch_validation_and_direct_server_calls() {
+async fn each_call_reports_its_own_error_type() {
     let a = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 1), 1)
+    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 3), 1)
         .await;
     let client = dp.client().await;
-    assert_eq!(client.tool_names().await, ["hangar_call"]);
-    let out = client.batch("nope", "add", json!({}), 1).await;
-    assert_eq!(
-        out,
-        json!({"success": false, "error": "Validation failed", "validation_errors": [
-            {"index": 0, "field": "mcp_server", "message": "McpServer 'nope' not found"}]})
-    );
+    assert_eq!(client.tool_names().await, ["hangar_call", "hangar_status"]);
+    let calls = json!([
+        {"mcp_server": "nope", "tool": "add", "arguments": {}},
+        {"mcp_server": "my-mcp", "tool": "no_such_tool", "arguments": {}},
+        {"mcp_server": "my-mcp-group", "tool": "sleep", "arguments": {"ms": 5000}, "timeout": 0.2},
+        {"mcp_server": "my-mcp-group", "tool": "fail", "arguments": {}},
+        {"mcp_server": "my-mcp", "tool": "echo", "arguments": {"text": "hi"}},
+    ]);
     let out = client
-        .batch("my-mcp", "echo", json!({"text": "hi"}), 2)
+        .hangar_call(json!({"calls": calls, "max_concurrency": 5}))
         .await;
-    assert_eq!(served_counts(&out).get("my-mcp"), Some(&2));
+    let results = out["results"].as_array().unwrap();
+    let types: Vec<&str> = results
+        .iter()
+        .map(|r| r["error_type"].as_str().unwrap_or("-"))
+        .collect();
     assert_eq!(
-        out["results"][1]["result"]["structuredContent"]["text"],
-        "hi"
+        types,
+        [
+            "ServerNotFoundError",
+            "ToolNotFoundError",
+            "TimeoutError",
+            "ToolInvocationError",
+            "-"
+        ],
+        "{out}"
     );
+    let indexes: Vec<u64> = results
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4]);
+    assert_eq!(results[0]["error"], "McpServer 'nope' not found");
+    assert_eq!(results[4]["result"]["structuredContent"]["text"], "hi");
+    assert_eq!(results[4]["served_by"], "my-mcp");
+    assert_eq!(
+        (out["succeeded"].clone(), out["failed"].clone()),
+        (json!(1), json!(4))
+    );
+    // None of these answers is a member failure.
+    let status = cp.status().await;
+    assert_eq!(status.servers[0].state, "ready");
     let empty = client.hangar_call(json!({"calls": []})).await;
     assert_eq!(
         (empty["success"].clone(), empty["total"].clone()),

@@ -1,0 +1,210 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn healthy(n: usize) -> Vec<Candidate> {
+    vec![
+        Candidate {
+            eligible: true,
+            weight: 1,
+            priority: 1,
+            in_flight: 0
+        };
+        n
+    ]
+}
+
+fn counts(b: &Balancer, members: &[Candidate], picks: usize) -> Vec<usize> {
+    let mut counts = vec![0; members.len()];
+    for _ in 0..picks {
+        counts[b.order(members)[0]] += 1;
+    }
+    counts
+}
+
+const ALL: [StrategyKind; 5] = [
+    StrategyKind::RoundRobin,
+    StrategyKind::Random,
+    StrategyKind::LeastConnections,
+    StrategyKind::WeightedRoundRobin,
+    StrategyKind::Priority,
+];
+
+/// Round robin gives each of three members exactly a third of 30 calls.
+#[test]
+fn round_robin_is_even() {
+    let b = Balancer::new(StrategyKind::RoundRobin, 0);
+    assert_eq!(counts(&b, &healthy(3), 30), [10, 10, 10]);
+}
+
+/// When a member leaves, the one after it does not inherit its share.
+#[test]
+fn round_robin_stays_even_without_a_member() {
+    let b = Balancer::new(StrategyKind::RoundRobin, 0);
+    let mut members = healthy(3);
+    members[0].eligible = false;
+    assert_eq!(counts(&b, &members, 30), [0, 15, 15]);
+}
+
+/// Smooth WRR with weights 3/1/1 interleaves instead of bursting.
+#[test]
+fn weighted_round_robin_is_smooth() {
+    let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
+    let mut members = healthy(3);
+    members[0].weight = 3;
+    let picks: Vec<usize> = (0..10).map(|_| b.order(&members)[0]).collect();
+    assert_eq!(picks, [0, 1, 0, 2, 0, 0, 1, 0, 2, 0]);
+}
+
+/// Priority picks the lowest number while it is eligible, then the backup,
+/// and goes back when the primary returns.
+#[test]
+fn priority_fails_over_and_back() {
+    let b = Balancer::new(StrategyKind::Priority, 0);
+    let mut members = healthy(2);
+    members[0].priority = 2;
+    members[1].priority = 1;
+    assert_eq!(b.order(&members), [1, 0]);
+    members[1].eligible = false;
+    assert_eq!(b.order(&members), [0]);
+    members[1].eligible = true;
+    assert_eq!(b.order(&members)[0], 1);
+}
+
+/// Least connections avoids a busy member and rotates among idle ones.
+#[test]
+fn least_connections_avoids_busy_member() {
+    let b = Balancer::new(StrategyKind::LeastConnections, 0);
+    let mut members = healthy(3);
+    members[0].in_flight = 5;
+    assert_eq!(counts(&b, &members, 10), [0, 5, 5]);
+}
+
+/// Random with a fixed seed is reproducible and close to uniform.
+#[test]
+fn random_is_seeded_and_uniform() {
+    let picks = |seed| {
+        counts(
+            &Balancer::new(StrategyKind::Random, seed),
+            &healthy(3),
+            3000,
+        )
+    };
+    assert_eq!(picks(7), picks(7));
+    for n in picks(7) {
+        assert!((900..=1100).contains(&n), "{n}");
+    }
+}
+
+/// No member is eligible: nothing to try, for every strategy.
+#[test]
+fn no_eligible_member_gives_empty_order() {
+    let mut members = healthy(2);
+    members.iter_mut().for_each(|m| m.eligible = false);
+    for kind in ALL {
+        assert!(
+            Balancer::new(kind, 0).order(&members).is_empty(),
+            "{kind:?}"
+        );
+        assert!(Balancer::new(kind, 0).order(&[]).is_empty(), "{kind:?}");
+    }
+}
+
+fn candidate() -> impl Strategy<Value = Candidate> {
+    (any::<bool>(), 1u32..10, 0i32..3, 0u32..4).prop_map(
+        |(eligible, weight, priority, in_flight)| Candidate {
+            eligible,
+            weight,
+            priority,
+            in_flight,
+        },
+    )
+}
+
+fn kind() -> impl Strategy<Value = StrategyKind> {
+    proptest::sample::select(ALL.to_vec())
+}
+
+proptest! {
+    /// Every order lists each eligible member exactly once and nothing else,
+    /// however eligibility changes between calls.
+    #[test]
+    fn order_is_exactly_the_eligible_members(
+        kind in kind(),
+        seed in any::<u64>(),
+        rounds in proptest::collection::vec(proptest::collection::vec(candidate(), 4), 1..20),
+    ) {
+        let b = Balancer::new(kind, seed);
+        for members in rounds {
+            let mut order = b.order(&members);
+            order.sort_unstable();
+            let eligible: Vec<usize> = (0..members.len()).filter(|&i| members[i].eligible).collect();
+            prop_assert_eq!(order, eligible);
+        }
+    }
+
+    /// Round robin never picks the same member twice in a row while another
+    /// member is eligible.
+    #[test]
+    fn round_robin_never_repeats(
+        rounds in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 4), 2..40),
+    ) {
+        let b = Balancer::new(StrategyKind::RoundRobin, 0);
+        let mut previous = None;
+        for eligible in rounds {
+            let members: Vec<Candidate> = eligible
+                .iter()
+                .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0 })
+                .collect();
+            let order = b.order(&members);
+            if let (Some(prev), Some(&pick)) = (previous, order.first()) {
+                if order.len() > 1 {
+                    prop_assert_ne!(prev, pick);
+                }
+            }
+            previous = order.first().copied().or(previous);
+        }
+    }
+
+    /// Over every full cycle (sum of weights picks) each member gets exactly
+    /// its weight, from any starting state.
+    #[test]
+    fn weighted_shares_are_exact_per_cycle(
+        weights in proptest::collection::vec(1u32..8, 1..6),
+        warmup in 0usize..20,
+        cycles in 1usize..4,
+    ) {
+        let members: Vec<Candidate> = weights
+            .iter()
+            .map(|&w| Candidate { eligible: true, weight: w, priority: 1, in_flight: 0 })
+            .collect();
+        let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
+        counts(&b, &members, warmup);
+        let total: u32 = weights.iter().sum();
+        for _ in 0..cycles {
+            let got = counts(&b, &members, total as usize);
+            let want: Vec<usize> = weights.iter().map(|&w| w as usize).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Priority never skips an eligible member with a lower number.
+    #[test]
+    fn priority_never_skips_a_lower_number(members in proptest::collection::vec(candidate(), 1..6)) {
+        let b = Balancer::new(StrategyKind::Priority, 0);
+        if let Some(&pick) = b.order(&members).first() {
+            let best = members.iter().filter(|m| m.eligible).map(|m| m.priority).min();
+            prop_assert_eq!(Some(members[pick].priority), best);
+        }
+    }
+
+    /// Least connections always picks a member with the fewest in flight.
+    #[test]
+    fn least_connections_picks_a_least_loaded(members in proptest::collection::vec(candidate(), 1..6)) {
+        let b = Balancer::new(StrategyKind::LeastConnections, 0);
+        if let Some(&pick) = b.order(&members).first() {
+            let least = members.iter().filter(|m| m.eligible).map(|m| m.in_flight).min();
+            prop_assert_eq!(Some(members[pick].in_flight), least);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `hangar_status`: this data plane's own view of its groups and members.
+//!
+//! The control plane's `hangarctl status` rolls up every data plane; this
+//! tool answers from one, which is what a client beside it experiences.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::routes::RoutingTable;
+
+/// The tool's output.
+#[derive(Debug, Serialize)]
+pub struct LocalStatus {
+    config_version: u64,
+    groups: Vec<GroupView>,
+    servers: Vec<ServerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct GroupView {
+    name: String,
+    strategy: &'static str,
+    /// `ready`, `partial` or `unavailable`, as `hangarctl status` names them.
+    state: &'static str,
+    healthy: usize,
+    total: usize,
+    min_healthy: u32,
+    members: Vec<MemberView>,
+}
+
+#[derive(Debug, Serialize)]
+struct MemberView {
+    id: String,
+    in_rotation: bool,
+    weight: u32,
+    priority: i32,
+}
+
+#[derive(Debug, Serialize)]
+struct ServerView {
+    id: String,
+    endpoint: String,
+    healthy: bool,
+    consecutive_failures: u32,
+    in_flight: u32,
+    calls: u64,
+    errors: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    last_error: String,
+}
+
+/// The local view of `table`, groups and servers sorted by name.
+pub fn local_status(table: &RoutingTable) -> LocalStatus {
+    let mut groups: Vec<GroupView> = table
+        .groups
+        .values()
+        .map(|g| {
+            let healthy = g.healthy_count();
+            let total = g.members.len();
+            let state = if healthy == total {
+                "ready"
+            } else if healthy >= g.min_healthy as usize && healthy > 0 {
+                "partial"
+            } else {
+                "unavailable"
+            };
+            GroupView {
+                name: g.id.clone(),
+                strategy: g.strategy().as_str(),
+                state,
+                healthy,
+                total,
+                min_healthy: g.min_healthy,
+                members: g
+                    .members
+                    .iter()
+                    .map(|m| MemberView {
+                        id: m.member.id().to_owned(),
+                        in_rotation: m.eligible && m.member.is_healthy(),
+                        weight: m.weight,
+                        priority: m.priority,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut servers: Vec<ServerView> = table
+        .members
+        .values()
+        .map(|m| {
+            let report = m.report();
+            ServerView {
+                id: report.server_id,
+                endpoint: m.upstream().endpoint().to_owned(),
+                healthy: report.healthy,
+                consecutive_failures: report.consecutive_failures,
+                in_flight: report.in_flight,
+                calls: report.calls,
+                errors: report.errors,
+                last_error: report.last_error,
+            }
+        })
+        .collect();
+    servers.sort_by(|a, b| a.id.cmp(&b.id));
+    LocalStatus {
+        config_version: table.version,
+        groups,
+        servers,
+    }
+}
+
+/// JSON Schema of the tool's input: no arguments.
+pub fn input_schema() -> Map<String, Value> {
+    match json!({"type": "object", "properties": {}, "additionalProperties": false}) {
+        Value::Object(map) => map,
+        _ => unreachable!("the schema literal is an object"),
+    }
+}
