@@ -157,10 +157,10 @@ proptest! {
                 .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0 })
                 .collect();
             let order = b.order(&members);
-            if let (Some(prev), Some(&pick)) = (previous, order.first()) {
-                if order.len() > 1 {
-                    prop_assert_ne!(prev, pick);
-                }
+            if let (Some(prev), Some(&pick)) = (previous, order.first())
+                && order.len() > 1
+            {
+                prop_assert_ne!(prev, pick);
             }
             previous = order.first().copied().or(previous);
         }
