@@ -90,19 +90,21 @@ impl McpClient {
         tools.into_iter().map(|t| t.name.into_owned()).collect()
     }
 
-    /// Calls `hangar_call` with `arguments` and returns its structured output.
-    pub async fn hangar_call(&self, arguments: Value) -> Value {
+    /// Calls one of the data plane's tools and returns its structured output.
+    pub async fn call(&self, tool: &str, arguments: Value) -> Value {
         let Value::Object(arguments) = arguments else {
-            panic!("hangar_call arguments must be an object");
+            panic!("tool arguments must be an object");
         };
-        let result = self
-            .service
-            .call_tool(CallToolRequestParams::new("hangar_call").with_arguments(arguments))
-            .await
-            .expect("tools/call hangar_call");
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let result = self.service.call_tool(params).await.expect("tools/call");
         result
             .structured_content
-            .expect("hangar_call returns structured content")
+            .expect("the data plane's tools return structured content")
+    }
+
+    /// Calls `hangar_call` with `arguments` and returns its structured output.
+    pub async fn hangar_call(&self, arguments: Value) -> Value {
+        self.call("hangar_call", arguments).await
     }
 
     /// Calls `tool` on `target` `n` times in one batch, one call at a time,

@@ -4,6 +4,7 @@
 mod e2e {
     mod apply;
     mod balancing;
+    mod failover;
     mod hangar_call;
     mod interop;
     mod persistence;
