@@ -7,7 +7,11 @@ use hangar_proto::v1::admin_service_server::AdminService;
 use hangar_proto::v1::{
     ApplyRequest, ApplyResponse, StatusRequest, StatusResponse, ValidationError, ValidationErrors,
 };
+use std::time::Duration;
+
 use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
@@ -58,13 +62,62 @@ impl AdminService for Admin {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(self.rollup()))
+    }
+
+    type WatchStatusStream = ReceiverStream<Result<StatusResponse, Status>>;
+
+    async fn watch_status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let admin = self.clone();
+        tokio::spawn(async move { admin.follow_status(tx).await });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Statuses waiting for a slow watcher; the newest matters, so keep few.
+const WATCH_BUFFER: usize = 2;
+/// A watcher gets a fresh status at least this often (ages move on).
+const WATCH_REFRESH: Duration = Duration::from_secs(5);
+/// Changes closer together than this are sent as one status.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
+
+// === impl Admin ===
+
+impl Admin {
+    fn rollup(&self) -> StatusResponse {
         let current = self.state.current();
         let planes = self.fleet.planes();
-        Ok(Response::new(status::rollup(
+        status::rollup(
             current.version,
             &current.config,
             &planes,
-        )))
+            self.fleet.expiry(),
+        )
+    }
+
+    /// Sends the status, then again on every change of config or fleet,
+    /// until the watcher goes away or the server shuts down.
+    async fn follow_status(self, tx: mpsc::Sender<Result<StatusResponse, Status>>) {
+        let mut fleet = self.fleet.changes();
+        let mut config = self.state.subscribe();
+        loop {
+            if tx.send(Ok(self.rollup())).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                changed = fleet.changed() => if changed.is_err() { return },
+                changed = config.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(WATCH_REFRESH) => {}
+                () = tx.closed() => return,
+            }
+            tokio::time::sleep(WATCH_DEBOUNCE).await;
+            fleet.borrow_and_update();
+            config.borrow_and_update();
+        }
     }
 }
 

@@ -1,16 +1,21 @@
-//! The connected data planes and what they last told us.
+//! The data planes and what they last told us.
 //!
 //! Each data-plane stream registers itself here with a connection id. A data
 //! plane that reconnects under the same node id replaces its old entry; the
-//! old stream's late disconnect is ignored because its connection id no
-//! longer matches.
+//! old stream's late messages are ignored because its connection id no
+//! longer matches. A data plane whose stream ended stays listed as
+//! `disconnected` until it has been silent for the expiry, then it is
+//! forgotten. Only connected data planes that reported within the expiry
+//! count in the health rollup.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use hangar_proto::v1::{HealthReport, Hello, MemberHealth};
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Identifies one stream of one data plane.
@@ -21,7 +26,29 @@ pub struct Connection {
     id: u64,
 }
 
-/// What the control plane knows about one connected data plane.
+/// Where a data plane stands, as `hangarctl get dataplanes` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaneState {
+    /// Stream open and reporting.
+    Connected,
+    /// Stream open, but silent for longer than the expiry.
+    Stale,
+    /// Stream closed; forgotten after the expiry.
+    Disconnected,
+}
+
+impl PlaneState {
+    /// The name used in status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Stale => "stale",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// What the control plane knows about one data plane.
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     /// Node id from the data plane's hello.
@@ -32,8 +59,14 @@ pub struct DataPlane {
     pub listen_addr: String,
     /// Labels from the hello.
     pub labels: HashMap<String, String>,
+    /// Build version from the hello.
+    pub build_version: String,
+    /// Version the data plane held when it connected.
+    pub held_version: u64,
     /// When the stream opened.
     pub connected_at: Instant,
+    /// Whether the stream is still open.
+    pub connected: bool,
     /// Last message of any kind on the stream.
     pub last_seen: Instant,
     /// Last version the data plane acknowledged (0 = none).
@@ -45,16 +78,52 @@ pub struct DataPlane {
     connection: u64,
 }
 
-/// Registry of connected data planes.
-#[derive(Debug, Default)]
+impl DataPlane {
+    /// The plane's state at `now` for an expiry of `expiry`.
+    pub fn state(&self, now: Instant, expiry: Duration) -> PlaneState {
+        if !self.connected {
+            PlaneState::Disconnected
+        } else if now.saturating_duration_since(self.last_seen) > expiry {
+            PlaneState::Stale
+        } else {
+            PlaneState::Connected
+        }
+    }
+}
+
+/// Registry of data planes.
+#[derive(Debug)]
 pub struct Fleet {
     planes: Mutex<BTreeMap<String, DataPlane>>,
     next_connection: AtomicU64,
+    expiry: Duration,
+    /// Bumped on every change a status watcher should see.
+    changes: watch::Sender<u64>,
 }
 
 // === impl Fleet ===
 
 impl Fleet {
+    /// An empty fleet; data planes silent for `expiry` stop counting.
+    pub fn new(expiry: Duration) -> Self {
+        Self {
+            planes: Mutex::new(BTreeMap::new()),
+            next_connection: AtomicU64::new(0),
+            expiry,
+            changes: watch::Sender::new(0),
+        }
+    }
+
+    /// How long a data plane may stay silent before it stops counting.
+    pub fn expiry(&self) -> Duration {
+        self.expiry
+    }
+
+    /// Follows changes of the fleet (connects, ACKs, health flips, ...).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Registers a new stream from a data plane.
     pub fn connect(&self, hello: &Hello, address: Option<SocketAddr>) -> Connection {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
@@ -64,7 +133,10 @@ impl Fleet {
             address,
             listen_addr: hello.listen_addr.clone(),
             labels: hello.labels.clone(),
+            build_version: hello.build_version.clone(),
+            held_version: hello.held_version,
             connected_at: now,
+            connected: true,
             last_seen: now,
             acked_version: hello.held_version,
             last_nack: None,
@@ -72,18 +144,19 @@ impl Fleet {
             connection: id,
         };
         self.planes.lock().insert(hello.node_id.clone(), plane);
+        self.bump();
         Connection {
             node_id: hello.node_id.clone(),
             id,
         }
     }
 
-    /// Removes a data plane whose stream ended.
+    /// Marks a data plane whose stream ended.
     pub fn disconnect(&self, conn: &Connection) {
-        let mut planes = self.planes.lock();
-        if planes.get(&conn.node_id).map(|p| p.connection) == Some(conn.id) {
-            planes.remove(&conn.node_id);
-        }
+        self.update(conn, |p| {
+            p.connected = false;
+            true
+        });
     }
 
     /// Records that the data plane applied `version`.
@@ -91,39 +164,101 @@ impl Fleet {
         self.update(conn, |p| {
             p.acked_version = version;
             p.last_nack = None;
+            true
         });
     }
 
     /// Records that the data plane rejected `version`.
     pub fn nack(&self, conn: &Connection, version: u64, reason: String) {
         self.update(conn, |p| {
-            p.last_nack = Some(format!("version {version}: {reason}"))
+            p.last_nack = Some(format!("version {version}: {reason}"));
+            true
         });
     }
 
-    /// Replaces the data plane's member health with a new report.
+    /// Replaces the data plane's member health with a new report. Watchers
+    /// hear of it only when health changed, not for every counter.
     pub fn report(&self, conn: &Connection, report: HealthReport) {
         self.update(conn, |p| {
-            p.health = report
+            let health: BTreeMap<String, MemberHealth> = report
                 .members
                 .into_iter()
                 .map(|m| (m.server_id.clone(), m))
                 .collect();
+            let changed = !same_health(&p.health, &health);
+            p.health = health;
+            changed
         });
     }
 
-    /// A copy of every connected data plane, ordered by node id.
+    /// Forgets disconnected data planes silent for longer than the expiry.
+    pub fn expire(&self) {
+        let now = Instant::now();
+        let mut planes = self.planes.lock();
+        let before = planes.len();
+        planes.retain(|_, p| {
+            p.connected || now.saturating_duration_since(p.last_seen) <= self.expiry
+        });
+        let removed = before != planes.len();
+        drop(planes);
+        if removed {
+            self.bump();
+        }
+    }
+
+    /// A copy of every data plane, ordered by node id.
     pub fn planes(&self) -> Vec<DataPlane> {
         self.planes.lock().values().cloned().collect()
     }
 
-    fn update(&self, conn: &Connection, f: impl FnOnce(&mut DataPlane)) {
+    /// Servers that every counting data plane reporting them sees failing.
+    pub fn unhealthy_everywhere(&self) -> HashSet<String> {
+        let now = Instant::now();
+        let planes = self.planes.lock();
+        let mut seen_healthy = HashSet::new();
+        let mut reported = HashSet::new();
+        for plane in planes.values() {
+            if plane.state(now, self.expiry) != PlaneState::Connected {
+                continue;
+            }
+            for (id, health) in &plane.health {
+                reported.insert(id.clone());
+                if health.healthy {
+                    seen_healthy.insert(id.clone());
+                }
+            }
+        }
+        reported.retain(|id| !seen_healthy.contains(id));
+        reported
+    }
+
+    fn update(&self, conn: &Connection, f: impl FnOnce(&mut DataPlane) -> bool) {
         let mut planes = self.planes.lock();
-        if let Some(plane) = planes.get_mut(&conn.node_id)
-            && plane.connection == conn.id
-        {
-            plane.last_seen = Instant::now();
-            f(plane);
+        let changed = match planes.get_mut(&conn.node_id) {
+            Some(plane) if plane.connection == conn.id => {
+                let was_stale = plane.state(Instant::now(), self.expiry) == PlaneState::Stale;
+                plane.last_seen = Instant::now();
+                f(plane) || was_stale
+            }
+            _ => false,
+        };
+        drop(planes);
+        if changed {
+            self.bump();
         }
     }
+
+    fn bump(&self) {
+        self.changes.send_modify(|epoch| *epoch += 1);
+    }
+}
+
+/// Same rotation state for every member (counters aside).
+fn same_health(a: &BTreeMap<String, MemberHealth>, b: &BTreeMap<String, MemberHealth>) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, va), (kb, vb))| {
+            ka == kb
+                && va.healthy == vb.healthy
+                && va.consecutive_failures == vb.consecutive_failures
+        })
 }

@@ -19,6 +19,7 @@ pub mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hangar_proto::v1::admin_service_server::AdminServiceServer;
 use hangar_proto::v1::data_plane_service_server::DataPlaneServiceServer;
@@ -35,6 +36,22 @@ use crate::store::Store;
 pub struct Settings {
     /// Directory of the embedded store.
     pub state_dir: PathBuf,
+    /// A data plane silent for this long stops counting in the health
+    /// rollup; a disconnected one is forgotten after it.
+    pub dataplane_expiry: Duration,
+}
+
+impl Settings {
+    /// Default of [`Settings::dataplane_expiry`]: several report periods.
+    pub const DEFAULT_DATAPLANE_EXPIRY: Duration = Duration::from_secs(30);
+
+    /// Settings for a state directory, with defaults for the rest.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            dataplane_expiry: Self::DEFAULT_DATAPLANE_EXPIRY,
+        }
+    }
 }
 
 /// Why the control plane stopped with an error.
@@ -48,29 +65,76 @@ pub enum RunError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Serves the control plane on an already bound listener until `shutdown`
-/// is cancelled.
+/// A control plane: its config state and its fleet.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    state: Arc<ConfigState>,
+    fleet: Arc<Fleet>,
+}
+
+impl ControlPlane {
+    /// Opens the state directory and loads the stored config, if any.
+    pub fn open(settings: &Settings) -> Result<Self, RunError> {
+        let store = Store::open(&settings.state_dir).map_err(LoadError::from)?;
+        let state = Arc::new(ConfigState::load(store)?);
+        tracing::info!(
+            config.version = state.current().version,
+            state.dir = %settings.state_dir.display(),
+            "config loaded"
+        );
+        Ok(Self {
+            state,
+            fleet: Arc::new(Fleet::new(settings.dataplane_expiry)),
+        })
+    }
+
+    /// The config state (for tests that inject faults).
+    pub fn state(&self) -> &Arc<ConfigState> {
+        &self.state
+    }
+
+    /// Serves the gRPC API on an already bound listener until `shutdown`
+    /// is cancelled.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), RunError> {
+        tracing::info!(listen.addr = ?listener.local_addr().ok(), "control plane serving");
+        tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
+        let admin = admin::Admin::new(self.state.clone(), self.fleet.clone());
+        let data_planes =
+            stream::DataPlanes::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
+        tonic::transport::Server::builder()
+            .add_service(AdminServiceServer::new(admin))
+            .add_service(DataPlaneServiceServer::new(data_planes))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Opens the state directory and serves until `shutdown` is cancelled.
 pub async fn run(
     listener: TcpListener,
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = Store::open(&settings.state_dir).map_err(LoadError::from)?;
-    let state = Arc::new(ConfigState::load(store)?);
-    let current = state.current();
-    tracing::info!(
-        config.version = current.version,
-        state.dir = %settings.state_dir.display(),
-        listen.addr = ?listener.local_addr().ok(),
-        "control plane started"
-    );
-    let fleet = Arc::new(Fleet::default());
-    let admin = admin::Admin::new(state.clone(), fleet.clone());
-    let data_planes = stream::DataPlanes::new(state, fleet, shutdown.clone());
-    tonic::transport::Server::builder()
-        .add_service(AdminServiceServer::new(admin))
-        .add_service(DataPlaneServiceServer::new(data_planes))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+    ControlPlane::open(&settings)?
+        .serve(listener, shutdown)
+        .await
+}
+
+/// Forgets disconnected data planes once they expire.
+async fn expire_loop(fleet: Arc<Fleet>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(fleet.expiry() / 4);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => fleet.expire(),
+            () = shutdown.cancelled() => return,
+        }
+    }
 }

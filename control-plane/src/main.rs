@@ -18,6 +18,19 @@ struct Args {
     /// Directory of the embedded config store; created if missing.
     #[arg(long, default_value = "./hangar-state")]
     state_dir: PathBuf,
+    /// Seconds a data plane may stay silent before its health reports stop
+    /// counting; a disconnected one is forgotten after that long.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    dataplane_expiry: f64,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -41,6 +54,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let settings = hangar_control_plane::Settings {
         state_dir: args.state_dir,
+        dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
     };
     hangar_control_plane::run(listener, settings, shutdown).await?;
     Ok(())

@@ -138,6 +138,16 @@ impl ConfigState {
     }
 }
 
+impl ConfigState {
+    /// Publishes `snapshot` to every data plane as if it had been applied,
+    /// bypassing validation and the store. For fault-injection tests only:
+    /// it is how a test makes a data plane receive a snapshot it must NACK.
+    pub fn inject_snapshot(&self, snapshot: Snapshot) {
+        tracing::warn!(config.version = snapshot.version, "injecting a snapshot");
+        self.snapshots.send_replace(Arc::new(snapshot));
+    }
+}
+
 fn current_of(version: u64, config: Config) -> Current {
     let snapshot = Arc::new(config.to_snapshot(version));
     Current {

@@ -1,6 +1,7 @@
 //! Rolls the data planes' health reports up into per-server and per-group
 //! state for `hangarctl status`.
 //!
+//! Only data planes that are connected and reported within the expiry count.
 //! A server is `ready` when every data plane that reports it sees it healthy,
 //! `degraded` when only some do, `dead` when none do, and `unknown` when no
 //! data plane reports it yet. A group member counts as healthy when at least
@@ -11,19 +12,29 @@ use hangar_config::{Config, Group};
 use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
 use tokio::time::Instant;
 
-use crate::fleet::DataPlane;
+use crate::fleet::{DataPlane, PlaneState};
 
-/// Builds the status of config `version` from the connected data planes.
-pub fn rollup(version: u64, config: &Config, planes: &[DataPlane]) -> StatusResponse {
+/// Builds the status of config `version` from the data planes; those not
+/// heard from within `expiry` are listed but do not count.
+pub fn rollup(
+    version: u64,
+    config: &Config,
+    planes: &[DataPlane],
+    expiry: std::time::Duration,
+) -> StatusResponse {
+    let now = Instant::now();
+    let counting: Vec<&DataPlane> = planes
+        .iter()
+        .filter(|p| p.state(now, expiry) == PlaneState::Connected)
+        .collect();
     let servers: Vec<ServerStatus> = config
         .remotes()
-        .map(|(id, remote)| server_status(id, remote.endpoint.as_str(), planes))
+        .map(|(id, remote)| server_status(id, remote.endpoint.as_str(), &counting))
         .collect();
     let groups = config
         .groups()
         .map(|(id, group)| group_status(id, group, &servers))
         .collect();
-    let now = Instant::now();
     let data_planes = planes
         .iter()
         .map(|p| DataPlaneStatus {
@@ -33,7 +44,15 @@ pub fn rollup(version: u64, config: &Config, planes: &[DataPlane]) -> StatusResp
             acked_version: p.acked_version,
             last_nack: p.last_nack.clone().unwrap_or_default(),
             last_report_age_ms: millis(now - p.last_seen),
-            connected_for_ms: millis(now - p.connected_at),
+            connected_for_ms: if p.connected {
+                millis(now - p.connected_at)
+            } else {
+                0
+            },
+            state: p.state(now, expiry).as_str().to_owned(),
+            labels: p.labels.clone(),
+            build_version: p.build_version.clone(),
+            held_version: p.held_version,
         })
         .collect();
     StatusResponse {
@@ -44,7 +63,7 @@ pub fn rollup(version: u64, config: &Config, planes: &[DataPlane]) -> StatusResp
     }
 }
 
-fn server_status(id: &str, endpoint: &str, planes: &[DataPlane]) -> ServerStatus {
+fn server_status(id: &str, endpoint: &str, planes: &[&DataPlane]) -> ServerStatus {
     let mut status = ServerStatus {
         id: id.to_owned(),
         endpoint: endpoint.to_owned(),
@@ -53,6 +72,8 @@ fn server_status(id: &str, endpoint: &str, planes: &[DataPlane]) -> ServerStatus
     for health in planes.iter().filter_map(|p| p.health.get(id)) {
         status.reported_by += 1;
         status.calls += health.calls;
+        status.p50_ms = status.p50_ms.max(health.p50_ms);
+        status.p99_ms = status.p99_ms.max(health.p99_ms);
         status.errors += health.errors;
         if health.healthy {
             status.healthy_on += 1;

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use futures::Stream;
 use hangar_proto::v1::data_plane_message::Kind as Up;
 use hangar_proto::v1::data_plane_service_server::DataPlaneService;
-use hangar_proto::v1::{ControlPlaneMessage, DataPlaneMessage, Hello, control_plane_message};
+use hangar_proto::v1::{
+    ControlPlaneMessage, DataPlaneMessage, Hello, Snapshot, control_plane_message,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +73,13 @@ impl DataPlaneService for DataPlanes {
         span.in_scope(|| tracing::info!(held.version = hello.held_version, "data plane connected"));
 
         let (tx, rx) = mpsc::channel(DOWNSTREAM_BUFFER);
-        let push = push_snapshots(self.state.clone(), hello, tx, self.shutdown.clone());
+        let push = push_snapshots(
+            self.state.clone(),
+            self.fleet.clone(),
+            hello,
+            tx,
+            self.shutdown.clone(),
+        );
         tokio::spawn(push.instrument(span.clone()));
         let recv = receive(upstream, self.fleet.clone(), conn, self.shutdown.clone());
         tokio::spawn(recv.instrument(span));
@@ -83,6 +91,7 @@ impl DataPlaneService for DataPlanes {
 /// later one, until the stream or the server closes.
 async fn push_snapshots(
     state: Arc<ConfigState>,
+    fleet: Arc<Fleet>,
     hello: Hello,
     tx: mpsc::Sender<Result<ControlPlaneMessage, Status>>,
     shutdown: CancellationToken,
@@ -94,7 +103,9 @@ async fn push_snapshots(
         if snapshot.version != sent && snapshot.version != 0 {
             sent = snapshot.version;
             let msg = ControlPlaneMessage {
-                kind: Some(control_plane_message::Kind::Snapshot((*snapshot).clone())),
+                kind: Some(control_plane_message::Kind::Snapshot(with_fleet_health(
+                    &snapshot, &fleet,
+                ))),
             };
             if tx.send(Ok(msg)).await.is_err() {
                 return; // the data plane is gone
@@ -107,6 +118,18 @@ async fn push_snapshots(
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// The snapshot with the servers that every data plane sees failing marked,
+/// so that a data plane that has not probed them yet starts them out of
+/// rotation.
+fn with_fleet_health(snapshot: &Snapshot, fleet: &Fleet) -> Snapshot {
+    let unhealthy = fleet.unhealthy_everywhere();
+    let mut snapshot = snapshot.clone();
+    for server in &mut snapshot.servers {
+        server.fleet_unhealthy = unhealthy.contains(&server.id);
+    }
+    snapshot
 }
 
 /// Reads ACK/NACK and health reports until the data plane disconnects.

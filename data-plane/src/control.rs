@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::Routes;
+use crate::cache::SnapshotCache;
+use crate::routes::{Origin, Routes};
+use crate::upstream::error::chain;
 
 /// How often health is reported even when nothing changed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(2);
@@ -42,6 +44,7 @@ pub async fn run(
     urls: Vec<String>,
     identity: Identity,
     routes: Arc<Routes>,
+    cache: Option<SnapshotCache>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -49,7 +52,7 @@ pub async fn run(
         if shutdown.is_cancelled() {
             return;
         }
-        match follow(url, &identity, &routes, &shutdown).await {
+        match follow(url, &identity, &routes, cache.as_ref(), &shutdown).await {
             Ok(Followed::Shutdown) => return,
             Ok(Followed::Ended) => {
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
@@ -79,6 +82,7 @@ async fn follow(
     url: &str,
     identity: &Identity,
     routes: &Routes,
+    cache: Option<&SnapshotCache>,
     shutdown: &CancellationToken,
 ) -> Result<Followed, tonic::Status> {
     let mut client = DataPlaneServiceClient::connect(url.to_owned())
@@ -103,7 +107,7 @@ async fn follow(
             msg = downstream.message() => match msg? {
                 Some(msg) => {
                     if let Some(Down::Snapshot(snapshot)) = msg.kind {
-                        send(&tx, apply(routes, &snapshot)).await;
+                        send(&tx, apply(routes, cache, &snapshot)).await;
                         send(&tx, Up::Health(routes.health_report())).await;
                     }
                 }
@@ -116,11 +120,15 @@ async fn follow(
     }
 }
 
-/// Applies a snapshot and says how it went.
-fn apply(routes: &Routes, snapshot: &Snapshot) -> Up {
-    match routes.apply(snapshot) {
+/// Applies a snapshot, keeps it in the cache, and says how it went.
+fn apply(routes: &Routes, cache: Option<&SnapshotCache>, snapshot: &Snapshot) -> Up {
+    match routes.apply(snapshot, Origin::ControlPlane) {
         Ok(()) => {
             tracing::info!(config.version = snapshot.version, "config applied");
+            if let Some(Err(err)) = cache.map(|c| c.save(snapshot)) {
+                // Serving goes on; only a restart without a control plane suffers.
+                tracing::warn!(error = %chain(&err), "cannot write the snapshot cache");
+            }
             Up::Ack(Ack {
                 version: snapshot.version,
             })

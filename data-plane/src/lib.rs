@@ -4,6 +4,7 @@
 //! when the control plane is gone.
 //!
 //! # Layout
+//! - [`cache`]: the last good snapshot on disk (`--cache-dir`).
 //! - [`control`]: the control-plane stream (snapshots in, ACK/NACK and health out).
 //! - [`routes`]: the routing table, swapped atomically per snapshot.
 //! - [`member`]: one member's MCP client, health and probe loop.
@@ -11,6 +12,7 @@
 //! - [`dispatch`]: one call to a server or group, with failover for unreached members.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
 
+pub mod cache;
 pub mod control;
 pub mod dispatch;
 pub mod mcp;
@@ -24,9 +26,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{CacheError, SnapshotCache};
 use crate::control::Identity;
 use crate::mcp::server::HangarServer;
-use crate::routes::Routes;
+use crate::routes::{Origin, Routes};
 
 /// Everything a data plane needs to run.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct Settings {
     pub control_planes: Vec<String>,
     /// Node id, unique in the fleet.
     pub node_id: String,
+    /// Where the last good snapshot is kept, if anywhere.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// A data plane's shared state: the routing table and its MCP server.
@@ -66,7 +71,19 @@ impl DataPlane {
     }
 
     /// Starts following the control plane in the background.
-    pub fn spawn_control(&self, settings: &Settings, listen_addr: String) {
+    ///
+    /// With a cache directory, the cached snapshot (if any) is put in force
+    /// first, so calls are served at once even when the control plane is
+    /// down; the control plane's snapshots then replace it and are cached.
+    pub fn spawn_control(
+        &self,
+        settings: &Settings,
+        listen_addr: String,
+    ) -> Result<(), CacheError> {
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(self.restore(SnapshotCache::open(dir)?)),
+            None => None,
+        };
         let identity = Identity {
             node_id: settings.node_id.clone(),
             listen_addr,
@@ -75,10 +92,32 @@ impl DataPlane {
             settings.control_planes.clone(),
             identity,
             self.routes.clone(),
+            cache,
             self.shutdown.clone(),
         );
         let span = tracing::info_span!("control", node.id = %settings.node_id);
         tokio::spawn(tracing::Instrument::instrument(task, span));
+        Ok(())
+    }
+
+    /// Puts the cached snapshot in force, if there is a usable one.
+    fn restore(&self, cache: SnapshotCache) -> SnapshotCache {
+        let dir = cache.dir().display().to_string();
+        match cache.load() {
+            Ok(Some(snapshot)) => match self.routes.apply(&snapshot, Origin::Cache) {
+                Ok(()) => {
+                    tracing::info!(config.version = snapshot.version, cache.dir = %dir, "serving the cached snapshot until the control plane answers")
+                }
+                Err(reason) => {
+                    tracing::warn!(cache.dir = %dir, %reason, "ignoring an unusable cached snapshot")
+                }
+            },
+            Ok(None) => tracing::info!(cache.dir = %dir, "no cached snapshot yet"),
+            Err(err) => {
+                tracing::warn!(error = %upstream::error::chain(&err), "ignoring the snapshot cache")
+            }
+        }
+        cache
     }
 
     /// The MCP server of this data plane.

@@ -23,6 +23,10 @@ struct Args {
     /// Serve one MCP client over stdin/stdout instead of HTTP.
     #[arg(long)]
     stdio: bool,
+    /// Keep the last good snapshot here and serve it at start, before the
+    /// control plane answers.
+    #[arg(long)]
+    cache_dir: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -44,6 +48,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = hangar_data_plane::Settings {
         control_planes: args.control_plane,
         node_id: args.node_id,
+        cache_dir: args.cache_dir,
     };
     let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
     match args.listen {
@@ -54,11 +59,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
-            data_plane.spawn_control(&settings, local.to_string());
+            data_plane.spawn_control(&settings, local.to_string())?;
             data_plane.serve_http(listener).await?;
         }
         None => {
-            data_plane.spawn_control(&settings, "stdio".to_owned());
+            data_plane.spawn_control(&settings, "stdio".to_owned())?;
             data_plane.serve_stdio().await?;
             shutdown.cancel();
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hangar_balance::{Health, Outcome, Transition};
 use hangar_proto::v1::MemberHealth;
+use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,8 @@ pub struct Member {
     /// Mirror of `health.is_healthy()`, read lock-free on every call.
     healthy: AtomicBool,
     in_flight: AtomicU32,
+    /// Latency of answered calls since the last report, in microseconds.
+    latency: Mutex<Histogram<u64>>,
     calls: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<String>,
@@ -41,21 +44,29 @@ pub struct Member {
 // === impl Member ===
 
 impl Member {
-    /// A member that starts healthy; call [`Member::spawn_probe`] to start probing.
+    /// A member in rotation, or out of it until its first successful probe
+    /// when `in_rotation` is false; call [`Member::spawn_probe`] to start probing.
     pub fn new(
         id: String,
         upstream: Upstream,
         probe_interval: Duration,
         max_consecutive_failures: u32,
+        in_rotation: bool,
         health_changed: Arc<Notify>,
         stop: CancellationToken,
     ) -> Self {
+        let health = if in_rotation {
+            Health::new(max_consecutive_failures)
+        } else {
+            Health::out_of_rotation(max_consecutive_failures)
+        };
         Self {
             id,
             upstream,
             probe_interval,
-            health: Mutex::new(Health::new(max_consecutive_failures)),
-            healthy: AtomicBool::new(true),
+            health: Mutex::new(health),
+            healthy: AtomicBool::new(in_rotation),
+            latency: Mutex::new(new_histogram()),
             in_flight: AtomicU32::new(0),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -112,7 +123,11 @@ impl Member {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         // Decrements even if the caller drops this future mid-call.
         let _in_flight = InFlight(&self.in_flight);
+        let started = tokio::time::Instant::now();
         let result = self.upstream.call_tool(tool, arguments, timeout).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Saturates instead of failing for values beyond the histogram's range.
+        self.latency.lock().saturating_record(micros);
         match &result {
             Err(err) if err.counts_against_member() => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +213,7 @@ impl Member {
         self.health_changed.notify_one();
     }
 
-    /// This member's line of a health report.
+    /// This member's health and counters (latency left at 0).
     pub fn report(&self) -> MemberHealth {
         let health = self.health.lock();
         MemberHealth {
@@ -213,6 +228,24 @@ impl Member {
             last_error: self.last_error.lock().clone(),
         }
     }
+
+    /// [`Member::report`] with the p50/p99 latency of the calls since the
+    /// last such report, and a fresh latency window for the next one.
+    pub fn report_interval(&self) -> MemberHealth {
+        let mut report = self.report();
+        let mut latency = self.latency.lock();
+        if !latency.is_empty() {
+            report.p50_ms = latency.value_at_quantile(0.5) as f64 / 1000.0;
+            report.p99_ms = latency.value_at_quantile(0.99) as f64 / 1000.0;
+        }
+        latency.reset();
+        report
+    }
+}
+
+/// A latency histogram from 1 µs to 1 hour with 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
 }
 
 /// Decrements the in-flight count when dropped.

@@ -19,6 +19,7 @@ fn member(max_failures: u32) -> Arc<Member> {
         upstream,
         PERIOD,
         max_failures,
+        true,
         Arc::new(Notify::new()),
         CancellationToken::new(),
     ))

@@ -82,11 +82,36 @@ impl GroupRoute {
     }
 }
 
+/// Where the snapshot in force came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// No snapshot yet.
+    #[default]
+    None,
+    /// Received from the control plane.
+    ControlPlane,
+    /// Read from `--cache-dir` at start.
+    Cache,
+}
+
+impl Origin {
+    /// The name shown by `hangar_status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ControlPlane => "control_plane",
+            Self::Cache => "cache",
+        }
+    }
+}
+
 /// Members and groups of one snapshot.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     /// Version of the snapshot this table was built from (0 = none yet).
     pub version: u64,
+    /// Where that snapshot came from.
+    pub origin: Origin,
     /// Every server, by id.
     pub members: HashMap<String, Arc<Member>>,
     /// Every group, by id.
@@ -140,7 +165,7 @@ impl Routes {
 
     /// Replaces the table with one built from `snapshot`. A snapshot that
     /// cannot be used changes nothing and returns the reason (for a NACK).
-    pub fn apply(&self, snapshot: &Snapshot) -> Result<(), String> {
+    pub fn apply(&self, snapshot: &Snapshot, origin: Origin) -> Result<(), String> {
         check(snapshot)?;
         let old = self.load();
         let mut members = HashMap::with_capacity(snapshot.servers.len());
@@ -160,6 +185,7 @@ impl Routes {
                         Upstream::new(server.endpoint.clone(), self.http.clone()),
                         interval,
                         server.max_consecutive_failures,
+                        !server.fleet_unhealthy,
                         self.health_changed.clone(),
                         self.shutdown.child_token(),
                     ));
@@ -193,6 +219,7 @@ impl Routes {
             .collect();
         let table = RoutingTable {
             version: snapshot.version,
+            origin,
             members,
             groups,
         };
@@ -207,10 +234,15 @@ impl Routes {
         Ok(())
     }
 
-    /// Health of every member as this data plane sees it.
+    /// Health of every member as this data plane sees it, with latency
+    /// over the calls since the previous report.
     pub fn health_report(&self) -> HealthReport {
         let table = self.load();
-        let mut members: Vec<_> = table.members.values().map(|m| m.report()).collect();
+        let mut members: Vec<_> = table
+            .members
+            .values()
+            .map(|m| m.report_interval())
+            .collect();
         members.sort_by(|a, b| a.server_id.cmp(&b.server_id));
         HealthReport { members }
     }

@@ -37,6 +37,25 @@ pub(crate) enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
+        /// Keep following: print the status again whenever it changes (Ctrl-C stops).
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// List resources.
+    Get {
+        #[command(subcommand)]
+        what: Get,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Get {
+    /// The data planes: state, acked config version, staleness.
+    #[command(alias = "dataplane", alias = "dp")]
+    Dataplanes {
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+        output: Format,
     },
 }
 

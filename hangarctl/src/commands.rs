@@ -4,11 +4,13 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
-use hangar_proto::v1::{ApplyRequest, StatusRequest, ValidationErrors};
+use std::io::{IsTerminal, Write};
+
+use hangar_proto::v1::{ApplyRequest, StatusRequest, StatusResponse, ValidationErrors};
 use prost::Message;
 use tonic::transport::Channel;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command, Format, Get};
 use crate::output;
 
 /// Runs one subcommand.
@@ -16,7 +18,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Apply { file } => apply(&cli.control_plane, &file).await,
-        Command::Status { output } => status(&cli.control_plane, output).await,
+        Command::Status {
+            output,
+            watch: false,
+        } => status(&cli.control_plane, output).await,
+        Command::Status {
+            output,
+            watch: true,
+        } => watch(&cli.control_plane, output).await,
+        Command::Get {
+            what: Get::Dataplanes { output },
+        } => dataplanes(&cli.control_plane, output).await,
     }
 }
 
@@ -69,21 +81,63 @@ async fn apply(url: &str, file: &Path) -> anyhow::Result<()> {
     }
 }
 
-async fn status(url: &str, format: Format) -> anyhow::Result<()> {
+async fn fetch_status(url: &str) -> anyhow::Result<StatusResponse> {
     let mut client = AdminServiceClient::new(connect(url).await?);
     let status = client
         .status(StatusRequest {})
         .await
-        .map_err(|s| anyhow::anyhow!("status failed: {}", s.message()))?
-        .into_inner();
+        .map_err(|s| anyhow::anyhow!("status failed: {}", s.message()))?;
+    Ok(status.into_inner())
+}
+
+async fn status(url: &str, format: Format) -> anyhow::Result<()> {
+    let status = fetch_status(url).await?;
     match format {
         Format::Table => print!("{}", output::status_table(&status)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&output::status_json(&status))?
-        ),
+        Format::Json => println!("{}", pretty(&output::status_json(&status))?),
     }
     Ok(())
+}
+
+/// Prints every status the control plane sends: a fresh table each time
+/// (the screen is cleared on a terminal), or one JSON document per line.
+async fn watch(url: &str, format: Format) -> anyhow::Result<()> {
+    let mut client = AdminServiceClient::new(connect(url).await?);
+    let mut updates = client
+        .watch_status(StatusRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("watch failed: {}", s.message()))?
+        .into_inner();
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let status = match updates.message().await {
+            Ok(Some(status)) => status,
+            Ok(None) => bail!("control plane at {url} ended the watch"),
+            Err(s) => bail!("watch of {url} broke: {}", s.message()),
+        };
+        let mut out = std::io::stdout().lock();
+        match format {
+            Format::Table if terminal => {
+                write!(out, "\x1b[2J\x1b[H{}", output::status_table(&status))?;
+            }
+            Format::Table => writeln!(out, "{}", output::status_table(&status))?,
+            Format::Json => writeln!(out, "{}", output::status_json(&status))?,
+        }
+        out.flush()?;
+    }
+}
+
+async fn dataplanes(url: &str, format: Format) -> anyhow::Result<()> {
+    let status = fetch_status(url).await?;
+    match format {
+        Format::Table => print!("{}", output::dataplanes_table(&status)),
+        Format::Json => println!("{}", pretty(&output::dataplanes_json(&status))?),
+    }
+    Ok(())
+}
+
+fn pretty(value: &serde_json::Value) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
 }
 
 async fn connect(url: &str) -> anyhow::Result<Channel> {

@@ -42,6 +42,9 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if s.reported_by > 1 {
             let _ = write!(details, "  healthy_on={}/{}", s.healthy_on, s.reported_by);
         }
+        if s.p99_ms > 0.0 {
+            let _ = write!(details, "  p50={:.1}ms p99={:.1}ms", s.p50_ms, s.p99_ms);
+        }
         rows.push([s.id.clone(), "remote".into(), s.state.clone(), details]);
     }
     for g in &status.groups {
@@ -54,26 +57,45 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
     let mut out = format!("config version {}\n\n", status.version);
     out.push_str(&columns(&rows));
     out.push('\n');
+    out.push_str(&dataplanes_table(status));
+    out
+}
+
+/// The data planes: state, versions and staleness.
+pub(crate) fn dataplanes_table(status: &StatusResponse) -> String {
     if status.data_planes.is_empty() {
-        out.push_str("no data planes connected\n");
-        return out;
+        return "no data planes\n".to_owned();
     }
-    let mut planes = vec![[
+    let mut rows = vec![[
         "DATA PLANE".to_owned(),
+        "STATE".into(),
         "LISTEN".into(),
         "ACKED".into(),
         "LAST REPORT".into(),
+        "NACK".into(),
     ]];
     for p in &status.data_planes {
-        let mut acked = format!("v{}", p.acked_version);
-        if !p.last_nack.is_empty() {
-            let _ = write!(acked, " (nack: {})", p.last_nack);
-        }
+        let acked = if p.acked_version == status.version {
+            format!("v{}", p.acked_version)
+        } else {
+            format!("v{} (config is v{})", p.acked_version, status.version)
+        };
         let age = format!("{:.1}s ago", p.last_report_age_ms as f64 / 1000.0);
-        planes.push([p.node_id.clone(), p.listen_addr.clone(), acked, age]);
+        let nack = if p.last_nack.is_empty() {
+            "-".to_owned()
+        } else {
+            p.last_nack.clone()
+        };
+        rows.push([
+            p.node_id.clone(),
+            p.state.clone(),
+            p.listen_addr.clone(),
+            acked,
+            age,
+            nack,
+        ]);
     }
-    out.push_str(&columns(&planes));
-    out
+    columns(&rows)
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
@@ -106,17 +128,27 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
             "name": s.id, "mode": "remote", "state": s.state, "endpoint": s.endpoint,
             "healthy_on": s.healthy_on, "reported_by": s.reported_by,
             "consecutive_failures": s.consecutive_failures, "last_error": s.last_error,
-            "calls": s.calls, "errors": s.errors,
+            "calls": s.calls, "errors": s.errors, "p50_ms": s.p50_ms, "p99_ms": s.p99_ms,
         })).collect::<Vec<_>>(),
         "groups": status.groups.iter().map(|g| json!({
             "name": g.id, "mode": "group", "state": g.state, "strategy": g.strategy,
             "healthy_members": g.healthy_members, "total_members": g.total_members,
             "min_healthy": g.min_healthy,
         })).collect::<Vec<_>>(),
+        "data_planes": dataplanes_json(status)["data_planes"],
+    })
+}
+
+/// The machine-readable data plane list.
+pub(crate) fn dataplanes_json(status: &StatusResponse) -> Value {
+    json!({
+        "config_version": status.version,
         "data_planes": status.data_planes.iter().map(|p| json!({
-            "node_id": p.node_id, "address": p.address, "listen_addr": p.listen_addr,
-            "acked_version": p.acked_version, "last_nack": p.last_nack,
-            "last_report_age_ms": p.last_report_age_ms, "connected_for_ms": p.connected_for_ms,
+            "node_id": p.node_id, "state": p.state, "address": p.address,
+            "listen_addr": p.listen_addr, "labels": p.labels, "build_version": p.build_version,
+            "held_version": p.held_version, "acked_version": p.acked_version,
+            "last_nack": p.last_nack, "last_report_age_ms": p.last_report_age_ms,
+            "connected_for_ms": p.connected_for_ms,
         })).collect::<Vec<_>>(),
     })
 }

@@ -39,9 +39,7 @@ impl ControlPlane {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let settings = hangar_control_plane::Settings {
-            state_dir: state_dir.to_path_buf(),
-        };
+        let settings = hangar_control_plane::Settings::new(state_dir);
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             hangar_control_plane::run(listener, settings, token)

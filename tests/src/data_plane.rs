@@ -32,9 +32,12 @@ impl DataPlane {
         let settings = hangar_data_plane::Settings {
             control_planes: vec![cp_url.to_owned()],
             node_id: node_id.to_owned(),
+            cache_dir: None,
         };
         let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
-        data_plane.spawn_control(&settings, addr.to_string());
+        data_plane
+            .spawn_control(&settings, addr.to_string())
+            .expect("snapshot cache");
         let task = tokio::spawn(async move {
             data_plane
                 .serve_http(listener)

@@ -39,6 +39,8 @@ fn server(id: &str, server: &RemoteServer) -> v1::Server {
         endpoint: server.endpoint.to_string(),
         probe_interval_ms: millis_ceil(server.health_check_interval),
         max_consecutive_failures: server.max_consecutive_failures,
+        // Fleet health is not config; the control plane sets it when sending.
+        fleet_unhealthy: false,
     }
 }
 

@@ -91,6 +91,7 @@ fn recipe_05_compiles_to_snapshot() {
         endpoint: format!("http://localhost:{port}/mcp"),
         probe_interval_ms: 10_000,
         max_consecutive_failures: 3,
+        fleet_unhealthy: false,
     };
     let member = |id: &str| v1::Member {
         server_id: id.into(),

@@ -51,6 +51,15 @@ impl Health {
         }
     }
 
+    /// A member that starts out of rotation and comes in with its first
+    /// successful probe (the fleet sees it failing).
+    pub fn out_of_rotation(max_consecutive_failures: u32) -> Self {
+        Self {
+            healthy: false,
+            ..Self::new(max_consecutive_failures)
+        }
+    }
+
     /// Whether the member is in rotation.
     pub fn is_healthy(&self) -> bool {
         self.healthy

@@ -12,6 +12,8 @@ use crate::routes::RoutingTable;
 #[derive(Debug, Serialize)]
 pub struct LocalStatus {
     config_version: u64,
+    /// `control_plane`, `cache` (served from `--cache-dir` since start) or `none`.
+    config_source: &'static str,
     groups: Vec<GroupView>,
     servers: Vec<ServerView>,
 }
@@ -105,6 +107,7 @@ pub fn local_status(table: &RoutingTable) -> LocalStatus {
     servers.sort_by(|a, b| a.id.cmp(&b.id));
     LocalStatus {
         config_version: table.version,
+        config_source: table.origin.as_str(),
         groups,
         servers,
     }

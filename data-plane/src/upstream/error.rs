@@ -98,7 +98,7 @@ impl UpstreamError {
 
 /// An error and its causes, `outer: inner: root`: reqwest's own message
 /// ("error sending request") hides the cause that matters ("connection refused").
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -1,0 +1,116 @@
+//! The last good snapshot on disk (`--cache-dir`), so a data plane that
+//! restarts while the control plane is down serves at once.
+//!
+//! One file holds the protobuf-encoded snapshot. Writes go to a temporary
+//! file that is synced and renamed over the old one, so a crash leaves the
+//! old or the new snapshot, never a torn one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use hangar_proto::v1::Snapshot;
+use prost::Message;
+
+const FILE: &str = "snapshot.pb";
+
+/// Why the cache could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The directory or file could not be read or written.
+    #[error("cache {path}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a snapshot.
+    #[error("cache {path} does not hold a snapshot")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The decoding error.
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
+/// A snapshot cache directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotCache {
+    dir: PathBuf,
+}
+
+impl SnapshotCache {
+    /// Uses `dir`, creating it if needed.
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        fs::create_dir_all(dir).map_err(|source| CacheError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cached snapshot, or `None` when there is none yet.
+    pub fn load(&self) -> Result<Option<Snapshot>, CacheError> {
+        let path = self.dir.join(FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CacheError::Io { path, source }),
+        };
+        Snapshot::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(|source| CacheError::Corrupt { path, source })
+    }
+
+    /// Durably replaces the cached snapshot.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
+        let path = self.dir.join(FILE);
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CacheError::Io { path, source }
+        };
+        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&snapshot.encode_to_vec())
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_err(&self.dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A saved snapshot loads back; an empty directory has none; garbage is
+    /// an error, not an empty config.
+    #[test]
+    fn round_trip_and_corruption() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("cache");
+        let cache = SnapshotCache::open(&dir).unwrap();
+        assert_eq!(cache.load().unwrap(), None);
+        let snapshot = Snapshot {
+            version: 4,
+            ..Default::default()
+        };
+        cache.save(&snapshot).unwrap();
+        assert_eq!(cache.load().unwrap(), Some(snapshot));
+        fs::write(dir.join(FILE), b"\xff\xff\xff").unwrap();
+        assert!(matches!(cache.load(), Err(CacheError::Corrupt { .. })));
+    }
+}
