@@ -107,7 +107,8 @@ async fn stop_ends_probing() {
             })
             .await;
     });
-    tokio::time::sleep(PERIOD * 3).await;
+    // Just after the probe at t=30, never racing it.
+    tokio::time::sleep(PERIOD * 3 + Duration::from_millis(1)).await;
     m.stop();
     task.await.unwrap();
     let seen = probes.load(Ordering::Relaxed);
