@@ -18,6 +18,7 @@ pub struct ControlPlane {
     state_dir: PathBuf,
     /// Keeps a temporary state directory alive; `None` for a given directory.
     _temp: Option<tempfile::TempDir>,
+    inner: hangar_control_plane::ControlPlane,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -34,25 +35,38 @@ impl ControlPlane {
 
     /// Starts a control plane on an existing state directory.
     pub async fn start_in(state_dir: &Path) -> Self {
+        Self::start_with(hangar_control_plane::Settings::new(state_dir)).await
+    }
+
+    /// Starts a control plane with the given settings.
+    pub async fn start_with(settings: hangar_control_plane::Settings) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let settings = hangar_control_plane::Settings::new(state_dir);
+        let inner = hangar_control_plane::ControlPlane::open(&settings).expect("open state dir");
         let token = shutdown.clone();
+        let serving = inner.clone();
         let task = tokio::spawn(async move {
-            hangar_control_plane::run(listener, settings, token)
+            serving
+                .serve(listener, token)
                 .await
                 .expect("control plane runs");
         });
         Self {
             addr,
-            state_dir: state_dir.to_path_buf(),
+            state_dir: settings.state_dir.clone(),
             _temp: None,
+            inner,
             shutdown,
             task,
         }
+    }
+
+    /// Pushes `snapshot` to every data plane, bypassing validation (fault injection).
+    pub fn inject_snapshot(&self, snapshot: hangar_proto::v1::Snapshot) {
+        self.inner.state().inject_snapshot(snapshot);
     }
 
     /// The gRPC URL (`http://127.0.0.1:PORT`).

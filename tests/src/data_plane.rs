@@ -24,16 +24,21 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts a data plane that follows the control plane at `cp_url`.
     pub async fn start(cp_url: &str, node_id: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let shutdown = CancellationToken::new();
         let settings = hangar_data_plane::Settings {
             control_planes: vec![cp_url.to_owned()],
             node_id: node_id.to_owned(),
             cache_dir: None,
         };
+        Self::start_with(settings).await
+    }
+
+    /// Starts a data plane with the given settings.
+    pub async fn start_with(settings: hangar_data_plane::Settings) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
         let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
         data_plane
             .spawn_control(&settings, addr.to_string())

@@ -5,6 +5,7 @@ mod e2e {
     mod apply;
     mod balancing;
     mod failover;
+    mod fleet;
     mod hangar_call;
     mod interop;
     mod persistence;
