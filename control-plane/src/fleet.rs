@@ -262,3 +262,7 @@ fn same_health(a: &BTreeMap<String, MemberHealth>, b: &BTreeMap<String, MemberHe
                 && va.consecutive_failures == vb.consecutive_failures
         })
 }
+
+#[cfg(test)]
+#[path = "fleet_tests.rs"]
+mod tests;

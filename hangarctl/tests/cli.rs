@@ -188,3 +188,86 @@ async fn apply_then_status() {
     assert_eq!(json["groups"][0]["healthy_members"], 3);
     assert_eq!(json["data_planes"][0]["node_id"], "dp-1");
 }
+
+/// `get dataplanes` lists the fleet with state and acked version, and
+/// `status --watch` prints a new status when the config changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_dataplanes_and_watch() {
+    use tokio::io::AsyncBufReadExt;
+
+    let server = FakeMcp::new("a").start().await;
+    let cp = ControlPlane::start().await;
+    let _dp = DataPlane::start(&cp.url(), "dp-1").await;
+    let yaml = configs::recipe(&[server.url()], 0.2, 2);
+    cp.apply_and_wait(&yaml, 1).await;
+
+    let out = hangarctl_async(vec![
+        "--control-plane".into(),
+        cp.url(),
+        "get".into(),
+        "dataplanes".into(),
+    ])
+    .await;
+    let table = text(&out.stdout);
+    assert!(
+        table.starts_with("DATA PLANE  STATE      LISTEN"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).is_some_and(
+            |l| l.starts_with("dp-1        connected  127.0.0.1:") && l.contains(" v1 ")
+        ),
+        "{table}"
+    );
+    let out = hangarctl_async(vec![
+        "--control-plane".into(),
+        cp.url(),
+        "get".into(),
+        "dataplanes".into(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["data_planes"][0]["state"], "connected");
+    assert_eq!(json["data_planes"][0]["acked_version"], 1);
+
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_hangarctl"))
+        .args([
+            "--control-plane",
+            &cp.url(),
+            "status",
+            "--watch",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn hangarctl status --watch");
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first["version"], 1);
+    let random = configs::GroupConfig {
+        strategy: "random".into(),
+        ..configs::GroupConfig::recipe(&[server.url()])
+    };
+    cp.apply(&random.yaml()).await.unwrap();
+    let mut seen_v2 = false;
+    for _ in 0..20 {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("watch keeps printing");
+        let status: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if status["version"] == 2 {
+            assert_eq!(status["groups"][0]["strategy"], "random");
+            seen_v2 = true;
+            break;
+        }
+    }
+    assert!(seen_v2, "the watch shows the new version");
+    watch.kill().await.unwrap();
+}

@@ -1,0 +1,98 @@
+//! Fleet bookkeeping on paused time.
+
+use std::time::Duration;
+
+use hangar_proto::v1::{HealthReport, Hello, MemberHealth};
+
+use super::*;
+
+const EXPIRY: Duration = Duration::from_secs(30);
+
+fn hello(node: &str) -> Hello {
+    Hello {
+        node_id: node.into(),
+        held_version: 3,
+        ..Default::default()
+    }
+}
+
+fn report(healthy: &[(&str, bool)]) -> HealthReport {
+    HealthReport {
+        members: healthy
+            .iter()
+            .map(|(id, ok)| MemberHealth {
+                server_id: (*id).into(),
+                healthy: *ok,
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// A silent but connected data plane turns stale after the expiry; a
+/// disconnected one is listed until the expiry, then forgotten.
+#[tokio::test(start_paused = true)]
+async fn silent_planes_go_stale_and_disconnected_ones_expire() {
+    let fleet = Fleet::new(EXPIRY);
+    let quiet = fleet.connect(&hello("quiet"), None);
+    let gone = fleet.connect(&hello("gone"), None);
+    fleet.disconnect(&gone);
+    let state = |node: &str| {
+        fleet
+            .planes()
+            .iter()
+            .find(|p| p.node_id == node)
+            .map(|p| p.state(Instant::now(), EXPIRY))
+    };
+    assert_eq!(state("quiet"), Some(PlaneState::Connected));
+    assert_eq!(state("gone"), Some(PlaneState::Disconnected));
+
+    tokio::time::advance(EXPIRY + Duration::from_secs(1)).await;
+    fleet.expire();
+    assert_eq!(state("quiet"), Some(PlaneState::Stale));
+    assert_eq!(state("gone"), None, "forgotten after the expiry");
+    fleet.report(&quiet, report(&[]));
+    assert_eq!(
+        state("quiet"),
+        Some(PlaneState::Connected),
+        "a report revives it"
+    );
+}
+
+/// Only a server that every counting data plane sees failing is unhealthy
+/// everywhere; one data plane's local trouble is not.
+#[tokio::test(start_paused = true)]
+async fn unhealthy_everywhere_needs_every_reporter() {
+    let fleet = Fleet::new(EXPIRY);
+    let a = fleet.connect(&hello("a"), None);
+    let b = fleet.connect(&hello("b"), None);
+    fleet.report(&a, report(&[("x", false), ("y", false)]));
+    fleet.report(&b, report(&[("x", false), ("y", true)]));
+    assert_eq!(
+        fleet.unhealthy_everywhere(),
+        HashSet::from(["x".to_owned()])
+    );
+
+    // Reports of a data plane that went silent stop counting.
+    tokio::time::advance(EXPIRY + Duration::from_secs(1)).await;
+    fleet.report(&a, report(&[("x", false), ("y", false)]));
+    assert_eq!(
+        fleet.unhealthy_everywhere(),
+        HashSet::from(["x".to_owned(), "y".to_owned()])
+    );
+}
+
+/// A reconnect under the same node id replaces the entry; the old stream's
+/// late disconnect does not remove the new one.
+#[tokio::test(start_paused = true)]
+async fn reconnect_replaces_and_old_disconnect_is_ignored() {
+    let fleet = Fleet::new(EXPIRY);
+    let old = fleet.connect(&hello("dp"), None);
+    let new = fleet.connect(&hello("dp"), None);
+    fleet.disconnect(&old);
+    fleet.ack(&new, 4);
+    let planes = fleet.planes();
+    assert_eq!(planes.len(), 1);
+    assert!(planes[0].connected);
+    assert_eq!(planes[0].acked_version, 4);
+}
