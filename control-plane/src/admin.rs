@@ -12,6 +12,7 @@ use std::time::Duration;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
@@ -23,12 +24,19 @@ use crate::status;
 pub struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    /// Ends status watches, so that a graceful shutdown does not wait for them.
+    shutdown: CancellationToken,
 }
 
 impl Admin {
-    /// An admin service over the given config state and fleet.
-    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>) -> Self {
-        Self { state, fleet }
+    /// An admin service over the given config state and fleet; its watches
+    /// end when `shutdown` is cancelled.
+    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, shutdown: CancellationToken) -> Self {
+        Self {
+            state,
+            fleet,
+            shutdown,
+        }
     }
 }
 
@@ -113,6 +121,7 @@ impl Admin {
                 changed = config.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(WATCH_REFRESH) => {}
                 () = tx.closed() => return,
+                () = self.shutdown.cancelled() => return,
             }
             tokio::time::sleep(WATCH_DEBOUNCE).await;
             fleet.borrow_and_update();

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -99,6 +100,12 @@ pub struct Fleet {
     expiry: Duration,
     /// Bumped on every change a status watcher should see.
     changes: watch::Sender<u64>,
+    /// Bumped when the health the fleet reports may have changed (health
+    /// flips, data planes leaving); ACKs do not touch it.
+    health_epoch: AtomicU64,
+    /// `unhealthy_everywhere` of one health epoch: every stream of a push
+    /// reads it, so it is computed once, not once per stream.
+    unhealthy_cache: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
 }
 
 // === impl Fleet ===
@@ -111,6 +118,8 @@ impl Fleet {
             next_connection: AtomicU64::new(0),
             expiry,
             changes: watch::Sender::new(0),
+            health_epoch: AtomicU64::new(0),
+            unhealthy_cache: Mutex::new(None),
         }
     }
 
@@ -157,6 +166,7 @@ impl Fleet {
             p.connected = false;
             true
         });
+        self.health_epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records that the data plane applied `version`.
@@ -187,6 +197,9 @@ impl Fleet {
                 .collect();
             let changed = !same_health(&p.health, &health);
             p.health = health;
+            if changed {
+                self.health_epoch.fetch_add(1, Ordering::Relaxed);
+            }
             changed
         });
     }
@@ -201,6 +214,8 @@ impl Fleet {
         });
         let removed = before != planes.len();
         drop(planes);
+        // Planes may have gone stale since the last sweep.
+        self.health_epoch.fetch_add(1, Ordering::Relaxed);
         if removed {
             self.bump();
         }
@@ -212,7 +227,21 @@ impl Fleet {
     }
 
     /// Servers that every counting data plane reporting them sees failing.
-    pub fn unhealthy_everywhere(&self) -> HashSet<String> {
+    /// Staleness is not an epoch change, so a data plane going silent takes
+    /// effect with the next health change or the next expiry sweep.
+    pub fn unhealthy_everywhere(&self) -> Arc<HashSet<String>> {
+        let epoch = self.health_epoch.load(Ordering::Relaxed);
+        if let Some((cached, set)) = &*self.unhealthy_cache.lock()
+            && *cached == epoch
+        {
+            return set.clone();
+        }
+        let set = Arc::new(self.compute_unhealthy_everywhere());
+        *self.unhealthy_cache.lock() = Some((epoch, set.clone()));
+        set
+    }
+
+    fn compute_unhealthy_everywhere(&self) -> HashSet<String> {
         let now = Instant::now();
         let planes = self.planes.lock();
         let mut seen_healthy = HashSet::new();

@@ -69,15 +69,16 @@ async fn unhealthy_everywhere_needs_every_reporter() {
     fleet.report(&a, report(&[("x", false), ("y", false)]));
     fleet.report(&b, report(&[("x", false), ("y", true)]));
     assert_eq!(
-        fleet.unhealthy_everywhere(),
+        *fleet.unhealthy_everywhere(),
         HashSet::from(["x".to_owned()])
     );
 
     // Reports of a data plane that went silent stop counting.
     tokio::time::advance(EXPIRY + Duration::from_secs(1)).await;
+    fleet.expire();
     fleet.report(&a, report(&[("x", false), ("y", false)]));
     assert_eq!(
-        fleet.unhealthy_everywhere(),
+        *fleet.unhealthy_everywhere(),
         HashSet::from(["x".to_owned(), "y".to_owned()])
     );
 }

@@ -102,7 +102,7 @@ impl ControlPlane {
     ) -> Result<(), RunError> {
         tracing::info!(listen.addr = ?listener.local_addr().ok(), "control plane serving");
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
-        let admin = admin::Admin::new(self.state.clone(), self.fleet.clone());
+        let admin = admin::Admin::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
         let data_planes =
             stream::DataPlanes::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
         tonic::transport::Server::builder()

@@ -46,3 +46,25 @@ async fn bad_config_changes_nothing() {
     dp.stop().await;
     cp.stop().await;
 }
+
+/// A status watcher does not keep a stopping control plane alive: the
+/// watch ends and shutdown completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_status_watches() {
+    let cp = ControlPlane::start().await;
+    let mut watch = cp
+        .admin()
+        .await
+        .watch_status(hangar_proto::v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        watch.message().await.unwrap().is_some(),
+        "the first status comes at once"
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), cp.stop())
+        .await
+        .expect("shutdown must not wait for the watch");
+    assert!(matches!(watch.message().await, Ok(None) | Err(_)));
+}
