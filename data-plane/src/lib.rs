@@ -10,6 +10,7 @@
 //! - [`member`]: one member's MCP client, health and probe loop.
 //! - [`upstream`]: the MCP-over-HTTP client of one member.
 //! - [`dispatch`]: one call to a server or group, with failover for unreached members.
+//! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
 
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod control;
 pub mod dispatch;
 pub mod mcp;
 pub mod member;
+pub mod proxy;
 pub mod routes;
 pub mod upstream;
 
@@ -135,8 +137,9 @@ impl DataPlane {
         );
         let router = axum::Router::new()
             .nest_service("/mcp", service)
-            .layer(axum::middleware::from_fn(mcp::guard::check_jsonrpc));
-        tracing::info!(listen.addr = %addr, "serving MCP at /mcp");
+            .merge(proxy::router(self.routes.clone()))
+            .layer(axum::middleware::from_fn(mcp::guard::check_request));
+        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
         axum::serve(listener, router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
             .await

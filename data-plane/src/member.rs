@@ -114,28 +114,29 @@ impl Member {
 
     /// Calls a tool on this member, counting it and feeding health.
     pub async fn call_tool(
-        &self,
+        self: &Arc<Self>,
         tool: &str,
         arguments: &serde_json::Value,
         timeout: Duration,
     ) -> Result<serde_json::Value, UpstreamError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        // Decrements even if the caller drops this future mid-call.
-        let _in_flight = InFlight(&self.in_flight);
-        let started = tokio::time::Instant::now();
+        let call = self.begin_call();
         let result = self.upstream.call_tool(tool, arguments, timeout).await;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        // Saturates instead of failing for values beyond the histogram's range.
-        self.latency.lock().saturating_record(micros);
         match &result {
-            Err(err) if err.counts_against_member() => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                self.observe(Outcome::Failure, Some(err));
-            }
-            _ => self.observe(Outcome::CallSuccess, None),
+            Ok(_) => call.answered(),
+            Err(err) => call.failed(err),
         }
         result
+    }
+
+    /// Counts a call that starts now; it stays in flight until the returned
+    /// guard is dropped (for a streamed answer: when the stream ends).
+    pub fn begin_call(self: &Arc<Self>) -> InFlightCall {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlightCall {
+            member: self.clone(),
+            started: tokio::time::Instant::now(),
+        }
     }
 
     /// Starts the probe loop; it stops with [`Member::stop`].
@@ -248,12 +249,41 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
 }
 
-/// Decrements the in-flight count when dropped.
-struct InFlight<'a>(&'a AtomicU32);
+/// A call in flight on one member; see [`Member::begin_call`].
+#[derive(Debug)]
+pub struct InFlightCall {
+    member: Arc<Member>,
+    started: tokio::time::Instant,
+}
 
-impl Drop for InFlight<'_> {
+impl InFlightCall {
+    /// The member answered (a tool error or JSON-RPC error is an answer).
+    pub fn answered(&self) {
+        self.record_latency();
+        self.member.observe(Outcome::CallSuccess, None);
+    }
+
+    /// The call failed; only failures that say the member is unwell
+    /// (transport, 5xx, timeout) count against it.
+    pub fn failed(&self, err: &UpstreamError) {
+        if err.counts_against_member() {
+            self.member.errors.fetch_add(1, Ordering::Relaxed);
+            self.member.observe(Outcome::Failure, Some(err));
+        } else {
+            self.answered();
+        }
+    }
+
+    fn record_latency(&self) {
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Saturates instead of failing for values beyond the histogram's range.
+        self.member.latency.lock().saturating_record(micros);
+    }
+}
+
+impl Drop for InFlightCall {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.member.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -83,6 +83,20 @@ impl Upstream {
         &self.endpoint
     }
 
+    /// Whether the member keeps no sessions, as its answer to our own
+    /// `initialize` showed; `None` before that handshake.
+    pub fn is_stateless(&self) -> Option<bool> {
+        self.session
+            .load()
+            .as_ref()
+            .map(|s| s.modern || s.id.is_none())
+    }
+
+    /// The shared HTTP client (connection pools per member authority).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Calls a tool; the result is the member's whole `CallToolResult`.
     /// A tool the member does not list is refused without sending the call.
     pub async fn call_tool(

@@ -1,10 +1,12 @@
-//! Checks every POST to the MCP endpoint before the MCP server sees it, so
-//! that malformed input gets a JSON-RPC error (the SDK would answer some of
-//! it with a plain-text 415) and an oversized body is refused early.
+//! Checks every request to the MCP endpoints before they are served:
+//! a browser `Origin` must be loopback or the data plane's own host (DNS
+//! rebinding protection; the client's Origin is never passed to members),
+//! malformed input gets a JSON-RPC error (the SDK would answer some of it
+//! with a plain-text 415), and an oversized body is refused early.
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -16,8 +18,17 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-/// Axum middleware: lets well-formed JSON-RPC messages through, answers the rest.
-pub async fn check_jsonrpc(request: Request, next: Next) -> Response {
+/// Axum middleware: lets well-formed JSON-RPC messages from allowed
+/// origins through, answers the rest.
+pub async fn check_request(request: Request, next: Next) -> Response {
+    if !origin_allowed(request.headers()) {
+        let rejection = Rejection::new(
+            Value::Null,
+            INVALID_REQUEST,
+            "Forbidden: Origin not allowed",
+        );
+        return rejection.into_response(StatusCode::FORBIDDEN);
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -52,14 +63,44 @@ impl Rejection {
     }
 
     fn into_response(self, status: StatusCode) -> Response {
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": self.id,
-            "error": {"code": self.code, "message": self.message},
-        });
-        let content_type = [(header::CONTENT_TYPE, "application/json")];
-        (status, content_type, body.to_string()).into_response()
+        jsonrpc_error(status, self.id, self.code, &self.message)
     }
+}
+
+/// An HTTP response carrying one JSON-RPC error object.
+pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    });
+    let content_type = [(header::CONTENT_TYPE, "application/json")];
+    (status, content_type, body.to_string()).into_response()
+}
+
+/// No `Origin` (not a browser), a loopback origin, or the data plane's own
+/// host as the client addressed it.
+fn origin_allowed(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin_host) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+    else {
+        return false;
+    };
+    if matches!(origin_host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+        return true;
+    }
+    let own_host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| url::Url::parse(&format!("http://{h}")).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    own_host.is_some_and(|h| h == origin_host)
 }
 
 fn check(bytes: &Bytes) -> Result<(), Rejection> {
@@ -92,6 +133,24 @@ mod tests {
 
     fn rejected(body: &str) -> Option<i64> {
         check(&Bytes::from(body.to_owned())).err().map(|r| r.code)
+    }
+
+    fn origin(origin: &str, host: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, origin.parse().unwrap());
+        headers.insert(header::HOST, host.parse().unwrap());
+        origin_allowed(&headers)
+    }
+
+    /// Loopback and same-host origins pass; any other site is refused.
+    #[test]
+    fn only_local_or_own_origins() {
+        assert!(origin("http://localhost:3000", "127.0.0.1:9000"));
+        assert!(origin("http://[::1]:5173", "127.0.0.1:9000"));
+        assert!(origin("https://dp.internal", "dp.internal:9000"));
+        assert!(!origin("http://evil.example.com", "127.0.0.1:9000"));
+        assert!(!origin("null", "127.0.0.1:9000"));
+        assert!(origin_allowed(&HeaderMap::new()));
     }
 
     /// Only well-formed single JSON-RPC messages pass.

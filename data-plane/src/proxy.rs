@@ -1,0 +1,263 @@
+//! `/groups/{group}/mcp`: a group that looks like one MCP server.
+//!
+//! Legacy clients (2024-11-05 … 2025-11-25) get sessions: `initialize` is
+//! balanced with the group's strategy, and the member's `Mcp-Session-Id` is
+//! handed to the client wrapped with the member's id (see [`session`]), so
+//! every later request of the session (POST, GET stream, DELETE, responses
+//! to server requests, cancellations) goes to the same member from any data
+//! plane. A session whose member is out of rotation gets 404, which makes
+//! the client initialize again and land on a healthy member. Requests
+//! without a session (stateless members) are balanced one by one.
+//!
+//! 2026-07-28 requests are stateless: each is balanced on its own, after the
+//! `Mcp-Method`/`Mcp-Name` headers are checked against the body.
+//!
+//! Bodies are forwarded as bytes and answers streamed back unbuffered
+//! ([`forward`]); only `method`, `params.name`/`params.uri` and `_meta` are
+//! read, for routing and header checks.
+
+mod forward;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use serde_json::Value;
+
+use self::forward::{ClientRequest, SESSION};
+use crate::mcp::guard::jsonrpc_error;
+use crate::member::Member;
+use crate::routes::{GroupRoute, Routes};
+use crate::upstream::UpstreamError;
+
+/// Versions that have sessions; anything else is the stateless protocol.
+const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// 2026-07-28's error for headers that do not match the body.
+const HEADER_MISMATCH: i64 = -32020;
+const INVALID_REQUEST: i64 = -32600;
+/// Code of "no member can take this" answers, in the server-error range.
+const UNAVAILABLE: i64 = -32000;
+
+/// The routes of the transparent group endpoint.
+pub fn router(routes: Arc<Routes>) -> Router {
+    Router::new()
+        .route("/groups/{group}/mcp", any(handle))
+        .with_state(routes)
+}
+
+async fn handle(
+    State(routes): State<Arc<Routes>>,
+    Path(group): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let table = routes.load();
+    let Some(group) = table.groups.get(&group) else {
+        let message = format!("unknown group '{group}'");
+        return jsonrpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            INVALID_REQUEST,
+            &message,
+        );
+    };
+    let request = ClientRequest {
+        method,
+        headers,
+        body,
+    };
+    let modern = is_modern(&request);
+    let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());
+    match (&request.method, modern, session) {
+        (&Method::POST, true, _) => match check_modern_headers(&request) {
+            Ok(()) => balanced(group, &request, Members::All).await,
+            Err(message) => jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                HEADER_MISMATCH,
+                &message,
+            ),
+        },
+        // The stateless protocol has no GET stream and no sessions to end.
+        (_, true, _) => method_not_allowed(),
+        (&Method::POST | &Method::GET | &Method::DELETE, false, Some(session)) => {
+            sticky(group, &request, &session).await
+        }
+        (&Method::POST | &Method::GET, false, None) => {
+            // Without a session only a stateless member can serve anything
+            // but `initialize`; a stateful one would answer "missing session".
+            let members = if is_initialize(&request) {
+                Members::All
+            } else {
+                Members::Stateless
+            };
+            balanced(group, &request, members).await
+        }
+        (&Method::DELETE, false, None) => {
+            let message = "Bad Request: Missing session ID";
+            jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                INVALID_REQUEST,
+                message,
+            )
+        }
+        _ => method_not_allowed(),
+    }
+}
+
+/// A request of the session's member, or 404 so the client starts over.
+async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> Response {
+    let member = session::decode(session).and_then(|(id, member_session)| {
+        let member = group.members.iter().find(|m| m.member.id() == id)?;
+        Some((member.member.clone(), member_session))
+    });
+    let Some((member, member_session)) = member.filter(|(m, _)| m.is_healthy()) else {
+        return session_not_found();
+    };
+    match forward::send(&member, request, Some(&member_session)).await {
+        Ok((response, call)) => {
+            let id = member.id().to_owned();
+            forward::relay(response, call, |s| session::encode(&id, s))
+        }
+        // The member is gone: the client re-initializes on a healthy one.
+        Err(UpstreamError::Connect(_)) => session_not_found(),
+        Err(err) => bad_gateway(&member, &err),
+    }
+}
+
+/// Which members may take a session-less request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Members {
+    All,
+    /// Members known to keep no sessions (or not known yet); all of them if
+    /// the group has none.
+    Stateless,
+}
+
+/// A request balanced over the group with its strategy; a member that
+/// cannot be reached is skipped for the next at once.
+async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
+    let mut order = group.candidates();
+    if members == Members::Stateless {
+        let stateless =
+            |i: &usize| group.members[*i].member.upstream().is_stateless() != Some(false);
+        if order.iter().any(stateless) {
+            order.retain(stateless);
+        }
+    }
+    if order.is_empty() || order.len() < group.min_healthy as usize {
+        let message = format!(
+            "No available member in group '{}': {} of {} members healthy, min_healthy is {}",
+            group.id,
+            order.len(),
+            group.members.len(),
+            group.min_healthy
+        );
+        return jsonrpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_id(request),
+            UNAVAILABLE,
+            &message,
+        );
+    }
+    let mut last_error = None;
+    for (attempt, &index) in order.iter().enumerate() {
+        let member = &group.members[index].member;
+        match forward::send(member, request, None).await {
+            Ok((response, call)) => {
+                if attempt > 0 {
+                    group.record_failover(index);
+                }
+                let id = member.id().to_owned();
+                return forward::relay(response, call, |s| session::encode(&id, s));
+            }
+            Err(err @ UpstreamError::Connect(_)) => last_error = Some((member, err)),
+            Err(err) => return bad_gateway(member, &err),
+        }
+    }
+    let (member, err) = last_error.expect("order is not empty");
+    bad_gateway(member, &err)
+}
+
+fn is_initialize(request: &ClientRequest) -> bool {
+    serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .is_some_and(|b| b.get("method").and_then(Value::as_str) == Some("initialize"))
+}
+
+/// True for the stateless protocol: its version header is not a legacy one.
+fn is_modern(request: &ClientRequest) -> bool {
+    request
+        .headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !LEGACY_VERSIONS.contains(&v))
+}
+
+/// 2026-07-28: `Mcp-Method` must name the body's method, and `Mcp-Name` the
+/// body's `params.name` (or `params.uri`) where the method has one.
+fn check_modern_headers(request: &ClientRequest) -> Result<(), String> {
+    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+        return Ok(()); // the guard already answered malformed bodies
+    };
+    let Some(method) = body.get("method").and_then(Value::as_str) else {
+        return Ok(()); // responses carry no method
+    };
+    let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("mcp-method") != Some(method) {
+        return Err(format!(
+            "mcp-method header does not match the request body's method '{method}'"
+        ));
+    }
+    let params = body.get("params");
+    let name = match method {
+        "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
+        "resources/read" => params.and_then(|p| p.get("uri")),
+        _ => return Ok(()),
+    };
+    match name.and_then(Value::as_str) {
+        Some(name) if header("mcp-name") == Some(name) => Ok(()),
+        _ => Err("mcp-name header does not match the request body".to_owned()),
+    }
+}
+
+fn request_id(request: &ClientRequest) -> Value {
+    serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .and_then(|b| b.get("id").cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn session_not_found() -> Response {
+    jsonrpc_error(
+        StatusCode::NOT_FOUND,
+        Value::Null,
+        INVALID_REQUEST,
+        "Session not found",
+    )
+}
+
+fn method_not_allowed() -> Response {
+    let mut response = jsonrpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Value::Null,
+        INVALID_REQUEST,
+        "Method Not Allowed",
+    );
+    response
+        .headers_mut()
+        .insert("allow", axum::http::HeaderValue::from_static("POST"));
+    response
+}
+
+fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
+    let message = format!("member '{}' failed: {err}", member.id());
+    jsonrpc_error(StatusCode::BAD_GATEWAY, Value::Null, UNAVAILABLE, &message)
+}

@@ -1,0 +1,321 @@
+//! `/groups/{group}/mcp`: a group that any MCP client can use as one server.
+
+use std::collections::BTreeMap;
+
+use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
+use hangar_tests::eventually::eventually;
+use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use hangar_tests::python_kit::{self, Mode, PyBackend};
+use hangar_tests::stack::Stack;
+use serde_json::{Value, json};
+
+async fn fakes(n: usize) -> Vec<FakeMcpHandle> {
+    let mut servers = Vec::new();
+    for name in ["a", "b", "c"].into_iter().take(n) {
+        servers.push(FakeMcp::new(name).start().await);
+    }
+    servers
+}
+
+fn group_url(stack: &Stack) -> String {
+    stack
+        .dp
+        .mcp_url()
+        .replace("/mcp", &format!("/groups/{RECIPE_GROUP}/mcp"))
+}
+
+/// A raw Streamable HTTP client, to check the wire itself.
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Raw {
+    async fn post(&self, session: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send().await.expect("post")
+    }
+
+    /// `initialize`; returns the session id the proxy handed out.
+    async fn initialize(&self) -> String {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+        let response = self.post(None, body).await;
+        assert_eq!(response.status(), 200);
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = response.bytes().await;
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(self.post(Some(&session), note).await.status(), 202);
+        session
+    }
+
+    /// `whoami` in a session; returns who served it, or the HTTP status.
+    async fn whoami(&self, session: &str) -> Result<String, u16> {
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
+        let response = self.post(Some(session), body).await;
+        if response.status() != 200 {
+            return Err(response.status().as_u16());
+        }
+        let text = response.text().await.unwrap();
+        let data = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or(&text)
+            .to_owned();
+        let message: Value = serde_json::from_str(&data).unwrap();
+        Ok(message["result"]["structuredContent"]["served_by"]
+            .as_str()
+            .unwrap()
+            .to_owned())
+    }
+}
+
+/// Sessions stick: every call of one session goes to the member that took
+/// its `initialize`, and round robin spreads new sessions over the members.
+/// When that member dies the session answers 404, and a new `initialize`
+/// lands on a healthy member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_stick_to_their_member_and_move_when_it_dies() {
+    let mut servers = fakes(3).await;
+    let endpoints: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
+    let config = GroupConfig {
+        max_consecutive_failures: 1,
+        ..GroupConfig::recipe(&endpoints)
+    };
+    let stack = Stack::start(&config.yaml()).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: group_url(&stack),
+    };
+
+    let mut owners = BTreeMap::new();
+    for _ in 0..3 {
+        let session = raw.initialize().await;
+        let first = raw.whoami(&session).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                raw.whoami(&session).await.unwrap(),
+                first,
+                "a session sticks to its member"
+            );
+        }
+        owners.insert(first, session);
+    }
+    assert_eq!(
+        owners.keys().collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "sessions are spread"
+    );
+
+    servers[0].stop().await;
+    let session_on_a = &owners["a"];
+    let status = eventually("a's session to be refused", || async {
+        raw.whoami(session_on_a).await.err().filter(|s| *s == 404)
+    })
+    .await;
+    assert_eq!(status, 404);
+    let fresh = raw.initialize().await;
+    assert_ne!(raw.whoami(&fresh).await.unwrap(), "a");
+    // The session id is the client's only state: another data plane of the
+    // fleet routes it to the same member.
+    let dp2 = hangar_tests::data_plane::DataPlane::start(&stack.cp.url(), "dp-2").await;
+    stack.cp.apply_and_wait(&config.yaml(), 2).await;
+    let raw2 = Raw {
+        http: reqwest::Client::new(),
+        url: dp2
+            .mcp_url()
+            .replace("/mcp", &format!("/groups/{RECIPE_GROUP}/mcp")),
+    };
+    assert_eq!(raw2.whoami(&owners["b"]).await.unwrap(), "b");
+    dp2.stop().await;
+    stack.stop().await;
+}
+
+/// Wire rules at the edge: unknown group → 404 naming it; a foreign browser
+/// Origin → 403; 2026-07-28 header/body mismatch → 400 -32020; bad JSON →
+/// parse error; the stateless protocol has no GET stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_rules() {
+    let servers = fakes(1).await;
+    let stack = Stack::start(&GroupConfig::recipe(&[servers[0].url()]).yaml()).await;
+    let http = reqwest::Client::new();
+    let base = stack.dp.mcp_url().replace("/mcp", "");
+    let post = |url: String, headers: Vec<(&'static str, &'static str)>, body: &'static str| {
+        let mut request = http
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        request.body(body).send()
+    };
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let response = post(format!("{base}/groups/nope/mcp"), vec![], ping)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["message"], "unknown group 'nope'");
+
+    let group = format!("{base}/groups/{RECIPE_GROUP}/mcp");
+    let response = post(
+        group.clone(),
+        vec![("origin", "http://evil.example.com")],
+        ping,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let modern = |name: &'static str| {
+        vec![
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", name),
+        ]
+    };
+    let response = post(group.clone(), modern("echo"), call).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], -32020);
+    let response = post(group.clone(), modern("add"), call).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["sum"], 3);
+
+    let response = post(group.clone(), vec![], "{nope").await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        -32700
+    );
+    let response = http
+        .get(&group)
+        .header("mcp-protocol-version", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    stack.stop().await;
+}
+
+/// The official Python SDK client in all three modes calls tools through
+/// the group endpoint of Python SDK backends; fresh sessions spread over the
+/// members; progress notifications arrive through the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_client_in_every_mode() {
+    let backends = [
+        PyBackend::start("a", Mode::Stateful).await,
+        PyBackend::start("b", Mode::Stateless).await,
+        PyBackend::start("c", Mode::Stateful).await,
+    ];
+    let endpoints: Vec<String> = backends.iter().map(PyBackend::base_url).collect();
+    let config = GroupConfig {
+        health_check_interval_s: 1.0,
+        ..GroupConfig::recipe(&endpoints)
+    };
+    let stack = Stack::start(&config.yaml()).await;
+    let url = group_url(&stack);
+    for mode in ["legacy", "auto", "2026-07-28"] {
+        let (status, lines, stderr) = python_kit::run_client(&[
+            "--mode",
+            mode,
+            &url,
+            "call",
+            "add",
+            r#"{"a":1,"b":2}"#,
+            "--n",
+            "6",
+            "--fresh",
+        ])
+        .await;
+        assert!(status.success(), "{mode}: {stderr}");
+        let served: Vec<&str> = lines
+            .iter()
+            .map(|l| l["served_by"].as_str().unwrap())
+            .collect();
+        assert!(
+            lines.iter().all(|l| l["structured"]["sum"] == 3),
+            "{mode}: {lines:?}"
+        );
+        if mode == "legacy" {
+            let mut spread = served.clone();
+            spread.sort_unstable();
+            assert_eq!(
+                spread,
+                ["a", "a", "b", "b", "c", "c"],
+                "one session per call, round robin"
+            );
+        }
+    }
+    let (status, lines, stderr) = python_kit::run_client(&[
+        "--mode",
+        "legacy",
+        &url,
+        "call",
+        "sleep",
+        r#"{"ms":350}"#,
+        "--progress",
+    ])
+    .await;
+    assert!(status.success(), "{stderr}");
+    let progress = lines[0]["progress"].as_array().expect("progress recorded");
+    assert!(progress.len() >= 3, "progress passes through: {lines:?}");
+    stack.stop().await;
+}
+
+/// SSE answers are relayed event by event: the first progress notification
+/// reaches the client while the tool is still running, not bundled with the
+/// result at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_streamed_not_buffered() {
+    let backend = PyBackend::start("a", Mode::Stateful).await;
+    let stack = Stack::start(&GroupConfig::recipe(&[backend.base_url()]).yaml()).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: group_url(&stack),
+    };
+    let session = raw.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"ms": 600}, "_meta": {"progressToken": "p1"}}});
+    let mut response = raw.post(Some(&session), call).await;
+    assert_eq!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("text/event-stream")
+    );
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("stream open until the result");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !seen.contains("slept_ms"),
+        "the result must not have arrived with the first progress: {seen}"
+    );
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"slept_ms\":600"), "{seen}");
+    stack.stop().await;
+}
