@@ -145,6 +145,12 @@ impl DataPlane {
             .await
     }
 
+    /// Serves one MCP client over stdin/stdout as if it were the group
+    /// `group`, until it closes stdin.
+    pub async fn serve_stdio_group(&self, group: String) -> std::io::Result<()> {
+        proxy::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await
+    }
+
     /// Serves one MCP client over stdin/stdout until it closes stdin.
     pub async fn serve_stdio(&self) -> anyhow::Result<()> {
         use rmcp::ServiceExt;

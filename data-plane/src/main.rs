@@ -23,6 +23,10 @@ struct Args {
     /// Serve one MCP client over stdin/stdout instead of HTTP.
     #[arg(long)]
     stdio: bool,
+    /// With --stdio: be this group, transparently (its tools, balanced),
+    /// instead of the server with the `hangar_call` tool.
+    #[arg(long, requires = "stdio")]
+    group: Option<String>,
     /// Keep the last good snapshot here and serve it at start, before the
     /// control plane answers.
     #[arg(long)]
@@ -64,7 +68,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => {
             data_plane.spawn_control(&settings, "stdio".to_owned())?;
-            data_plane.serve_stdio().await?;
+            match args.group {
+                Some(group) => data_plane.serve_stdio_group(group).await?,
+                None => data_plane.serve_stdio().await?,
+            }
             shutdown.cancel();
         }
     }

@@ -18,6 +18,7 @@
 
 mod forward;
 pub mod session;
+pub mod stdio;
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ use axum::response::Response;
 use axum::routing::any;
 use serde_json::Value;
 
-use self::forward::{ClientRequest, SESSION};
+pub(crate) use self::forward::{ClientRequest, SESSION};
 use crate::mcp::guard::jsonrpc_error;
 use crate::member::Member;
 use crate::routes::{GroupRoute, Routes};
@@ -57,8 +58,19 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = ClientRequest {
+        method,
+        headers,
+        body,
+    };
+    route(&routes, &group, request).await
+}
+
+/// Serves one request of the transparent endpoint of `group` (also used by
+/// the stdio adapter, which speaks to groups the same way).
+pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) -> Response {
     let table = routes.load();
-    let Some(group) = table.groups.get(&group) else {
+    let Some(group) = table.groups.get(group) else {
         let message = format!("unknown group '{group}'");
         return jsonrpc_error(
             StatusCode::NOT_FOUND,
@@ -66,11 +78,6 @@ async fn handle(
             INVALID_REQUEST,
             &message,
         );
-    };
-    let request = ClientRequest {
-        method,
-        headers,
-        body,
     };
     let modern = is_modern(&request);
     let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());

@@ -7,6 +7,7 @@
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
+//! - [`ts_kit`]: clients on the official TypeScript SDK.
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
 
@@ -17,3 +18,4 @@ pub mod eventually;
 pub mod fake_mcp;
 pub mod python_kit;
 pub mod stack;
+pub mod ts_kit;

@@ -319,3 +319,40 @@ async fn progress_is_streamed_not_buffered() {
     assert!(seen.contains("\"slept_ms\":600"), "{seen}");
     stack.stop().await;
 }
+
+/// The official TypeScript SDK clients, v1 and v2 in each of its eras, call
+/// a tool through the group endpoint; legacy clients get a session id that
+/// the proxy minted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_clients() {
+    let servers = fakes(2).await;
+    let endpoints: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
+    let stack = Stack::start(&GroupConfig::recipe(&endpoints).yaml()).await;
+    let url = group_url(&stack);
+    let args = r#"{"a":1,"b":2}"#;
+    let (status, lines, stderr) =
+        hangar_tests::ts_kit::run("ts_client_v1.mjs", &[&url, "add", args]).await;
+    assert!(status.success(), "v1: {stderr}");
+    assert_eq!(
+        lines.last().unwrap()["structuredContent"]["sum"],
+        3,
+        "v1: {lines:?}"
+    );
+    for era in ["legacy", "auto", "2026-07-28"] {
+        let (status, lines, stderr) =
+            hangar_tests::ts_kit::run("ts_client_v2.mjs", &[&url, "add", args, era]).await;
+        assert!(status.success(), "v2 {era}: {stderr}");
+        assert_eq!(
+            lines.last().unwrap()["structuredContent"]["sum"],
+            3,
+            "v2 {era}: {lines:?}"
+        );
+        let session = lines[0]["sessionId"].as_str();
+        if era == "legacy" {
+            assert!(session.is_some_and(|s| s.starts_with("hgr1.")), "{lines:?}");
+        } else {
+            assert_eq!(session, None, "2026-07-28 has no sessions: {lines:?}");
+        }
+    }
+    stack.stop().await;
+}

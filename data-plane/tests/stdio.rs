@@ -1,0 +1,130 @@
+//! `hangar-data-plane --stdio` as an MCP client that spawns it sees it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
+use hangar_tests::control_plane::ControlPlane;
+use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use hangar_tests::{python_kit, ts_kit};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
+
+async fn control_plane_with_group() -> (ControlPlane, Vec<FakeMcpHandle>) {
+    let mut servers = Vec::new();
+    for name in ["a", "b", "c"] {
+        servers.push(FakeMcp::new(name).start().await);
+    }
+    let endpoints: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
+    let cp = ControlPlane::start().await;
+    cp.apply(&GroupConfig::recipe(&endpoints).yaml())
+        .await
+        .expect("apply");
+    (cp, servers)
+}
+
+/// MCP Hangar's recipe pipeline (initialize, initialized, a `hangar_call`
+/// of the group) works unchanged; stdout carries only JSON-RPC lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_shell_pipeline() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "--control-plane",
+            &cp.url(),
+            "--node-id",
+            "stdio-1",
+            "--stdio",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn data plane");
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = [
+        r#"{"jsonrpc":"2.0","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"test","version":"1.0"}},"id":1}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized","params":{}}"#,
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"hangar_call","arguments":{"calls":[{"mcp_server":"my-mcp-group","tool":"add","arguments":{"a":1,"b":2}}]}},"id":2}"#,
+    ];
+    for line in lines {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let line = stdout
+                .next_line()
+                .await
+                .unwrap()
+                .expect("an answer to id 2");
+            let message: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
+            if message["id"] == 2 {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("answer within the patience");
+    let output = &answer["result"]["structuredContent"];
+    assert_eq!(output["succeeded"], 1, "{answer}");
+    assert_eq!(
+        output["results"][0]["result"]["structuredContent"]["sum"],
+        3
+    );
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "closing stdin ends the data plane cleanly"
+    );
+    cp.stop().await;
+}
+
+/// `--stdio --group` makes a group look like one stdio MCP server to the
+/// official Python SDK client (every mode) and the TypeScript SDK client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_over_stdio_for_sdk_clients() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let command = format!(
+        "{BIN} --control-plane {} --node-id stdio-2 --stdio --group {RECIPE_GROUP}",
+        cp.url()
+    );
+    for mode in ["legacy", "auto", "2026-07-28"] {
+        let (status, lines, stderr) = python_kit::run_client(&[
+            "--mode",
+            mode,
+            "--stdio",
+            &command,
+            "call",
+            "add",
+            r#"{"a":2,"b":3}"#,
+            "--n",
+            "3",
+        ])
+        .await;
+        assert!(status.success(), "{mode}: {stderr}");
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines.iter().all(|l| l["structured"]["sum"] == 5),
+            "{mode}: {lines:?}"
+        );
+    }
+    let argv: Vec<&str> = command.split(' ').collect();
+    let mut args = vec!["add", r#"{"a":2,"b":3}"#, "--"];
+    args.extend(argv);
+    let (status, lines, stderr) = ts_kit::run("stdio_client.mjs", &args).await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lines[0]["tools"][0], "add");
+    assert_eq!(lines[1]["structuredContent"]["sum"], 5, "{lines:?}");
+    cp.stop().await;
+}
