@@ -130,15 +130,19 @@ impl DataPlane {
     /// Serves MCP over HTTP on an already bound listener until shutdown.
     pub async fn serve_http(&self, listener: TcpListener) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
+        let hosts = allowed_hosts(addr);
         let service = mcp::server::http_service(
             self.mcp_server(),
-            allowed_hosts(addr),
+            hosts.clone(),
             self.shutdown.child_token(),
         );
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .merge(proxy::router(self.routes.clone()))
-            .layer(axum::middleware::from_fn(mcp::guard::check_request));
+            .layer(axum::middleware::from_fn_with_state(
+                mcp::guard::AllowedHosts(hosts.into()),
+                mcp::guard::check_request,
+            ));
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
         axum::serve(listener, router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())

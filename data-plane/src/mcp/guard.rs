@@ -4,8 +4,10 @@
 //! malformed input gets a JSON-RPC error (the SDK would answer some of it
 //! with a plain-text 415), and an oversized body is refused early.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,15 +20,19 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-/// Axum middleware: lets well-formed JSON-RPC messages from allowed
-/// origins through, answers the rest.
-pub async fn check_request(request: Request, next: Next) -> Response {
-    if !origin_allowed(request.headers()) {
-        let rejection = Rejection::new(
-            Value::Null,
-            INVALID_REQUEST,
-            "Forbidden: Origin not allowed",
-        );
+/// Host names a data plane answers to; anything else is refused.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts(pub Arc<[String]>);
+
+/// Axum middleware: lets well-formed JSON-RPC messages addressed to an
+/// allowed host from an allowed origin through, answers the rest.
+pub async fn check_request(
+    State(allowed): State<AllowedHosts>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Err(message) = check_host_and_origin(request.headers(), &allowed.0) {
+        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
         return rejection.into_response(StatusCode::FORBIDDEN);
     }
     if request.method() != Method::POST {
@@ -78,29 +84,33 @@ pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) ->
     (status, content_type, body.to_string()).into_response()
 }
 
-/// No `Origin` (not a browser), a loopback origin, or the data plane's own
-/// host as the client addressed it.
-fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
+/// DNS-rebinding protection: the `Host` the client used must be one of the
+/// data plane's names, and a browser's `Origin` (when sent) must be too. A
+/// page on another site that resolves its name to this machine sends its
+/// own name in both.
+fn check_host_and_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), &'static str> {
+    let host_of = |authority: &str| {
+        url::Url::parse(&format!("http://{authority}"))
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
     };
-    let Some(origin_host) = origin
-        .to_str()
-        .ok()
-        .and_then(|o| url::Url::parse(o).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
-    else {
-        return false;
-    };
-    if matches!(origin_host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
-        return true;
+    let allowed_name = |name: Option<String>| name.is_some_and(|n| allowed.contains(&n));
+    if let Some(host) = headers.get(header::HOST)
+        && !allowed_name(host.to_str().ok().and_then(host_of))
+    {
+        return Err("Forbidden: Host not allowed");
     }
-    let own_host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| url::Url::parse(&format!("http://{h}")).ok())
-        .and_then(|u| u.host_str().map(str::to_owned));
-    own_host.is_some_and(|h| h == origin_host)
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+        if !allowed_name(origin_host) {
+            return Err("Forbidden: Origin not allowed");
+        }
+    }
+    Ok(())
 }
 
 fn check(bytes: &Bytes) -> Result<(), Rejection> {
@@ -135,22 +145,30 @@ mod tests {
         check(&Bytes::from(body.to_owned())).err().map(|r| r.code)
     }
 
-    fn origin(origin: &str, host: &str) -> bool {
+    fn allowed(host: &str, origin: Option<&str>) -> bool {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, origin.parse().unwrap());
         headers.insert(header::HOST, host.parse().unwrap());
-        origin_allowed(&headers)
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        let names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+        check_host_and_origin(&headers, &names).is_ok()
     }
 
-    /// Loopback and same-host origins pass; any other site is refused.
+    /// Loopback hosts and origins pass; another name in either is refused,
+    /// including the rebinding case where both name the attacker's site.
     #[test]
-    fn only_local_or_own_origins() {
-        assert!(origin("http://localhost:3000", "127.0.0.1:9000"));
-        assert!(origin("http://[::1]:5173", "127.0.0.1:9000"));
-        assert!(origin("https://dp.internal", "dp.internal:9000"));
-        assert!(!origin("http://evil.example.com", "127.0.0.1:9000"));
-        assert!(!origin("null", "127.0.0.1:9000"));
-        assert!(origin_allowed(&HeaderMap::new()));
+    fn only_own_hosts_and_origins() {
+        assert!(allowed("127.0.0.1:9000", None));
+        assert!(allowed("localhost:9000", Some("http://localhost:3000")));
+        assert!(allowed("[::1]:9000", Some("http://[::1]:5173")));
+        assert!(!allowed(
+            "evil.example.com",
+            Some("http://evil.example.com")
+        ));
+        assert!(!allowed("evil.example.com", None));
+        assert!(!allowed("127.0.0.1:9000", Some("http://evil.example.com")));
+        assert!(!allowed("127.0.0.1:9000", Some("null")));
     }
 
     /// Only well-formed single JSON-RPC messages pass.
