@@ -356,3 +356,73 @@ async fn typescript_sdk_clients() {
     }
     stack.stop().await;
 }
+
+/// 2026-07-28: closing the response is the cancel. A client that gives up
+/// on a long call through the proxy cancels it on the member too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_cancels_the_member_call() {
+    let backend = PyBackend::start("a", Mode::Stateful).await;
+    let stack = Stack::start(&GroupConfig::recipe(&[backend.base_url()]).yaml()).await;
+    let modern = |url: String, tool: &'static str, arguments: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": tool, "arguments": arguments, "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}}}});
+        reqwest::Client::new()
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .body(body.to_string())
+            .send()
+    };
+    let in_flight = || async {
+        let response = modern(backend.url(), "whoami", json!({})).await.unwrap();
+        let answer: Value = response.json().await.unwrap();
+        answer["result"]["structuredContent"]["in_flight"]
+            .as_u64()
+            .unwrap()
+    };
+    let call = tokio::spawn(modern(group_url(&stack), "sleep", json!({"ms": 60_000})));
+    eventually("the call to reach the member", || async {
+        (in_flight().await == 1).then_some(())
+    })
+    .await;
+    call.abort();
+    // Patience (20 s) is far below the sleep (60 s): only a cancel passes.
+    eventually("the member to drop the call", || async {
+        (in_flight().await == 0).then_some(())
+    })
+    .await;
+    stack.stop().await;
+}
+
+/// DELETE ends the session on its member; the session is then unknown there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_ends_the_session_on_its_member() {
+    let servers = fakes(2).await;
+    let endpoints: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
+    let stack = Stack::start(&GroupConfig::recipe(&endpoints).yaml()).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: group_url(&stack),
+    };
+    let session = raw.initialize().await;
+    let owner = raw.whoami(&session).await.unwrap();
+    let owner_server = servers.iter().find(|s| s.name() == owner).unwrap();
+    // The data plane's own probe session is there too.
+    let before = owner_server.sessions();
+    let response = raw
+        .http
+        .delete(&raw.url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(owner_server.sessions(), before - 1);
+    assert_eq!(raw.whoami(&session).await, Err(404));
+    stack.stop().await;
+}
