@@ -25,6 +25,7 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -144,6 +145,13 @@ impl DataPlane {
                 mcp::guard::check_request,
             ));
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
+        // Answers go out in several writes (SSE events); without NODELAY,
+        // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
             .await

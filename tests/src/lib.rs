@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the kit's tools.
+//! - [`bench`]: load generation and measurements for `hangar-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
@@ -11,6 +12,7 @@
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
 
+pub mod bench;
 pub mod configs;
 pub mod control_plane;
 pub mod data_plane;

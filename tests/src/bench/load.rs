@@ -1,0 +1,188 @@
+//! Closed-loop MCP load: N workers, each on its own keep-alive connection,
+//! each sending one `tools/call` after the other for a fixed duration.
+//!
+//! A worker starts with `initialize` (+ `notifications/initialized`) and
+//! uses the session id if the endpoint hands one out, so the same client
+//! drives sessionful and stateless endpoints alike. Latency is recorded per
+//! call in an HDR histogram (microseconds).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// Protocol version the load speaks (sessions where the server has them).
+const VERSION: &str = "2025-11-25";
+
+/// One endpoint to load and the call to make there.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Name in the report.
+    pub name: String,
+    /// MCP endpoint URL.
+    pub url: String,
+    /// The `tools/call` params: `{"name", "arguments"}`.
+    pub call: Value,
+}
+
+impl Target {
+    /// A target that calls `tool` with `arguments` directly.
+    pub fn tool(name: &str, url: &str, tool: &str, arguments: Value) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            call: json!({"name": tool, "arguments": arguments}),
+        }
+    }
+
+    /// A target that calls `tool` through `hangar_call` on `server`.
+    pub fn hangar_call(name: &str, url: &str, server: &str, tool: &str, arguments: Value) -> Self {
+        let calls =
+            json!({"calls": [{"mcp_server": server, "tool": tool, "arguments": arguments}]});
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            call: json!({"name": "hangar_call", "arguments": calls}),
+        }
+    }
+}
+
+/// What one load run measured.
+#[derive(Debug)]
+pub struct LoadResult {
+    /// Calls answered with a JSON-RPC result.
+    pub ok: u64,
+    /// Calls that failed (transport, HTTP status, JSON-RPC error).
+    pub errors: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Latency of answered calls, in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl LoadResult {
+    /// Answered calls per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+}
+
+/// Runs `concurrency` workers against `target` for `duration` (each makes
+/// at least one call).
+pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> LoadResult {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| tokio::spawn(worker(target.clone(), deadline)))
+        .collect();
+    let mut total = LoadResult {
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+    };
+    for worker in workers {
+        let (ok, errors, latency) = worker.await.expect("worker");
+        total.ok += ok;
+        total.errors += errors;
+        total.latency.add(latency).expect("same bounds");
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds")
+}
+
+/// One worker on its own connection until `deadline`.
+async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>) {
+    // One connection per worker, kept alive, like one busy client.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let mut latency = histogram();
+    let (mut ok, mut errors) = (0, 0);
+    let session = match initialize(&http, &target.url).await {
+        Ok(session) => session,
+        Err(_) => return (0, 1, latency),
+    };
+    let body = Bytes::from(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": target.call})
+            .to_string(),
+    );
+    // At least one call, however short the run.
+    loop {
+        let started = Instant::now();
+        match post(&http, &target.url, session.as_deref(), body.clone()).await {
+            Ok(answer) if answer.windows(9).any(|w| w == b"\"result\":") => {
+                ok += 1;
+                latency.saturating_record(started.elapsed().as_micros() as u64);
+            }
+            _ => errors += 1,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    (ok, errors, latency)
+}
+
+async fn initialize(http: &reqwest::Client, url: &str) -> Result<Option<String>, reqwest::Error> {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "hangar-bench", "version": "1"}}});
+    let response = request(http, url, None, Bytes::from(body.to_string()))
+        .send()
+        .await?;
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    response.bytes().await?;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(http, url, session.as_deref(), Bytes::from(note.to_string())).await?;
+    Ok(session)
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: Bytes,
+) -> Result<Bytes, reqwest::Error> {
+    request(http, url, session, body)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await
+}
+
+fn request(
+    http: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: Bytes,
+) -> reqwest::RequestBuilder {
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", VERSION)
+        .body(body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request
+}

@@ -1,0 +1,322 @@
+//! `hangar-bench`: what the data plane costs, measured against a direct
+//! connection and against nginx in the same run.
+//!
+//! Starts three fast fake MCP backends (in this process), the release
+//! `hangar-control-plane` and `hangar-data-plane` binaries from this
+//! binary's directory, and nginx when installed. Then, for each concurrency,
+//! it drives closed-loop `tools/call add` load over keep-alive connections
+//! on four paths: straight to a backend, through nginx, through the data
+//! plane's `/groups/{group}/mcp`, and through `hangar_call`. It reports
+//! calls/s, latency percentiles, errors, the data plane's CPU and RSS, and
+//! ratios against direct and nginx; finally it holds 1,000 `sleep` calls in
+//! flight to measure memory per call. Not a test: nothing is asserted.
+//!
+//! ```sh
+//! cargo build --release --bins
+//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hangar_proto::v1::ApplyRequest;
+use hangar_proto::v1::admin_service_client::AdminServiceClient;
+use hangar_tests::bench::load::{self, Target};
+use hangar_tests::bench::nginx::Nginx;
+use hangar_tests::bench::procfs;
+use hangar_tests::configs::GroupConfig;
+use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+struct Args {
+    duration: Duration,
+    concurrency: Vec<usize>,
+    inflight: usize,
+    json: PathBuf,
+    bin_dir: PathBuf,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("bin dir")?
+        .to_path_buf();
+    let mut args = Args {
+        duration: Duration::from_secs(5),
+        concurrency: vec![1, 64],
+        inflight: 1000,
+        json: bin_dir.join("hangar-bench.json"),
+        bin_dir,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--duration" => args.duration = Duration::from_secs_f64(value()?.parse()?),
+            "--concurrency" => {
+                args.concurrency = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--inflight" => args.inflight = value()?.parse()?,
+            "--json" => args.json = value()?.into(),
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+/// A child process killed on drop.
+struct Process(Child);
+
+impl Process {
+    fn pid(&self) -> u32 {
+        self.0.id().unwrap_or(0)
+    }
+}
+
+fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn spawn(bin: PathBuf, args: &[String]) -> anyhow::Result<Process> {
+    let child = Command::new(&bin)
+        .args(args)
+        .env("HANGAR_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (run `cargo build --release --bins`)",
+                bin.display()
+            )
+        })?;
+    Ok(Process(child))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let mut backends: Vec<FakeMcpHandle> = Vec::new();
+    for name in ["a", "b", "c"] {
+        backends.push(
+            FakeMcp::new(name)
+                .stateless()
+                .json_response(true)
+                .start()
+                .await,
+        );
+    }
+    let state = tempfile::tempdir()?;
+    let (cp_addr, dp_addr) = (free_addr()?, free_addr()?);
+    let _cp = spawn(
+        args.bin_dir.join("hangar-control-plane"),
+        &[
+            "--listen".into(),
+            cp_addr.to_string(),
+            "--state-dir".into(),
+            state.path().display().to_string(),
+        ],
+    )?;
+    let dp = spawn(
+        args.bin_dir.join("hangar-data-plane"),
+        &[
+            "--control-plane".into(),
+            format!("http://{cp_addr}"),
+            "--node-id".into(),
+            "bench".into(),
+            "--listen".into(),
+            dp_addr.to_string(),
+        ],
+    )?;
+    let endpoints: Vec<String> = backends.iter().map(FakeMcpHandle::url).collect();
+    let config = GroupConfig {
+        health_check_interval_s: 5.0,
+        ..GroupConfig::recipe(&endpoints)
+    };
+    apply(&format!("http://{cp_addr}"), &config.yaml()).await?;
+    let group = format!("http://{dp_addr}/groups/my-mcp-group/mcp");
+    wait_until_served(&group).await?;
+
+    let nginx_dir = tempfile::tempdir()?;
+    let nginx = match Nginx::find() {
+        Some(binary) => Some(
+            Nginx::start(
+                binary,
+                nginx_dir.path(),
+                &backends.iter().map(|b| b.addr()).collect::<Vec<_>>(),
+            )
+            .await?,
+        ),
+        None => {
+            eprintln!("nginx not installed: skipping the nginx path (apt-get install nginx)");
+            None
+        }
+    };
+    let add = json!({"a": 1, "b": 2});
+    let mut targets = vec![Target::tool(
+        "direct",
+        &backends[0].url(),
+        "add",
+        add.clone(),
+    )];
+    if let Some(nginx) = &nginx {
+        targets.push(Target::tool(
+            "nginx",
+            &format!("http://{}/mcp", nginx.addr),
+            "add",
+            add.clone(),
+        ));
+    }
+    targets.push(Target::tool("hangar /groups", &group, "add", add.clone()));
+    targets.push(Target::hangar_call(
+        "hangar hangar_call",
+        &format!("http://{dp_addr}/mcp"),
+        "my-mcp-group",
+        "add",
+        add,
+    ));
+
+    println!(
+        "hangar-bench on {} cores, {:?} per run, backends answer in microseconds (in-process fakes)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.duration
+    );
+    let mut report = Vec::new();
+    for &concurrency in &args.concurrency {
+        println!("concurrency {concurrency}");
+        println!(
+            "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>10} {:>9}",
+            "path",
+            "calls/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "vs direct",
+            "vs nginx",
+            "dp cpu %",
+            "dp rss MB"
+        );
+        let mut rows: Vec<Value> = Vec::new();
+        for target in &targets {
+            // Warm connections, sessions and caches first.
+            load::run(target, concurrency, Duration::from_millis(500)).await;
+            let cpu_before = procfs::cpu_seconds(dp.pid())?;
+            let result = load::run(target, concurrency, args.duration).await;
+            let on_dp = target.name.starts_with("hangar");
+            let dp_cpu = 100.0 * (procfs::cpu_seconds(dp.pid())? - cpu_before)
+                / result.elapsed.as_secs_f64();
+            let dp_rss = procfs::rss_mib(dp.pid())?;
+            let row = json!({
+                "path": target.name, "concurrency": concurrency, "calls_per_s": result.rate(),
+                "p50_ms": result.ms(0.5), "p90_ms": result.ms(0.9), "p99_ms": result.ms(0.99), "max_ms": result.ms(1.0),
+                "ok": result.ok, "errors": result.errors,
+                "dp_cpu_percent": if on_dp { Some(dp_cpu) } else { None },
+                "dp_rss_mib": if on_dp { Some(dp_rss) } else { None },
+            });
+            print_row(&row, &rows);
+            rows.push(row);
+        }
+        report.extend(rows);
+        println!();
+    }
+    let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
+    println!(
+        "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)",
+        args.inflight, inflight["idle_rss_mib"], inflight["busy_rss_mib"], inflight["kib_per_call"]
+    );
+    let document =
+        json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64()});
+    std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;
+    println!("report written to {}", args.json.display());
+    Ok(())
+}
+
+/// Prints one row with its ratios against the direct and nginx rows before it.
+fn print_row(row: &Value, earlier: &[Value]) {
+    let find = |path: &str| earlier.iter().find(|r| r["path"] == path);
+    let ratio = |base: Option<&Value>, key: &str| match base {
+        Some(base) if base["path"] != row["path"] => {
+            let added = row[key].as_f64().unwrap_or(0.0) - base[key].as_f64().unwrap_or(0.0);
+            let rate = row["calls_per_s"].as_f64().unwrap_or(0.0)
+                / base["calls_per_s"].as_f64().unwrap_or(1.0);
+            format!("{rate:.2}x/{added:+.2}")
+        }
+        _ => "-".to_owned(),
+    };
+    let opt = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
+    println!(
+        "  {:<20} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>7} {:>9} {:>8} {:>10} {:>9}",
+        row["path"].as_str().unwrap_or("?"),
+        row["calls_per_s"].as_f64().unwrap_or(0.0),
+        row["p50_ms"].as_f64().unwrap_or(0.0),
+        row["p90_ms"].as_f64().unwrap_or(0.0),
+        row["p99_ms"].as_f64().unwrap_or(0.0),
+        row["max_ms"].as_f64().unwrap_or(0.0),
+        row["errors"].as_u64().unwrap_or(0),
+        ratio(find("direct"), "p50_ms"),
+        ratio(find("nginx"), "p50_ms"),
+        opt(&row["dp_cpu_percent"]),
+        opt(&row["dp_rss_mib"]),
+    );
+}
+
+async fn apply(cp_url: &str, yaml: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if let Ok(mut admin) = AdminServiceClient::connect(cp_url.to_owned()).await {
+            admin
+                .apply(ApplyRequest {
+                    yaml: yaml.to_owned(),
+                    source_name: "bench.yaml".into(),
+                })
+                .await?;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("control plane did not start")
+}
+
+async fn wait_until_served(group: &str) -> anyhow::Result<()> {
+    let probe = Target::tool("probe", group, "add", json!({"a": 1, "b": 1}));
+    for _ in 0..200 {
+        if load::run(&probe, 1, Duration::from_millis(20)).await.ok > 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("the data plane never served the group")
+}
+
+/// Holds `n` slow calls in flight through the data plane and compares its
+/// RSS with the idle RSS.
+async fn measure_inflight(
+    group: &str,
+    backends: &[FakeMcpHandle],
+    dp: u32,
+    n: usize,
+) -> anyhow::Result<Value> {
+    let idle = procfs::rss_mib(dp)?;
+    let target = Target::tool("sleep", group, "sleep", json!({"ms": 4000}));
+    let load = tokio::spawn(async move { load::run(&target, n, Duration::from_millis(1)).await });
+    let in_flight = || backends.iter().map(FakeMcpHandle::in_flight).sum::<u64>();
+    for _ in 0..1000 {
+        if in_flight() >= n as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = in_flight();
+    let busy = procfs::rss_mib(dp)?;
+    let result = load.await?;
+    Ok(json!({
+        "calls": n, "held_at_sample": held, "ok": result.ok, "errors": result.errors,
+        "idle_rss_mib": idle, "busy_rss_mib": busy,
+        "kib_per_call": (busy - idle) * 1024.0 / held.max(1) as f64,
+    }))
+}
