@@ -53,6 +53,8 @@ struct Session {
 #[derive(Debug)]
 pub struct Upstream {
     endpoint: String,
+    /// `endpoint` parsed once, not on every request.
+    url: Option<reqwest::Url>,
     http: reqwest::Client,
     session: ArcSwapOption<Session>,
     /// Tool names from the member's `tools/list`, fetched with each new
@@ -69,6 +71,7 @@ impl Upstream {
     /// A client of the member at `endpoint`, sharing `http`'s connection pools.
     pub fn new(endpoint: String, http: reqwest::Client) -> Self {
         Self {
+            url: reqwest::Url::parse(&endpoint).ok(),
             endpoint,
             http,
             session: ArcSwapOption::empty(),
@@ -90,6 +93,11 @@ impl Upstream {
             .load()
             .as_ref()
             .map(|s| s.modern || s.id.is_none())
+    }
+
+    /// The endpoint as a URL (the routing table only admits valid ones).
+    pub fn url(&self) -> Option<&reqwest::Url> {
+        self.url.as_ref()
     }
 
     /// The shared HTTP client (connection pools per member authority).

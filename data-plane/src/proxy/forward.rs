@@ -57,9 +57,13 @@ pub(crate) async fn send(
     member_session: Option<&[u8]>,
 ) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
     let upstream = member.upstream();
-    let mut builder = upstream
-        .http()
-        .request(request.method.clone(), upstream.endpoint());
+    let Some(url) = upstream.url() else {
+        return Err(UpstreamError::Protocol(format!(
+            "bad endpoint '{}'",
+            upstream.endpoint()
+        )));
+    };
+    let mut builder = upstream.http().request(request.method.clone(), url.clone());
     for (name, value) in &request.headers {
         let name_str = name.as_str();
         if FORWARDED.contains(&name_str) || name_str.starts_with("mcp-param-") {

@@ -13,6 +13,8 @@ pub struct Nginx {
     /// Its listen address.
     pub addr: SocketAddr,
     child: Child,
+    binary: &'static str,
+    conf: std::path::PathBuf,
 }
 
 impl Nginx {
@@ -25,7 +27,11 @@ impl Nginx {
 
     /// Starts nginx (one worker per core, keep-alive to the backends,
     /// no buffering) proxying `/mcp` round robin to `backends`.
-    pub async fn start(binary: &str, dir: &Path, backends: &[SocketAddr]) -> std::io::Result<Self> {
+    pub async fn start(
+        binary: &'static str,
+        dir: &Path,
+        backends: &[SocketAddr],
+    ) -> std::io::Result<Self> {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let servers: String = backends
             .iter()
@@ -45,12 +51,18 @@ impl Nginx {
             .arg("-c")
             .arg(&conf)
             .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(Self { addr, child });
+                return Ok(Self {
+                    addr,
+                    child,
+                    binary,
+                    conf,
+                });
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
@@ -60,5 +72,18 @@ impl Nginx {
     /// The master process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+}
+
+impl Drop for Nginx {
+    /// Stops master and workers; killing only the master would leave the
+    /// workers running.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(self.binary)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-s", "stop"])
+            .stderr(Stdio::null())
+            .status();
     }
 }
