@@ -23,15 +23,14 @@ pub mod stdio;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
-use crate::mcp::guard::jsonrpc_error;
+use crate::mcp::guard::{Peek, jsonrpc_error};
 use crate::member::Member;
 use crate::routes::{GroupRoute, Routes};
 use crate::upstream::UpstreamError;
@@ -54,13 +53,22 @@ pub fn router(routes: Arc<Routes>) -> Router {
 async fn handle(
     State(routes): State<Arc<Routes>>,
     Path(group): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    // The guard already read the body (within its limit) and peeked into it.
+    let Ok(body) = axum::body::to_bytes(body, crate::mcp::guard::MAX_BODY_BYTES).await else {
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            INVALID_REQUEST,
+            "unreadable body",
+        );
+    };
     let request = ClientRequest {
-        method,
-        headers,
+        peek: parts.extensions.get::<Peek>().cloned().unwrap_or_default(),
+        method: parts.method,
+        headers: parts.headers,
         body,
     };
     route(&routes, &group, request).await
@@ -169,7 +177,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         );
         return jsonrpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            request_id(request),
+            request.peek.id.clone(),
             UNAVAILABLE,
             &message,
         );
@@ -194,9 +202,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
 }
 
 fn is_initialize(request: &ClientRequest) -> bool {
-    serde_json::from_slice::<Value>(&request.body)
-        .ok()
-        .is_some_and(|b| b.get("method").and_then(Value::as_str) == Some("initialize"))
+    request.peek.method.as_deref() == Some("initialize")
 }
 
 /// True for the stateless protocol: its version header is not a legacy one.
@@ -211,10 +217,7 @@ fn is_modern(request: &ClientRequest) -> bool {
 /// 2026-07-28: `Mcp-Method` must name the body's method, and `Mcp-Name` the
 /// body's `params.name` (or `params.uri`) where the method has one.
 fn check_modern_headers(request: &ClientRequest) -> Result<(), String> {
-    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-        return Ok(()); // the guard already answered malformed bodies
-    };
-    let Some(method) = body.get("method").and_then(Value::as_str) else {
+    let Some(method) = request.peek.method.as_deref() else {
         return Ok(()); // responses carry no method
     };
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
@@ -223,23 +226,13 @@ fn check_modern_headers(request: &ClientRequest) -> Result<(), String> {
             "mcp-method header does not match the request body's method '{method}'"
         ));
     }
-    let params = body.get("params");
-    let name = match method {
-        "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
-        "resources/read" => params.and_then(|p| p.get("uri")),
-        _ => return Ok(()),
-    };
-    match name.and_then(Value::as_str) {
+    if !matches!(method, "tools/call" | "prompts/get" | "resources/read") {
+        return Ok(());
+    }
+    match request.peek.name.as_deref() {
         Some(name) if header("mcp-name") == Some(name) => Ok(()),
         _ => Err("mcp-name header does not match the request body".to_owned()),
     }
-}
-
-fn request_id(request: &ClientRequest) -> Value {
-    serde_json::from_slice::<Value>(&request.body)
-        .ok()
-        .and_then(|b| b.get("id").cloned())
-        .unwrap_or(Value::Null)
 }
 
 fn session_not_found() -> Response {

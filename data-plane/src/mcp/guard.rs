@@ -44,11 +44,14 @@ pub async fn check_request(
         let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
         return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);
     };
-    if let Err(rejection) = check(&bytes) {
-        return rejection.into_response(StatusCode::BAD_REQUEST);
-    }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let peek = match check(&bytes) {
+        Ok(peek) => peek,
+        Err(rejection) => return rejection.into_response(StatusCode::BAD_REQUEST),
+    };
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    // Handlers route on these without parsing the body again.
+    request.extensions_mut().insert(peek);
+    next.run(request).await
 }
 
 /// Why a body is not a JSON-RPC message.
@@ -89,23 +92,19 @@ pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) ->
 /// page on another site that resolves its name to this machine sends its
 /// own name in both.
 fn check_host_and_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), &'static str> {
-    let host_of = |authority: &str| {
-        url::Url::parse(&format!("http://{authority}"))
-            .ok()
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
-    };
-    let allowed_name = |name: Option<String>| name.is_some_and(|n| allowed.contains(&n));
+    let allowed_name = |name: Option<&str>| name.is_some_and(|n| allowed.iter().any(|a| a == n));
     if let Some(host) = headers.get(header::HOST)
-        && !allowed_name(host.to_str().ok().and_then(host_of))
+        && !allowed_name(host.to_str().ok().map(host_name))
     {
         return Err("Forbidden: Host not allowed");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
+        // scheme://host[:port]; "null" and other opaque origins have no host.
         let origin_host = origin
             .to_str()
             .ok()
-            .and_then(|o| url::Url::parse(o).ok())
-            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()));
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, authority)| host_name(authority));
         if !allowed_name(origin_host) {
             return Err("Forbidden: Origin not allowed");
         }
@@ -113,7 +112,30 @@ fn check_host_and_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), 
     Ok(())
 }
 
-fn check(bytes: &Bytes) -> Result<(), Rejection> {
+/// The host of an authority (`host`, `host:port`, `[v6]:port`), without
+/// brackets. Cheap: this runs on every request.
+fn host_name(authority: &str) -> &str {
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+/// What routing needs from a checked message, read once by the guard.
+#[derive(Debug, Clone, Default)]
+pub struct Peek {
+    /// `method`, absent for responses.
+    pub method: Option<String>,
+    /// `id`, `Null` for notifications.
+    pub id: Value,
+    /// `params.name` or, failing that, `params.uri`.
+    pub name: Option<String>,
+}
+
+fn check(bytes: &Bytes) -> Result<Peek, Rejection> {
     let message: Value = serde_json::from_slice(bytes)
         .map_err(|e| Rejection::new(Value::Null, PARSE_ERROR, format!("parse error: {e}")))?;
     let Value::Object(message) = message else {
@@ -134,7 +156,25 @@ fn check(bytes: &Bytes) -> Result<(), Rejection> {
         let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
         return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
-    Ok(())
+    Ok(Peek::of_object(&message))
+}
+
+impl Peek {
+    /// The routing facts of a message (anything but an object has none).
+    pub fn of(message: &Value) -> Self {
+        message.as_object().map(Self::of_object).unwrap_or_default()
+    }
+
+    fn of_object(message: &serde_json::Map<String, Value>) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        let params = message.get("params");
+        Self {
+            method: text(message.get("method")),
+            id: message.get("id").cloned().unwrap_or(Value::Null),
+            name: text(params.and_then(|p| p.get("name")))
+                .or_else(|| text(params.and_then(|p| p.get("uri")))),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::Response;
 use futures::Stream;
 
+use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
 use crate::upstream::UpstreamError;
 
@@ -47,6 +48,8 @@ pub(crate) struct ClientRequest {
     pub(crate) method: Method,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// What routing reads from the body (empty for GET and DELETE).
+    pub(crate) peek: Peek,
 }
 
 /// Sends `request` to `member`, in the member's session `member_session`

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClientRequest, SESSION};
+use crate::mcp::guard::Peek;
 use crate::routes::Routes;
 
 /// Messages waiting for stdout.
@@ -131,6 +132,7 @@ impl Exchange {
             method: Method::POST,
             headers: headers_for(&message, &self.session.lock()),
             body: Bytes::from(self.line),
+            peek: Peek::of(&message),
         };
         let response = super::route(&self.routes, &self.group, request).await;
         if self.is_initialize {
