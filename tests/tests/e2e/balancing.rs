@@ -6,6 +6,7 @@ use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, served_counts};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::stack::Stack;
 use serde_json::json;
 
 fn group_line(status: &StatusResponse) -> (String, u32, u32) {
@@ -102,10 +103,8 @@ async fn round_robin_spreads_calls_and_survives_member_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_errors_do_not_eject_members() {
     let a = FakeMcp::new("a").start().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 1), 1)
-        .await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 1)).await;
+    let (cp, dp) = (&stack.cp, &stack.dp);
     let client = dp.client().await;
     let out = client.batch(RECIPE_GROUP, "fail", json!({}), 3).await;
     assert_eq!(out["failed"], 3, "{out}");
@@ -125,6 +124,5 @@ async fn tool_errors_do_not_eject_members() {
     );
     let status = cp.status().await;
     assert_eq!(status.servers[0].state, "ready");
-    dp.stop().await;
-    cp.stop().await;
+    stack.stop().await;
 }

@@ -1,9 +1,8 @@
 //! `hangar_call` input checks, limits and shapes.
 
 use hangar_tests::configs;
-use hangar_tests::control_plane::ControlPlane;
-use hangar_tests::data_plane::DataPlane;
 use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::stack::Stack;
 use serde_json::json;
 
 /// Every error type of a call, each reported in its own result while the
@@ -12,10 +11,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_call_reports_its_own_error_type() {
     let a = FakeMcp::new("a").start().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 3), 1)
-        .await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    let (cp, dp) = (&stack.cp, &stack.dp);
     let client = dp.client().await;
     assert_eq!(client.tool_names().await, ["hangar_call", "hangar_status"]);
     let calls = json!([
@@ -64,8 +61,7 @@ async fn each_call_reports_its_own_error_type() {
         (empty["success"].clone(), empty["total"].clone()),
         (json!(true), json!(0))
     );
-    dp.stop().await;
-    cp.stop().await;
+    stack.stop().await;
 }
 
 /// Limits are enforced before any call is made, and `fail_fast` skips the
@@ -73,10 +69,8 @@ async fn each_call_reports_its_own_error_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_limits_and_fail_fast() {
     let a = FakeMcp::new("a").start().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 1), 1)
-        .await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 1)).await;
+    let dp = &stack.dp;
     let client = dp.client().await;
 
     let out = client
@@ -111,8 +105,7 @@ async fn batch_limits_and_fail_fast() {
         types,
         ["ToolInvocationError", "FailFastSkipped", "FailFastSkipped"]
     );
-    dp.stop().await;
-    cp.stop().await;
+    stack.stop().await;
 }
 
 /// Malformed requests get a JSON-RPC error with HTTP 400, and the data plane
@@ -120,10 +113,8 @@ async fn batch_limits_and_fail_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_jsonrpc_errors() {
     let a = FakeMcp::new("a").start().await;
-    let cp = ControlPlane::start().await;
-    let dp = DataPlane::start(&cp.url(), "dp-1").await;
-    cp.apply_and_wait(&configs::recipe(&[a.url()], 0.1, 1), 1)
-        .await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 1)).await;
+    let dp = &stack.dp;
     let http = reqwest::Client::new();
     let cases = [
         ("{bad json", -32700),
@@ -166,6 +157,5 @@ async fn malformed_requests_get_jsonrpc_errors() {
         .batch("my-mcp", "add", json!({"a": 1, "b": 1}), 1)
         .await;
     assert_eq!(out["succeeded"], 1, "{out}");
-    dp.stop().await;
-    cp.stop().await;
+    stack.stop().await;
 }
