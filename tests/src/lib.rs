@@ -9,6 +9,7 @@
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
 //! - [`ts_kit`]: clients on the official TypeScript SDK.
+//! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
 
@@ -19,5 +20,6 @@ pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
 pub mod python_kit;
+pub mod raw;
 pub mod stack;
 pub mod ts_kit;

@@ -6,6 +6,7 @@ use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::python_kit::{self, Mode, PyBackend};
+use hangar_tests::raw::Raw;
 use hangar_tests::stack::Stack;
 use serde_json::{Value, json};
 
@@ -22,63 +23,6 @@ fn group_url(stack: &Stack) -> String {
         .dp
         .mcp_url()
         .replace("/mcp", &format!("/groups/{RECIPE_GROUP}/mcp"))
-}
-
-/// A raw Streamable HTTP client, to check the wire itself.
-struct Raw {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Raw {
-    async fn post(&self, session: Option<&str>, body: Value) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(session) = session {
-            request = request.header("mcp-session-id", session);
-        }
-        request.send().await.expect("post")
-    }
-
-    /// `initialize`; returns the session id the proxy handed out.
-    async fn initialize(&self) -> String {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-        let response = self.post(None, body).await;
-        assert_eq!(response.status(), 200);
-        let session = response.headers()["mcp-session-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let _ = response.bytes().await;
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        assert_eq!(self.post(Some(&session), note).await.status(), 202);
-        session
-    }
-
-    /// `whoami` in a session; returns who served it, or the HTTP status.
-    async fn whoami(&self, session: &str) -> Result<String, u16> {
-        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
-        let response = self.post(Some(session), body).await;
-        if response.status() != 200 {
-            return Err(response.status().as_u16());
-        }
-        let text = response.text().await.unwrap();
-        let data = text
-            .lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap_or(&text)
-            .to_owned();
-        let message: Value = serde_json::from_str(&data).unwrap();
-        Ok(message["result"]["structuredContent"]["served_by"]
-            .as_str()
-            .unwrap()
-            .to_owned())
-    }
 }
 
 /// Sessions stick: every call of one session goes to the member that took

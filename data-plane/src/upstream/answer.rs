@@ -1,0 +1,73 @@
+//! Reading a member's answers: the JSON-RPC response out of a JSON or SSE
+//! body, errors out of HTTP statuses, and the signs of a 2026-07-28 server.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::error::UpstreamError;
+use super::sse;
+
+/// JSON-RPC errors by which a 2026-07-28 server refuses a legacy request.
+const MODERN_ERROR_CODES: [i64; 3] = [-32020, -32021, -32022];
+/// Longest piece of an error body kept for messages.
+const ERROR_BODY_LIMIT: usize = 200;
+
+/// A 2026-07-28-only server refuses `initialize` with a modern error code.
+pub(super) fn is_modern_refusal(err: &UpstreamError) -> bool {
+    match err {
+        UpstreamError::JsonRpc { code, .. } => MODERN_ERROR_CODES.contains(code),
+        UpstreamError::Rejected { body, .. } => MODERN_ERROR_CODES
+            .iter()
+            .any(|code| body.contains(&code.to_string())),
+        _ => false,
+    }
+}
+
+pub(super) async fn status_error(
+    status: StatusCode,
+    response: reqwest::Response,
+    timeout: Duration,
+) -> UpstreamError {
+    let body = match response.text().await {
+        Ok(text) => text.chars().take(ERROR_BODY_LIMIT).collect(),
+        Err(e) => return UpstreamError::from_body(e, timeout),
+    };
+    if status.is_server_error() {
+        UpstreamError::ServerError { status, body }
+    } else {
+        UpstreamError::Rejected { status, body }
+    }
+}
+
+/// The JSON-RPC response with `id` among an SSE body's events (progress and
+/// other notifications before it are skipped).
+pub(super) fn find_response_in_sse(text: &str, id: u64) -> Result<Value, UpstreamError> {
+    sse::data_events(text)
+        .into_iter()
+        .filter_map(|data| serde_json::from_str::<Value>(&data).ok())
+        .find(|msg| msg.get("id").and_then(Value::as_u64) == Some(id))
+        .ok_or_else(|| UpstreamError::Protocol("event stream ended without a response".into()))
+}
+
+/// The `result` of a JSON-RPC response, or its `error` as an error.
+pub(super) fn into_result(mut answer: Value) -> Result<Value, UpstreamError> {
+    if let Some(result) = answer.get_mut("result") {
+        return Ok(result.take());
+    }
+    match answer.get("error") {
+        Some(error) => Err(UpstreamError::JsonRpc {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            data: error.get("data").cloned(),
+        }),
+        None => Err(UpstreamError::Protocol(
+            "json-rpc message has neither result nor error".into(),
+        )),
+    }
+}
