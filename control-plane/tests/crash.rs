@@ -46,11 +46,7 @@ async fn admin(port: u16) -> AdminServiceClient<tonic::transport::Channel> {
 async fn applied_config_survives_kill_9() {
     let state = tempfile::tempdir().unwrap();
     // The binary takes a fixed port: reserve a free one, release it, hand it over.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hangar_tests::free_port();
 
     let mut process = start(port, state.path());
     let mut client = admin(port).await;
@@ -96,11 +92,7 @@ async fn data_planes_ride_out_a_control_plane_crash() {
     }
     let endpoints: Vec<String> = backends.iter().map(|b| b.url()).collect();
     let state = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hangar_tests::free_port();
     let url = format!("http://127.0.0.1:{port}");
 
     let mut process = start(port, state.path());

@@ -67,11 +67,7 @@ fn validate_accepts_the_recipe() {
 /// An unreachable control plane gives one clear line and exit code 1.
 #[test]
 fn unreachable_control_plane_is_one_line() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = hangar_tests::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = hangarctl(&["status", "--control-plane", &url]);
     assert_eq!(out.status.code(), Some(1));

@@ -23,3 +23,13 @@ pub mod python_kit;
 pub mod raw;
 pub mod stack;
 pub mod ts_kit;
+
+/// A loopback port that was free a moment ago, for programs that can only
+/// be told a fixed port (the kit backends, a binary restarted on the same
+/// address). Bind port 0 instead wherever the program reports its address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
