@@ -18,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version)]
 struct Args {
     /// Control-plane URLs, comma separated, tried in turn.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required = true, value_parser = control_plane_url)]
     control_plane: Vec<String>,
     /// Node id of this data plane, unique in the fleet.
     #[arg(long)]
@@ -37,6 +37,18 @@ struct Args {
     /// control plane answers.
     #[arg(long)]
     cache_dir: Option<std::path::PathBuf>,
+}
+
+/// An http(s) URL with a host, as the gRPC client needs it.
+fn control_plane_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "'{text}' is not an http:// or https:// URL (e.g. http://127.0.0.1:7070)"
+        )),
+    }
 }
 
 #[tokio::main]

@@ -42,6 +42,11 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if s.reported_by > 1 {
             let _ = write!(details, "  healthy_on={}/{}", s.healthy_on, s.reported_by);
         }
+        if s.healthy_on < s.reported_by && !s.last_error.is_empty() {
+            // Enough of the cause to act on; `-o json` has all of it.
+            let cause: String = s.last_error.chars().take(100).collect();
+            let _ = write!(details, "  last_error=\"{cause}\"");
+        }
         if s.p99_ms > 0.0 {
             let _ = write!(details, "  p50={:.1}ms p99={:.1}ms", s.p50_ms, s.p99_ms);
         }

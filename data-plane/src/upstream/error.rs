@@ -12,7 +12,7 @@ use serde_json::Value;
 pub enum UpstreamError {
     /// No connection could be made: the request was never sent, so another
     /// member may take it.
-    #[error("connection failed: {}", chain(.0))]
+    #[error("connection failed: {}", root_cause(.0))]
     Connect(#[source] reqwest::Error),
     /// No answer within the deadline; the member may have run the call.
     #[error("timed out after {0:?}")]
@@ -94,6 +94,16 @@ impl UpstreamError {
             Self::Transport(err)
         }
     }
+}
+
+/// The innermost cause: for a failed connect that is the part that says
+/// why ("Connection refused (os error 111)"), not the request it was for.
+fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut cause = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// An error and its causes, `outer: inner: root`: reqwest's own message
