@@ -69,11 +69,6 @@ impl Store {
         Ok(Self { dir })
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Loads the stored config, or `None` when nothing was applied yet.
     pub fn load(&self) -> Result<Option<StoredConfig>, StoreError> {
         let path = self.dir.join(STATE_FILE);

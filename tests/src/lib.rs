@@ -7,6 +7,7 @@
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
+//! - [`process`]: running client programs that print JSON lines.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
 //! - [`ts_kit`]: clients on the official TypeScript SDK.
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
@@ -19,6 +20,7 @@ pub mod control_plane;
 pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
+pub mod process;
 pub mod python_kit;
 pub mod raw;
 pub mod stack;

@@ -143,27 +143,9 @@ impl PyBackend {
     }
 }
 
-/// Runs the kit's `mcp_client.py` (official Python SDK client) with `args`
-/// and returns its exit status, stdout lines parsed as JSON, and stderr.
-pub async fn run_client(
-    args: &[&str],
-) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
-    let output = Command::new(python())
-        .arg(kit_dir().join("mcp_client.py"))
-        .args(args)
-        .output()
-        .await
-        .expect("run mcp_client.py");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("client printed non-JSON {l:?}: {e}"))
-        })
-        .collect();
-    (
-        output.status,
-        lines,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// Runs the kit's `mcp_client.py` (official Python SDK client) with `args`.
+pub async fn run_client(args: &[&str]) -> crate::process::ClientOutput {
+    let mut command = Command::new(python());
+    command.arg(kit_dir().join("mcp_client.py")).args(args);
+    crate::process::run_json_lines(command, "mcp_client.py").await
 }

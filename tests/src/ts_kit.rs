@@ -9,31 +9,14 @@ fn ts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ts")
 }
 
-/// Runs `node tests/ts/<script> <args>` and returns its exit status, its
-/// stdout lines parsed as JSON, and its stderr.
-pub async fn run(
-    script: &str,
-    args: &[&str],
-) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
+/// Runs `node tests/ts/<script> <args>` (Node.js 20 or newer on PATH).
+pub async fn run(script: &str, args: &[&str]) -> crate::process::ClientOutput {
     assert!(
         ts_dir().join("node_modules").exists(),
         "TypeScript SDK not installed in {} (run scripts/node-env)",
         ts_dir().display()
     );
-    let output = Command::new("node")
-        .arg(ts_dir().join(script))
-        .args(args)
-        .output()
-        .await
-        .expect("run node (Node.js 20 or newer must be on PATH)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    (
-        output.status,
-        lines,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut command = Command::new("node");
+    command.arg(ts_dir().join(script)).args(args);
+    crate::process::run_json_lines(command, script).await
 }

@@ -1,6 +1,6 @@
 //! The rmcp handler that lists and runs `hangar_call`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rmcp::model::{
@@ -38,7 +38,14 @@ impl HangarServer {
         Self { routes }
     }
 
-    fn tools() -> Vec<Tool> {
+    /// The tools, built once: rmcp looks a tool up on every `tools/call`,
+    /// and building the JSON schemas each time would sit on the hot path.
+    fn tools() -> &'static [Tool] {
+        static TOOLS: LazyLock<Vec<Tool>> = LazyLock::new(HangarServer::build_tools);
+        &TOOLS
+    }
+
+    fn build_tools() -> Vec<Tool> {
         vec![
             Tool::new(
                 HANGAR_CALL,
@@ -98,11 +105,11 @@ impl ServerHandler for HangarServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(Self::tools()))
+        Ok(ListToolsResult::with_all_items(Self::tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        Self::tools().into_iter().find(|t| t.name == name)
+        Self::tools().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
