@@ -3,6 +3,7 @@
 //! and rolls their health reports up for `hangarctl status`.
 //!
 //! # Layout
+//! - [`auth`]: tokens and TLS: who may call which API.
 //! - [`store`]: the state directory (atomic, crash-safe writes).
 //! - [`state`]: the config in force; validates, versions and publishes applies.
 //! - [`fleet`]: connected data planes, their acked versions and health reports.
@@ -11,6 +12,7 @@
 //! - [`stream`]: the `DataPlaneService` bidirectional stream.
 
 pub mod admin;
+pub mod auth;
 pub mod fleet;
 pub mod state;
 pub mod status;
@@ -27,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Access, AdminGate, DataPlaneGate, ExposureError, ServerTls};
 use crate::fleet::Fleet;
 use crate::state::{ConfigState, LoadError};
 use crate::store::Store;
@@ -39,6 +42,10 @@ pub struct Settings {
     /// A data plane silent for this long stops counting in the health
     /// rollup; a disconnected one is forgotten after it.
     pub dataplane_expiry: Duration,
+    /// Tokens of the admin and data-plane APIs.
+    pub access: Access,
+    /// TLS for the gRPC listener; plain HTTP/2 when `None`.
+    pub tls: Option<ServerTls>,
 }
 
 impl Settings {
@@ -50,6 +57,8 @@ impl Settings {
         Self {
             state_dir: state_dir.into(),
             dataplane_expiry: Self::DEFAULT_DATAPLANE_EXPIRY,
+            access: Access::default(),
+            tls: None,
         }
     }
 }
@@ -60,7 +69,13 @@ pub enum RunError {
     /// The state directory could not be opened or holds a bad config.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The gRPC server failed.
+    /// The listener's address could not be read.
+    #[error("cannot use the listener")]
+    Listener(#[source] std::io::Error),
+    /// The listen address would leave an API open to the network.
+    #[error(transparent)]
+    Exposed(#[from] ExposureError),
+    /// The gRPC server failed (or its TLS config is unusable).
     #[error("grpc server failed")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -70,6 +85,8 @@ pub enum RunError {
 pub struct ControlPlane {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    access: Arc<Access>,
+    tls: Option<ServerTls>,
 }
 
 impl ControlPlane {
@@ -85,6 +102,8 @@ impl ControlPlane {
         Ok(Self {
             state,
             fleet: Arc::new(Fleet::new(settings.dataplane_expiry)),
+            access: Arc::new(settings.access.clone()),
+            tls: settings.tls.clone(),
         })
     }
 
@@ -94,26 +113,55 @@ impl ControlPlane {
     }
 
     /// Serves the gRPC API on an already bound listener until `shutdown`
-    /// is cancelled.
+    /// is cancelled. Refuses a non-loopback listener that would leave an
+    /// API without credentials.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), RunError> {
-        tracing::info!(listen.addr = ?listener.local_addr().ok(), "control plane serving");
+        let addr = listener.local_addr().map_err(RunError::Listener)?;
+        auth::check_exposure(addr, &self.access, self.tls.as_ref())?;
+        self.log_protection(addr);
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
         let admin = admin::Admin::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
         let data_planes =
             stream::DataPlanes::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
-        tonic::transport::Server::builder()
-            .add_service(AdminServiceServer::new(admin))
-            .add_service(DataPlaneServiceServer::new(data_planes))
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            server = server.tls_config(tls.server_config())?;
+        }
+        server
+            .add_service(AdminServiceServer::with_interceptor(
+                admin,
+                AdminGate::new(self.access.clone()),
+            ))
+            .add_service(DataPlaneServiceServer::with_interceptor(
+                data_planes,
+                DataPlaneGate::new(self.access.clone(), self.tls.as_ref()),
+            ))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),
             )
             .await?;
         Ok(())
+    }
+
+    /// Says at start how each API is protected, so an open one is never a surprise.
+    fn log_protection(&self, addr: std::net::SocketAddr) {
+        let tls = match &self.tls {
+            Some(tls) if tls.requires_client_certs() => "mutual TLS for data planes",
+            Some(_) => "TLS",
+            None => "plaintext",
+        };
+        tracing::info!(listen.addr = %addr, transport = tls, "control plane serving");
+        if self.access.admin_token.is_none() {
+            tracing::warn!(listen.addr = %addr, "no --admin-token-file: anyone who can reach this loopback address can apply config");
+        }
+        if self.access.dataplane_token.is_none() {
+            tracing::warn!(listen.addr = %addr, "no --dataplane-token-file: any local process can follow the config stream");
+        }
     }
 }
 

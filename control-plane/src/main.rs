@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use hangar_control_plane::auth::{self, Access, ServerTls};
+use hangar_proto::auth::Token;
 use tokio_util::sync::CancellationToken;
 
 /// Hangar control plane: stores the config and streams it to data planes.
@@ -22,6 +24,22 @@ struct Args {
     /// counting; a disconnected one is forgotten after that long.
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
     dataplane_expiry: f64,
+    /// File with the token `hangarctl` must present (apply, status).
+    /// Without it and --dataplane-token-file, only a loopback --listen is allowed.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// File with the token data planes must present on their stream.
+    #[arg(long)]
+    dataplane_token_file: Option<PathBuf>,
+    /// PEM certificate (chain) to serve TLS with; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA whose client certificates data planes must present (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -47,6 +65,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let access = Access {
+        admin_token: args
+            .admin_token_file
+            .as_deref()
+            .map(Token::from_file)
+            .transpose()?,
+        dataplane_token: args
+            .dataplane_token_file
+            .as_deref()
+            .map(Token::from_file)
+            .transpose()?,
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(ServerTls::from_files(cert, key, args.client_ca.as_deref())?)
+        }
+        _ => None,
+    };
+    // Before binding: an open API is never reachable, not even for a moment.
+    auth::check_exposure(args.listen, &access, tls.as_ref())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -55,6 +93,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = hangar_control_plane::Settings {
         state_dir: args.state_dir,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
+        access,
+        tls,
     };
     hangar_control_plane::run(listener, settings, shutdown).await?;
     Ok(())

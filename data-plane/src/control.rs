@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hangar_proto::client::ClientConfig;
 use hangar_proto::v1::control_plane_message::Kind as Down;
 use hangar_proto::v1::data_plane_message::Kind as Up;
 use hangar_proto::v1::data_plane_service_client::DataPlaneServiceClient;
@@ -42,6 +43,7 @@ pub struct Identity {
 /// Follows the control plane until `shutdown` is cancelled.
 pub async fn run(
     urls: Vec<String>,
+    client_config: ClientConfig,
     identity: Identity,
     routes: Arc<Routes>,
     cache: Option<SnapshotCache>,
@@ -52,14 +54,29 @@ pub async fn run(
         if shutdown.is_cancelled() {
             return;
         }
-        match follow(url, &identity, &routes, cache.as_ref(), &shutdown).await {
+        match follow(
+            url,
+            &client_config,
+            &identity,
+            &routes,
+            cache.as_ref(),
+            &shutdown,
+        )
+        .await
+        {
             Ok(Followed::Shutdown) => return,
             Ok(Followed::Ended) => {
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
                 backoff = BACKOFF_MIN;
             }
+            Err(err) if is_refusal(&err) => {
+                // Retrying will not help until an operator fixes the
+                // credentials, but the data plane keeps trying so it joins
+                // as soon as they are fixed on either side.
+                tracing::error!(control_plane = %url, error = %describe(&err), "control plane refused this data plane, serving the last snapshot");
+            }
             Err(err) => {
-                tracing::warn!(control_plane = %url, error = %err, "control plane unreachable, serving the last snapshot");
+                tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
             }
         }
         // Full jitter keeps a fleet from reconnecting in lockstep.
@@ -72,6 +89,26 @@ pub async fn run(
     }
 }
 
+/// Whether the control plane turned this data plane away (credentials)
+/// rather than being unreachable.
+fn is_refusal(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
+}
+
+/// The status message with its causes: a TLS failure is only a
+/// "transport error" until its source says which certificate was refused.
+fn describe(status: &tonic::Status) -> String {
+    let message = status.message();
+    match std::error::Error::source(status).map(chain) {
+        Some(causes) if causes.starts_with(message) => causes,
+        Some(causes) => format!("{message}: {causes}"),
+        None => message.to_owned(),
+    }
+}
+
 enum Followed {
     Ended,
     Shutdown,
@@ -80,14 +117,16 @@ enum Followed {
 /// One stream, from connect to its end.
 async fn follow(
     url: &str,
+    client_config: &ClientConfig,
     identity: &Identity,
     routes: &Routes,
     cache: Option<&SnapshotCache>,
     shutdown: &CancellationToken,
 ) -> Result<Followed, tonic::Status> {
-    let mut client = DataPlaneServiceClient::connect(url.to_owned())
+    let channel = hangar_proto::client::connect(url, client_config)
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = DataPlaneServiceClient::new(channel);
     let (tx, rx) = mpsc::channel(UPSTREAM_BUFFER);
     let hello = Hello {
         node_id: identity.node_id.clone(),

@@ -43,6 +43,20 @@ pub struct Settings {
     pub node_id: String,
     /// Where the last good snapshot is kept, if anywhere.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Token and TLS for the control plane.
+    pub client: hangar_proto::client::ClientConfig,
+}
+
+impl Settings {
+    /// Settings for one control plane, with no cache and no credentials.
+    pub fn new(control_plane: impl Into<String>, node_id: impl Into<String>) -> Self {
+        Self {
+            control_planes: vec![control_plane.into()],
+            node_id: node_id.into(),
+            cache_dir: None,
+            client: hangar_proto::client::ClientConfig::default(),
+        }
+    }
 }
 
 /// A data plane's shared state: the routing table and its MCP server.
@@ -93,6 +107,7 @@ impl DataPlane {
         };
         let task = control::run(
             settings.control_planes.clone(),
+            settings.client.clone(),
             identity,
             self.routes.clone(),
             cache,

@@ -2,9 +2,12 @@
 //! and runs the data plane until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use hangar_proto::auth::Token;
+use hangar_proto::client::{ClientConfig, ClientTls};
 use tokio_util::sync::CancellationToken;
 
 /// The data plane allocates and frees small buffers for every proxied call
@@ -37,6 +40,18 @@ struct Args {
     /// control plane answers.
     #[arg(long)]
     cache_dir: Option<std::path::PathBuf>,
+    /// File with the token to present to the control plane (else `HANGAR_TOKEN`).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// PEM CA to trust for an https:// control plane instead of the system roots.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS with the control plane; needs --client-key.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 /// An http(s) URL with a host, as the gRPC client needs it.
@@ -67,10 +82,23 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let client = ClientConfig {
+        token: Token::from_file_or_env(args.token_file.as_deref())?,
+        tls: ClientTls::from_files(
+            args.ca_cert.as_deref(),
+            args.client_cert.as_deref(),
+            args.client_key.as_deref(),
+        )?,
+    };
+    for url in &args.control_plane {
+        // Catches an https-only option on an http:// URL before serving.
+        hangar_proto::client::endpoint(url, &client)?;
+    }
     let settings = hangar_data_plane::Settings {
         control_planes: args.control_plane,
         node_id: args.node_id,
         cache_dir: args.cache_dir,
+        client,
     };
     let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
     match args.listen {

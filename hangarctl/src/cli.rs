@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Operator CLI for Hangar: validate, apply and inspect config.
 #[derive(Debug, Parser)]
@@ -16,8 +16,27 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:7070"
     )]
     pub(crate) control_plane: String,
+    #[command(flatten)]
+    pub(crate) credentials: Credentials,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// How hangarctl proves itself to the control plane and trusts it back.
+#[derive(Debug, Args)]
+pub(crate) struct Credentials {
+    /// File with the admin token (else `HANGAR_TOKEN`).
+    #[arg(long, global = true)]
+    pub(crate) token_file: Option<PathBuf>,
+    /// PEM CA to trust for an https:// control plane instead of the system roots.
+    #[arg(long, global = true)]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// PEM client certificate, when the control plane asks for one; needs --client-key.
+    #[arg(long, global = true, requires = "client_key")]
+    pub(crate) client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, requires = "client_cert")]
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,32 +3,64 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use hangar_proto::auth::Token;
+use hangar_proto::client::{ClientConfig, ClientTls, ControlPlaneChannel};
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use std::io::{IsTerminal, Write};
 
 use hangar_proto::v1::{ApplyRequest, StatusRequest, StatusResponse, ValidationErrors};
 use prost::Message;
-use tonic::transport::Channel;
 
-use crate::cli::{Cli, Command, Format, Get};
+use crate::cli::{Cli, Command, Credentials, Format, Get};
 use crate::output;
 
 /// Runs one subcommand.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Credentials are read only by the commands that call the control
+    // plane: `validate` works offline.
+    let target = || Target::from_cli(&cli.control_plane, &cli.credentials);
     match cli.command {
         Command::Validate { file } => validate(&file),
-        Command::Apply { file } => apply(&cli.control_plane, &file).await,
+        Command::Apply { file } => apply(&target()?, &file).await,
         Command::Status {
             output,
             watch: false,
-        } => status(&cli.control_plane, output).await,
+        } => status(&target()?, output).await,
         Command::Status {
             output,
             watch: true,
-        } => watch(&cli.control_plane, output).await,
+        } => watch(&target()?, output).await,
         Command::Get {
             what: Get::Dataplanes { output },
-        } => dataplanes(&cli.control_plane, output).await,
+        } => dataplanes(&target()?, output).await,
+    }
+}
+
+/// The control plane to talk to, and how.
+struct Target {
+    url: String,
+    client: ClientConfig,
+}
+
+impl Target {
+    fn from_cli(url: &str, credentials: &Credentials) -> anyhow::Result<Self> {
+        let client = ClientConfig {
+            token: Token::from_file_or_env(credentials.token_file.as_deref())?,
+            tls: ClientTls::from_files(
+                credentials.ca_cert.as_deref(),
+                credentials.client_cert.as_deref(),
+                credentials.client_key.as_deref(),
+            )?,
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            client,
+        })
+    }
+
+    async fn admin(&self) -> anyhow::Result<AdminServiceClient<ControlPlaneChannel>> {
+        let channel = hangar_proto::client::connect(&self.url, &self.client).await?;
+        Ok(AdminServiceClient::new(channel))
     }
 }
 
@@ -47,10 +79,10 @@ fn validate(file: &Path) -> anyhow::Result<()> {
     }
 }
 
-async fn apply(url: &str, file: &Path) -> anyhow::Result<()> {
+async fn apply(target: &Target, file: &Path) -> anyhow::Result<()> {
     let yaml =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut client = AdminServiceClient::new(connect(url).await?);
+    let mut client = target.admin().await?;
     let request = ApplyRequest {
         yaml,
         source_name: file.display().to_string(),
@@ -81,8 +113,8 @@ async fn apply(url: &str, file: &Path) -> anyhow::Result<()> {
     }
 }
 
-async fn fetch_status(url: &str) -> anyhow::Result<StatusResponse> {
-    let mut client = AdminServiceClient::new(connect(url).await?);
+async fn fetch_status(target: &Target) -> anyhow::Result<StatusResponse> {
+    let mut client = target.admin().await?;
     let status = client
         .status(StatusRequest {})
         .await
@@ -90,8 +122,8 @@ async fn fetch_status(url: &str) -> anyhow::Result<StatusResponse> {
     Ok(status.into_inner())
 }
 
-async fn status(url: &str, format: Format) -> anyhow::Result<()> {
-    let status = fetch_status(url).await?;
+async fn status(target: &Target, format: Format) -> anyhow::Result<()> {
+    let status = fetch_status(target).await?;
     match format {
         Format::Table => print!("{}", output::status_table(&status)),
         Format::Json => println!("{}", pretty(&output::status_json(&status))?),
@@ -101,8 +133,9 @@ async fn status(url: &str, format: Format) -> anyhow::Result<()> {
 
 /// Prints every status the control plane sends: a fresh table each time
 /// (the screen is cleared on a terminal), or one JSON document per line.
-async fn watch(url: &str, format: Format) -> anyhow::Result<()> {
-    let mut client = AdminServiceClient::new(connect(url).await?);
+async fn watch(target: &Target, format: Format) -> anyhow::Result<()> {
+    let url = &target.url;
+    let mut client = target.admin().await?;
     let mut updates = client
         .watch_status(StatusRequest {})
         .await
@@ -127,8 +160,8 @@ async fn watch(url: &str, format: Format) -> anyhow::Result<()> {
     }
 }
 
-async fn dataplanes(url: &str, format: Format) -> anyhow::Result<()> {
-    let status = fetch_status(url).await?;
+async fn dataplanes(target: &Target, format: Format) -> anyhow::Result<()> {
+    let status = fetch_status(target).await?;
     match format {
         Format::Table => print!("{}", output::dataplanes_table(&status)),
         Format::Json => println!("{}", pretty(&output::dataplanes_json(&status))?),
@@ -138,15 +171,4 @@ async fn dataplanes(url: &str, format: Format) -> anyhow::Result<()> {
 
 fn pretty(value: &serde_json::Value) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(value)?)
-}
-
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    let endpoint = Channel::from_shared(url.to_owned())
-        .map_err(|_| anyhow::anyhow!("invalid control-plane URL '{url}'"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    endpoint.connect().await.map_err(|err| {
-        let cause =
-            std::error::Error::source(&err).map_or_else(|| err.to_string(), |s| s.to_string());
-        anyhow::anyhow!("cannot reach control plane at {url}: {cause}")
-    })
 }

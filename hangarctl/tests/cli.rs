@@ -13,6 +13,7 @@ fn hangarctl(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hangarctl"))
         .args(args)
         .env_remove("HANGAR_CONTROL_PLANE")
+        .env_remove("HANGAR_TOKEN")
         .output()
         .expect("run hangarctl")
 }
@@ -266,4 +267,71 @@ async fn get_dataplanes_and_watch() {
     }
     assert!(seen_v2, "the watch shows the new version");
     watch.kill().await.unwrap();
+}
+
+/// With an admin token on the control plane, hangarctl needs it (from a
+/// file or `HANGAR_TOKEN`) and says so when it is missing; `validate`
+/// stays offline and reads no credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_comes_from_a_file_or_the_environment() {
+    let state = tempfile::tempdir().unwrap();
+    let token = "admin-0123456789abcdef";
+    let settings = hangar_control_plane::Settings {
+        access: hangar_control_plane::auth::Access {
+            admin_token: Some(hangar_proto::auth::Token::new(token, "test").unwrap()),
+            dataplane_token: None,
+        },
+        ..hangar_control_plane::Settings::new(state.path())
+    };
+    let cp = ControlPlane::start_with(settings).await;
+    let url = cp.url();
+    let token_file = state.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+
+    let run = |env_token: Option<&str>, args: Vec<String>| {
+        let env_token = env_token.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hangarctl"));
+            command.args(&args).env_remove("HANGAR_CONTROL_PLANE");
+            match env_token {
+                Some(t) => command.env("HANGAR_TOKEN", t),
+                None => command.env_remove("HANGAR_TOKEN"),
+            };
+            command.output().expect("run hangarctl")
+        })
+    };
+    let status_args = vec![
+        "status".to_owned(),
+        "--control-plane".to_owned(),
+        url.clone(),
+    ];
+
+    let out = run(None, status_args.clone()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "status failed: the admin API needs a token: pass --token-file or set HANGAR_TOKEN\n"
+    );
+    let out = run(Some("guess"), status_args.clone()).await.unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "status failed: wrong token for the admin API\n"
+    );
+
+    let out = run(Some(token), status_args.clone()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut with_file = status_args.clone();
+    with_file.extend(["--token-file".to_owned(), token_file.display().to_string()]);
+    let out = run(None, with_file).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/recipe-05.yaml");
+    let out = run(
+        Some("not a token"),
+        vec!["validate".to_owned(), recipe.to_owned()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    cp.stop().await;
 }

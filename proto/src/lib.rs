@@ -5,6 +5,11 @@
 //! - `hangar/v1/dataplane.proto`: [`v1::data_plane_service_server`], one bidirectional
 //!   stream per data plane (snapshots down; hello, ACK/NACK and health reports up).
 //! - `hangar/v1/admin.proto`: [`v1::admin_service_server`], the operator API of `hangarctl`.
+//! - [`auth`]: bearer tokens, sent by clients and checked by the control plane.
+//! - [`client`]: connecting to the control plane (URL, TLS, token).
+
+pub mod auth;
+pub mod client;
 
 /// Version 1 of the API.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hangar_proto::client::{ClientConfig, ControlPlaneChannel};
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use hangar_proto::v1::{ApplyRequest, ApplyResponse, StatusRequest, StatusResponse};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use crate::eventually::eventually;
 
@@ -19,6 +19,10 @@ pub struct ControlPlane {
     /// Keeps a temporary state directory alive; `None` for a given directory.
     _temp: Option<tempfile::TempDir>,
     inner: hangar_control_plane::ControlPlane,
+    /// `https` when the control plane serves TLS.
+    scheme: &'static str,
+    /// Credentials of [`ControlPlane::admin`].
+    admin_client: ClientConfig,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -59,6 +63,12 @@ impl ControlPlane {
             state_dir: settings.state_dir.clone(),
             _temp: None,
             inner,
+            scheme: if settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            admin_client: ClientConfig::default(),
             shutdown,
             task,
         }
@@ -69,9 +79,16 @@ impl ControlPlane {
         self.inner.state().inject_snapshot(snapshot);
     }
 
-    /// The gRPC URL (`http://127.0.0.1:PORT`).
+    /// Sets the token and TLS trust that [`ControlPlane::admin`] (and
+    /// everything built on it) uses.
+    pub fn with_admin_client(mut self, client: ClientConfig) -> Self {
+        self.admin_client = client;
+        self
+    }
+
+    /// The gRPC URL (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The state directory.
@@ -80,10 +97,11 @@ impl ControlPlane {
     }
 
     /// An admin client.
-    pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::connect(self.url())
+    pub async fn admin(&self) -> AdminServiceClient<ControlPlaneChannel> {
+        let channel = hangar_proto::client::connect(&self.url(), &self.admin_client)
             .await
-            .expect("connect to control plane")
+            .expect("connect to control plane");
+        AdminServiceClient::new(channel)
     }
 
     /// Applies a config, as `hangarctl apply` does.

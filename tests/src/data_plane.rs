@@ -24,12 +24,7 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts a data plane that follows the control plane at `cp_url`.
     pub async fn start(cp_url: &str, node_id: &str) -> Self {
-        let settings = hangar_data_plane::Settings {
-            control_planes: vec![cp_url.to_owned()],
-            node_id: node_id.to_owned(),
-            cache_dir: None,
-        };
-        Self::start_with(settings).await
+        Self::start_with(hangar_data_plane::Settings::new(cp_url, node_id)).await
     }
 
     /// Starts a data plane with the given settings.

@@ -7,6 +7,7 @@
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
+//! - [`pki`]: a CA and certificates generated per test, as PEM files.
 //! - [`process`]: running client programs that print JSON lines.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
 //! - [`ts_kit`]: clients on the official TypeScript SDK.
@@ -20,6 +21,7 @@ pub mod control_plane;
 pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
+pub mod pki;
 pub mod process;
 pub mod python_kit;
 pub mod raw;

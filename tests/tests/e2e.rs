@@ -9,6 +9,7 @@ mod e2e {
     mod hangar_call;
     mod interop;
     mod persistence;
+    mod security;
     mod strategies;
     mod transparent;
 }

@@ -24,9 +24,8 @@ fn config(servers: &[FakeMcpHandle]) -> GroupConfig {
 
 fn with_cache(cp_url: &str, node_id: &str, dir: &std::path::Path) -> hangar_data_plane::Settings {
     hangar_data_plane::Settings {
-        control_planes: vec![cp_url.to_owned()],
-        node_id: node_id.to_owned(),
         cache_dir: Some(dir.to_path_buf()),
+        ..hangar_data_plane::Settings::new(cp_url, node_id)
     }
 }
 
