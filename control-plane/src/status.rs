@@ -8,7 +8,7 @@
 //! one data plane can use it: a member only one data plane cannot reach is
 //! that data plane's local problem.
 
-use hangar_config::{Config, Group};
+use hangar_config::{Config, Group, Server};
 use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
 use tokio::time::Instant;
 
@@ -28,8 +28,12 @@ pub fn rollup(
         .filter(|p| p.state(now, expiry) == PlaneState::Connected)
         .collect();
     let servers: Vec<ServerStatus> = config
-        .remotes()
-        .map(|(id, remote)| server_status(id, remote.endpoint.as_str(), &counting))
+        .servers
+        .iter()
+        .filter_map(|(id, server)| {
+            let described = describe(server)?;
+            Some(server_status(id, described, &counting))
+        })
         .collect();
     let groups = config
         .groups()
@@ -63,11 +67,40 @@ pub fn rollup(
     }
 }
 
-fn server_status(id: &str, endpoint: &str, planes: &[&DataPlane]) -> ServerStatus {
+/// What status says about a server's config: its mode, where it is, and
+/// only the names of the headers it gets (values may be secrets).
+fn describe(server: &Server) -> Option<ServerStatus> {
+    match server {
+        Server::Remote(remote) => Some(ServerStatus {
+            mode: "remote".to_owned(),
+            endpoint: remote.endpoint.to_string(),
+            header_names: remote
+                .headers
+                .keys()
+                .cloned()
+                .chain(
+                    remote
+                        .basic_auth
+                        .as_ref()
+                        .map(|_| "Authorization".to_owned()),
+                )
+                .collect(),
+            ..Default::default()
+        }),
+        Server::Subprocess(sub) => Some(ServerStatus {
+            mode: "subprocess".to_owned(),
+            command: sub.command.join(" "),
+            replicas: sub.replicas,
+            ..Default::default()
+        }),
+        Server::Group(_) => None,
+    }
+}
+
+fn server_status(id: &str, described: ServerStatus, planes: &[&DataPlane]) -> ServerStatus {
     let mut status = ServerStatus {
         id: id.to_owned(),
-        endpoint: endpoint.to_owned(),
-        ..Default::default()
+        ..described
     };
     for health in planes.iter().filter_map(|p| p.health.get(id)) {
         status.reported_by += 1;

@@ -68,7 +68,7 @@ fn validate(file: &Path) -> anyhow::Result<()> {
     match hangar_config::load_file(file) {
         Ok(config) => {
             let groups = config.groups().count();
-            let remotes = config.remotes().count();
+            let remotes = config.servers.len() - groups;
             println!(
                 "{}: valid ({remotes} servers, {groups} groups)",
                 file.display()

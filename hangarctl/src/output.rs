@@ -35,7 +35,13 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         "DETAILS".into(),
     ]];
     for s in &status.servers {
-        let mut details = format!("endpoint={}", s.endpoint);
+        let mut details = match s.mode.as_str() {
+            "subprocess" => format!("command=\"{}\"  replicas={}", s.command, s.replicas),
+            _ => format!("endpoint={}", s.endpoint),
+        };
+        if !s.header_names.is_empty() {
+            let _ = write!(details, "  headers={}", s.header_names.join(","));
+        }
         if s.consecutive_failures > 0 {
             let _ = write!(details, "  failures={}", s.consecutive_failures);
         }
@@ -50,7 +56,7 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if s.p99_ms > 0.0 {
             let _ = write!(details, "  p50={:.1}ms p99={:.1}ms", s.p50_ms, s.p99_ms);
         }
-        rows.push([s.id.clone(), "remote".into(), s.state.clone(), details]);
+        rows.push([s.id.clone(), mode(&s.mode), s.state.clone(), details]);
     }
     for g in &status.groups {
         let details = format!(
@@ -125,16 +131,31 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// The server's mode; control planes older than `mode` only had remote servers.
+fn mode(mode: &str) -> String {
+    if mode.is_empty() { "remote" } else { mode }.to_owned()
+}
+
 /// The machine-readable status.
 pub(crate) fn status_json(status: &StatusResponse) -> Value {
     json!({
         "version": status.version,
-        "servers": status.servers.iter().map(|s| json!({
-            "name": s.id, "mode": "remote", "state": s.state, "endpoint": s.endpoint,
-            "healthy_on": s.healthy_on, "reported_by": s.reported_by,
-            "consecutive_failures": s.consecutive_failures, "last_error": s.last_error,
-            "calls": s.calls, "errors": s.errors, "p50_ms": s.p50_ms, "p99_ms": s.p99_ms,
-        })).collect::<Vec<_>>(),
+        "servers": status.servers.iter().map(|s| {
+            let mut server = json!({
+                "name": s.id, "mode": mode(&s.mode), "state": s.state,
+                "healthy_on": s.healthy_on, "reported_by": s.reported_by,
+                "consecutive_failures": s.consecutive_failures, "last_error": s.last_error,
+                "calls": s.calls, "errors": s.errors, "p50_ms": s.p50_ms, "p99_ms": s.p99_ms,
+            });
+            if s.mode == "subprocess" {
+                server["command"] = json!(s.command);
+                server["replicas"] = json!(s.replicas);
+            } else {
+                server["endpoint"] = json!(s.endpoint);
+                server["header_names"] = json!(s.header_names);
+            }
+            server
+        }).collect::<Vec<_>>(),
         "groups": status.groups.iter().map(|g| json!({
             "name": g.id, "mode": "group", "state": g.state, "strategy": g.strategy,
             "healthy_members": g.healthy_members, "total_members": g.total_members,

@@ -38,7 +38,10 @@ mod validate;
 use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
-pub use crate::model::{Config, Group, Member, RemoteServer, Server, Strategy};
+pub use crate::model::{
+    BasicAuth, Config, Group, Member, RemoteServer, Server, Strategy, SubprocessServer, TlsSettings,
+};
+pub use hangar_template::Template;
 
 /// Loads a config from `text`. `source_name` (usually the file path) only
 /// prefixes error messages.

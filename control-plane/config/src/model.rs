@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use hangar_template::Template;
 use indexmap::IndexMap;
 use url::Url;
 
@@ -22,7 +23,9 @@ pub struct Config {
 pub enum Server {
     /// `mode: remote`: an MCP server reached over Streamable HTTP.
     Remote(RemoteServer),
-    /// `mode: group`: remote servers balanced behind one id.
+    /// `mode: subprocess`: a stdio MCP server each data plane runs itself.
+    Subprocess(SubprocessServer),
+    /// `mode: group`: servers balanced behind one id.
     Group(Group),
 }
 
@@ -39,6 +42,65 @@ pub struct RemoteServer {
     pub max_consecutive_failures: u32,
     /// Free text for humans.
     pub description: Option<String>,
+    /// Headers sent on every request, from `headers`, `http.headers` and
+    /// `auth` (bearer and API key), names in file order. Values keep their
+    /// `${...}` references: the data plane resolves them.
+    pub headers: IndexMap<String, Template>,
+    /// `auth: {type: basic}`: sent as `Authorization: Basic`, encoded on the
+    /// data plane once the references are resolved.
+    pub basic_auth: Option<BasicAuth>,
+    /// `tls`: certificate checks for https endpoints.
+    pub tls: TlsSettings,
+    /// `http.connect_timeout` (default 10 s).
+    pub connect_timeout: Duration,
+    /// `http.read_timeout` (default 30 s): the longest wait for the next
+    /// bytes of an answer, so a tool that streams progress may run longer.
+    pub read_timeout: Duration,
+    /// `max_concurrency`: calls in flight to this server per data plane.
+    pub max_concurrency: Option<u32>,
+}
+
+/// `auth: {type: basic, username, password}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuth {
+    /// User name; may hold references.
+    pub username: Template,
+    /// Password; may hold references.
+    pub password: Template,
+}
+
+/// The `tls` block of a remote server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    /// `verify_ssl` (default true); false accepts any certificate.
+    pub verify: bool,
+    /// `ca_cert_path`: a PEM bundle on the data plane's machine, trusted
+    /// instead of the system roots.
+    pub ca_cert_path: Option<String>,
+}
+
+/// A `mode: subprocess` server: MCP over the stdin and stdout of a program
+/// that every data plane starts for itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubprocessServer {
+    /// Program and arguments: `command` (a string or a list) followed by
+    /// `args`. Never empty.
+    pub command: Vec<String>,
+    /// Extra environment, in file order; values may hold references.
+    pub env: IndexMap<String, Template>,
+    /// Working directory (`cwd`); the data plane's own when absent.
+    pub cwd: Option<String>,
+    /// Copies each data plane runs and balances across (`replicas`,
+    /// default 1).
+    pub replicas: u32,
+    /// Active probe period (`health_check_interval_s`, default 60 s).
+    pub health_check_interval: Duration,
+    /// Consecutive failures before a copy leaves rotation.
+    pub max_consecutive_failures: u32,
+    /// Free text for humans.
+    pub description: Option<String>,
+    /// `max_concurrency`: calls in flight to one copy.
+    pub max_concurrency: Option<u32>,
 }
 
 /// A `mode: group` server.
@@ -53,12 +115,14 @@ pub struct Group {
     pub members: Vec<Member>,
     /// Free text for humans.
     pub description: Option<String>,
+    /// `max_concurrency`: calls in flight through the group per data plane.
+    pub max_concurrency: Option<u32>,
 }
 
 /// One entry of a group's `members` list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
-    /// Id of a [`Server::Remote`] in the same config.
+    /// Id of a [`Server::Remote`] or [`Server::Subprocess`] in the same config.
     pub id: String,
     /// Share for weighted strategies (default 1, at least 1).
     pub weight: u32,
@@ -91,7 +155,15 @@ impl Config {
     pub fn groups(&self) -> impl Iterator<Item = (&str, &Group)> {
         self.servers.iter().filter_map(|(id, server)| match server {
             Server::Group(group) => Some((id.as_str(), group)),
-            Server::Remote(_) => None,
+            Server::Remote(_) | Server::Subprocess(_) => None,
+        })
+    }
+
+    /// The `mode: subprocess` entries, in file order.
+    pub fn subprocesses(&self) -> impl Iterator<Item = (&str, &SubprocessServer)> {
+        self.servers.iter().filter_map(|(id, server)| match server {
+            Server::Subprocess(sub) => Some((id.as_str(), sub)),
+            Server::Remote(_) | Server::Group(_) => None,
         })
     }
 
@@ -99,7 +171,7 @@ impl Config {
     pub fn remotes(&self) -> impl Iterator<Item = (&str, &RemoteServer)> {
         self.servers.iter().filter_map(|(id, server)| match server {
             Server::Remote(remote) => Some((id.as_str(), remote)),
-            Server::Group(_) => None,
+            Server::Subprocess(_) | Server::Group(_) => None,
         })
     }
 }
@@ -111,6 +183,17 @@ impl RemoteServer {
     pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
     /// `max_consecutive_failures` when the file leaves it out.
     pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 3;
+    /// `http.connect_timeout` when the file leaves it out (MCP Hangar's).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `http.read_timeout` when the file leaves it out (MCP Hangar's).
+    pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+// === impl SubprocessServer ===
+
+impl SubprocessServer {
+    /// The most `replicas` one server may ask of a data plane.
+    pub const MAX_REPLICAS: u32 = 64;
 }
 
 // === impl Group ===

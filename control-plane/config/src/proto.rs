@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use hangar_proto::v1;
 
-use crate::model::{Config, Group, RemoteServer, Strategy};
+use hangar_template::Template;
+use indexmap::IndexMap;
+
+use crate::model::{Config, Group, RemoteServer, Server, Strategy, SubprocessServer};
 
 impl Config {
     /// The snapshot for config `version` (0 is reserved for "no config").
@@ -15,7 +18,15 @@ impl Config {
     pub fn to_snapshot(&self, version: u64) -> v1::Snapshot {
         v1::Snapshot {
             version,
-            servers: self.remotes().map(|(id, s)| server(id, s)).collect(),
+            servers: self
+                .servers
+                .iter()
+                .filter_map(|(id, s)| match s {
+                    Server::Remote(remote) => Some(remote_server(id, remote)),
+                    Server::Subprocess(sub) => Some(subprocess_server(id, sub)),
+                    Server::Group(_) => None,
+                })
+                .collect(),
             groups: self.groups().map(|(id, g)| group(id, g)).collect(),
         }
     }
@@ -33,7 +44,7 @@ impl From<Strategy> for v1::Strategy {
     }
 }
 
-fn server(id: &str, server: &RemoteServer) -> v1::Server {
+fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
     v1::Server {
         id: id.to_owned(),
         endpoint: server.endpoint.to_string(),
@@ -41,7 +52,52 @@ fn server(id: &str, server: &RemoteServer) -> v1::Server {
         max_consecutive_failures: server.max_consecutive_failures,
         // Fleet health is not config; the control plane sets it when sending.
         fleet_unhealthy: false,
+        headers: headers(&server.headers),
+        tls: Some(v1::Tls {
+            skip_verify: !server.tls.verify,
+            ca_cert_path: server.tls.ca_cert_path.clone().unwrap_or_default(),
+        }),
+        connect_timeout_ms: millis_ceil(server.connect_timeout),
+        read_timeout_ms: millis_ceil(server.read_timeout),
+        max_concurrency: server.max_concurrency.unwrap_or(0),
+        subprocess: None,
+        basic_auth: server.basic_auth.as_ref().map(|basic| v1::BasicAuth {
+            username: basic.username.to_string(),
+            password: basic.password.to_string(),
+        }),
     }
+}
+
+fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
+    v1::Server {
+        id: id.to_owned(),
+        endpoint: String::new(),
+        probe_interval_ms: millis_ceil(server.health_check_interval),
+        max_consecutive_failures: server.max_consecutive_failures,
+        fleet_unhealthy: false,
+        headers: Vec::new(),
+        tls: None,
+        connect_timeout_ms: 0,
+        read_timeout_ms: 0,
+        max_concurrency: server.max_concurrency.unwrap_or(0),
+        subprocess: Some(v1::Subprocess {
+            command: server.command.clone(),
+            env: headers(&server.env),
+            cwd: server.cwd.clone().unwrap_or_default(),
+            replicas: server.replicas,
+        }),
+        basic_auth: None,
+    }
+}
+
+/// Name and value pairs with the references as written.
+fn headers(map: &IndexMap<String, Template>) -> Vec<v1::Header> {
+    map.iter()
+        .map(|(name, value)| v1::Header {
+            name: name.clone(),
+            value: value.to_string(),
+        })
+        .collect()
 }
 
 fn group(id: &str, group: &Group) -> v1::Group {
@@ -56,6 +112,7 @@ fn group(id: &str, group: &Group) -> v1::Group {
         strategy: v1::Strategy::from(group.strategy).into(),
         min_healthy: group.min_healthy,
         members: members.collect(),
+        max_concurrency: group.max_concurrency.unwrap_or(0),
     }
 }
 

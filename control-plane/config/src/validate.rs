@@ -6,58 +6,25 @@
 
 mod group;
 mod read;
+mod remote;
+mod subprocess;
 
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
-use url::Url;
 
-use self::read::{Ctx, Fields, Keys};
+use self::read::{Ctx, Keys};
 use crate::error::ConfigErrors;
 use crate::locate::{Index, Path};
-use crate::model::{Config, RemoteServer, Server};
+use crate::model::{Config, Server};
 use crate::parse::Node;
 
-/// MCP Hangar server keys that Hangar does not implement yet.
-const SERVER_UNSUPPORTED: &[&str] = &[
-    "args",
-    "auth",
-    "auto_start",
-    "build",
-    "command",
-    "env",
-    "headers",
-    "http",
-    "idle_ttl_s",
-    "image",
-    "network",
-    "network_mode",
-    "read_only",
-    "resources",
-    "tls",
-    "tools",
-    "user",
-    "volumes",
-];
-
 /// MCP Hangar modes that Hangar does not implement yet.
-const UNSUPPORTED_MODES: &[&str] = &["subprocess", "docker", "container", "podman"];
+const UNSUPPORTED_MODES: &[&str] = &["docker", "container", "podman"];
 
 const TOP_KEYS: Keys = Keys {
     known: &["mcp_servers"],
     unsupported: &[],
-    hint: "",
-};
-
-const REMOTE_KEYS: Keys = Keys {
-    known: &[
-        "mode",
-        "endpoint",
-        "health_check_interval_s",
-        "max_consecutive_failures",
-        "description",
-    ],
-    unsupported: SERVER_UNSUPPORTED,
     hint: "",
 };
 
@@ -66,6 +33,7 @@ const REMOTE_KEYS: Keys = Keys {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Remote,
+    Subprocess,
     Group,
     /// Missing or bad mode: the server reports that itself.
     Other,
@@ -142,6 +110,7 @@ fn peek_kind(node: &Node) -> Kind {
         .find(|(k, _)| matches!(k, Node::Str(k) if k == "mode"));
     match mode {
         Some((_, Node::Str(mode))) if mode == "remote" => Kind::Remote,
+        Some((_, Node::Str(mode))) if mode == "subprocess" => Kind::Subprocess,
         Some((_, Node::Str(mode))) if mode == "group" => Kind::Group,
         _ => Kind::Other,
     }
@@ -154,8 +123,12 @@ fn server(cx: &mut Ctx<'_>, path: &Path, node: &Node, kinds: &Kinds<'_>) -> Opti
     let mode = cx.string(&mode_path, mode_node)?;
     match mode.as_str() {
         "remote" => {
-            let fields = cx.check_keys(fields, &REMOTE_KEYS);
-            remote(cx, &fields).map(Server::Remote)
+            let fields = cx.check_keys(fields, &remote::REMOTE_KEYS);
+            remote::remote(cx, &fields).map(Server::Remote)
+        }
+        "subprocess" => {
+            let fields = cx.check_keys(fields, &subprocess::SUBPROCESS_KEYS);
+            subprocess::subprocess(cx, &fields).map(Server::Subprocess)
         }
         "group" => {
             let fields = cx.check_keys(fields, &group::GROUP_KEYS);
@@ -164,101 +137,17 @@ fn server(cx: &mut Ctx<'_>, path: &Path, node: &Node, kinds: &Kinds<'_>) -> Opti
         // Keys of unsupported modes are not checked: `command` and friends
         // would only repeat the one real problem.
         m if UNSUPPORTED_MODES.contains(&m) => {
-            let message = format!("mode '{m}' is not supported yet (supported: remote, group)");
+            let message =
+                format!("mode '{m}' is not supported yet (supported: remote, subprocess, group)");
             cx.at_value(&mode_path, message);
             None
         }
         m => {
             cx.at_value(
                 &mode_path,
-                format!("unknown mode '{m}' (expected remote or group)"),
+                format!("unknown mode '{m}' (expected remote, subprocess or group)"),
             );
             None
         }
-    }
-}
-
-fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServer> {
-    let endpoint = cx
-        .required(fields, "endpoint")
-        .and_then(|node| endpoint(cx, &fields.path.key("endpoint"), node));
-    let interval = cx
-        .optional(fields, "health_check_interval_s", Ctx::seconds)
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
-    let failures = cx
-        .optional(fields, "max_consecutive_failures", |cx, p, n| {
-            cx.uint(p, n, 1)
-        })
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
-    let description = cx.optional(fields, "description", Ctx::string);
-    Some(RemoteServer {
-        endpoint: endpoint?,
-        health_check_interval: interval?,
-        max_consecutive_failures: failures?,
-        description: description?,
-    })
-}
-
-fn endpoint(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Url> {
-    let text = cx.string(path, node)?;
-    match parse_endpoint(&text) {
-        Ok(url) => Some(url),
-        Err(message) => {
-            cx.at_value(path, message);
-            None
-        }
-    }
-}
-
-/// An absolute http(s) URL with a host. No path (or just `/`) means the
-/// Streamable HTTP default `/mcp`; query strings are kept.
-fn parse_endpoint(text: &str) -> Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| format!("invalid URL '{text}': {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        // `localhost:8080` parses as scheme `localhost`; say what is missing.
-        let hint = if text.contains("://") {
-            ""
-        } else {
-            " (missing 'http://'?)"
-        };
-        return Err(format!("'{text}' is not an http or https URL{hint}"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("'{text}' has no host"));
-    }
-    if url.path() == "/" {
-        url.set_path("/mcp");
-    }
-    Ok(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_endpoint;
-
-    fn ok(text: &str) -> String {
-        parse_endpoint(text).map(String::from).unwrap_or_else(|e| e)
-    }
-
-    #[test]
-    fn endpoint_without_path_gets_mcp() {
-        assert_eq!(ok("http://localhost:8080"), "http://localhost:8080/mcp");
-        assert_eq!(ok("http://localhost:8080/"), "http://localhost:8080/mcp");
-        assert_eq!(ok("https://h/?a=1"), "https://h/mcp?a=1");
-        assert_eq!(ok("https://h/custom/path"), "https://h/custom/path");
-    }
-
-    #[test]
-    fn endpoint_must_be_http_with_host() {
-        assert_eq!(
-            ok("localhost:8080"),
-            "'localhost:8080' is not an http or https URL (missing 'http://'?)"
-        );
-        assert_eq!(ok("ftp://x"), "'ftp://x' is not an http or https URL");
-        assert_eq!(ok("http://"), "invalid URL 'http://': empty host");
-        assert_eq!(
-            ok("/mcp"),
-            "invalid URL '/mcp': relative URL without a base"
-        );
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar_config::{Config, Group, Member, RemoteServer, Server, Strategy};
+use hangar_config::{Config, Group, Member, RemoteServer, Server, Strategy, TlsSettings};
 use hangar_proto::v1;
 
 const RECIPE_05: &str = include_str!("fixtures/recipe-05.yaml");
@@ -18,6 +18,15 @@ fn remote(endpoint: &str) -> Server {
         health_check_interval: Duration::from_secs(10),
         max_consecutive_failures: 3,
         description: None,
+        headers: Default::default(),
+        basic_auth: None,
+        tls: TlsSettings {
+            verify: true,
+            ca_cert_path: None,
+        },
+        connect_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(30),
+        max_concurrency: None,
     })
 }
 
@@ -57,6 +66,7 @@ fn recipe_05_loads_unchanged() {
             member("my-mcp-3"),
         ],
         description: None,
+        max_concurrency: None,
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -92,6 +102,10 @@ fn recipe_05_compiles_to_snapshot() {
         probe_interval_ms: 10_000,
         max_consecutive_failures: 3,
         fleet_unhealthy: false,
+        tls: Some(v1::Tls::default()),
+        connect_timeout_ms: 10_000,
+        read_timeout_ms: 30_000,
+        ..Default::default()
     };
     let member = |id: &str| v1::Member {
         server_id: id.into(),
@@ -115,6 +129,7 @@ fn recipe_05_compiles_to_snapshot() {
                 member("my-mcp-backup"),
                 member("my-mcp-3"),
             ],
+            max_concurrency: 0,
         }],
     };
     assert_eq!(snapshot, want);
@@ -170,6 +185,15 @@ fn optional_keys_are_read() {
         health_check_interval: Duration::from_millis(250),
         max_consecutive_failures: 5,
         description: Some("primary".into()),
+        headers: Default::default(),
+        basic_auth: None,
+        tls: TlsSettings {
+            verify: true,
+            ca_cert_path: None,
+        },
+        connect_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(30),
+        max_concurrency: None,
     });
     assert_eq!(config.servers["a"], want_a);
     let want_g = Server::Group(Group {
@@ -181,6 +205,7 @@ fn optional_keys_are_read() {
             priority: -2,
         }],
         description: Some("pool".into()),
+        max_concurrency: None,
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
@@ -220,4 +245,120 @@ fn empty_server_map_is_valid() {
             ..Default::default()
         }
     );
+}
+
+/// MCP Hangar's documented remote-server options load unchanged: bearer
+/// auth, a private CA, timeouts and extra headers (retries are accepted and
+/// have no effect), and the references travel unresolved.
+#[test]
+fn remote_server_options_load_with_references_unresolved() {
+    let text = r#"
+mcp_servers:
+  production-math:
+    mode: remote
+    endpoint: https://mcp-math.production.example.com/mcp
+    description: "Production math service with bearer auth"
+    auth:
+      type: bearer
+      bearer_token: ${MATH_SERVICE_TOKEN}
+    tls:
+      verify_ssl: true
+      ca_cert_path: /etc/ssl/certs/company-ca.pem
+    http:
+      connect_timeout: 5.0
+      read_timeout: 30.0
+      max_retries: 3
+      retry_backoff_factor: 0.5
+      headers:
+        X-Service-Name: mcp-hangar
+        X-Key: ${file:/run/secrets/key}
+    idle_ttl_s: 600
+    max_concurrency: 4
+  basic:
+    mode: remote
+    endpoint: https://internal.example.com/mcp
+    auth: {type: basic, username: "${U}", password: "${P}"}
+"#;
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let Server::Remote(math) = &config.servers["production-math"] else {
+        panic!("remote")
+    };
+    let headers: Vec<(String, String)> = math
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("X-Service-Name".into(), "mcp-hangar".into()),
+            ("X-Key".into(), "${file:/run/secrets/key}".into()),
+            (
+                "Authorization".into(),
+                "Bearer ${MATH_SERVICE_TOKEN}".into()
+            ),
+        ]
+    );
+    assert_eq!(math.connect_timeout, Duration::from_secs(5));
+    assert_eq!(math.max_concurrency, Some(4));
+    let snapshot = config.to_snapshot(1);
+    let server = &snapshot.servers[0];
+    assert_eq!(server.connect_timeout_ms, 5_000);
+    assert_eq!(server.read_timeout_ms, 30_000);
+    assert_eq!(
+        server.tls,
+        Some(v1::Tls {
+            skip_verify: false,
+            ca_cert_path: "/etc/ssl/certs/company-ca.pem".into()
+        })
+    );
+    assert_eq!(server.headers[2].value, "Bearer ${MATH_SERVICE_TOKEN}");
+    let basic = snapshot.servers[1].basic_auth.as_ref().expect("basic auth");
+    assert_eq!(
+        (basic.username.as_str(), basic.password.as_str()),
+        ("${U}", "${P}")
+    );
+}
+
+/// MCP Hangar's subprocess recipe loads; `args` follow `command`.
+#[test]
+fn subprocess_servers_load_and_can_be_group_members() {
+    let text = r#"
+mcp_servers:
+  math:
+    mode: subprocess
+    command: [python, -m, math_server]
+    args: ["--transport", stdio]
+    idle_ttl_s: 300
+    health_check_interval_s: 60
+    max_consecutive_failures: 3
+    replicas: 3
+    env:
+      PYTHONUNBUFFERED: "1"
+      API_KEY: ${MATH_KEY}
+  tool:
+    mode: subprocess
+    command: my-mcp-server
+  pool:
+    mode: group
+    max_concurrency: 10
+    members: [{id: math}, {id: tool}]
+"#;
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let Server::Subprocess(math) = &config.servers["math"] else {
+        panic!("subprocess")
+    };
+    assert_eq!(
+        math.command,
+        ["python", "-m", "math_server", "--transport", "stdio"]
+    );
+    assert_eq!(math.replicas, 3);
+    let snapshot = config.to_snapshot(1);
+    let sub = snapshot.servers[0].subprocess.as_ref().expect("subprocess");
+    assert_eq!(sub.replicas, 3);
+    assert_eq!(sub.env[1].value, "${MATH_KEY}");
+    assert_eq!(snapshot.servers[0].endpoint, "");
+    let tool = snapshot.servers[1].subprocess.as_ref().expect("subprocess");
+    assert_eq!((tool.command.len(), tool.replicas), (1, 1));
+    assert_eq!(snapshot.groups[0].max_concurrency, 10);
 }

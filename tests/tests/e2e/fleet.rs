@@ -60,7 +60,7 @@ async fn unusable_snapshot_is_nacked_and_last_good_kept() {
         endpoint: "ftp://nowhere".into(),
         probe_interval_ms: 1000,
         max_consecutive_failures: 1,
-        fleet_unhealthy: false,
+        ..Default::default()
     });
     cp.inject_snapshot(bad);
     let planes = eventually("both data planes to NACK version 2", || async {

@@ -9,7 +9,14 @@ use crate::model::{Group, Member, Strategy};
 use crate::parse::Node;
 
 pub(super) const GROUP_KEYS: Keys = Keys {
-    known: &["mode", "strategy", "min_healthy", "members", "description"],
+    known: &[
+        "mode",
+        "strategy",
+        "min_healthy",
+        "members",
+        "description",
+        "max_concurrency",
+    ],
     unsupported: &["auto_start", "circuit_breaker"],
     hint: "",
 };
@@ -59,11 +66,13 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         .map(|v| v.unwrap_or(Group::DEFAULT_MIN_HEALTHY))
         .and_then(|min| check_min_healthy(cx, &fields.path.key("min_healthy"), min, count));
     let description = cx.optional(fields, "description", Ctx::string);
+    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
     Some(Group {
         strategy: strategy?,
         min_healthy: min_healthy?,
         members: members?,
         description: description?,
+        max_concurrency: max_concurrency?,
     })
 }
 
@@ -150,7 +159,7 @@ fn member(
     })
 }
 
-/// Checks that `id` names a remote server and is not listed twice.
+/// Checks that `id` names a remote or subprocess server and is not listed twice.
 fn member_id(
     cx: &mut Ctx<'_>,
     id_path: &Path,
@@ -170,7 +179,7 @@ fn member_id(
     match kinds.get(id.as_str()) {
         // A server with a bad mode reports that itself; naming it here is
         // not a second mistake.
-        Some(Kind::Remote | Kind::Other) => Some(id),
+        Some(Kind::Remote | Kind::Subprocess | Kind::Other) => Some(id),
         Some(Kind::Group) => {
             cx.at_value(
                 id_path,

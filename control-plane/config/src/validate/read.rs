@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hangar_template::Template;
+
 use crate::error::ConfigError;
 use crate::locate::{Index, Path, Pos};
 use crate::parse::Node;
@@ -204,6 +206,75 @@ impl<'a> Ctx<'a> {
                 None
             }
         }
+    }
+
+    pub(super) fn boolean(&mut self, path: &Path, node: &Node) -> Option<bool> {
+        match node {
+            Node::Bool(b) => Some(*b),
+            _ => {
+                self.wrong_type(path, "true or false", node);
+                None
+            }
+        }
+    }
+
+    /// A string that may hold `${...}` references.
+    pub(super) fn template(&mut self, path: &Path, node: &Node) -> Option<Template> {
+        let text = self.scalar_string(path, node)?;
+        match Template::parse(&text) {
+            Ok(template) => Some(template),
+            Err(err) => {
+                self.at_value(path, err.to_string());
+                None
+            }
+        }
+    }
+
+    /// A string, or a number or boolean read as the text it was written as
+    /// (`PYTHONUNBUFFERED: 1` means "1").
+    pub(super) fn scalar_string(&mut self, path: &Path, node: &Node) -> Option<String> {
+        match node {
+            Node::Str(s) => Some(s.clone()),
+            Node::Int(_) | Node::Float(_) | Node::Bool(_) => Some(scalar_text(node)),
+            _ => {
+                self.wrong_type(path, "a string", node);
+                None
+            }
+        }
+    }
+
+    /// A list of strings.
+    pub(super) fn string_list(&mut self, path: &Path, node: &Node) -> Option<Vec<String>> {
+        let Node::Seq(items) = node else {
+            self.wrong_type(path, "a list of strings", node);
+            return None;
+        };
+        let mut out = Some(Vec::with_capacity(items.len()));
+        for (i, item) in items.iter().enumerate() {
+            match (self.scalar_string(&path.index(i), item), &mut out) {
+                (Some(item), Some(out)) => out.push(item),
+                _ => out = None,
+            }
+        }
+        out
+    }
+
+    /// A mapping of names to values that may hold references (headers,
+    /// environment), in file order.
+    pub(super) fn template_map(
+        &mut self,
+        path: &Path,
+        node: &Node,
+    ) -> Option<Vec<(String, Template)>> {
+        let fields = self.entries(path, node)?;
+        let mut out = Some(Vec::with_capacity(fields.entries.len()));
+        for (name, value) in &fields.entries {
+            match (self.template(&path.key(name), value), &mut out) {
+                (Some(value), Some(out)) => out.push(((*name).to_owned(), value)),
+                _ => out = None,
+            }
+        }
+        out
     }
 
     /// An integer in `min..=u32::MAX`.

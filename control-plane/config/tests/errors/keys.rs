@@ -17,7 +17,8 @@ fn unknown_server_key() {
     assert_eq!(
         got,
         "config.yaml:5:5: mcp_servers.a.endpont: unknown key 'endpont' (expected one of: \
-         mode, endpoint, health_check_interval_s, max_consecutive_failures, description)"
+         mode, endpoint, description, health_check_interval_s, max_consecutive_failures, \
+         headers, auth, tls, http, max_concurrency, idle_ttl_s)"
     );
 }
 
@@ -39,10 +40,10 @@ fn unknown_member_key() {
 /// MCP Hangar keys Hangar lacks are named as such, not as typos.
 #[test]
 fn unsupported_known_key() {
-    let got = with_a(&["    idle_ttl_s: 300"]);
+    let got = with_a(&["    tools: []"]);
     assert_eq!(
         got,
-        "config.yaml:5:5: mcp_servers.a.idle_ttl_s: key 'idle_ttl_s' is not supported yet"
+        "config.yaml:5:5: mcp_servers.a.tools: key 'tools' is not supported yet"
     );
 }
 

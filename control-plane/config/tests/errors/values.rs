@@ -46,16 +46,16 @@ fn endpoint_not_a_url() {
 
 /// Modes MCP Hangar has but Hangar lacks; their other keys are not checked.
 #[test]
-fn subprocess_mode_is_unsupported() {
+fn docker_mode_is_unsupported() {
     let got = errors(&[
         "mcp_servers:",
         "  math:",
-        "    mode: subprocess",
-        "    command: [python, -m, math]",
+        "    mode: docker",
+        "    image: mcp-math:latest",
     ]);
     assert_eq!(
         got,
-        "config.yaml:3:11: mcp_servers.math.mode: mode 'subprocess' is not supported yet (supported: remote, group)"
+        "config.yaml:3:11: mcp_servers.math.mode: mode 'docker' is not supported yet (supported: remote, subprocess, group)"
     );
 }
 
@@ -64,7 +64,7 @@ fn unknown_mode() {
     let got = errors(&["mcp_servers:", "  a:", "    mode: lambda"]);
     assert_eq!(
         got,
-        "config.yaml:3:11: mcp_servers.a.mode: unknown mode 'lambda' (expected remote or group)"
+        "config.yaml:3:11: mcp_servers.a.mode: unknown mode 'lambda' (expected remote, subprocess or group)"
     );
 }
 

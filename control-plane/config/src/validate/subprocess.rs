@@ -1,0 +1,119 @@
+//! `mode: subprocess` servers: a stdio MCP server that each data plane
+//! starts (in `replicas` copies) and balances across.
+
+use indexmap::IndexMap;
+
+use super::read::{Ctx, Fields, Keys};
+use crate::locate::Path;
+use crate::model::{RemoteServer, SubprocessServer};
+use crate::parse::Node;
+
+pub(super) const SUBPROCESS_KEYS: Keys = Keys {
+    known: &[
+        "mode",
+        "command",
+        "args",
+        "env",
+        "cwd",
+        "replicas",
+        "description",
+        "health_check_interval_s",
+        "max_consecutive_failures",
+        "max_concurrency",
+        "idle_ttl_s",
+    ],
+    unsupported: &[
+        "auto_start",
+        "network",
+        "read_only",
+        "resources",
+        "tools",
+        "user",
+        "volumes",
+    ],
+    hint: "",
+};
+
+pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<SubprocessServer> {
+    let command = cx
+        .required(fields, "command")
+        .and_then(|node| command(cx, &fields.path.key("command"), node));
+    let args = cx.optional(fields, "args", Ctx::string_list);
+    let env = cx.optional(fields, "env", env);
+    let cwd = cx.optional(fields, "cwd", Ctx::string);
+    let replicas = cx.optional(fields, "replicas", replicas);
+    let interval = cx
+        .optional(fields, "health_check_interval_s", Ctx::seconds)
+        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
+    let failures = cx
+        .optional(fields, "max_consecutive_failures", |cx, p, n| {
+            cx.uint(p, n, 1)
+        })
+        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
+    let description = cx.optional(fields, "description", Ctx::string);
+    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
+    // Accepted so MCP Hangar files load; Hangar keeps every copy running
+    // so it can be probed and balanced (see the README).
+    let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
+    let mut command = command?;
+    command.extend(args?.unwrap_or_default());
+    idle_ttl?;
+    Some(SubprocessServer {
+        command,
+        env: env?.unwrap_or_default(),
+        cwd: cwd?,
+        replicas: replicas?.unwrap_or(1),
+        health_check_interval: interval?,
+        max_consecutive_failures: failures?,
+        description: description?,
+        max_concurrency: max_concurrency?,
+    })
+}
+
+/// `command`: one string (the program) or a list (program and arguments).
+fn command(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Vec<String>> {
+    let command = match node {
+        Node::Str(program) => vec![program.clone()],
+        Node::Seq(_) => cx.string_list(path, node)?,
+        _ => {
+            cx.wrong_type(path, "a program or a list of program and arguments", node);
+            return None;
+        }
+    };
+    if command.first().is_none_or(String::is_empty) {
+        cx.at_value(path, "must name a program");
+        return None;
+    }
+    Some(command)
+}
+
+fn env(
+    cx: &mut Ctx<'_>,
+    path: &Path,
+    node: &Node,
+) -> Option<IndexMap<String, hangar_template::Template>> {
+    let entries = cx.template_map(path, node)?;
+    let mut ok = Some(IndexMap::new());
+    for (name, value) in entries {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            cx.at_key(
+                &path.key(&name),
+                format!("'{name}' is not a valid environment variable name"),
+            );
+            ok = None;
+        } else if let Some(ok) = &mut ok {
+            ok.insert(name, value);
+        }
+    }
+    ok
+}
+
+fn replicas(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<u32> {
+    let n = cx.uint(path, node, 1)?;
+    if n > SubprocessServer::MAX_REPLICAS {
+        let max = SubprocessServer::MAX_REPLICAS;
+        cx.at_value(path, format!("must be at most {max}, got {n}"));
+        return None;
+    }
+    Some(n)
+}
