@@ -44,6 +44,15 @@ pub enum CallError {
         /// The group's threshold.
         min_healthy: u32,
     },
+    /// The group's `max_concurrency` had no free slot in time.
+    #[error("group '{group}' is busy: {source}")]
+    Overloaded {
+        /// The group.
+        group: String,
+        /// The cap and how long the call waited.
+        #[source]
+        source: crate::limit::LimitError,
+    },
     /// The member failed or answered with an error.
     #[error("{}: {source} (member '{member}')", error_kind(source))]
     Upstream {
@@ -61,8 +70,10 @@ impl CallError {
         match self {
             Self::UnknownServer { .. } => "ServerNotFoundError",
             Self::NoAvailableMember { .. } => "NoAvailableMemberError",
+            Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
                 UpstreamError::Timeout(_) => "TimeoutError",
+                UpstreamError::Saturated(_) => "ConcurrencyLimitError",
                 UpstreamError::ToolNotFound(_) => "ToolNotFoundError",
                 UpstreamError::JsonRpc { code, .. } if *code == METHOD_NOT_FOUND => {
                     "ToolNotFoundError"
@@ -87,6 +98,8 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::Protocol(_) => "protocol_error",
         UpstreamError::JsonRpc { .. } => "jsonrpc_error",
         UpstreamError::ToolNotFound(_) => "tool_not_found",
+        UpstreamError::Unusable(_) => "member_unusable",
+        UpstreamError::Saturated(_) => "member_busy",
     }
 }
 
@@ -109,6 +122,22 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<Served, CallError> {
     if let Some(group) = table.groups.get(target) {
+        let started = tokio::time::Instant::now();
+        let _slot = match &group.limit {
+            Some(limit) => {
+                Some(
+                    limit
+                        .acquire(timeout)
+                        .await
+                        .map_err(|source| CallError::Overloaded {
+                            group: group.id.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let timeout = timeout.saturating_sub(started.elapsed());
         let order = group_candidates(group)?;
         let candidates: Vec<&Arc<Member>> =
             order.iter().map(|&i| &group.members[i].member).collect();

@@ -10,12 +10,14 @@
 //! - [`member`]: one member's MCP client, health and probe loop.
 //! - [`upstream`]: the MCP-over-HTTP client of one member.
 //! - [`dispatch`]: one call to a server or group, with failover for unreached members.
+//! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
 
 pub mod cache;
 pub mod control;
 pub mod dispatch;
+pub mod limit;
 pub mod mcp;
 pub mod member;
 pub mod proxy;
@@ -70,14 +72,8 @@ impl DataPlane {
     /// A data plane with an empty routing table. Probes and the control-plane
     /// task stop when `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken) -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .expect("the HTTP client config is static and valid");
         Self {
-            routes: Arc::new(Routes::new(http, shutdown.clone())),
+            routes: Arc::new(Routes::new(shutdown.clone())),
             shutdown,
         }
     }

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::limit::{ConcurrencyLimit, Slot};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
@@ -29,6 +30,10 @@ pub struct Member {
     /// Mirror of `health.is_healthy()`, read lock-free on every call.
     healthy: AtomicBool,
     in_flight: AtomicU32,
+    /// `max_concurrency`, if the config caps this member.
+    limit: Option<ConcurrencyLimit>,
+    /// Calls waiting for a slot of `limit`.
+    queued: AtomicU32,
     /// Latency of answered calls since the last report, in microseconds.
     latency: Mutex<Histogram<u64>>,
     calls: AtomicU64,
@@ -68,6 +73,8 @@ impl Member {
             healthy: AtomicBool::new(in_rotation),
             latency: Mutex::new(new_histogram()),
             in_flight: AtomicU32::new(0),
+            limit: None,
+            queued: AtomicU32::new(0),
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
@@ -75,6 +82,12 @@ impl Member {
             health_changed,
             stop,
         }
+    }
+
+    /// Caps the calls in flight to this member at `max` (`max_concurrency`).
+    pub fn with_max_concurrency(mut self, max: u32) -> Self {
+        self.limit = Some(ConcurrencyLimit::new(max));
+        self
     }
 
     /// The member's server id.
@@ -97,9 +110,10 @@ impl Member {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Calls in flight to this member.
+    /// Calls in flight to this member, counting those waiting for a slot
+    /// of its `max_concurrency`: a member with a queue is not idle.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
     }
 
     /// Changes the ejection threshold of a member kept across snapshots.
@@ -119,7 +133,10 @@ impl Member {
         arguments: &serde_json::Value,
         timeout: Duration,
     ) -> Result<serde_json::Value, UpstreamError> {
-        let call = self.begin_call();
+        let started = tokio::time::Instant::now();
+        let call = self.admit(timeout).await?;
+        // Time spent waiting for a slot comes out of the call's deadline.
+        let timeout = timeout.saturating_sub(started.elapsed());
         let result = self.upstream.call_tool(tool, arguments, timeout).await;
         match &result {
             Ok(_) => call.answered(),
@@ -129,14 +146,35 @@ impl Member {
     }
 
     /// Counts a call that starts now; it stays in flight until the returned
-    /// guard is dropped (for a streamed answer: when the stream ends).
+    /// guard is dropped (for a streamed answer: when the stream ends). Not
+    /// subject to `max_concurrency`: for streams that are not calls.
     pub fn begin_call(self: &Arc<Self>) -> InFlightCall {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlightCall {
             member: self.clone(),
             started: tokio::time::Instant::now(),
+            _slot: None,
         }
+    }
+
+    /// [`Member::begin_call`] once a slot of the member's `max_concurrency`
+    /// is free, waiting at most `patience`. A refusal sends nothing and says
+    /// nothing about the member's health.
+    pub async fn admit(
+        self: &Arc<Self>,
+        patience: Duration,
+    ) -> Result<InFlightCall, UpstreamError> {
+        let Some(limit) = &self.limit else {
+            return Ok(self.begin_call());
+        };
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let slot = limit.acquire(patience).await;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        let slot = slot.map_err(UpstreamError::Saturated)?;
+        let mut call = self.begin_call();
+        call._slot = Some(slot);
+        Ok(call)
     }
 
     /// Starts the probe loop; it stops with [`Member::stop`].
@@ -255,6 +293,8 @@ fn new_histogram() -> Histogram<u64> {
 pub struct InFlightCall {
     member: Arc<Member>,
     started: tokio::time::Instant,
+    /// The `max_concurrency` slot, freed with the call.
+    _slot: Option<Slot>,
 }
 
 impl InFlightCall {

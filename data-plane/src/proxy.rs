@@ -87,6 +87,33 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
             &message,
         );
     };
+    let slot = match &group.limit {
+        Some(limit) if forward::is_call(&request) => {
+            match limit.acquire(forward::QUEUE_PATIENCE).await {
+                Ok(slot) => Some(slot),
+                Err(err) => {
+                    let message = format!("group '{}' is busy: {err}", group.id);
+                    return jsonrpc_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        request.peek.id.clone(),
+                        UNAVAILABLE,
+                        &message,
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
+    let response = serve(group, request).await;
+    match slot {
+        // The slot is freed when the answer (maybe a stream) is done.
+        Some(slot) => forward::hold_until_sent(response, slot),
+        None => response,
+    }
+}
+
+/// [`route`] once the group is known and has room.
+async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
     let modern = is_modern(&request);
     let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());
     match (&request.method, modern, session) {
@@ -193,7 +220,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
                 let id = member.id().to_owned();
                 return forward::relay(response, call, |s| session::encode(&id, s));
             }
-            Err(err @ UpstreamError::Connect(_)) => last_error = Some((member, err)),
+            Err(err) if err.may_try_another_member() => last_error = Some((member, err)),
             Err(err) => return bad_gateway(member, &err),
         }
     }
@@ -259,5 +286,10 @@ fn method_not_allowed() -> Response {
 
 fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
     let message = format!("member '{}' failed: {err}", member.id());
-    jsonrpc_error(StatusCode::BAD_GATEWAY, Value::Null, UNAVAILABLE, &message)
+    let status = match err {
+        // Busy, not broken: the client may retry.
+        UpstreamError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    jsonrpc_error(status, Value::Null, UNAVAILABLE, &message)
 }

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hangar_balance::{Balancer, Candidate, StrategyKind};
-use hangar_proto::v1::{HealthReport, Snapshot, Strategy};
+use hangar_proto::v1::{self, HealthReport, Snapshot, Strategy};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::limit::ConcurrencyLimit;
 use crate::member::Member;
 use crate::upstream::Upstream;
+use crate::upstream::clients::ClientPool;
 
 /// A member's place in one group.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct GroupRoute {
     pub min_healthy: u32,
     /// Members in config order.
     pub members: Vec<GroupMember>,
+    /// `max_concurrency` of the group on this data plane, if capped.
+    pub limit: Option<ConcurrencyLimit>,
     balancer: Balancer,
 }
 
@@ -116,13 +120,33 @@ pub struct RoutingTable {
     pub members: HashMap<String, Arc<Member>>,
     /// Every group, by id.
     pub groups: HashMap<String, GroupRoute>,
+    /// What each member was built from, to keep it across snapshots that
+    /// leave it unchanged.
+    specs: HashMap<String, MemberSpec>,
+}
+
+/// The settings a member is built from: a change rebuilds the member, any
+/// other change to the snapshot keeps it (with its health and session).
+#[derive(Debug, Clone, PartialEq)]
+struct MemberSpec(v1::Server);
+
+impl MemberSpec {
+    fn of(server: &v1::Server) -> Self {
+        Self(v1::Server {
+            // Updated in place or only meaningful for new members.
+            max_consecutive_failures: 0,
+            fleet_unhealthy: false,
+            ..server.clone()
+        })
+    }
 }
 
 /// The routing table in force, and what building a new one needs.
 #[derive(Debug)]
 pub struct Routes {
     table: ArcSwap<RoutingTable>,
-    http: reqwest::Client,
+    /// HTTP clients per TLS and timeout setting, shared by members.
+    clients: ClientPool,
     health_changed: Arc<Notify>,
     /// Version of the table in force, for callers waiting for the first one.
     version: watch::Sender<u64>,
@@ -133,10 +157,10 @@ pub struct Routes {
 
 impl Routes {
     /// An empty table; member probes stop when `shutdown` is cancelled.
-    pub fn new(http: reqwest::Client, shutdown: CancellationToken) -> Self {
+    pub fn new(shutdown: CancellationToken) -> Self {
         Self {
             table: ArcSwap::from_pointee(RoutingTable::default()),
-            http,
+            clients: ClientPool::default(),
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             shutdown,
@@ -169,31 +193,22 @@ impl Routes {
         check(snapshot)?;
         let old = self.load();
         let mut members = HashMap::with_capacity(snapshot.servers.len());
+        let mut specs = HashMap::with_capacity(snapshot.servers.len());
         for server in &snapshot.servers {
-            let interval = Duration::from_millis(server.probe_interval_ms.max(1));
-            let kept = old.members.get(&server.id).filter(|m| {
-                m.upstream().endpoint() == server.endpoint && m.probe_interval() == interval
-            });
+            let spec = MemberSpec::of(server);
+            let kept = old
+                .members
+                .get(&server.id)
+                .filter(|_| old.specs.get(&server.id) == Some(&spec));
             let member = match kept {
                 Some(member) => {
                     member.set_max_consecutive_failures(server.max_consecutive_failures);
                     member.clone()
                 }
-                None => {
-                    let member = Arc::new(Member::new(
-                        server.id.clone(),
-                        Upstream::new(server.endpoint.clone(), self.http.clone()),
-                        interval,
-                        server.max_consecutive_failures,
-                        !server.fleet_unhealthy,
-                        self.health_changed.clone(),
-                        self.shutdown.child_token(),
-                    ));
-                    member.spawn_probe();
-                    member
-                }
+                None => self.new_member(server),
             };
             members.insert(server.id.clone(), member);
+            specs.insert(server.id.clone(), spec);
         }
         let groups = snapshot
             .groups
@@ -212,6 +227,8 @@ impl Routes {
                             eligible: m.eligible,
                         })
                         .collect(),
+                    limit: (group.max_concurrency > 0)
+                        .then(|| ConcurrencyLimit::new(group.max_concurrency)),
                     balancer: Balancer::new(strategy_kind(group.strategy()), rand::random()),
                 };
                 (group.id.clone(), route)
@@ -222,6 +239,7 @@ impl Routes {
             origin,
             members,
             groups,
+            specs,
         };
         let old = self.table.swap(Arc::new(table));
         self.version.send_replace(snapshot.version);
@@ -232,6 +250,26 @@ impl Routes {
             }
         }
         Ok(())
+    }
+
+    /// A member for `server`, probing.
+    fn new_member(&self, server: &v1::Server) -> Arc<Member> {
+        let interval = Duration::from_millis(server.probe_interval_ms.max(1));
+        let mut member = Member::new(
+            server.id.clone(),
+            Upstream::remote(server, &self.clients),
+            interval,
+            server.max_consecutive_failures,
+            !server.fleet_unhealthy,
+            self.health_changed.clone(),
+            self.shutdown.child_token(),
+        );
+        if server.max_concurrency > 0 {
+            member = member.with_max_concurrency(server.max_concurrency);
+        }
+        let member = Arc::new(member);
+        member.spawn_probe();
+        member
     }
 
     /// Health of every member as this data plane sees it, with latency

@@ -13,6 +13,7 @@
 //! `server/discover`.
 
 mod answer;
+pub mod clients;
 pub mod error;
 mod sse;
 
@@ -27,6 +28,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use self::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
+use self::clients::{ClientPool, Transport};
 pub use self::error::UpstreamError;
 
 /// Newest protocol version with sessions, asked for at `initialize`.
@@ -53,7 +55,15 @@ pub struct Upstream {
     endpoint: String,
     /// `endpoint` parsed once, not on every request.
     url: Option<reqwest::Url>,
+    /// Client for requests that expect one answer (with the read timeout).
     http: reqwest::Client,
+    /// Client for streams that may idle (no read timeout).
+    streams: reqwest::Client,
+    /// Configured headers, resolved on this data plane; marked sensitive.
+    headers: http::HeaderMap,
+    /// Why this member cannot be called from this data plane (a header's
+    /// variable is unset, the CA file is missing), if so.
+    unusable: Option<String>,
     session: ArcSwapOption<Session>,
     /// Tool names from the member's `tools/list`, fetched with each new
     /// session and again when a call names a tool not in the list.
@@ -66,12 +76,47 @@ pub struct Upstream {
 // === impl Upstream ===
 
 impl Upstream {
-    /// A client of the member at `endpoint`, sharing `http`'s connection pools.
+    /// A client of the member at `endpoint`, sharing `http`'s connection
+    /// pools, with no extra headers.
     pub fn new(endpoint: String, http: reqwest::Client) -> Self {
+        Self::with_settings(endpoint, http.clone(), http, http::HeaderMap::new(), None)
+    }
+
+    /// The client of a remote server of the snapshot: its headers resolved
+    /// here, its TLS and timeouts from `pool`. Settings that cannot be used
+    /// on this data plane leave a member whose every request fails with the
+    /// reason, so it stays out of rotation and says why.
+    pub fn remote(server: &hangar_proto::v1::Server, pool: &ClientPool) -> Self {
+        let clients = pool.get(&Transport::of(server));
+        let headers = clients::resolve_headers(server);
+        let unusable = match (&clients, &headers) {
+            (Err(reason), _) | (_, Err(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        let clients = clients.unwrap_or_else(|_| pool.fallback());
+        Self::with_settings(
+            server.endpoint.clone(),
+            clients.calls,
+            clients.streams,
+            headers.unwrap_or_default(),
+            unusable,
+        )
+    }
+
+    fn with_settings(
+        endpoint: String,
+        http: reqwest::Client,
+        streams: reqwest::Client,
+        headers: http::HeaderMap,
+        unusable: Option<String>,
+    ) -> Self {
         Self {
             url: reqwest::Url::parse(&endpoint).ok(),
             endpoint,
             http,
+            streams,
+            headers,
+            unusable,
             session: ArcSwapOption::empty(),
             tools: ArcSwapOption::empty(),
             handshake: tokio::sync::Mutex::new(()),
@@ -98,9 +143,35 @@ impl Upstream {
         self.url.as_ref()
     }
 
-    /// The shared HTTP client (connection pools per member authority).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// A request to the member's endpoint with its configured headers, on
+    /// the client that suits `method` (a GET stream may idle for long).
+    pub fn request_builder(
+        &self,
+        method: reqwest::Method,
+    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        self.check_usable()?;
+        let Some(url) = &self.url else {
+            return Err(UpstreamError::Protocol(format!(
+                "bad endpoint '{}'",
+                self.endpoint
+            )));
+        };
+        let client = if method == reqwest::Method::GET {
+            &self.streams
+        } else {
+            &self.http
+        };
+        Ok(client
+            .request(method, url.clone())
+            .headers(self.headers.clone()))
+    }
+
+    /// Fails when the member's settings cannot be used on this data plane.
+    fn check_usable(&self) -> Result<(), UpstreamError> {
+        match &self.unusable {
+            Some(reason) => Err(UpstreamError::Unusable(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Calls a tool; the result is the member's whole `CallToolResult`.
@@ -165,6 +236,7 @@ impl Upstream {
     /// Checks that the member answers MCP: `ping` in the held session, or
     /// `server/discover` for 2026-07-28 members.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        self.check_usable()?;
         let session = self.session(timeout).await?;
         let method = if session.modern {
             "server/discover"
@@ -182,6 +254,7 @@ impl Upstream {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
+        self.check_usable()?;
         let session = self.session(timeout).await?;
         match self.send(&session, method, &params, timeout).await {
             Err(Sent::SessionGone) => {
@@ -356,6 +429,7 @@ impl Upstream {
             .timeout(timeout)
             .header(http::header::ACCEPT, "application/json, text/event-stream")
             .header("mcp-protocol-version", session.protocol_version.clone())
+            .headers(self.headers.clone())
             .json(body);
         if let Some(id) = &session.id {
             request = request.header("mcp-session-id", id.clone());

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::Response;
 use futures::Stream;
 
+use crate::limit::Slot;
 use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
 use crate::upstream::UpstreamError;
@@ -39,6 +40,10 @@ const RELAYED: [HeaderName; 4] = [
     header::WWW_AUTHENTICATE,
 ];
 
+/// How long a request waits for a slot of a member's `max_concurrency`;
+/// the transparent endpoint has no per-call deadline of its own.
+pub(crate) const QUEUE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Session header, in either era's spelling (header names are case-insensitive).
 pub(crate) const SESSION: &str = "mcp-session-id";
 
@@ -59,14 +64,7 @@ pub(crate) async fn send(
     request: &ClientRequest,
     member_session: Option<&[u8]>,
 ) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
-    let upstream = member.upstream();
-    let Some(url) = upstream.url() else {
-        return Err(UpstreamError::Protocol(format!(
-            "bad endpoint '{}'",
-            upstream.endpoint()
-        )));
-    };
-    let mut builder = upstream.http().request(request.method.clone(), url.clone());
+    let mut builder = member.upstream().request_builder(request.method.clone())?;
     for (name, value) in &request.headers {
         let name_str = name.as_str();
         if FORWARDED.contains(&name_str) || name_str.starts_with("mcp-param-") {
@@ -79,7 +77,13 @@ pub(crate) async fn send(
     if request.method == Method::POST {
         builder = builder.body(request.body.clone());
     }
-    let call = member.begin_call();
+    // Requests (a method and an id) are calls and take a slot of the
+    // member's max_concurrency; streams, notifications and responses do not.
+    let call = if is_call(request) {
+        member.admit(QUEUE_PATIENCE).await?
+    } else {
+        member.begin_call()
+    };
     match builder.send().await {
         Ok(response) => {
             if response.status().is_server_error() {
@@ -97,6 +101,24 @@ pub(crate) async fn send(
             Err(err)
         }
     }
+}
+
+/// Whether `request` is a call (a JSON-RPC request: a method and an id),
+/// which `max_concurrency` counts; streams, notifications and responses
+/// are not.
+pub(crate) fn is_call(request: &ClientRequest) -> bool {
+    request.method == Method::POST && request.peek.method.is_some() && !request.peek.id.is_null()
+}
+
+/// `response` with `slot` held until its body has been sent (or dropped).
+pub(crate) fn hold_until_sent(response: Response, slot: Slot) -> Response {
+    use futures::StreamExt;
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _held = &slot;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 /// The member's answer for the client: status, the headers it needs, the

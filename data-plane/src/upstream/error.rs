@@ -39,6 +39,14 @@ pub enum UpstreamError {
     /// The member's answer is not valid MCP.
     #[error("invalid answer from member: {0}")]
     Protocol(String),
+    /// The member's settings cannot be used on this data plane (a header
+    /// names an unset variable, the CA file is missing): nothing was sent.
+    #[error("member settings unusable on this data plane: {0}")]
+    Unusable(String),
+    /// The member's `max_concurrency` had no free slot in time: nothing
+    /// was sent, and the member is not unwell, only busy.
+    #[error("member busy: {0}")]
+    Saturated(#[source] crate::limit::LimitError),
     /// The member does not list the tool (checked before sending the call).
     #[error("tool '{0}' is not listed by the member")]
     ToolNotFound(String),
@@ -62,7 +70,10 @@ impl UpstreamError {
     /// that may have reached the member is never resent: `tools/call` is
     /// not idempotent.
     pub fn may_try_another_member(&self) -> bool {
-        matches!(self, Self::Connect(_))
+        matches!(
+            self,
+            Self::Connect(_) | Self::Unusable(_) | Self::Saturated(_)
+        )
     }
 
     /// True when the error counts as a failure of the member (transport
@@ -70,7 +81,10 @@ impl UpstreamError {
     pub fn counts_against_member(&self) -> bool {
         !matches!(
             self,
-            Self::JsonRpc { .. } | Self::Rejected { .. } | Self::ToolNotFound(_)
+            Self::JsonRpc { .. }
+                | Self::Rejected { .. }
+                | Self::ToolNotFound(_)
+                | Self::Saturated(_)
         )
     }
 
