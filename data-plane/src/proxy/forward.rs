@@ -61,10 +61,12 @@ pub(crate) async fn send(
 ) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
     let upstream = member.upstream();
     let Some(url) = upstream.url() else {
-        return Err(UpstreamError::Protocol(format!(
-            "bad endpoint '{}'",
-            upstream.endpoint()
-        )));
+        // The routing table admits only valid URLs; the endpoint is for the
+        // log, not for the client.
+        tracing::warn!(member.id = %member.id(), endpoint = %upstream.endpoint(), "member endpoint is not a URL");
+        return Err(UpstreamError::Protocol(
+            "the member's endpoint is not a valid URL".into(),
+        ));
     };
     let mut builder = upstream.http().request(request.method.clone(), url.clone());
     for (name, value) in &request.headers {
