@@ -10,6 +10,7 @@ mod e2e {
     mod hangar_call;
     mod interop;
     mod limits;
+    mod malformed;
     mod persistence;
     mod strategies;
     mod transparent;
