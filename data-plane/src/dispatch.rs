@@ -54,7 +54,9 @@ pub enum CallError {
         source: crate::limit::LimitError,
     },
     /// The member failed or answered with an error.
-    #[error("{}: {source} (member '{member}')", error_kind(source))]
+    /// Displays without the member's address (see
+    /// [`UpstreamError::for_client`]): this text goes to MCP clients.
+    #[error("{}: {} (member '{member}')", error_kind(source), source.for_client())]
     Upstream {
         /// The member that was called last.
         member: String,

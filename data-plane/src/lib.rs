@@ -13,11 +13,13 @@
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
+//! - [`listener`]: the HTTP front: limits, overload refusal, graceful drain.
 
 pub mod cache;
 pub mod control;
 pub mod dispatch;
 pub mod limit;
+pub mod listener;
 pub mod mcp;
 pub mod member;
 pub mod proxy;
@@ -27,12 +29,12 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CacheError, SnapshotCache};
 use crate::control::Identity;
+pub use crate::listener::{Admission, Limits};
 use crate::mcp::server::HangarServer;
 use crate::routes::{Origin, Routes};
 
@@ -65,16 +67,23 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     routes: Arc<Routes>,
+    /// Cancelled from outside: stop taking work and drain.
     shutdown: CancellationToken,
+    /// Cancelled once serving has drained: ends sessions, streams, probes
+    /// and the control-plane stream.
+    halt: CancellationToken,
 }
 
 impl DataPlane {
-    /// A data plane with an empty routing table. Probes and the control-plane
-    /// task stop when `shutdown` is cancelled.
+    /// A data plane with an empty routing table. Cancelling `shutdown` makes
+    /// serving stop taking work and drain (see [`DataPlane::serve_http`]);
+    /// probes and the control-plane task stop when serving has ended.
     pub fn new(shutdown: CancellationToken) -> Self {
+        let halt = CancellationToken::new();
         Self {
-            routes: Arc::new(Routes::new(shutdown.clone())),
+            routes: Arc::new(Routes::new(halt.clone())),
             shutdown,
+            halt,
         }
     }
 
@@ -107,7 +116,7 @@ impl DataPlane {
             identity,
             self.routes.clone(),
             cache,
-            self.shutdown.clone(),
+            self.halt.clone(),
         );
         let span = tracing::info_span!("control", node.id = %settings.node_id);
         tokio::spawn(tracing::Instrument::instrument(task, span));
@@ -139,39 +148,57 @@ impl DataPlane {
         HangarServer::new(self.routes.clone())
     }
 
-    /// Serves MCP over HTTP on an already bound listener until shutdown.
-    pub async fn serve_http(&self, listener: TcpListener) -> std::io::Result<()> {
+    /// Serves MCP over HTTP on an already bound listener within `limits`
+    /// until shutdown. Then new connections are refused, calls in flight
+    /// get [`Limits::shutdown_grace`] to finish, and everything else ends
+    /// (see [`listener`]); returns when that is done.
+    pub async fn serve_http(&self, listener: TcpListener, limits: &Limits) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         let hosts = allowed_hosts(addr);
         let service = mcp::server::http_service(
             self.mcp_server(),
             hosts.clone(),
-            self.shutdown.child_token(),
+            limits.max_request_bytes,
+            self.halt.child_token(),
         );
+        let guard = mcp::guard::Guard {
+            allowed_hosts: hosts.into(),
+            max_body_bytes: limits.max_request_bytes,
+            body_timeout: limits.request_body_timeout,
+        };
+        let admission = Admission::new(limits.max_concurrent_requests);
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .merge(proxy::router(self.routes.clone()))
             .layer(axum::middleware::from_fn_with_state(
-                mcp::guard::AllowedHosts(hosts.into()),
+                guard,
                 mcp::guard::check_request,
+            ))
+            // Outermost: a request over the cap is refused before its body
+            // is read.
+            .layer(axum::middleware::from_fn_with_state(
+                admission.clone(),
+                listener::overload::admit,
             ));
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
-        // Answers go out in several writes (SSE events); without NODELAY,
-        // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
-            .await
+        listener::serve(
+            listener,
+            router,
+            limits,
+            &admission,
+            &self.shutdown,
+            &self.halt,
+        )
+        .await;
+        Ok(())
     }
 
     /// Serves one MCP client over stdin/stdout as if it were the group
     /// `group`, until it closes stdin.
     pub async fn serve_stdio_group(&self, group: String) -> std::io::Result<()> {
-        proxy::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await
+        let served = proxy::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await;
+        self.halt.cancel();
+        served
     }
 
     /// Serves one MCP client over stdin/stdout until it closes stdin.
@@ -181,11 +208,12 @@ impl DataPlane {
             .mcp_server()
             .serve((tokio::io::stdin(), tokio::io::stdout()))
             .await?;
-        tokio::select! {
-            r = running.waiting() => { r?; }
-            () = self.shutdown.cancelled() => {}
-        }
-        Ok(())
+        let served = tokio::select! {
+            r = running.waiting() => r.map(drop),
+            () = self.shutdown.cancelled() => Ok(()),
+        };
+        self.halt.cancel();
+        Ok(served?)
     }
 }
 

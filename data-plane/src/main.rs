@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use hangar_data_plane::Limits;
 use hangar_proto::auth::Token;
 use hangar_proto::client::{ClientConfig, ClientTls};
 use tokio_util::sync::CancellationToken;
@@ -26,8 +27,9 @@ struct Args {
     /// Node id of this data plane, unique in the fleet.
     #[arg(long)]
     node_id: String,
-    /// Address to serve MCP over HTTP on (`/mcp`).
-    #[arg(long, conflicts_with = "stdio", required_unless_present = "stdio")]
+    /// Address to serve MCP over HTTP on (`/mcp`, `/groups/NAME/mcp`);
+    /// loopback unless told otherwise.
+    #[arg(long, conflicts_with = "stdio", default_value = "127.0.0.1:9000")]
     listen: Option<SocketAddr>,
     /// Serve one MCP client over stdin/stdout instead of HTTP.
     #[arg(long)]
@@ -52,6 +54,37 @@ struct Args {
     /// PEM private key of --client-cert.
     #[arg(long, requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// Largest request body accepted over HTTP, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_request_bytes)]
+    max_request_bytes: usize,
+    /// Most HTTP requests served at once; more are refused with 503.
+    #[arg(long, default_value_t = Limits::default().max_concurrent_requests)]
+    max_concurrent_requests: usize,
+    /// Seconds calls in flight get to finish after SIGTERM or SIGINT.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs_f64(), value_parser = seconds)]
+    shutdown_grace: f64,
+}
+
+impl Args {
+    /// The HTTP limits the flags set; the rest keep their defaults.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_request_bytes: self.max_request_bytes,
+            max_concurrent_requests: self.max_concurrent_requests,
+            shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),
+            ..Limits::default()
+        }
+    }
+}
+
+/// A finite, non-negative number of seconds, at most a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds from 0 to 86400"
+        )),
+    }
 }
 
 /// An http(s) URL with a host, as the gRPC client needs it.
@@ -94,6 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         // Catches an https-only option on an http:// URL before serving.
         hangar_proto::client::endpoint(url, &client)?;
     }
+    let limits = args.limits();
     let settings = hangar_data_plane::Settings {
         control_planes: args.control_plane,
         node_id: args.node_id,
@@ -101,7 +135,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         client,
     };
     let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
-    match args.listen {
+    // `--listen` has a default, so it is only absent in effect with --stdio.
+    match args.listen.filter(|_| !args.stdio) {
         Some(addr) => {
             // Bind before anything else: the listener opens even while the
             // control plane is unreachable.
@@ -110,7 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
             data_plane.spawn_control(&settings, local.to_string())?;
-            data_plane.serve_http(listener).await?;
+            data_plane.serve_http(listener, &limits).await?;
         }
         None => {
             data_plane.spawn_control(&settings, "stdio".to_owned())?;

@@ -39,6 +39,8 @@ pub struct Member {
     calls: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<String>,
+    /// `last_error` without addresses, for MCP clients (`hangar_status`).
+    last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
     /// Wakes the control-plane reporter when health flips.
     health_changed: Arc<Notify>,
@@ -78,6 +80,7 @@ impl Member {
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
             health_changed,
             stop,
@@ -232,6 +235,7 @@ impl Member {
     fn observe(&self, outcome: Outcome, error: Option<&UpstreamError>) {
         if let Some(err) = error {
             *self.last_error.lock() = err.to_string();
+            *self.last_error_for_clients.lock() = err.for_client().to_string();
         }
         let mut health = self.health.lock();
         let transition = health.observe(outcome);
@@ -244,12 +248,19 @@ impl Member {
             }
             Some(Transition::Restored) => {
                 self.last_error.lock().clear();
+                self.last_error_for_clients.lock().clear();
                 tracing::info!(member.id = %self.id, "member back in rotation");
             }
             None => return,
         }
         self.rotation_changes.fetch_add(1, Ordering::Relaxed);
         self.health_changed.notify_one();
+    }
+
+    /// Why the member last failed, as MCP clients may see it: without its
+    /// address (empty while it is healthy).
+    pub fn last_error_for_clients(&self) -> String {
+        self.last_error_for_clients.lock().clone()
     }
 
     /// This member's health and counters (latency left at 0).

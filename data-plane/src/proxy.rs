@@ -56,8 +56,9 @@ async fn handle(
     request: axum::extract::Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    // The guard already read the body (within its limit) and peeked into it.
-    let Ok(body) = axum::body::to_bytes(body, crate::mcp::guard::MAX_BODY_BYTES).await else {
+    // The guard already read the body (within its limits) and peeked into
+    // it, so this only takes the bytes out.
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return jsonrpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,
@@ -284,8 +285,11 @@ fn method_not_allowed() -> Response {
     response
 }
 
+/// 502 naming the member by id; its address and the transport's detail
+/// stay in the log.
 fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
-    let message = format!("member '{}' failed: {err}", member.id());
+    tracing::debug!(member.id = %member.id(), error = %err, "member failed");
+    let message = format!("member '{}' failed: {}", member.id(), err.for_client());
     let status = match err {
         // Busy, not broken: the client may retry.
         UpstreamError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,

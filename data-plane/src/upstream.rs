@@ -151,10 +151,12 @@ impl Upstream {
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         self.check_usable()?;
         let Some(url) = &self.url else {
-            return Err(UpstreamError::Protocol(format!(
-                "bad endpoint '{}'",
-                self.endpoint
-            )));
+            // The routing table admits only valid URLs; the endpoint is for
+            // the log, not for the client.
+            tracing::warn!(endpoint = %self.endpoint, "member endpoint is not a URL");
+            return Err(UpstreamError::Protocol(
+                "the member's endpoint is not a valid URL".into(),
+            ));
         };
         let client = if method == reqwest::Method::GET {
             &self.streams

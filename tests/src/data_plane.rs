@@ -29,6 +29,14 @@ impl DataPlane {
 
     /// Starts a data plane with the given settings.
     pub async fn start_with(settings: hangar_data_plane::Settings) -> Self {
+        Self::start_with_limits(settings, hangar_data_plane::Limits::default()).await
+    }
+
+    /// Starts a data plane with the given settings and HTTP limits.
+    pub async fn start_with_limits(
+        settings: hangar_data_plane::Settings,
+        limits: hangar_data_plane::Limits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -40,7 +48,7 @@ impl DataPlane {
             .expect("snapshot cache");
         let task = tokio::spawn(async move {
             data_plane
-                .serve_http(listener)
+                .serve_http(listener, &limits)
                 .await
                 .expect("data plane serves");
         });
@@ -49,6 +57,11 @@ impl DataPlane {
             shutdown,
             task,
         }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The MCP endpoint (`http://127.0.0.1:PORT/mcp`).

@@ -21,6 +21,20 @@ impl Stack {
         Self { cp, dp }
     }
 
+    /// As [`Stack::start`], with the data plane's HTTP `limits`.
+    pub async fn start_with_limits(yaml: &str, limits: hangar_data_plane::Limits) -> Self {
+        let cp = ControlPlane::start().await;
+        let settings = hangar_data_plane::Settings::new(cp.url(), "dp-1");
+        let dp = DataPlane::start_with_limits(settings, limits).await;
+        cp.apply_and_wait(yaml, 1).await;
+        Self { cp, dp }
+    }
+
+    /// The transparent endpoint of `group` on the data plane.
+    pub fn group_url(&self, group: &str) -> String {
+        format!("http://{}/groups/{group}/mcp", self.dp.addr())
+    }
+
     /// An MCP client session with the data plane.
     pub async fn client(&self) -> McpClient {
         self.dp.client().await

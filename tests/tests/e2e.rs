@@ -4,10 +4,13 @@
 mod e2e {
     mod apply;
     mod balancing;
+    mod client_errors;
     mod failover;
     mod fleet;
     mod hangar_call;
     mod interop;
+    mod limits;
+    mod malformed;
     mod persistence;
     mod security;
     mod strategies;

@@ -18,6 +18,12 @@ pub(crate) struct Pos {
     pub(crate) column: u32,
 }
 
+impl Pos {
+    /// The start of the text: where an error about the document as a
+    /// whole (an empty file, a missing top-level key) is placed.
+    pub(crate) const START: Self = Self { line: 1, column: 1 };
+}
+
 /// A field path such as `mcp_servers.my-group.members[1].weight`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Path(Vec<Seg>);
@@ -89,8 +95,8 @@ impl fmt::Display for Path {
 
 impl Index {
     /// Indexes `text`. A scan error stops the walk but keeps what was indexed
-    /// so far: the syntax itself is reported by the serde pass, and a missing
-    /// position only degrades an error message to `0:0`.
+    /// so far: the syntax itself is reported by the serde pass, and a path
+    /// with no indexed ancestor is placed at the start of the text.
     pub(crate) fn build(text: &str) -> Self {
         let mut builder = Builder::default();
         let _partial = Parser::new_from_str(text).load(&mut builder, false);
@@ -123,7 +129,29 @@ impl Index {
             }
             path = p.parent();
         }
-        Pos::default()
+        Pos::START
+    }
+}
+
+/// Where the syntax error in `text` is, for the errors serde_norway reports
+/// without a position (a second document, some scanner errors): yaml-rust2's
+/// scan error, else the start of the second document, else the start.
+pub(crate) fn syntax_error_pos(text: &str) -> Pos {
+    let mut parser = Parser::new_from_str(text);
+    let mut documents = 0;
+    // Ends: every event consumes input, and the stream ends at the text's end.
+    loop {
+        match parser.next_token() {
+            Err(err) => return to_pos(*err.marker()),
+            Ok((Event::StreamEnd, _)) => return Pos::START,
+            Ok((Event::DocumentStart, mark)) => {
+                documents += 1;
+                if documents == 2 {
+                    return to_pos(mark);
+                }
+            }
+            Ok(_) => {}
+        }
     }
 }
 
@@ -245,7 +273,7 @@ impl Builder {
 fn to_pos(mark: Marker) -> Pos {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Pos {
-        line: clamp(mark.line()),
+        line: clamp(mark.line()).max(1),
         column: clamp(mark.col()).saturating_add(1),
     }
 }
@@ -280,7 +308,7 @@ mod tests {
         let index = Index::build("a:\n  b: 1\n");
         let missing = Path::root().key("a").key("b").key("zzz");
         assert_eq!(at(&index, &missing), (2, 6));
-        assert_eq!(Index::build("").value(&missing), Pos::default());
+        assert_eq!(Index::build("").value(&missing), Pos::START);
     }
 
     #[test]

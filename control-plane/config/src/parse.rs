@@ -11,6 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess};
 
 use crate::error::ConfigError;
+use crate::locate;
 
 /// One YAML node with its scalar type resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,19 +31,24 @@ pub(crate) enum Node {
 
 /// Parses `text` into a tree, or returns the one syntax error.
 pub(crate) fn parse(source_name: &str, text: &str) -> Result<Node, ConfigError> {
-    serde_norway::from_str(text).map_err(|err| syntax_error(source_name, &err))
+    serde_norway::from_str(text).map_err(|err| syntax_error(source_name, text, &err))
 }
 
-fn syntax_error(source_name: &str, err: &serde_norway::Error) -> ConfigError {
+fn syntax_error(source_name: &str, text: &str, err: &serde_norway::Error) -> ConfigError {
     let mut message = err.to_string();
-    let (mut line, mut column) = (0, 0);
-    if let Some(loc) = err.location() {
-        // The message repeats the location we report separately.
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        message = message.replacen(&suffix, "", 1);
-        line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
-        column = u32::try_from(loc.column()).unwrap_or(u32::MAX);
-    }
+    let (line, column) = match err.location() {
+        Some(loc) => {
+            // The message repeats the location we report separately.
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            message = message.replacen(&suffix, "", 1);
+            let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            (clamp(loc.line()), clamp(loc.column()))
+        }
+        None => {
+            let pos = locate::syntax_error_pos(text);
+            (pos.line, pos.column)
+        }
+    };
     ConfigError {
         source_name: source_name.to_owned(),
         line,
@@ -203,6 +209,16 @@ mod tests {
     #[test]
     fn empty_text_is_null() {
         assert_eq!(node(""), Node::Null);
+    }
+
+    /// serde_norway gives no position for a second document; it is found
+    /// with yaml-rust2 instead (found by the loader's property tests).
+    #[test]
+    fn second_document_is_located() {
+        for (text, line) in [("\"\"0 ", 1), ("?a #\n,", 2), ("a: 1\n---\nb: 2\n", 2)] {
+            let err = parse("t.yaml", text).expect_err("two documents");
+            assert!(err.line == line && err.column >= 1, "{text:?}: {err}");
+        }
     }
 
     #[test]

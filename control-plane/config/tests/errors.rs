@@ -51,12 +51,17 @@ fn yaml_syntax_error() {
     );
 }
 
-/// An empty file (or only comments) has no position to point at.
+/// An empty file (or only comments) lacks its one required key; like every
+/// error, this one has a position: the start of the file.
 #[test]
 fn empty_file() {
     assert_eq!(
         errors(&["# nothing yet"]),
-        "config.yaml: missing required key 'mcp_servers'"
+        "config.yaml:1:1: missing required key 'mcp_servers'"
+    );
+    assert_eq!(
+        errors(&[]),
+        "config.yaml:1:1: missing required key 'mcp_servers'"
     );
 }
 

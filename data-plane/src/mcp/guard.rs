@@ -2,9 +2,11 @@
 //! a browser `Origin` must be loopback or the data plane's own host (DNS
 //! rebinding protection; the client's Origin is never passed to members),
 //! malformed input gets a JSON-RPC error (the SDK would answer some of it
-//! with a plain-text 415), and an oversized body is refused early.
+//! with a plain-text 415), and a body that is too large or too slow is
+//! refused before any handler sees it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -13,37 +15,49 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// Largest request body accepted, in bytes.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
 /// JSON-RPC error codes.
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-/// Host names a data plane answers to; anything else is refused.
+/// What the guard checks requests against.
 #[derive(Debug, Clone)]
-pub struct AllowedHosts(pub Arc<[String]>);
+pub struct Guard {
+    /// Host names a data plane answers to; anything else is refused.
+    pub allowed_hosts: Arc<[String]>,
+    /// Largest body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a body may take to arrive.
+    pub body_timeout: Duration,
+}
 
 /// Axum middleware: lets well-formed JSON-RPC messages addressed to an
 /// allowed host from an allowed origin through, answers the rest.
-pub async fn check_request(
-    State(allowed): State<AllowedHosts>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Err(message) = check_host_and_origin(request.headers(), &allowed.0) {
+pub async fn check_request(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    if let Err(message) = check_host_and_origin(request.headers(), &guard.allowed_hosts) {
         let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
         return rejection.into_response(StatusCode::FORBIDDEN);
     }
-    if request.method() != Method::POST {
-        return next.run(request).await;
-    }
+    // Every body is read within the limits, even where it is ignored: a
+    // GET with a body must not stream unbounded into a handler.
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
-        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-        return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);
+    let read = axum::body::to_bytes(body, guard.max_body_bytes);
+    let bytes = match tokio::time::timeout(guard.body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(err)) => return unreadable_body(err, guard.max_body_bytes),
+        Err(_) => {
+            let message = format!(
+                "request body not received within {}s",
+                guard.body_timeout.as_secs_f64()
+            );
+            let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
+            return rejection.into_response(StatusCode::REQUEST_TIMEOUT);
+        }
     };
+    if parts.method != Method::POST {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    }
     let peek = match check(&bytes) {
         Ok(peek) => peek,
         Err(rejection) => return rejection.into_response(StatusCode::BAD_REQUEST),
@@ -52,6 +66,18 @@ pub async fn check_request(
     // Handlers route on these without parsing the body again.
     request.extensions_mut().insert(peek);
     next.run(request).await
+}
+
+/// 413 for a body over the limit, 400 for one the client broke off.
+fn unreadable_body(err: axum::Error, limit: usize) -> Response {
+    let too_large = err.into_inner().is::<http_body_util::LengthLimitError>();
+    if too_large {
+        let message = format!("request body is larger than {limit} bytes");
+        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
+        return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let rejection = Rejection::new(Value::Null, INVALID_REQUEST, "unreadable request body");
+    rejection.into_response(StatusCode::BAD_REQUEST)
 }
 
 /// Why a body is not a JSON-RPC message.

@@ -38,10 +38,11 @@ struct MemberView {
     priority: i32,
 }
 
+/// A server as MCP clients see it: by its id from the config, never by its
+/// address (that is for operators, in `hangarctl status`).
 #[derive(Debug, Serialize)]
 struct ServerView {
     id: String,
-    endpoint: String,
     healthy: bool,
     consecutive_failures: u32,
     in_flight: u32,
@@ -94,13 +95,12 @@ pub fn local_status(table: &RoutingTable) -> LocalStatus {
             let report = m.report();
             ServerView {
                 id: report.server_id,
-                endpoint: m.upstream().endpoint().to_owned(),
                 healthy: report.healthy,
                 consecutive_failures: report.consecutive_failures,
                 in_flight: report.in_flight,
                 calls: report.calls,
                 errors: report.errors,
-                last_error: report.last_error,
+                last_error: m.last_error_for_clients(),
             }
         })
         .collect();

@@ -132,15 +132,19 @@ impl ServerHandler for HangarServer {
 }
 
 /// The Streamable HTTP service for `/mcp`. `allowed_hosts` guards against
-/// DNS rebinding: requests whose `Host` is not listed are refused.
+/// DNS rebinding: requests whose `Host` is not listed are refused. Bodies
+/// up to `max_body_bytes` are read (the guard in front enforces it first).
+/// Sessions, their calls and their streams end when `halt` is cancelled.
 pub fn http_service(
     server: HangarServer,
     allowed_hosts: Vec<String>,
-    shutdown: CancellationToken,
+    max_body_bytes: usize,
+    halt: CancellationToken,
 ) -> StreamableHttpService<HangarServer, LocalSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
-        .with_cancellation_token(shutdown);
+        .with_max_request_body_bytes(max_body_bytes)
+        .with_cancellation_token(halt);
     StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),

@@ -110,6 +110,71 @@ impl UpstreamError {
     }
 }
 
+/// An [`UpstreamError`] as an MCP client may see it; see
+/// [`UpstreamError::for_client`].
+#[derive(Debug, Clone, Copy)]
+pub struct ForClient<'a>(&'a UpstreamError);
+
+impl UpstreamError {
+    /// The error for MCP clients: what went wrong, without the member's
+    /// address or the HTTP client's internals, which name the URL. The full
+    /// error ([`Display`](std::fmt::Display)) is for logs and `hangarctl
+    /// status`. Answers from the member (JSON-RPC errors) pass unchanged.
+    pub fn for_client(&self) -> ForClient<'_> {
+        ForClient(self)
+    }
+}
+
+impl std::fmt::Display for ForClient<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            UpstreamError::Connect(err) => {
+                let why = io_kind(err).unwrap_or_else(|| "the member cannot be reached".into());
+                write!(f, "connection failed: {why}")
+            }
+            UpstreamError::Transport(err) => {
+                let why =
+                    io_kind(err).unwrap_or_else(|| "the connection to the member broke".into());
+                write!(f, "transport error: {why}")
+            }
+            UpstreamError::ServerError { status, .. } => write!(f, "member answered HTTP {status}"),
+            UpstreamError::Rejected { status, .. } => {
+                write!(f, "member rejected the request with HTTP {status}")
+            }
+            // Names variables and files of this machine: for operators.
+            UpstreamError::Unusable(_) => {
+                f.write_str("the member's settings cannot be used on this data plane")
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+/// The kind of the I/O error behind `err`, for the kinds that say something
+/// to a client ("connection refused") and carry no address.
+fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, TimedOut, UnexpectedEof,
+    };
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            let kind = io.kind();
+            let telling = [
+                ConnectionRefused,
+                ConnectionReset,
+                ConnectionAborted,
+                BrokenPipe,
+                TimedOut,
+                UnexpectedEof,
+            ];
+            return telling.contains(&kind).then(|| kind.to_string());
+        }
+        cause = err.source();
+    }
+    None
+}
+
 /// The innermost cause: for a failed connect that is the part that says
 /// why ("Connection refused (os error 111)"), not the request it was for.
 fn root_cause(err: &dyn std::error::Error) -> String {

@@ -1,0 +1,219 @@
+//! The data plane's HTTP front: serves an already bound listener with hyper
+//! within [`Limits`] (header size and count, a deadline for every request
+//! head and body, a cap on requests in progress) and drains on shutdown.
+//!
+//! Shutdown has two steps, as in linkerd: when `shutdown` is cancelled the
+//! listener is closed, so new connections are refused, and every connection
+//! is asked to finish: an idle one closes at once, a busy one after its
+//! current answer. Calls in flight get [`Limits::shutdown_grace`] to finish;
+//! then `halt` is cancelled, which ends whatever is left (event streams that
+//! never end by themselves, calls past the grace period) and stops the
+//! data plane's background work.
+//!
+//! There is no deadline on answers: a tool call or an event stream may run
+//! as long as it needs.
+
+pub mod overload;
+
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use self::overload::Admission;
+
+/// Bounds on what one client can make the data plane hold, and how long
+/// shutdown waits. Every default is documented on its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body, in bytes; a larger one gets 413. Default 4 MiB:
+    /// tool arguments are JSON, and a batch of 100 calls fits many times
+    /// over. (`--max-request-bytes`)
+    pub max_request_bytes: usize,
+    /// Largest request head (request line and headers), in bytes; a larger
+    /// one gets 431. Default 64 KiB, about Envoy's 60 KiB: room for long
+    /// bearer tokens, far below what could pressure memory. At least 8 KiB.
+    pub max_header_bytes: usize,
+    /// Most headers in one request; more get 431. Default 100, hyper's.
+    pub max_headers: usize,
+    /// How long a connection may take to send a complete request head,
+    /// counted from when it opens or finishes its previous answer, so it is
+    /// also the idle timeout of keep-alive connections. Default 30 s (the
+    /// clients' pools keep idle connections longer, and retry a request a
+    /// closed idle connection never took).
+    pub request_head_timeout: Duration,
+    /// How long a request body may take to arrive once its head is in; a
+    /// slower one gets 408. Default 30 s, at least 140 KB/s for the largest
+    /// body.
+    pub request_body_timeout: Duration,
+    /// Most requests served at once (event streams included); beyond it a
+    /// request gets 503 with `Retry-After` at once instead of waiting in a
+    /// queue. Default 1024, Envoy's default for a cluster's requests in
+    /// flight: far above what one group of clients beside a data plane
+    /// sends, and with [`Limits::max_request_bytes`] it bounds the memory
+    /// held by request bodies. (`--max-concurrent-requests`)
+    pub max_concurrent_requests: usize,
+    /// How long calls in flight may take to finish after shutdown began.
+    /// Default 30 s, linkerd's. (`--shutdown-grace`)
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            request_head_timeout: Duration::from_secs(30),
+            request_body_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// hyper's smallest read buffer; a smaller header limit would make it panic.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// HTTP/2 pings find peers that vanished without closing their connection.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// After the grace period, how long connections get to notice `halt`.
+const HALT_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` until `shutdown`, then drains as the
+/// [module docs](self) say and returns once every connection is closed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    admission: &Admission,
+    shutdown: &CancellationToken,
+    halt: &CancellationToken,
+) {
+    let builder = builder(limits);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    accept_failed(err).await;
+                    continue;
+                }
+            },
+        };
+        serve_connection(&builder, &graceful, stream, router.clone(), halt);
+    }
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        calls = admission.calls_in_flight(),
+        "no longer accepting connections, draining"
+    );
+    drain(graceful, limits.shutdown_grace, admission, halt).await;
+}
+
+/// hyper's connection builder with `limits` applied.
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_head_timeout)
+        .max_headers(limits.max_headers)
+        // The head must fit in the read buffer, so this bounds its size.
+        .max_buf_size(header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE);
+    builder
+}
+
+/// Spawns the task serving one connection: it ends when the client closes,
+/// after a graceful shutdown, or at once on `halt`.
+fn serve_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    router: Router,
+    halt: &CancellationToken,
+) {
+    let peer = stream.peer_addr().ok();
+    // Answers go out in several writes (SSE events); without NODELAY,
+    // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+    }
+    let service = TowerToHyperService::new(router);
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    let halt = halt.clone();
+    let span = tracing::debug_span!("accept", client.addr = ?peer);
+    tokio::spawn(
+        async move {
+            tokio::select! {
+                served = connection => {
+                    if let Err(err) = served {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                }
+                () = halt.cancelled() => {}
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// An accept error is about one connection (the client gave up) or about
+/// the process (out of file descriptors); for the latter, pause so the loop
+/// does not spin while connections close.
+async fn accept_failed(err: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %err, "cannot accept connections");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Lets calls in flight finish within `grace`, then halts the rest and
+/// waits (briefly) for their connections to close.
+async fn drain(
+    graceful: GracefulShutdown,
+    grace: Duration,
+    admission: &Admission,
+    halt: &CancellationToken,
+) {
+    let closed = graceful.shutdown();
+    tokio::pin!(closed);
+    let done = tokio::select! {
+        () = &mut closed => true,
+        () = admission.calls_finished() => false,
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace = ?grace, calls = admission.calls_in_flight(), "grace period over, ending calls still in flight");
+            false
+        }
+    };
+    halt.cancel();
+    if !done && tokio::time::timeout(HALT_PATIENCE, closed).await.is_err() {
+        tracing::debug!("connections still closing after halt");
+    }
+    tracing::info!("drained");
+}

@@ -1,0 +1,147 @@
+//! Admission: a cap on requests in progress, and the count of calls in
+//! flight that shutdown waits for.
+//!
+//! A request holds a permit from when it arrives until its answer has been
+//! sent (or the client went away), streamed answers included. Without a
+//! permit it is refused at once with 503 and `Retry-After`, never queued: a
+//! queue would only add latency to calls that the client can better retry
+//! against another data plane. Every request but GET (the event streams
+//! that wait for server messages) also counts as a call in flight.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use crate::mcp::guard::jsonrpc_error;
+
+/// JSON-RPC code of the refusal, in the implementation-defined server range.
+const OVERLOADED: i64 = -32000;
+/// Seconds a refused client is asked to wait before trying again.
+const RETRY_AFTER_S: &str = "1";
+/// The body of a refused request is read only this far, and only this
+/// long, to answer with its id; a longer or slower one gets `id: null`.
+const ID_PEEK_BYTES: usize = 16 * 1024;
+const ID_PEEK_PATIENCE: Duration = Duration::from_secs(1);
+
+/// The permits and the calls in flight of one HTTP front.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    max: usize,
+    calls: TaskTracker,
+}
+
+// === impl Admission ===
+
+impl Admission {
+    /// At most `max` requests at once (at least one).
+    pub fn new(max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            calls: TaskTracker::new(),
+        }
+    }
+
+    /// Calls (requests other than GET) whose answer is not fully sent yet.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Completes once no call is in flight; calls that start later still
+    /// count, and are waited for too.
+    pub async fn calls_finished(&self) {
+        self.calls.close();
+        self.calls.wait().await;
+    }
+}
+
+/// Axum middleware: admits a request if a permit is free, and holds the
+/// permit (and the call) until its answer is sent; refuses it otherwise.
+pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
+        tracing::debug!(limit = admission.max, "overloaded, refusing a request");
+        return overloaded(request, admission.max).await;
+    };
+    let call = (request.method() != Method::GET).then(|| admission.calls.token());
+    next.run(request).await.map(|inner| {
+        Body::new(Held {
+            inner,
+            _permit: permit,
+            _call: call,
+        })
+    })
+}
+
+/// 503 with `Retry-After` and a JSON-RPC error carrying the request's id
+/// when a short body shows it.
+async fn overloaded(request: Request, max: usize) -> Response {
+    let id = peek_id(request).await;
+    let message =
+        format!("overloaded: this data plane is serving its limit of {max} requests, retry later");
+    let mut response = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, OVERLOADED, &message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+    response
+}
+
+/// The `id` of a small JSON-RPC body, `null` if there is none to see cheaply.
+async fn peek_id(request: Request) -> Value {
+    let small = request
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= ID_PEEK_BYTES as u64);
+    if !small {
+        return Value::Null;
+    }
+    let read = axum::body::to_bytes(request.into_body(), ID_PEEK_BYTES);
+    match tokio::time::timeout(ID_PEEK_PATIENCE, read).await {
+        Ok(Ok(bytes)) => serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|mut message| message.get_mut("id").map(Value::take))
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// An answer's body that keeps its request's permit and call until it is
+/// sent or dropped.
+struct Held {
+    inner: Body,
+    _permit: OwnedSemaphorePermit,
+    _call: Option<TaskTrackerToken>,
+}
+
+impl HttpBody for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
