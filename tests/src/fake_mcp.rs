@@ -34,6 +34,7 @@
 //! - `protocol`: JSON-RPC parsing, reply framing, MCP constants and results.
 //! - `tools`: the kit's tools.
 //! - `listener`: connection tracking so that stopping cuts live connections.
+//! - `tls`: HTTPS for [`FakeMcp::tls`].
 
 use std::collections::HashSet;
 use std::io;
@@ -54,6 +55,7 @@ use self::protocol::ServerInfo;
 mod listener;
 mod protocol;
 mod server;
+mod tls;
 mod tools;
 
 /// Builder for a fake MCP server; see the [module docs](self).
@@ -63,6 +65,8 @@ pub struct FakeMcp {
     stateless: bool,
     json_response: bool,
     latency: Duration,
+    bearer: Option<String>,
+    tls: Option<crate::pki::CertFiles>,
 }
 
 impl FakeMcp {
@@ -74,7 +78,22 @@ impl FakeMcp {
             stateless: false,
             json_response: false,
             latency: Duration::ZERO,
+            bearer: None,
+            tls: None,
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `/mcp`; anything else
+    /// gets 401, as a hosted MCP server does.
+    pub fn require_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
+    }
+
+    /// Serves HTTPS with this certificate and key (see [`crate::pki`]).
+    pub fn tls(mut self, cert: &crate::pki::CertFiles) -> Self {
+        self.tls = Some(cert.clone());
+        self
     }
 
     /// Serves without sessions (the SDK's `stateless_http`): no `Mcp-Session-Id`
@@ -138,9 +157,19 @@ impl FakeMcpHandle {
         self.shared.addr
     }
 
-    /// The MCP endpoint, `http://127.0.0.1:PORT/mcp`.
+    /// The MCP endpoint, `http://127.0.0.1:PORT/mcp` (`https` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.shared.addr)
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/mcp", self.shared.addr)
+    }
+
+    /// Requests refused for a missing or wrong bearer token.
+    pub fn unauthorized(&self) -> u64 {
+        self.shared.unauthorized.load(Ordering::Relaxed)
     }
 
     /// The instance name reported as `served_by`.
@@ -219,6 +248,7 @@ impl Running {
     fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Self {
         let stop = CancellationToken::new();
         let connections = Arc::new(Connections::default());
+        let tls = shared.tls.clone();
         let router = server::router(Arc::new(Run {
             shared,
             stop: stop.clone(),
@@ -227,9 +257,19 @@ impl Running {
         let signal = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
             // Serving a bound listener only ends on the signal.
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(signal)
-                .await;
+            match tls {
+                Some(acceptor) => {
+                    let listener = tls::TlsListener::new(listener, acceptor);
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(signal)
+                        .await;
+                }
+                None => {
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(signal)
+                        .await;
+                }
+            }
         });
         Self {
             stop,
@@ -286,6 +326,10 @@ struct Shared {
     sessions: Mutex<HashSet<String>>,
     calls: AtomicU64,
     in_flight: AtomicU64,
+    /// `Bearer <token>` that `/mcp` requires, if any.
+    bearer: Option<HeaderValue>,
+    unauthorized: AtomicU64,
+    tls: Option<tls::Acceptor>,
 }
 
 impl Shared {
@@ -311,6 +355,11 @@ impl Shared {
             sessions: Mutex::default(),
             calls: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            bearer: config.bearer.map(|token| {
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("a test token is ASCII")
+            }),
+            unauthorized: AtomicU64::new(0),
+            tls: config.tls.as_ref().map(tls::acceptor),
         }
     }
 

@@ -11,6 +11,7 @@ mod e2e {
     mod interop;
     mod limits;
     mod malformed;
+    mod members;
     mod persistence;
     mod security;
     mod strategies;

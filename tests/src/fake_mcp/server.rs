@@ -36,6 +36,19 @@ pub(super) fn router(run: Arc<Run>) -> Router {
 }
 
 async fn post_mcp(State(run): State<Arc<Run>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(expected) = &run.shared.bearer
+        && headers.get(axum::http::header::AUTHORIZATION) != Some(expected)
+    {
+        run.shared
+            .unauthorized
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "invalid token",
+        )
+            .into_response();
+    }
     match headers.get(MCP_PROTOCOL_VERSION) {
         Some(version) if !is_legacy(version) => modern::post(&run, &headers, version, &body).await,
         _ => legacy::post(&run, &headers, &body).await,

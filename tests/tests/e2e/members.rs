@@ -1,0 +1,168 @@
+//! Members as they are in the wild: HTTPS with a private CA, credentials
+//! in headers, and concurrency caps.
+
+use hangar_tests::eventually::eventually;
+use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::pki::TestPki;
+use hangar_tests::stack::Stack;
+use serde_json::json;
+
+const TOKEN: &str = "s3cret-member-token-0123456789";
+
+/// A member behind HTTPS with a CA of its own and a bearer-token check:
+/// the right token (read from a file on the data plane) gets answers; a
+/// wrong one is a `ToolInvocationError` naming the member, which leaves
+/// rotation. Status shows header names, never the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_member_with_a_private_ca_and_a_bearer_token() {
+    let pki = TestPki::generate();
+    let secure = FakeMcp::new("secure")
+        .tls(&pki.server)
+        .require_bearer(TOKEN)
+        .start()
+        .await;
+    let token_file = pki.dir().join("token");
+    let wrong_file = pki.dir().join("wrong-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::write(&wrong_file, "not-the-token\n").unwrap();
+    let server = |id: &str, token: &std::path::Path| {
+        format!(
+            "  {id}:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 0.1\n    max_consecutive_failures: 1\n    auth:\n      type: bearer\n      bearer_token: \"${{file:{}}}\"\n    tls:\n      ca_cert_path: \"{}\"\n",
+            secure.url(),
+            token.display(),
+            pki.ca.display()
+        )
+    };
+    let untrusting = format!(
+        "  untrusting:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 0.1\n    max_consecutive_failures: 1\n",
+        secure.url()
+    );
+    let yaml = format!(
+        "mcp_servers:\n{}{}{untrusting}",
+        server("good", &token_file),
+        server("wrong", &wrong_file)
+    );
+    let stack = Stack::start(&yaml).await;
+    let client = stack.client().await;
+    let call =
+        |target: &str| json!({"mcp_server": target, "tool": "add", "arguments": {"a": 2, "b": 3}});
+    let out = client
+        .hangar_call(json!({"calls": [call("good"), call("wrong"), call("untrusting")]}))
+        .await;
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["result"]["structuredContent"]["served_by"], "secure",
+        "{out}"
+    );
+    assert_eq!(results[1]["error_type"], "ToolInvocationError", "{out}");
+    let wrong_error = results[1]["error"].as_str().unwrap();
+    assert!(wrong_error.contains("member 'wrong'"), "{wrong_error}");
+    assert!(wrong_error.contains("401"), "{wrong_error}");
+    assert_eq!(results[2]["error_type"], "ToolInvocationError", "{out}");
+    assert!(secure.unauthorized() > 0);
+
+    let status = eventually("the wrong-token member to leave rotation", || async {
+        let status = stack.cp.status().await;
+        let state = |id: &str| {
+            status
+                .servers
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.state.clone())
+        };
+        (state("good").as_deref() == Some("ready")
+            && state("wrong").as_deref() == Some("dead")
+            && state("untrusting").as_deref() == Some("dead"))
+        .then_some(status)
+    })
+    .await;
+    let good = status.servers.iter().find(|s| s.id == "good").unwrap();
+    assert_eq!(good.header_names, ["Authorization"]);
+    let untrusting = status
+        .servers
+        .iter()
+        .find(|s| s.id == "untrusting")
+        .unwrap();
+    assert!(
+        untrusting.last_error.contains("certificate"),
+        "a member whose CA is not trusted says so: {}",
+        untrusting.last_error
+    );
+    let everything = format!("{status:?} {out}");
+    assert!(
+        !everything.contains(TOKEN),
+        "the token leaked: {everything}"
+    );
+    stack.stop().await;
+}
+
+/// `max_concurrency: 2` on a slow member: never more than 2 calls in
+/// flight on it; the others wait their turn within their deadline, and
+/// those whose deadline passes first fail as `ConcurrencyLimitError`
+/// without counting against the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_caps_calls_in_flight_on_a_member() {
+    let slow = FakeMcp::new("slow").start().await;
+    let yaml = format!(
+        "mcp_servers:\n  slow:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 0.1\n    max_concurrency: 2\n",
+        slow.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let client = stack.client().await;
+    let sleep = json!({"mcp_server": "slow", "tool": "sleep", "arguments": {"ms": 200}});
+    let out = client
+        .hangar_call(json!({"calls": vec![sleep.clone(); 8], "max_concurrency": 8, "timeout": 30}))
+        .await;
+    let results = out["results"].as_array().unwrap();
+    let starts: Vec<u64> = results
+        .iter()
+        .map(|r| {
+            r["result"]["structuredContent"]["in_flight_at_start"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("every call waits its turn and succeeds: {r}"))
+        })
+        .collect();
+    assert_eq!(
+        starts.iter().max(),
+        Some(&1),
+        "two calls ran side by side, never three: {starts:?}"
+    );
+
+    // Two long calls hold both slots; two calls that cannot wait that
+    // long get no slot.
+    let long =
+        json!({"mcp_server": "slow", "tool": "sleep", "arguments": {"ms": 1000}, "timeout": 30});
+    let holder = stack.client().await;
+    let holding = tokio::spawn(async move {
+        holder
+            .hangar_call(json!({"calls": [long.clone(), long], "max_concurrency": 2}))
+            .await
+    });
+    eventually("both slots to be taken", || async {
+        (slow.in_flight() == 2).then_some(())
+    })
+    .await;
+    let short =
+        json!({"mcp_server": "slow", "tool": "add", "arguments": {"a": 1, "b": 1}, "timeout": 0.3});
+    let out = client
+        .hangar_call(json!({"calls": [short.clone(), short], "max_concurrency": 2}))
+        .await;
+    let types: Vec<&str> = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["error_type"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        types,
+        ["ConcurrencyLimitError", "ConcurrencyLimitError"],
+        "{out}"
+    );
+    let held = holding.await.unwrap();
+    assert_eq!(held["succeeded"], 2, "{held}");
+    // Being busy is not being unwell.
+    let status = stack.cp.status().await;
+    assert_eq!(status.servers[0].errors, 0, "{status:?}");
+    assert_eq!(status.servers[0].state, "ready");
+    stack.stop().await;
+}
