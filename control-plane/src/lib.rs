@@ -100,7 +100,9 @@ impl ControlPlane {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), RunError> {
-        tracing::info!(listen.addr = ?listener.local_addr().ok(), "control plane serving");
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(listen.addr = %addr, "control plane serving");
+        }
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
         let admin = admin::Admin::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
         let data_planes =

@@ -22,6 +22,9 @@ struct Args {
     /// counting; a disconnected one is forgotten after that long.
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
     dataplane_expiry: f64,
+    /// Log line format on stderr (filter: HANGAR_LOG).
+    #[arg(long, value_enum, default_value_t)]
+    log_format: hangar_runtime::LogFormat,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -36,7 +39,7 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing();
+    hangar_runtime::init_tracing(args.log_format);
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -51,38 +54,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let settings = hangar_control_plane::Settings {
         state_dir: args.state_dir,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
     };
     hangar_control_plane::run(listener, settings, shutdown).await?;
     Ok(())
-}
-
-/// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
-const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
-
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler only fails outside a runtime");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
-/// Logs to stderr; the filter comes from `HANGAR_LOG`, then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
-fn init_tracing() {
-    let filter = std::env::var("HANGAR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
 }

@@ -202,11 +202,11 @@ impl Member {
         drop(health);
         match transition {
             Some(Transition::Ejected) => {
-                tracing::warn!(member.id = %self.id, failures, error = %self.last_error.lock(), "member left rotation");
+                tracing::warn!(member.id = %self.id, failures, reason = %self.last_error.lock(), "member left rotation");
             }
             Some(Transition::Restored) => {
                 self.last_error.lock().clear();
-                tracing::info!(member.id = %self.id, "member back in rotation");
+                tracing::info!(member.id = %self.id, reason = "probe succeeded", "member back in rotation");
             }
             None => return,
         }

@@ -7,7 +7,8 @@
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
-//! - [`process`]: running client programs that print JSON lines.
+//! - [`process`]: running client programs that print JSON lines, and
+//!   reading a server binary's log lines.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
 //! - [`ts_kit`]: clients on the official TypeScript SDK.
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
