@@ -12,12 +12,14 @@
 //! - [`dispatch`]: one call to a server or group, with failover for unreached members.
 //! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 
 pub mod cache;
 pub mod control;
 pub mod dispatch;
 pub mod mcp;
 pub mod member;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{CacheError, SnapshotCache};
 use crate::control::Identity;
 use crate::mcp::server::HangarServer;
+use crate::metrics::{CallFamilies, Metrics};
 use crate::routes::{Origin, Routes};
 
 /// Everything a data plane needs to run.
@@ -49,6 +52,7 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     routes: Arc<Routes>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
 
@@ -62,8 +66,10 @@ impl DataPlane {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("the HTTP client config is static and valid");
+        let routes = Arc::new(Routes::new(http, CallFamilies::default(), shutdown.clone()));
         Self {
-            routes: Arc::new(Routes::new(http, shutdown.clone())),
+            metrics: Arc::new(Metrics::new(routes.clone())),
+            routes,
             shutdown,
         }
     }
@@ -71,6 +77,11 @@ impl DataPlane {
     /// The routing table.
     pub fn routes(&self) -> &Arc<Routes> {
         &self.routes
+    }
+
+    /// The metrics served at `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Starts following the control plane in the background.
@@ -143,8 +154,10 @@ impl DataPlane {
             .layer(axum::middleware::from_fn_with_state(
                 mcp::guard::AllowedHosts(hosts.into()),
                 mcp::guard::check_request,
-            ));
-        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
+            ))
+            // After the guard's layer, so the guard does not apply to it.
+            .merge(metrics::router(self.metrics.clone()));
+        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
         // Answers go out in several writes (SSE events); without NODELAY,
         // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
         let listener = listener.tap_io(|tcp| {

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::member::Member;
+use crate::metrics::{CallFamilies, CallMetrics};
 use crate::upstream::Upstream;
 
 /// A member's place in one group.
@@ -30,6 +31,8 @@ pub struct GroupMember {
     pub priority: i32,
     /// False when the control plane took the member out of rotation.
     pub eligible: bool,
+    /// Where calls through this group to this member are counted.
+    pub metrics: Arc<CallMetrics>,
 }
 
 /// A group and its balancing state.
@@ -123,6 +126,7 @@ pub struct RoutingTable {
 pub struct Routes {
     table: ArcSwap<RoutingTable>,
     http: reqwest::Client,
+    metrics: CallFamilies,
     health_changed: Arc<Notify>,
     /// Version of the table in force, for callers waiting for the first one.
     version: watch::Sender<u64>,
@@ -132,11 +136,13 @@ pub struct Routes {
 // === impl Routes ===
 
 impl Routes {
-    /// An empty table; member probes stop when `shutdown` is cancelled.
-    pub fn new(http: reqwest::Client, shutdown: CancellationToken) -> Self {
+    /// An empty table whose calls count in `metrics`; member probes stop
+    /// when `shutdown` is cancelled.
+    pub fn new(http: reqwest::Client, metrics: CallFamilies, shutdown: CancellationToken) -> Self {
         Self {
             table: ArcSwap::from_pointee(RoutingTable::default()),
             http,
+            metrics,
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             shutdown,
@@ -156,6 +162,11 @@ impl Routes {
         // A timeout only means the caller gets the (empty) table in force.
         let _ = tokio::time::timeout(patience, version.wait_for(|v| *v != 0)).await;
         self.load()
+    }
+
+    /// The call counters and latency histograms of every table.
+    pub fn call_families(&self) -> &CallFamilies {
+        &self.metrics
     }
 
     /// Notified whenever a member enters or leaves rotation.
@@ -186,6 +197,7 @@ impl Routes {
                         interval,
                         server.max_consecutive_failures,
                         !server.fleet_unhealthy,
+                        self.metrics.clone(),
                         self.health_changed.clone(),
                         self.shutdown.child_token(),
                     ));
@@ -210,6 +222,8 @@ impl Routes {
                             weight: m.weight,
                             priority: m.priority,
                             eligible: m.eligible,
+                            // Built here, per snapshot, so calls never look labels up.
+                            metrics: self.metrics.handles(&group.id, &m.server_id),
                         })
                         .collect(),
                     balancer: Balancer::new(strategy_kind(group.strategy()), rand::random()),

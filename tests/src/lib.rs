@@ -7,6 +7,7 @@
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
+//! - [`metrics`]: scraping `/metrics` and reading the samples.
 //! - [`process`]: running client programs that print JSON lines, and
 //!   reading a server binary's log lines.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
@@ -21,6 +22,7 @@ pub mod control_plane;
 pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
+pub mod metrics;
 pub mod process;
 pub mod python_kit;
 pub mod raw;

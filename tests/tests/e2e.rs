@@ -8,6 +8,7 @@ mod e2e {
     mod fleet;
     mod hangar_call;
     mod interop;
+    mod metrics;
     mod persistence;
     mod strategies;
     mod transparent;

@@ -18,6 +18,7 @@ use futures::Stream;
 
 use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
+use crate::metrics::CallMetrics;
 use crate::upstream::UpstreamError;
 
 /// Client headers a member needs; everything else (Host, Origin, cookies,
@@ -53,9 +54,11 @@ pub(crate) struct ClientRequest {
 }
 
 /// Sends `request` to `member`, in the member's session `member_session`
-/// if given. The returned guard keeps the call in flight.
+/// if given, counting it in `metrics`. The returned guard keeps the call in
+/// flight.
 pub(crate) async fn send(
     member: &Arc<Member>,
+    metrics: &Arc<CallMetrics>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
 ) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
@@ -79,7 +82,7 @@ pub(crate) async fn send(
     if request.method == Method::POST {
         builder = builder.body(request.body.clone());
     }
-    let call = member.begin_call();
+    let call = member.begin_call(metrics);
     match builder.send().await {
         Ok(response) => {
             if response.status().is_server_error() {
