@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
+use crate::metrics::{ApplyResult, Metrics};
 use crate::state::{ApplyError, ConfigState};
 use crate::status;
 
@@ -24,17 +25,24 @@ use crate::status;
 pub struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
 }
 
 impl Admin {
-    /// An admin service over the given config state and fleet; its watches
-    /// end when `shutdown` is cancelled.
-    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, shutdown: CancellationToken) -> Self {
+    /// An admin service over the given config state and fleet that counts
+    /// applies in `metrics`; its watches end when `shutdown` is cancelled.
+    pub fn new(
+        state: Arc<ConfigState>,
+        fleet: Arc<Fleet>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             state,
             fleet,
+            metrics,
             shutdown,
         }
     }
@@ -52,7 +60,14 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        match self.state.apply(source_name, &req.yaml) {
+        let result = self.state.apply(source_name, &req.yaml);
+        self.metrics.applied(match &result {
+            Ok(applied) if applied.changed => ApplyResult::Applied,
+            Ok(_) => ApplyResult::Unchanged,
+            Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
+            Err(ApplyError::Store(_)) => ApplyResult::Failed,
+        });
+        match result {
             Ok(applied) => Ok(Response::new(ApplyResponse {
                 version: applied.version,
                 changed: applied.changed,

@@ -9,9 +9,11 @@
 //! - [`status`]: the health rollup per server and group.
 //! - [`admin`]: the `AdminService` gRPC service (apply, status).
 //! - [`stream`]: the `DataPlaneService` bidirectional stream.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, on the gRPC listener.
 
 pub mod admin;
 pub mod fleet;
+pub mod metrics;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -26,8 +28,10 @@ use hangar_proto::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::fleet::Fleet;
+use crate::metrics::Metrics;
 use crate::state::{ConfigState, LoadError};
 use crate::store::Store;
 
@@ -70,6 +74,7 @@ pub enum RunError {
 pub struct ControlPlane {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
 }
 
 impl ControlPlane {
@@ -82,9 +87,11 @@ impl ControlPlane {
             state.dir = %settings.state_dir.display(),
             "config loaded"
         );
+        let fleet = Arc::new(Fleet::new(settings.dataplane_expiry));
         Ok(Self {
+            metrics: Arc::new(Metrics::new(state.clone(), fleet.clone())),
             state,
-            fleet: Arc::new(Fleet::new(settings.dataplane_expiry)),
+            fleet,
         })
     }
 
@@ -93,8 +100,8 @@ impl ControlPlane {
         &self.state
     }
 
-    /// Serves the gRPC API on an already bound listener until `shutdown`
-    /// is cancelled.
+    /// Serves the gRPC API, and `/metrics` over HTTP/1.1, on an already
+    /// bound listener until `shutdown` is cancelled.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -104,12 +111,29 @@ impl ControlPlane {
             tracing::info!(listen.addr = %addr, "control plane serving");
         }
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
-        let admin = admin::Admin::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
-        let data_planes =
-            stream::DataPlanes::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
+        let (state, fleet, metrics) = (&self.state, &self.fleet, &self.metrics);
+        let admin = admin::Admin::new(
+            state.clone(),
+            fleet.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let data_planes = stream::DataPlanes::new(
+            state.clone(),
+            fleet.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let grpc = Routes::new(AdminServiceServer::new(admin))
+            .add_service(DataPlaneServiceServer::new(data_planes));
+        // The services' own layers (auth) stay with them; /metrics is open.
+        let routes = grpc
+            .into_axum_router()
+            .merge(metrics::router(metrics.clone()));
         tonic::transport::Server::builder()
-            .add_service(AdminServiceServer::new(admin))
-            .add_service(DataPlaneServiceServer::new(data_planes))
+            // Prometheus scrapes over HTTP/1.1; gRPC clients still get HTTP/2.
+            .accept_http1(true)
+            .add_routes(routes.into())
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),

@@ -1,6 +1,7 @@
 //! `/metrics` of the data plane and the control plane, scraped over real
 //! HTTP as Prometheus would, after real traffic.
 
+use hangar_proto::v1::{Server, Snapshot};
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP, RECIPE_MEMBERS};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
@@ -183,4 +184,61 @@ async fn data_plane_metrics_are_for_scrapers_only() {
         .unwrap();
     assert_eq!(post.status(), 405);
     stack.stop().await;
+}
+
+/// The control plane's metrics, on its gRPC listener, count every apply by
+/// result, show the data plane connected and on the version in force, the
+/// one snapshot push it acked, a NACK, and the data plane leaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_counts_applies_and_pushes() {
+    let servers = three_backends().await;
+    let yaml = config(&servers).yaml();
+    let Stack { cp, dp } = Stack::start(&yaml).await;
+    assert!(!cp.apply(&yaml).await.expect("same config").changed);
+    let invalid = "mcp_servers:\n  g:\n    mode: group\n    members: []\n";
+    assert!(cp.apply(invalid).await.is_err());
+
+    let scrape = Scrape::fetch(&cp.metrics_url()).await;
+    let applies = |r| scrape.value("hangar_config_applies_total", &[("result", r)]);
+    assert_eq!(
+        [applies("applied"), applies("unchanged"), applies("invalid")],
+        [Some(1.0); 3]
+    );
+    assert_eq!(applies("failed"), Some(0.0));
+    let planes = |s| scrape.value("hangar_data_planes", &[("state", s)]);
+    assert_eq!(planes("connected"), Some(1.0));
+    assert_eq!(planes("disconnected"), Some(0.0));
+    assert_eq!(scrape.value("hangar_data_planes_behind", &[]), Some(0.0));
+    assert_eq!(scrape.value("hangar_config_version", &[]), Some(1.0));
+    assert_eq!(scrape.value("hangar_snapshots_sent_total", &[]), Some(1.0));
+    let pushes = scrape.value("hangar_snapshot_push_duration_seconds_count", &[]);
+    assert_eq!(pushes, Some(1.0), "the data plane's ACK was timed");
+    assert_eq!(scrape.value("hangar_snapshot_nacks_total", &[]), Some(0.0));
+
+    let mut bad = Snapshot {
+        version: 2,
+        ..Default::default()
+    };
+    bad.servers.push(Server {
+        id: "x".into(),
+        endpoint: "ftp://nowhere".into(),
+        probe_interval_ms: 1000,
+        max_consecutive_failures: 1,
+        fleet_unhealthy: false,
+    });
+    cp.inject_snapshot(bad);
+    eventually("the NACK to be counted", || async {
+        let scrape = Scrape::fetch(&cp.metrics_url()).await;
+        (scrape.value("hangar_snapshot_nacks_total", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+
+    dp.stop().await;
+    eventually("the data plane to show disconnected", || async {
+        let scrape = Scrape::fetch(&cp.metrics_url()).await;
+        let planes = |s| scrape.value("hangar_data_planes", &[("state", s)]);
+        (planes("disconnected") == Some(1.0) && planes("connected") == Some(0.0)).then_some(())
+    })
+    .await;
+    cp.stop().await;
 }
