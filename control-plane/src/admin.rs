@@ -1,4 +1,4 @@
-//! The operator API (`AdminService`): apply and status.
+//! The operator API (`AdminService`): apply, status and version.
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use hangar_config::ConfigErrors;
 use hangar_proto::v1::admin_service_server::AdminService;
 use hangar_proto::v1::{
     ApplyRequest, ApplyResponse, StatusRequest, StatusResponse, ValidationError, ValidationErrors,
+    VersionRequest, VersionResponse,
 };
 use std::time::Duration;
 
@@ -88,6 +89,13 @@ impl AdminService for Admin {
         Ok(Response::new(self.rollup()))
     }
 
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(build_version()))
+    }
+
     type WatchStatusStream = ReceiverStream<Result<StatusResponse, Status>>;
 
     async fn watch_status(
@@ -142,6 +150,20 @@ impl Admin {
             fleet.borrow_and_update();
             config.borrow_and_update();
         }
+    }
+}
+
+/// This binary's version, target and build profile.
+pub fn build_version() -> VersionResponse {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+        profile: profile.to_owned(),
     }
 }
 

@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use std::io::{IsTerminal, Write};
 
-use hangar_proto::v1::{ApplyRequest, StatusRequest, StatusResponse, ValidationErrors};
+use hangar_proto::v1::{
+    ApplyRequest, StatusRequest, StatusResponse, ValidationErrors, VersionRequest,
+};
 use prost::Message;
 use tonic::transport::Channel;
 
@@ -29,6 +31,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get {
             what: Get::Dataplanes { output },
         } => dataplanes(&cli.control_plane, output).await,
+        Command::Version => version(&cli.control_plane).await,
     }
 }
 
@@ -134,6 +137,27 @@ async fn dataplanes(url: &str, format: Format) -> anyhow::Result<()> {
         Format::Json => println!("{}", pretty(&output::dataplanes_json(&status))?),
     }
     Ok(())
+}
+
+/// The client's version first, so it shows even when the control plane
+/// cannot be asked for its own.
+async fn version(url: &str) -> anyhow::Result<()> {
+    println!("client: {}", env!("CARGO_PKG_VERSION"));
+    let mut client = AdminServiceClient::new(connect(url).await?);
+    match client.version(VersionRequest {}).await {
+        Ok(response) => {
+            let server = response.into_inner();
+            println!(
+                "server: {} ({}, {})",
+                server.version, server.target, server.profile
+            );
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::Unimplemented => {
+            bail!("control plane at {url} is too old to report its version")
+        }
+        Err(status) => bail!("version failed: {}", status.message()),
+    }
 }
 
 fn pretty(value: &serde_json::Value) -> anyhow::Result<String> {
