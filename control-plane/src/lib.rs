@@ -111,17 +111,16 @@ impl ControlPlane {
             tracing::info!(listen.addr = %addr, "control plane serving");
         }
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
-        let (state, fleet, metrics) = (&self.state, &self.fleet, &self.metrics);
         let admin = admin::Admin::new(
-            state.clone(),
-            fleet.clone(),
-            metrics.clone(),
+            self.state.clone(),
+            self.fleet.clone(),
+            self.metrics.clone(),
             shutdown.clone(),
         );
         let data_planes = stream::DataPlanes::new(
-            state.clone(),
-            fleet.clone(),
-            metrics.clone(),
+            self.state.clone(),
+            self.fleet.clone(),
+            self.metrics.clone(),
             shutdown.clone(),
         );
         let grpc = Routes::new(AdminServiceServer::new(admin))
@@ -129,7 +128,7 @@ impl ControlPlane {
         // The services' own layers (auth) stay with them; /metrics is open.
         let routes = grpc
             .into_axum_router()
-            .merge(metrics::router(metrics.clone()));
+            .merge(metrics::router(self.metrics.clone()));
         tonic::transport::Server::builder()
             // Prometheus scrapes over HTTP/1.1; gRPC clients still get HTTP/2.
             .accept_http1(true)

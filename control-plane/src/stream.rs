@@ -167,7 +167,10 @@ async fn receive(
     let answered = |version: u64| {
         let mut unanswered = unanswered.lock();
         match *unanswered {
-            Some((sent, at)) if sent == version => unanswered.take().map(|_| at),
+            Some((sent, at)) if sent == version => {
+                *unanswered = None;
+                Some(at)
+            }
             _ => None,
         }
     };
