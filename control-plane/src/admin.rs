@@ -1,4 +1,4 @@
-//! The operator API (`AdminService`): apply and status.
+//! The operator API (`AdminService`): apply, status and version.
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use hangar_config::ConfigErrors;
 use hangar_proto::v1::admin_service_server::AdminService;
 use hangar_proto::v1::{
     ApplyRequest, ApplyResponse, StatusRequest, StatusResponse, ValidationError, ValidationErrors,
+    VersionRequest, VersionResponse,
 };
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
+use crate::metrics::{ApplyResult, Metrics};
 use crate::state::{ApplyError, ConfigState};
 use crate::status;
 
@@ -24,17 +26,24 @@ use crate::status;
 pub struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
 }
 
 impl Admin {
-    /// An admin service over the given config state and fleet; its watches
-    /// end when `shutdown` is cancelled.
-    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, shutdown: CancellationToken) -> Self {
+    /// An admin service over the given config state and fleet that counts
+    /// applies in `metrics`; its watches end when `shutdown` is cancelled.
+    pub fn new(
+        state: Arc<ConfigState>,
+        fleet: Arc<Fleet>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             state,
             fleet,
+            metrics,
             shutdown,
         }
     }
@@ -52,7 +61,14 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        match self.state.apply(source_name, &req.yaml) {
+        let result = self.state.apply(source_name, &req.yaml);
+        self.metrics.applied(match &result {
+            Ok(applied) if applied.changed => ApplyResult::Applied,
+            Ok(_) => ApplyResult::Unchanged,
+            Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
+            Err(ApplyError::Store(_)) => ApplyResult::Failed,
+        });
+        match result {
             Ok(applied) => Ok(Response::new(ApplyResponse {
                 version: applied.version,
                 changed: applied.changed,
@@ -71,6 +87,13 @@ impl AdminService for Admin {
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         Ok(Response::new(self.rollup()))
+    }
+
+    async fn version(
+        &self,
+        _request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(build_version()))
     }
 
     type WatchStatusStream = ReceiverStream<Result<StatusResponse, Status>>;
@@ -127,6 +150,20 @@ impl Admin {
             fleet.borrow_and_update();
             config.borrow_and_update();
         }
+    }
+}
+
+/// This binary's version, target and build profile.
+pub fn build_version() -> VersionResponse {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+        profile: profile.to_owned(),
     }
 }
 

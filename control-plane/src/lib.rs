@@ -10,10 +10,12 @@
 //! - [`status`]: the health rollup per server and group.
 //! - [`admin`]: the `AdminService` gRPC service (apply, status).
 //! - [`stream`]: the `DataPlaneService` bidirectional stream.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, on the gRPC listener.
 
 pub mod admin;
 pub mod auth;
 pub mod fleet;
+pub mod metrics;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -28,9 +30,11 @@ use hangar_proto::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 use crate::auth::{Access, AdminGate, DataPlaneGate, ExposureError, ServerTls};
 use crate::fleet::Fleet;
+use crate::metrics::Metrics;
 use crate::state::{ConfigState, LoadError};
 use crate::store::Store;
 
@@ -87,6 +91,7 @@ pub struct ControlPlane {
     fleet: Arc<Fleet>,
     access: Arc<Access>,
     tls: Option<ServerTls>,
+    metrics: Arc<Metrics>,
 }
 
 impl ControlPlane {
@@ -99,9 +104,11 @@ impl ControlPlane {
             state.dir = %settings.state_dir.display(),
             "config loaded"
         );
+        let fleet = Arc::new(Fleet::new(settings.dataplane_expiry));
         Ok(Self {
+            metrics: Arc::new(Metrics::new(state.clone(), fleet.clone())),
             state,
-            fleet: Arc::new(Fleet::new(settings.dataplane_expiry)),
+            fleet,
             access: Arc::new(settings.access.clone()),
             tls: settings.tls.clone(),
         })
@@ -112,9 +119,9 @@ impl ControlPlane {
         &self.state
     }
 
-    /// Serves the gRPC API on an already bound listener until `shutdown`
-    /// is cancelled. Refuses a non-loopback listener that would leave an
-    /// API without credentials.
+    /// Serves the gRPC API, and `/metrics` over HTTP/1.1, on an already
+    /// bound listener until `shutdown` is cancelled. Refuses a non-loopback
+    /// listener that would leave an API without credentials.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -124,22 +131,38 @@ impl ControlPlane {
         auth::check_exposure(addr, &self.access, self.tls.as_ref())?;
         self.log_protection(addr);
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
-        let admin = admin::Admin::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
-        let data_planes =
-            stream::DataPlanes::new(self.state.clone(), self.fleet.clone(), shutdown.clone());
+        let admin = admin::Admin::new(
+            self.state.clone(),
+            self.fleet.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        );
+        let data_planes = stream::DataPlanes::new(
+            self.state.clone(),
+            self.fleet.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        );
+        // The interceptors sit on the services, so /metrics stays open.
+        let grpc = Routes::new(AdminServiceServer::with_interceptor(
+            admin,
+            AdminGate::new(self.access.clone()),
+        ))
+        .add_service(DataPlaneServiceServer::with_interceptor(
+            data_planes,
+            DataPlaneGate::new(self.access.clone(), self.tls.as_ref()),
+        ));
+        let routes = grpc
+            .into_axum_router()
+            .merge(metrics::router(self.metrics.clone()));
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = &self.tls {
             server = server.tls_config(tls.server_config())?;
         }
         server
-            .add_service(AdminServiceServer::with_interceptor(
-                admin,
-                AdminGate::new(self.access.clone()),
-            ))
-            .add_service(DataPlaneServiceServer::with_interceptor(
-                data_planes,
-                DataPlaneGate::new(self.access.clone(), self.tls.as_ref()),
-            ))
+            // Prometheus scrapes over HTTP/1.1; gRPC clients still get HTTP/2.
+            .accept_http1(true)
+            .add_routes(routes.into())
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),

@@ -40,6 +40,9 @@ struct Args {
     /// PEM CA whose client certificates data planes must present (mutual TLS).
     #[arg(long, requires = "tls_cert")]
     client_ca: Option<PathBuf>,
+    /// Log line format on stderr (filter: HANGAR_LOG).
+    #[arg(long, value_enum, default_value_t)]
+    log_format: hangar_runtime::LogFormat,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -54,7 +57,7 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing();
+    hangar_runtime::init_tracing(args.log_format);
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -89,7 +92,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let settings = hangar_control_plane::Settings {
         state_dir: args.state_dir,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
@@ -98,31 +101,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     hangar_control_plane::run(listener, settings, shutdown).await?;
     Ok(())
-}
-
-/// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
-const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
-
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler only fails outside a runtime");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
-/// Logs to stderr; the filter comes from `HANGAR_LOG`, then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
-fn init_tracing() {
-    let filter = std::env::var("HANGAR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
 }

@@ -130,7 +130,12 @@ impl ConfigState {
         })?;
         *current = current_of(version, config);
         self.snapshots.send_replace(current.snapshot.clone());
-        tracing::info!(config.version = version, "config applied");
+        tracing::info!(
+            config.version = version,
+            config.servers = current.config.remotes().count(),
+            config.groups = current.config.groups().count(),
+            "config applied"
+        );
         Ok(Applied {
             version,
             changed: true,

@@ -14,13 +14,16 @@ use hangar_proto::v1::data_plane_service_server::DataPlaneService;
 use hangar_proto::v1::{
     ControlPlaneMessage, DataPlaneMessage, Hello, Snapshot, control_plane_message,
 };
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::fleet::{Connection, Fleet};
+use crate::metrics::Metrics;
 use crate::state::ConfigState;
 
 /// Snapshots waiting to be written to one data plane. Snapshots are whole,
@@ -32,19 +35,32 @@ const DOWNSTREAM_BUFFER: usize = 4;
 pub struct DataPlanes {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
 
 impl DataPlanes {
-    /// A data-plane service; its streams end when `shutdown` is cancelled.
-    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, shutdown: CancellationToken) -> Self {
+    /// A data-plane service that counts its pushes in `metrics`; its streams
+    /// end when `shutdown` is cancelled.
+    pub fn new(
+        state: Arc<ConfigState>,
+        fleet: Arc<Fleet>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             state,
             fleet,
+            metrics,
             shutdown,
         }
     }
 }
+
+/// The last snapshot sent on one stream and when, until the data plane
+/// answers for that version: shared by the task that sends and the task
+/// that reads the answers, to measure the push.
+type Unanswered = Arc<Mutex<Option<(u64, Instant)>>>;
 
 type Downstream = Pin<Box<dyn Stream<Item = Result<ControlPlaneMessage, Status>> + Send>>;
 
@@ -73,15 +89,10 @@ impl DataPlaneService for DataPlanes {
         span.in_scope(|| tracing::info!(held.version = hello.held_version, "data plane connected"));
 
         let (tx, rx) = mpsc::channel(DOWNSTREAM_BUFFER);
-        let push = push_snapshots(
-            self.state.clone(),
-            self.fleet.clone(),
-            hello,
-            tx,
-            self.shutdown.clone(),
-        );
+        let unanswered = Unanswered::default();
+        let push = push_snapshots(self.clone(), hello, tx, unanswered.clone());
         tokio::spawn(push.instrument(span.clone()));
-        let recv = receive(upstream, self.fleet.clone(), conn, self.shutdown.clone());
+        let recv = receive(upstream, self.clone(), conn, unanswered);
         tokio::spawn(recv.instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -90,12 +101,17 @@ impl DataPlaneService for DataPlanes {
 /// Sends the current snapshot (unless the data plane holds it) and every
 /// later one, until the stream or the server closes.
 async fn push_snapshots(
-    state: Arc<ConfigState>,
-    fleet: Arc<Fleet>,
+    service: DataPlanes,
     hello: Hello,
     tx: mpsc::Sender<Result<ControlPlaneMessage, Status>>,
-    shutdown: CancellationToken,
+    unanswered: Unanswered,
 ) {
+    let DataPlanes {
+        state,
+        fleet,
+        metrics,
+        shutdown,
+    } = service;
     let mut snapshots = state.subscribe();
     let mut sent = hello.held_version;
     loop {
@@ -107,6 +123,7 @@ async fn push_snapshots(
                     &snapshot, &fleet,
                 ))),
             };
+            *unanswered.lock() = Some((sent, metrics.snapshot_sent()));
             if tx.send(Ok(msg)).await.is_err() {
                 return; // the data plane is gone
             }
@@ -135,10 +152,28 @@ fn with_fleet_health(snapshot: &Snapshot, fleet: &Fleet) -> Snapshot {
 /// Reads ACK/NACK and health reports until the data plane disconnects.
 async fn receive(
     mut upstream: Streaming<DataPlaneMessage>,
-    fleet: Arc<Fleet>,
+    service: DataPlanes,
     conn: Connection,
-    shutdown: CancellationToken,
+    unanswered: Unanswered,
 ) {
+    let DataPlanes {
+        fleet,
+        metrics,
+        shutdown,
+        ..
+    } = service;
+    // The send time of `version` if it is the last one sent; an answer for
+    // an older version says nothing about how long the push took.
+    let answered = |version: u64| {
+        let mut unanswered = unanswered.lock();
+        match *unanswered {
+            Some((sent, at)) if sent == version => {
+                *unanswered = None;
+                Some(at)
+            }
+            _ => None,
+        }
+    };
     loop {
         let msg = tokio::select! {
             msg = upstream.message() => msg,
@@ -148,10 +183,17 @@ async fn receive(
             Ok(Some(DataPlaneMessage { kind: Some(kind) })) => match kind {
                 Up::Ack(ack) => {
                     tracing::info!(config.version = ack.version, "data plane acked");
+                    // Before the fleet records it: whoever sees the ACK
+                    // in the status finds it measured too.
+                    if let Some(sent) = answered(ack.version) {
+                        metrics.acked(sent);
+                    }
                     fleet.ack(&conn, ack.version);
                 }
                 Up::Nack(nack) => {
                     tracing::warn!(config.version = nack.version, reason = %nack.reason, "data plane rejected snapshot");
+                    answered(nack.version);
+                    metrics.nacked();
                     fleet.nack(&conn, nack.version, nack.reason);
                 }
                 Up::Health(report) => fleet.report(&conn, report),

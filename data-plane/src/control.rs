@@ -163,7 +163,12 @@ async fn follow(
 fn apply(routes: &Routes, cache: Option<&SnapshotCache>, snapshot: &Snapshot) -> Up {
     match routes.apply(snapshot, Origin::ControlPlane) {
         Ok(()) => {
-            tracing::info!(config.version = snapshot.version, "config applied");
+            tracing::info!(
+                config.version = snapshot.version,
+                config.servers = snapshot.servers.len(),
+                config.groups = snapshot.groups.len(),
+                "config applied"
+            );
             if let Some(Err(err)) = cache.map(|c| c.save(snapshot)) {
                 // Serving goes on; only a restart without a control plane suffers.
                 tracing::warn!(error = %chain(&err), "cannot write the snapshot cache");

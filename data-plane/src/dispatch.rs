@@ -12,6 +12,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::member::Member;
+use crate::metrics::CallMetrics;
 use crate::routes::{GroupRoute, RoutingTable};
 use crate::upstream::UpstreamError;
 
@@ -141,8 +142,10 @@ pub async fn call(
         };
         let timeout = timeout.saturating_sub(started.elapsed());
         let order = group_candidates(group)?;
-        let candidates: Vec<&Arc<Member>> =
-            order.iter().map(|&i| &group.members[i].member).collect();
+        let candidates: Vec<Candidate<'_>> = order
+            .iter()
+            .map(|&i| (&group.members[i].member, &group.members[i].metrics))
+            .collect();
         let (served, attempt) = call_first_reachable(&candidates, tool, arguments, timeout).await?;
         if attempt > 0 {
             group.record_failover(order[attempt]);
@@ -150,9 +153,14 @@ pub async fn call(
         return Ok(served);
     }
     match table.members.get(target) {
-        Some(member) => call_first_reachable(&[member], tool, arguments, timeout)
-            .await
-            .map(|(served, _)| served),
+        Some(member) => call_first_reachable(
+            &[(member, member.direct_metrics())],
+            tool,
+            arguments,
+            timeout,
+        )
+        .await
+        .map(|(served, _)| served),
         None => Err(CallError::UnknownServer {
             name: target.to_owned(),
             configured: table.version != 0,
@@ -175,19 +183,22 @@ fn group_candidates(group: &GroupRoute) -> Result<Vec<usize>, CallError> {
     Ok(candidates)
 }
 
+/// A member to try, and where a call to it through this route is counted.
+type Candidate<'a> = (&'a Arc<Member>, &'a Arc<CallMetrics>);
+
 /// Tries the candidates in order until one is reached; returns its answer
 /// and its position in `candidates`.
 async fn call_first_reachable(
-    candidates: &[&Arc<Member>],
+    candidates: &[Candidate<'_>],
     tool: &str,
     arguments: &Value,
     timeout: Duration,
 ) -> Result<(Served, usize), CallError> {
     let mut last_error = None;
-    for (attempt, member) in candidates.iter().enumerate() {
+    for (attempt, (member, metrics)) in candidates.iter().enumerate() {
         let span = tracing::debug_span!("upstream", member.id = %member.id(), attempt);
         match member
-            .call_tool(tool, arguments, timeout)
+            .call_tool(metrics, tool, arguments, timeout)
             .instrument(span)
             .await
         {

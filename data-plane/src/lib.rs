@@ -14,6 +14,7 @@
 //! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
 //! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
 //! - [`listener`]: the HTTP front: limits, overload refusal, graceful drain.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 
 pub mod cache;
 pub mod control;
@@ -22,6 +23,7 @@ pub mod limit;
 pub mod listener;
 pub mod mcp;
 pub mod member;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;
@@ -36,6 +38,7 @@ use crate::cache::{CacheError, SnapshotCache};
 use crate::control::Identity;
 pub use crate::listener::{Admission, Limits};
 use crate::mcp::server::HangarServer;
+use crate::metrics::{CallFamilies, Metrics};
 use crate::routes::{Origin, Routes};
 
 /// Everything a data plane needs to run.
@@ -67,6 +70,7 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     routes: Arc<Routes>,
+    metrics: Arc<Metrics>,
     /// Cancelled from outside: stop taking work and drain.
     shutdown: CancellationToken,
     /// Cancelled once serving has drained: ends sessions, streams, probes
@@ -80,8 +84,10 @@ impl DataPlane {
     /// probes and the control-plane task stop when serving has ended.
     pub fn new(shutdown: CancellationToken) -> Self {
         let halt = CancellationToken::new();
+        let routes = Arc::new(Routes::new(CallFamilies::default(), halt.clone()));
         Self {
-            routes: Arc::new(Routes::new(halt.clone())),
+            metrics: Arc::new(Metrics::new(routes.clone())),
+            routes,
             shutdown,
             halt,
         }
@@ -90,6 +96,11 @@ impl DataPlane {
     /// The routing table.
     pub fn routes(&self) -> &Arc<Routes> {
         &self.routes
+    }
+
+    /// The metrics served at `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Starts following the control plane in the background.
@@ -174,13 +185,15 @@ impl DataPlane {
                 guard,
                 mcp::guard::check_request,
             ))
+            // After the guard's layer, so the guard does not apply to it.
+            .merge(metrics::router(self.metrics.clone()))
             // Outermost: a request over the cap is refused before its body
             // is read.
             .layer(axum::middleware::from_fn_with_state(
                 admission.clone(),
                 listener::overload::admit,
             ));
-        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp");
+        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
         listener::serve(
             listener,
             router,

@@ -63,6 +63,9 @@ struct Args {
     /// Seconds calls in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs_f64(), value_parser = seconds)]
     shutdown_grace: f64,
+    /// Log line format on stderr (filter: HANGAR_LOG).
+    #[arg(long, value_enum, default_value_t)]
+    log_format: hangar_runtime::LogFormat,
 }
 
 impl Args {
@@ -102,7 +105,7 @@ fn control_plane_url(text: &str) -> Result<String, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing();
+    hangar_runtime::init_tracing(args.log_format);
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -114,7 +117,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let client = ClientConfig {
         token: Token::from_file_or_env(args.token_file.as_deref())?,
         tls: ClientTls::from_files(
@@ -157,32 +160,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
-const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
-
-/// Cancels `token` on SIGINT or SIGTERM.
-async fn cancel_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler only fails outside a runtime");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
-}
-
-/// Logs to stderr (stdout may carry MCP); the filter comes from `HANGAR_LOG`,
-/// then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
-fn init_tracing() {
-    let filter = std::env::var("HANGAR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
 }

@@ -2,8 +2,8 @@
 //! MCP client, health, counters, and the probe loop that keeps health fresh.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hangar_balance::{Health, Outcome, Transition};
@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::{ConcurrencyLimit, Slot};
+use crate::metrics::{self, CallFamilies, CallMetrics};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
@@ -42,6 +43,11 @@ pub struct Member {
     /// `last_error` without addresses, for MCP clients (`hangar_status`).
     last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
+    /// Where calls that name this server directly (not a group) are
+    /// counted; made on the first such call, so servers only ever called
+    /// through groups add no series.
+    direct_metrics: OnceLock<Arc<CallMetrics>>,
+    call_families: CallFamilies,
     /// Wakes the control-plane reporter when health flips.
     health_changed: Arc<Notify>,
     /// Stops the probe loop when the member leaves the config.
@@ -52,13 +58,19 @@ pub struct Member {
 
 impl Member {
     /// A member in rotation, or out of it until its first successful probe
-    /// when `in_rotation` is false; call [`Member::spawn_probe`] to start probing.
+    /// when `in_rotation` is false; call [`Member::spawn_probe`] to start
+    /// probing. Calls that name the server directly count in `call_families`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per part of a member; a builder would only move them"
+    )]
     pub fn new(
         id: String,
         upstream: Upstream,
         probe_interval: Duration,
         max_consecutive_failures: u32,
         in_rotation: bool,
+        call_families: CallFamilies,
         health_changed: Arc<Notify>,
         stop: CancellationToken,
     ) -> Self {
@@ -82,6 +94,8 @@ impl Member {
             last_error: Mutex::new(String::new()),
             last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
+            direct_metrics: OnceLock::new(),
+            call_families,
             health_changed,
             stop,
         }
@@ -119,6 +133,17 @@ impl Member {
         self.in_flight.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
     }
 
+    /// Failed probes or calls in a row.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.health.lock().consecutive_failures()
+    }
+
+    /// Where calls that name this server directly are counted.
+    pub fn direct_metrics(&self) -> &Arc<CallMetrics> {
+        self.direct_metrics
+            .get_or_init(|| self.call_families.handles("", &self.id))
+    }
+
     /// Changes the ejection threshold of a member kept across snapshots.
     pub fn set_max_consecutive_failures(&self, max: u32) {
         self.health.lock().set_max_consecutive_failures(max);
@@ -129,15 +154,16 @@ impl Member {
         self.stop.cancel();
     }
 
-    /// Calls a tool on this member, counting it and feeding health.
+    /// Calls a tool on this member, counting it in `metrics` and feeding health.
     pub async fn call_tool(
         self: &Arc<Self>,
+        metrics: &Arc<CallMetrics>,
         tool: &str,
         arguments: &serde_json::Value,
         timeout: Duration,
     ) -> Result<serde_json::Value, UpstreamError> {
         let started = tokio::time::Instant::now();
-        let call = self.admit(timeout).await?;
+        let call = self.admit(metrics, timeout).await?;
         // Time spent waiting for a slot comes out of the call's deadline.
         let timeout = timeout.saturating_sub(started.elapsed());
         let result = self.upstream.call_tool(tool, arguments, timeout).await;
@@ -149,15 +175,19 @@ impl Member {
     }
 
     /// Counts a call that starts now; it stays in flight until the returned
-    /// guard is dropped (for a streamed answer: when the stream ends). Not
-    /// subject to `max_concurrency`: for streams that are not calls.
-    pub fn begin_call(self: &Arc<Self>) -> InFlightCall {
+    /// guard is dropped (for a streamed answer: when the stream ends). Its
+    /// outcome is counted in `metrics`, the handles of the group it came
+    /// through. Not subject to `max_concurrency`: for streams that are not
+    /// calls.
+    pub fn begin_call(self: &Arc<Self>, metrics: &Arc<CallMetrics>) -> InFlightCall {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlightCall {
             member: self.clone(),
+            metrics: metrics.clone(),
             started: tokio::time::Instant::now(),
             _slot: None,
+            settled: AtomicBool::new(false),
         }
     }
 
@@ -166,16 +196,17 @@ impl Member {
     /// nothing about the member's health.
     pub async fn admit(
         self: &Arc<Self>,
+        metrics: &Arc<CallMetrics>,
         patience: Duration,
     ) -> Result<InFlightCall, UpstreamError> {
         let Some(limit) = &self.limit else {
-            return Ok(self.begin_call());
+            return Ok(self.begin_call(metrics));
         };
         self.queued.fetch_add(1, Ordering::Relaxed);
         let slot = limit.acquire(patience).await;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let slot = slot.map_err(UpstreamError::Saturated)?;
-        let mut call = self.begin_call();
+        let mut call = self.begin_call(metrics);
         call._slot = Some(slot);
         Ok(call)
     }
@@ -244,12 +275,12 @@ impl Member {
         drop(health);
         match transition {
             Some(Transition::Ejected) => {
-                tracing::warn!(member.id = %self.id, failures, error = %self.last_error.lock(), "member left rotation");
+                tracing::warn!(member.id = %self.id, failures, reason = %self.last_error.lock(), "member left rotation");
             }
             Some(Transition::Restored) => {
                 self.last_error.lock().clear();
                 self.last_error_for_clients.lock().clear();
-                tracing::info!(member.id = %self.id, "member back in rotation");
+                tracing::info!(member.id = %self.id, reason = "probe succeeded", "member back in rotation");
             }
             None => return,
         }
@@ -303,38 +334,53 @@ fn new_histogram() -> Histogram<u64> {
 #[derive(Debug)]
 pub struct InFlightCall {
     member: Arc<Member>,
+    metrics: Arc<CallMetrics>,
     started: tokio::time::Instant,
     /// The `max_concurrency` slot, freed with the call.
     _slot: Option<Slot>,
+    /// Set once the outcome is counted, so a call counts once; a call
+    /// dropped unsettled counts as cancelled.
+    settled: AtomicBool,
 }
 
 impl InFlightCall {
     /// The member answered (a tool error or JSON-RPC error is an answer).
     pub fn answered(&self) {
-        self.record_latency();
+        self.settle(metrics::Outcome::Ok);
         self.member.observe(Outcome::CallSuccess, None);
     }
 
     /// The call failed; only failures that say the member is unwell
     /// (transport, 5xx, timeout) count against it.
     pub fn failed(&self, err: &UpstreamError) {
+        self.settle(metrics::Outcome::of(err));
         if err.counts_against_member() {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
             self.member.observe(Outcome::Failure, Some(err));
         } else {
-            self.answered();
+            self.member.observe(Outcome::CallSuccess, None);
         }
     }
 
-    fn record_latency(&self) {
-        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        // Saturates instead of failing for values beyond the histogram's range.
-        self.member.latency.lock().saturating_record(micros);
+    /// Counts the call's outcome, once, and the latency of an answer.
+    fn settle(&self, outcome: metrics::Outcome) {
+        if self.settled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.metrics.record(outcome);
+        if outcome.is_answer() {
+            let elapsed = self.started.elapsed();
+            self.metrics.observe_latency(elapsed);
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            // Saturates instead of failing for values beyond the histogram's range.
+            self.member.latency.lock().saturating_record(micros);
+        }
     }
 }
 
 impl Drop for InFlightCall {
     fn drop(&mut self) {
+        self.settle(metrics::Outcome::Cancelled);
         self.member.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

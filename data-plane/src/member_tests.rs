@@ -20,6 +20,7 @@ fn member(max_failures: u32) -> Arc<Member> {
         PERIOD,
         max_failures,
         true,
+        Default::default(),
         Arc::new(Notify::new()),
         CancellationToken::new(),
     ))

@@ -32,7 +32,7 @@ use serde_json::Value;
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use crate::mcp::guard::{Peek, jsonrpc_error};
 use crate::member::Member;
-use crate::routes::{GroupRoute, Routes};
+use crate::routes::{GroupMember, GroupRoute, Routes};
 use crate::upstream::UpstreamError;
 
 /// Versions that have sessions; anything else is the stateless protocol.
@@ -159,19 +159,25 @@ async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
 async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> Response {
     let member = session::decode(session).and_then(|(id, member_session)| {
         let member = group.members.iter().find(|m| m.member.id() == id)?;
-        Some((member.member.clone(), member_session))
+        Some((member, member_session))
     });
-    let Some((member, member_session)) = member.filter(|(m, _)| m.is_healthy()) else {
+    let Some((
+        GroupMember {
+            member, metrics, ..
+        },
+        member_session,
+    )) = member.filter(|(m, _)| m.member.is_healthy())
+    else {
         return session_not_found();
     };
-    match forward::send(&member, request, Some(&member_session)).await {
+    match forward::send(member, metrics, request, Some(&member_session)).await {
         Ok((response, call)) => {
             let id = member.id().to_owned();
             forward::relay(response, call, |s| session::encode(&id, s))
         }
         // The member is gone: the client re-initializes on a healthy one.
         Err(UpstreamError::Connect(_)) => session_not_found(),
-        Err(err) => bad_gateway(&member, &err),
+        Err(err) => bad_gateway(member, &err),
     }
 }
 
@@ -212,8 +218,10 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     }
     let mut last_error = None;
     for (attempt, &index) in order.iter().enumerate() {
-        let member = &group.members[index].member;
-        match forward::send(member, request, None).await {
+        let GroupMember {
+            member, metrics, ..
+        } = &group.members[index];
+        match forward::send(member, metrics, request, None).await {
             Ok((response, call)) => {
                 if attempt > 0 {
                     group.record_failover(index);

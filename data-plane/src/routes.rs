@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limit::ConcurrencyLimit;
 use crate::member::Member;
+use crate::metrics::{CallFamilies, CallMetrics};
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
 
@@ -32,6 +33,8 @@ pub struct GroupMember {
     pub priority: i32,
     /// False when the control plane took the member out of rotation.
     pub eligible: bool,
+    /// Where calls through this group to this member are counted.
+    pub metrics: Arc<CallMetrics>,
 }
 
 /// A group and its balancing state.
@@ -147,6 +150,7 @@ pub struct Routes {
     table: ArcSwap<RoutingTable>,
     /// HTTP clients per TLS and timeout setting, shared by members.
     clients: ClientPool,
+    metrics: CallFamilies,
     health_changed: Arc<Notify>,
     /// Version of the table in force, for callers waiting for the first one.
     version: watch::Sender<u64>,
@@ -156,11 +160,13 @@ pub struct Routes {
 // === impl Routes ===
 
 impl Routes {
-    /// An empty table; member probes stop when `shutdown` is cancelled.
-    pub fn new(shutdown: CancellationToken) -> Self {
+    /// An empty table whose calls count in `metrics`; member probes stop
+    /// when `shutdown` is cancelled.
+    pub fn new(metrics: CallFamilies, shutdown: CancellationToken) -> Self {
         Self {
             table: ArcSwap::from_pointee(RoutingTable::default()),
             clients: ClientPool::default(),
+            metrics,
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             shutdown,
@@ -180,6 +186,11 @@ impl Routes {
         // A timeout only means the caller gets the (empty) table in force.
         let _ = tokio::time::timeout(patience, version.wait_for(|v| *v != 0)).await;
         self.load()
+    }
+
+    /// The call counters and latency histograms of every table.
+    pub fn call_families(&self) -> &CallFamilies {
+        &self.metrics
     }
 
     /// Notified whenever a member enters or leaves rotation.
@@ -225,6 +236,8 @@ impl Routes {
                             weight: m.weight,
                             priority: m.priority,
                             eligible: m.eligible,
+                            // Built here, per snapshot, so calls never look labels up.
+                            metrics: self.metrics.handles(&group.id, &m.server_id),
                         })
                         .collect(),
                     limit: (group.max_concurrency > 0)
@@ -261,6 +274,7 @@ impl Routes {
             interval,
             server.max_consecutive_failures,
             !server.fleet_unhealthy,
+            self.metrics.clone(),
             self.health_changed.clone(),
             self.shutdown.child_token(),
         );

@@ -65,6 +65,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: Get,
     },
+    /// Print the version of hangarctl and of the control plane.
+    Version,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,9 @@ use hangar_proto::client::{ClientConfig, ClientTls, ControlPlaneChannel};
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use std::io::{IsTerminal, Write};
 
-use hangar_proto::v1::{ApplyRequest, StatusRequest, StatusResponse, ValidationErrors};
+use hangar_proto::v1::{
+    ApplyRequest, StatusRequest, StatusResponse, ValidationErrors, VersionRequest,
+};
 use prost::Message;
 
 use crate::cli::{Cli, Command, Credentials, Format, Get};
@@ -33,6 +35,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get {
             what: Get::Dataplanes { output },
         } => dataplanes(&target()?, output).await,
+        Command::Version => version(&target()?).await,
     }
 }
 
@@ -167,6 +170,28 @@ async fn dataplanes(target: &Target, format: Format) -> anyhow::Result<()> {
         Format::Json => println!("{}", pretty(&output::dataplanes_json(&status))?),
     }
     Ok(())
+}
+
+/// The client's version first, so it shows even when the control plane
+/// cannot be asked for its own.
+async fn version(target: &Target) -> anyhow::Result<()> {
+    let url = &target.url;
+    println!("client: {}", env!("CARGO_PKG_VERSION"));
+    let mut client = target.admin().await?;
+    match client.version(VersionRequest {}).await {
+        Ok(response) => {
+            let server = response.into_inner();
+            println!(
+                "server: {} ({}, {})",
+                server.version, server.target, server.profile
+            );
+            Ok(())
+        }
+        Err(status) if status.code() == tonic::Code::Unimplemented => {
+            bail!("control plane at {url} is too old to report its version")
+        }
+        Err(status) => bail!("version failed: {}", status.message()),
+    }
 }
 
 fn pretty(value: &serde_json::Value) -> anyhow::Result<String> {

@@ -80,6 +80,47 @@ fn unreachable_control_plane_is_one_line() {
     );
 }
 
+/// `version` prints the client's version and the control plane's, with
+/// what the control plane was built for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_shows_client_and_server() {
+    let cp = ControlPlane::start().await;
+    let out = hangarctl_async(vec!["--control-plane".into(), cp.url(), "version".into()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let version = env!("CARGO_PKG_VERSION");
+    // The control plane runs in this test process, built with its profile.
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+    assert_eq!(
+        text(&out.stdout),
+        format!("client: {version}\nserver: {version} ({target}, {profile})\n")
+    );
+}
+
+/// Without a control plane, `version` still prints the client's version,
+/// then one clear line about the server, and exits 1.
+#[test]
+fn version_without_control_plane() {
+    let port = hangar_tests::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = hangarctl(&["version", "--control-plane", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        format!("client: {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("cannot reach control plane at {url}: ")),
+        "{stderr}"
+    );
+}
+
 /// A usage error exits with 2.
 #[test]
 fn usage_error_exits_2() {

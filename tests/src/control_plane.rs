@@ -91,6 +91,11 @@ impl ControlPlane {
         format!("{}://{}", self.scheme, self.addr)
     }
 
+    /// The Prometheus endpoint, on the gRPC listener.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir

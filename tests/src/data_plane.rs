@@ -69,6 +69,11 @@ impl DataPlane {
         format!("http://{}/mcp", self.addr)
     }
 
+    /// The Prometheus endpoint (`http://127.0.0.1:PORT/metrics`).
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
     /// An MCP client session with this data plane.
     pub async fn client(&self) -> McpClient {
         McpClient::connect(&self.mcp_url()).await

@@ -7,8 +7,10 @@
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
+//! - [`metrics`]: scraping `/metrics` and reading the samples.
 //! - [`pki`]: a CA and certificates generated per test, as PEM files.
-//! - [`process`]: running client programs that print JSON lines.
+//! - [`process`]: running client programs that print JSON lines, and
+//!   reading a server binary's log lines.
 //! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
 //! - [`ts_kit`]: clients on the official TypeScript SDK.
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
@@ -21,6 +23,7 @@ pub mod control_plane;
 pub mod data_plane;
 pub mod eventually;
 pub mod fake_mcp;
+pub mod metrics;
 pub mod pki;
 pub mod process;
 pub mod python_kit;

@@ -1,4 +1,5 @@
-//! Running a client program that prints one JSON document per stdout line.
+//! Running a client program that prints one JSON document per stdout line,
+//! and reading the log lines of a server binary.
 
 use tokio::process::Command;
 
@@ -25,4 +26,44 @@ pub(crate) async fn run_json_lines(mut command: Command, what: &str) -> ClientOu
         lines,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Starts a server binary with the default log filter and stderr piped,
+/// and reads its log lines until
+/// one contains `until` (within [`PATIENCE`](crate::eventually::PATIENCE));
+/// returns those lines and the still running child (killed on drop).
+pub async fn log_lines_until(
+    mut command: Command,
+    until: &str,
+) -> (Vec<String>, tokio::process::Child) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = command
+        .env_remove("HANGAR_LOG")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut reader = tokio::io::BufReader::new(stderr).lines();
+    let mut lines = Vec::new();
+    let read = async {
+        while let Some(line) = reader.next_line().await.expect("read stderr") {
+            let done = line.contains(until);
+            lines.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    };
+    let found = tokio::time::timeout(crate::eventually::PATIENCE, read).await;
+    assert!(
+        matches!(found, Ok(true)),
+        "no log line with {until:?}; got: {lines:#?}"
+    );
+    (lines, child)
 }

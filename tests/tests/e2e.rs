@@ -12,6 +12,7 @@ mod e2e {
     mod limits;
     mod malformed;
     mod members;
+    mod metrics;
     mod persistence;
     mod security;
     mod strategies;

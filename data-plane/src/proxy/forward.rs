@@ -19,6 +19,7 @@ use futures::Stream;
 use crate::limit::Slot;
 use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
+use crate::metrics::CallMetrics;
 use crate::upstream::UpstreamError;
 
 /// Client headers a member needs; everything else (Host, Origin, cookies,
@@ -58,9 +59,11 @@ pub(crate) struct ClientRequest {
 }
 
 /// Sends `request` to `member`, in the member's session `member_session`
-/// if given. The returned guard keeps the call in flight.
+/// if given, counting it in `metrics`. The returned guard keeps the call in
+/// flight.
 pub(crate) async fn send(
     member: &Arc<Member>,
+    metrics: &Arc<CallMetrics>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
 ) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
@@ -80,9 +83,9 @@ pub(crate) async fn send(
     // Requests (a method and an id) are calls and take a slot of the
     // member's max_concurrency; streams, notifications and responses do not.
     let call = if is_call(request) {
-        member.admit(QUEUE_PATIENCE).await?
+        member.admit(metrics, QUEUE_PATIENCE).await?
     } else {
-        member.begin_call()
+        member.begin_call(metrics)
     };
     match builder.send().await {
         Ok(response) => {

@@ -7,6 +7,7 @@ use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, McpClient};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use hangar_tests::metrics::Scrape;
 use serde_json::{Value, json};
 
 async fn backends(n: usize) -> Vec<FakeMcpHandle> {
@@ -120,6 +121,13 @@ async fn cache_serves_without_control_plane_and_catches_up() {
         ),
         (json!(1), json!("cache"))
     );
+    let scrape = Scrape::fetch(&dp.metrics_url()).await;
+    let source = |s| scrape.value("hangar_config_source", &[("source", s)]);
+    assert_eq!(
+        (source("cache"), source("control_plane")),
+        (Some(1.0), Some(0.0))
+    );
+    assert_eq!(scrape.value("hangar_config_version", &[]), Some(1.0));
 
     // Apply while the data plane is away; it gets the new version once a
     // control plane on the same state answers.

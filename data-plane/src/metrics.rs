@@ -1,0 +1,351 @@
+//! The data plane's Prometheus metrics, served at `/metrics` on the MCP
+//! listener.
+//!
+//! Events (calls and their latency) are counted where a call settles
+//! ([`crate::member::InFlightCall`]) through [`CallMetrics`] handles that
+//! the routing table builds once per snapshot for every group member, so a
+//! call touches a few atomics and one histogram lock: no label lookup and no
+//! allocation on the hot path. State (health, calls in flight, the config in
+//! force) is read from the routing table when Prometheus scrapes.
+//!
+//! Every data plane has its own [`Metrics`] (no process-global recorder),
+//! so several data planes in one process keep their numbers apart.
+//! Labels carry server and group ids from the config, never endpoints,
+//! tool names or arguments.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::member::Member;
+use crate::routes::{GroupRoute, Origin, Routes};
+use crate::upstream::UpstreamError;
+
+/// Upper bounds of the call latency buckets, in seconds: from a fast local
+/// member (sub-millisecond) to tools that run for minutes.
+const LATENCY_BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// How one call to a member ended; the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The member answered (a tool error or a JSON-RPC error is an answer).
+    Ok,
+    /// The member refused the request (HTTP 4xx) or does not list the tool.
+    Rejected,
+    /// No connection could be made; the call moved to another member if any.
+    Unreachable,
+    /// No answer within the deadline.
+    Timeout,
+    /// The member failed: transport error, HTTP 5xx, or an invalid answer.
+    Error,
+    /// The caller went away before the call settled.
+    Cancelled,
+}
+
+impl Outcome {
+    const ALL: [Self; 6] = [
+        Self::Ok,
+        Self::Rejected,
+        Self::Unreachable,
+        Self::Timeout,
+        Self::Error,
+        Self::Cancelled,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Rejected => "rejected",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// True when the member answered (its latency is a service time).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Self::Ok | Self::Rejected)
+    }
+
+    /// The outcome of a call that ended with `err`.
+    pub fn of(err: &UpstreamError) -> Self {
+        match err {
+            UpstreamError::JsonRpc { .. } => Self::Ok,
+            UpstreamError::Rejected { .. } | UpstreamError::ToolNotFound(_) => Self::Rejected,
+            UpstreamError::Connect(_) | UpstreamError::Unusable(_) => Self::Unreachable,
+            // Nothing was sent: the member was busy, not wrong.
+            UpstreamError::Saturated(_) => Self::Rejected,
+            UpstreamError::Timeout(_) => Self::Timeout,
+            UpstreamError::Transport(_)
+            | UpstreamError::ServerError { .. }
+            | UpstreamError::Protocol(_) => Self::Error,
+        }
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CallLabels {
+    group: String,
+    member: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MemberLabels {
+    group: String,
+    member: String,
+}
+
+type LatencyFamily = Family<MemberLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// The call counters and latency histograms of one data plane, by label.
+#[derive(Debug, Clone)]
+pub struct CallFamilies {
+    calls: Family<CallLabels, Counter>,
+    latency: LatencyFamily,
+}
+
+impl Default for CallFamilies {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl CallFamilies {
+    /// The handles of `member` in `group` (`""` for calls that name the
+    /// server itself). Allocates; call it when a routing table is built,
+    /// never per call. The same labels always give the same series, so
+    /// counts carry on across snapshots.
+    pub fn handles(&self, group: &str, member: &str) -> Arc<CallMetrics> {
+        let calls = Outcome::ALL.map(|outcome| {
+            self.calls.get_or_create_owned(&CallLabels {
+                group: group.to_owned(),
+                member: member.to_owned(),
+                outcome,
+            })
+        });
+        let latency = self.latency.get_or_create_owned(&MemberLabels {
+            group: group.to_owned(),
+            member: member.to_owned(),
+        });
+        Arc::new(CallMetrics { calls, latency })
+    }
+}
+
+/// Where the calls of one member in one group are counted.
+#[derive(Debug, Clone)]
+pub struct CallMetrics {
+    /// One counter per [`Outcome`], in the order of `Outcome::ALL`.
+    calls: [Counter; 6],
+    latency: Histogram,
+}
+
+impl CallMetrics {
+    /// Counts one settled call.
+    pub fn record(&self, outcome: Outcome) {
+        self.calls[outcome as usize].inc();
+    }
+
+    /// Records the latency of an answered call (see [`Outcome::is_answer`]).
+    pub fn observe_latency(&self, elapsed: std::time::Duration) {
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+}
+
+// === impl Metrics ===
+
+/// A data plane's registry, as served at `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// The metrics of the data plane whose routing table is `routes`.
+    pub fn new(routes: Arc<Routes>) -> Self {
+        let mut registry = Registry::default();
+        let families = routes.call_families().clone();
+        registry.register(
+            "hangar_calls",
+            "Requests sent to a member, by group (empty when the server was named directly) and outcome",
+            families.calls,
+        );
+        registry.register(
+            "hangar_call_duration_seconds",
+            "Time until a member's complete answer, of calls with outcome ok or rejected",
+            families.latency,
+        );
+        registry.register_collector(Box::new(TableCollector { routes }));
+        Self { registry }
+    }
+
+    /// The metrics in the Prometheus text format (version 0.0.4).
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// `GET /metrics`. Not behind the MCP request guard: a scraper names the
+/// data plane however its service discovery does (the guard would refuse
+/// such a `Host`), and the metrics carry no secrets: ids from the config
+/// and numbers.
+pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .with_state(metrics)
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Reads the routing table in force at scrape time.
+#[derive(Debug)]
+struct TableCollector {
+    routes: Arc<Routes>,
+}
+
+impl Collector for TableCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let table = self.routes.load();
+        let mut members: Vec<_> = table.members.values().collect();
+        members.sort_by(|a, b| a.id().cmp(b.id()));
+        let mut groups: Vec<_> = table.groups.values().collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+
+        let e = &mut encoder;
+        let by_member = ("member", members.as_slice());
+        per_label(
+            e,
+            "hangar_member_healthy",
+            "Whether the member is in rotation on this data plane (1) or not (0).",
+            by_member,
+            |m| gauge(m.is_healthy().into()),
+        )?;
+        per_label(
+            e,
+            "hangar_member_consecutive_failures",
+            "Failed probes or calls of the member in a row.",
+            by_member,
+            |m| gauge(m.consecutive_failures().into()),
+        )?;
+        per_label(
+            e,
+            "hangar_member_rotation_changes",
+            "Times the member entered or left rotation.",
+            by_member,
+            |m| ConstCounter::new(m.rotation_changes()),
+        )?;
+        per_label(
+            e,
+            "hangar_calls_in_flight",
+            "Requests sent to the member that have not settled yet.",
+            by_member,
+            |m| gauge(m.in_flight().into()),
+        )?;
+        let by_group = ("group", groups.as_slice());
+        per_label(
+            e,
+            "hangar_group_healthy_members",
+            "Members of the group in rotation.",
+            by_group,
+            |g| gauge(g.healthy_count() as u64),
+        )?;
+        let sources = [Origin::ControlPlane, Origin::Cache, Origin::None];
+        let by_source = ("source", sources.as_slice());
+        per_label(
+            e,
+            "hangar_config_source",
+            "Where the config in force came from: 1 for its source, 0 for the others.",
+            by_source,
+            |o| gauge((*o == table.origin).into()),
+        )?;
+        let help = "Version of the config in force (0 = none yet).";
+        let version =
+            e.encode_descriptor("hangar_config_version", help, None, MetricType::Gauge)?;
+        gauge(table.version).encode(version)
+    }
+}
+
+/// Something a per-label metric is read from, and its label value.
+trait Labelled {
+    fn label(&self) -> &str;
+}
+
+impl Labelled for &Arc<Member> {
+    fn label(&self) -> &str {
+        self.id()
+    }
+}
+
+impl Labelled for &GroupRoute {
+    fn label(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Labelled for Origin {
+    fn label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// One metric family with one series per item, labelled `label="item"`.
+fn per_label<T: Labelled, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &'static str,
+    help: &str,
+    (label, items): (&'static str, &[T]),
+    metric: impl Fn(&T) -> M,
+) -> Result<(), std::fmt::Error> {
+    let Some(first) = items.first() else {
+        return Ok(());
+    };
+    let kind = metric(first).metric_type();
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for item in items {
+        metric(item).encode(family.encode_family(&[(label, item.label())])?)?;
+    }
+    Ok(())
+}

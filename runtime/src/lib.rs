@@ -1,0 +1,68 @@
+//! Process setup shared by `hangar-control-plane` and `hangar-data-plane`:
+//! how they log and how they learn to stop.
+//!
+//! Logs always go to stderr, because a data plane started with `--stdio`
+//! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
+//! `RUST_LOG`, else [`DEFAULT_LOG_FILTER`]; `--log-format` ([`LogFormat`])
+//! picks human text or one JSON object per line.
+
+#![warn(missing_docs)]
+
+use tokio_util::sync::CancellationToken;
+
+/// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, event fields at the top level, for log
+    /// collectors.
+    Json,
+}
+
+/// Installs the global subscriber: stderr, in `format`, filtered by
+/// `HANGAR_LOG`, then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
+pub fn init_tracing(format: LogFormat) {
+    let filter = std::env::var("HANGAR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Flattened so that collectors find `message` and the event's
+        // fields (`config.version`, `member.id`, ...) without nesting.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM; spawn it beside the server.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(err) => {
+                // Only outside a runtime or out of signal slots; Ctrl-C
+                // still stops the process, so keep serving.
+                tracing::warn!(error = %err, "cannot install a SIGTERM handler");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}
