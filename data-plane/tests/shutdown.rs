@@ -9,6 +9,7 @@ use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::McpClient;
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::process::send_signal;
 use hangar_tests::raw::Raw;
 use serde_json::{Value, json};
 
@@ -16,16 +17,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
 /// How long each call in flight sleeps at the member: long enough that
 /// SIGTERM surely arrives while both are running.
 const CALL_MS: u64 = 3_000;
-
-/// Sends `signal` to the process `pid` with kill(1): the workspace forbids
-/// the unsafe code a direct kill(2) would take.
-fn send_signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid}");
-}
 
 /// A `sleep` call in flight through `/mcp` (`hangar_call`) and one through
 /// `/groups/{g}/mcp` both complete after SIGTERM; meanwhile new connections

@@ -67,3 +67,16 @@ pub async fn log_lines_until(
     );
     (lines, child)
 }
+
+/// Sends `signal` (e.g. `TERM`) to the process `pid` with kill(1): the
+/// workspace forbids the unsafe code a direct kill(2) would take.
+///
+/// # Panics
+/// If kill fails, e.g. because the process is already gone.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
