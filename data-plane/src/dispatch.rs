@@ -87,6 +87,8 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::Protocol(_) => "protocol_error",
         UpstreamError::JsonRpc { .. } => "jsonrpc_error",
         UpstreamError::ToolNotFound(_) => "tool_not_found",
+        UpstreamError::Unavailable(_) => "process_unavailable",
+        UpstreamError::Exited(_) => "process_exited",
     }
 }
 
