@@ -15,6 +15,7 @@
 mod answer;
 pub mod error;
 mod sse;
+pub mod stdio;
 
 use std::collections::HashSet;
 use std::sync::Arc;
