@@ -141,7 +141,10 @@ async fn drive(
     };
     match handshake {
         Event::Initialized(Ok(_)) => {}
-        other => return end(child, group, session, other).await,
+        other => {
+            shared.set_down("the process is being stopped: its handshake did not complete");
+            return end(child, group, session, other).await;
+        }
     }
     shared.session.store(Some(session.clone()));
     tracing::info!(pid = child.id(), "member process ready");
@@ -153,6 +156,7 @@ async fn drive(
     // Unpublished before the session ends, so a request that finds no
     // session was surely never written.
     shared.session.store(None);
+    shared.set_down("the process is ending");
     end(child, group, session, event).await
 }
 
