@@ -99,13 +99,13 @@ fn sh_script(dir: &Path, name: &str, body: &str) -> ProcessSpec {
 
 /// One copy under test. Dropping it cancels its stop token, so a failing
 /// test does not leave its process running.
-struct Copy {
+struct ServerCopy {
     upstream: Arc<StdioUpstream>,
     stop: CancellationToken,
     tracker: TaskTracker,
 }
 
-impl Copy {
+impl ServerCopy {
     fn start(spec: ProcessSpec) -> Self {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -153,7 +153,7 @@ impl Copy {
     }
 }
 
-impl Drop for Copy {
+impl Drop for ServerCopy {
     fn drop(&mut self) {
         self.stop.cancel();
     }
@@ -191,7 +191,7 @@ async fn assert_group_gone(leader: u32) {
 /// each getting its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_concurrent_calls_over_one_session() {
-    let copy = Copy::start(backend("s1"));
+    let copy = ServerCopy::start(backend("s1"));
     copy.ready().await;
     let init = copy.upstream.initialize_result().expect("initialized");
     assert_eq!(init["serverInfo"]["name"], "mcp-backend-s1");
@@ -230,7 +230,7 @@ async fn serves_concurrent_calls_over_one_session() {
 /// go to another member), and the supervisor brings a new process up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_after_kill_9() {
-    let copy = Copy::start(backend("s1"));
+    let copy = ServerCopy::start(backend("s1"));
     let old = copy.ready().await;
     let upstream = copy.upstream.clone();
     let in_flight =
@@ -276,7 +276,7 @@ async fn restarts_after_kill_9() {
 /// Cancelling `stop` ends the process and its group, and `stopped()` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_the_process() {
-    let copy = Copy::start(backend("s1"));
+    let copy = ServerCopy::start(backend("s1"));
     let leader = copy.ready().await;
     copy.shutdown().await;
     assert_group_gone(leader).await;
@@ -301,7 +301,7 @@ async fn stop_kills_a_server_that_ignores_eof_and_sigterm() {
         "trap '' TERM\nsleep 300 &\n\"$1\" \"$2\" --transport stdio --name stubborn\n\
          while true; do sleep 1; done\n",
     );
-    let copy = Copy::start(spec);
+    let copy = ServerCopy::start(spec);
     let leader = copy.ready().await;
     let took = copy.shutdown().await;
     // Both polite steps (EOF, SIGTERM) had to run out before SIGKILL.
@@ -320,7 +320,7 @@ async fn runs_with_the_specs_env_and_cwd() {
         "exec \"$1\" \"$2\" --transport stdio --name \"$COPY_NAME\"\n",
     )
     .expect("write script");
-    let copy = Copy::start(ProcessSpec {
+    let copy = ServerCopy::start(ProcessSpec {
         command: vec![
             "sh".into(),
             "run.sh".into(),
@@ -343,15 +343,9 @@ async fn runs_with_the_specs_env_and_cwd() {
 /// cause, the log says it, and the supervisor keeps trying with backoff.
 #[tokio::test(start_paused = true)]
 async fn missing_command_is_unavailable_and_retried() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || Captured(writer.clone()))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = capture_logs();
 
-    let copy = Copy::start(ProcessSpec {
+    let copy = ServerCopy::start(ProcessSpec {
         command: vec!["nonexistent-mcp-server".into(), "--flag".into()],
         env: Vec::new(),
         cwd: None,
@@ -382,6 +376,57 @@ async fn missing_command_is_unavailable_and_retried() {
     assert!(log.contains("member.id=test-member"), "log:\n{log}");
 }
 
+/// Logs of this thread (a current-thread test runtime) from now on, until
+/// the guard is dropped.
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || Captured(writer.clone()))
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+/// A server that never answers `initialize` is given up on after the bound
+/// (30 s, passed at once in paused time), stopped, and started again.
+#[tokio::test(start_paused = true)]
+async fn silent_server_is_restarted_after_the_initialize_bound() {
+    let (log, _guard) = capture_logs();
+    let copy = ServerCopy::start(ProcessSpec {
+        command: vec!["sleep".into(), "300".into()],
+        env: Vec::new(),
+        cwd: None,
+    });
+    let first = eventually("the first process", || async { copy.upstream.pid() }).await;
+    // Longer than `eventually` waits: the bound itself is 30 s (virtual).
+    let second = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match copy.upstream.pid() {
+                Some(pid) if pid != first => return pid,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .expect("a second process within 120 s (virtual)");
+    assert_ne!(first, second);
+    assert_eq!(
+        kill(pid(first), None),
+        Err(Errno::ESRCH),
+        "first process left"
+    );
+    // Virtual time would skip past the real exit of the process being
+    // stopped; stop it in real time.
+    tokio::time::resume();
+    copy.shutdown().await;
+    let log = String::from_utf8_lossy(&log.lock()).into_owned();
+    assert!(
+        log.contains("no answer to initialize within 30s"),
+        "log:\n{log}"
+    );
+}
+
 /// Log output kept for a test to read.
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -407,7 +452,7 @@ async fn skips_stdout_lines_that_are_not_json_rpc() {
         "echo 'banner-server 1.0 starting up'\nprintf '\\377\\376 not text\\n'\necho 42\n\
          exec \"$1\" \"$2\" --transport stdio --name banner\n",
     );
-    let copy = Copy::start(spec);
+    let copy = ServerCopy::start(spec);
     copy.ready().await;
     let sum = copy
         .call("add", json!({ "a": 1, "b": 2 }))
@@ -425,7 +470,7 @@ async fn skips_stdout_lines_that_are_not_json_rpc() {
 /// keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timed_out_request_is_cancelled_in_the_server() {
-    let copy = Copy::start(backend("s1"));
+    let copy = ServerCopy::start(backend("s1"));
     copy.ready().await;
     let params = json!({ "name": "sleep", "arguments": { "ms": 60_000 } });
     let timeout = Duration::from_millis(500);
@@ -486,7 +531,7 @@ for line in sys.stdin:
     let dir = tempfile::tempdir().expect("temp dir");
     let script = dir.path().join("asker.py");
     std::fs::write(&script, ASKER).expect("write script");
-    let copy = Copy::start(ProcessSpec {
+    let copy = ServerCopy::start(ProcessSpec {
         command: vec![text(&python()), text(&script)],
         env: Vec::new(),
         cwd: None,
@@ -525,7 +570,7 @@ for line in sys.stdin:
 #[ignore = "a measurement; run it by name"]
 async fn add_latency() {
     const CALLS: u32 = 1_000;
-    let copy = Copy::start(backend("s1"));
+    let copy = ServerCopy::start(backend("s1"));
     copy.ready().await;
     for _ in 0..100 {
         copy.call("add", json!({ "a": 1, "b": 2 }))
