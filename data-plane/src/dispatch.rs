@@ -103,6 +103,8 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::ToolNotFound(_) => "tool_not_found",
         UpstreamError::Unusable(_) => "member_unusable",
         UpstreamError::Saturated(_) => "member_busy",
+        UpstreamError::Unavailable(_) => "process_unavailable",
+        UpstreamError::Exited(_) => "process_exited",
     }
 }
 

@@ -90,11 +90,14 @@ impl Outcome {
         match err {
             UpstreamError::JsonRpc { .. } => Self::Ok,
             UpstreamError::Rejected { .. } | UpstreamError::ToolNotFound(_) => Self::Rejected,
-            UpstreamError::Connect(_) | UpstreamError::Unusable(_) => Self::Unreachable,
+            UpstreamError::Connect(_)
+            | UpstreamError::Unusable(_)
+            | UpstreamError::Unavailable(_) => Self::Unreachable,
             // Nothing was sent: the member was busy, not wrong.
             UpstreamError::Saturated(_) => Self::Rejected,
             UpstreamError::Timeout(_) => Self::Timeout,
             UpstreamError::Transport(_)
+            | UpstreamError::Exited(_)
             | UpstreamError::ServerError { .. }
             | UpstreamError::Protocol(_) => Self::Error,
         }

@@ -16,6 +16,7 @@ mod answer;
 pub mod clients;
 pub mod error;
 mod sse;
+pub mod stdio;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -50,6 +50,15 @@ pub enum UpstreamError {
     /// The member does not list the tool (checked before sending the call).
     #[error("tool '{0}' is not listed by the member")]
     ToolNotFound(String),
+    /// The member's process is not running (starting, restarting, backing
+    /// off after a crash): the request was never written, so another member
+    /// may take it.
+    #[error("member process is not running: {0}")]
+    Unavailable(String),
+    /// The member's process exited or closed its stdout while the request
+    /// was in flight; it may have run the call.
+    #[error("member process ended during the request: {0}")]
+    Exited(String),
     /// The member answered with a JSON-RPC error: an answer, not a failure.
     #[error("json-rpc error {code}: {message}")]
     JsonRpc {
@@ -65,19 +74,21 @@ pub enum UpstreamError {
 // === impl UpstreamError ===
 
 impl UpstreamError {
-    /// True only when the request never left this data plane because no
-    /// connection could be made, so another member may take it. A request
-    /// that may have reached the member is never resent: `tools/call` is
-    /// not idempotent.
+    /// True only when the request never left this data plane, because no
+    /// connection could be made, the member's process is not running, its
+    /// settings are unusable here or it had no free slot, so another member
+    /// may take it. A request that may have reached the
+    /// member is never resent: `tools/call` is not idempotent.
     pub fn may_try_another_member(&self) -> bool {
         matches!(
             self,
-            Self::Connect(_) | Self::Unusable(_) | Self::Saturated(_)
+            Self::Connect(_) | Self::Unusable(_) | Self::Saturated(_) | Self::Unavailable(_)
         )
     }
 
     /// True when the error counts as a failure of the member (transport
-    /// errors, 5xx, timeouts, garbage); false for answers and refusals.
+    /// errors, 5xx, timeouts, garbage, a process that is not running or
+    /// ended mid-request); false for answers and refusals.
     pub fn counts_against_member(&self) -> bool {
         !matches!(
             self,

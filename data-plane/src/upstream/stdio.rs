@@ -1,0 +1,172 @@
+//! An MCP client for one copy of a `mode: subprocess` member: a stdio MCP
+//! server (`npx …`, `uvx …`, `python server.py`) that this data plane runs
+//! itself.
+//!
+//! [`StdioUpstream::start`] spawns a supervisor task that owns the process:
+//! it starts it, does the `initialize` handshake, and only then lets
+//! requests through; it restarts the process with capped, jittered backoff
+//! whenever it exits, and stops it (stdin closed, SIGTERM, SIGKILL, to the
+//! whole process group) when the member's `stop` token is cancelled.
+//! Requests are multiplexed over the one session of the running process.
+//!
+//! # Layout
+//! - `process`: spawning, stopping a process group, restart backoff;
+//! - `session`: the JSON-RPC multiplexer over stdin/stdout;
+//! - `supervisor`: the run/restart loop tying the two together.
+
+mod process;
+mod session;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use self::session::Session;
+use super::UpstreamError;
+
+/// Server notifications kept for a slow subscriber before it misses some.
+const NOTIFICATION_BUFFER: usize = 256;
+
+/// What to run: from the snapshot's `Subprocess` message, with env
+/// references already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Program and arguments; the program is looked up in `PATH`.
+    pub command: Vec<String>,
+    /// Variables set on top of this data plane's own environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory; this data plane's own when `None`.
+    pub cwd: Option<PathBuf>,
+}
+
+/// One supervised copy of a stdio MCP server.
+///
+/// The process lives until `stop` (given to [`StdioUpstream::start`]) is
+/// cancelled or the last handle to this value is dropped.
+#[derive(Debug)]
+pub struct StdioUpstream {
+    shared: Arc<Shared>,
+    /// Stops the supervisor if every handle is dropped without a stop.
+    _stop_on_drop: DropGuard,
+}
+
+/// State shared by the handles and the supervisor task.
+#[derive(Debug)]
+struct Shared {
+    /// The session of the running, initialized process; `None` otherwise.
+    session: ArcSwapOption<Session>,
+    /// Why there is no session, for [`UpstreamError::Unavailable`].
+    down: Mutex<String>,
+    /// PID of the current process; 0 when there is none.
+    pid: AtomicU32,
+    restarts: AtomicU64,
+    /// Outlives sessions, so subscribers keep their place across restarts.
+    notifications: broadcast::Sender<Arc<Value>>,
+    /// Cancelled when the supervisor has stopped the process for good.
+    stopped: CancellationToken,
+}
+
+// === impl StdioUpstream ===
+
+impl StdioUpstream {
+    /// Starts the supervisor task (spawned on `tracker`), which runs the
+    /// process, restarts it with capped jittered backoff when it exits or
+    /// crashes, and stops it when `stop` is cancelled. `member_id` is for logs.
+    pub fn start(
+        spec: ProcessSpec,
+        member_id: String,
+        stop: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Arc<Self> {
+        let shared = Arc::new(Shared {
+            session: ArcSwapOption::empty(),
+            down: Mutex::new("the process is starting".into()),
+            pid: AtomicU32::new(0),
+            restarts: AtomicU64::new(0),
+            notifications: broadcast::channel(NOTIFICATION_BUFFER).0,
+            stopped: CancellationToken::new(),
+        });
+        let stop = stop.child_token();
+        let span = tracing::info_span!("subprocess", member.id = %member_id);
+        tracker.spawn(
+            supervisor::supervise(shared.clone(), spec, stop.clone(), tracker.clone())
+                .instrument(span),
+        );
+        Arc::new(Self {
+            shared,
+            _stop_on_drop: stop.drop_guard(),
+        })
+    }
+
+    /// One JSON-RPC request in the process's MCP session; the `result`
+    /// value, or an [`UpstreamError`]: [`UpstreamError::Unavailable`] at once
+    /// when the process is not running and initialized.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        match self.shared.session.load_full() {
+            Some(session) => session.request(method, params, timeout).await,
+            None => Err(UpstreamError::Unavailable(self.shared.down.lock().clone())),
+        }
+    }
+
+    /// Health: the process is running, initialized, and answers `ping`
+    /// within `timeout`.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        self.request("ping", json!({}), timeout).await.map(drop)
+    }
+
+    /// The process's answer to our `initialize` (protocolVersion,
+    /// capabilities, serverInfo), while it runs.
+    pub fn initialize_result(&self) -> Option<Arc<Value>> {
+        self.shared
+            .session
+            .load()
+            .as_ref()
+            .and_then(|s| s.initialize_result())
+    }
+
+    /// PID of the running process (also the id of its process group), if any.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.shared.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// How many times the process was started again after it ended or
+    /// could not be started.
+    pub fn restarts(&self) -> u64 {
+        self.shared.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Notifications from the server (`notifications/progress`,
+    /// `notifications/message`, …), whole JSON-RPC messages, from now on.
+    pub fn notifications(&self) -> broadcast::Receiver<Arc<Value>> {
+        self.shared.notifications.subscribe()
+    }
+
+    /// Resolves when the supervisor has stopped the process for good (after
+    /// `stop` was cancelled).
+    pub async fn stopped(&self) {
+        self.shared.stopped.cancelled().await;
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn set_down(&self, reason: impl Into<String>) {
+        *self.down.lock() = reason.into();
+    }
+}
