@@ -126,7 +126,11 @@ pub async fn call(
     arguments: &Value,
     timeout: Duration,
 ) -> Result<Served, CallError> {
-    if let Some(group) = table.groups.get(target) {
+    if let Some(group) = table
+        .groups
+        .get(target)
+        .or_else(|| table.replicas.get(target))
+    {
         let started = tokio::time::Instant::now();
         let _slot = match &group.limit {
             Some(limit) => {

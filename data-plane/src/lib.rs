@@ -203,6 +203,7 @@ impl DataPlane {
             &self.halt,
         )
         .await;
+        self.routes.processes_stopped().await;
         Ok(())
     }
 
@@ -211,6 +212,7 @@ impl DataPlane {
     pub async fn serve_stdio_group(&self, group: String) -> std::io::Result<()> {
         let served = proxy::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await;
         self.halt.cancel();
+        self.routes.processes_stopped().await;
         served
     }
 
@@ -226,6 +228,7 @@ impl DataPlane {
             () = self.shutdown.cancelled() => Ok(()),
         };
         self.halt.cancel();
+        self.routes.processes_stopped().await;
         Ok(served?)
     }
 }

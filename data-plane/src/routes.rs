@@ -15,6 +15,7 @@ use hangar_balance::{Balancer, Candidate, StrategyKind};
 use hangar_proto::v1::{self, HealthReport, Snapshot, Strategy};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::limit::ConcurrencyLimit;
 use crate::member::Member;
@@ -119,10 +120,16 @@ pub struct RoutingTable {
     pub version: u64,
     /// Where that snapshot came from.
     pub origin: Origin,
-    /// Every server, by id.
+    /// Every member, by id: a server's id, or `id#N` for copy N of a
+    /// subprocess server with replicas.
     pub members: HashMap<String, Arc<Member>>,
     /// Every group, by id.
     pub groups: HashMap<String, GroupRoute>,
+    /// Subprocess servers with more than one replica, balanced round robin
+    /// over their copies when named directly.
+    pub replicas: HashMap<String, GroupRoute>,
+    /// The members of each server id (one, or its copies).
+    servers: HashMap<String, Vec<Arc<Member>>>,
     /// What each member was built from, to keep it across snapshots that
     /// leave it unchanged.
     specs: HashMap<String, MemberSpec>,
@@ -155,6 +162,8 @@ pub struct Routes {
     /// Version of the table in force, for callers waiting for the first one.
     version: watch::Sender<u64>,
     shutdown: CancellationToken,
+    /// The supervisors of subprocess members' processes.
+    processes: TaskTracker,
 }
 
 // === impl Routes ===
@@ -170,6 +179,7 @@ impl Routes {
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             shutdown,
+            processes: TaskTracker::new(),
         }
     }
 
@@ -204,42 +214,52 @@ impl Routes {
         check(snapshot)?;
         let old = self.load();
         let mut members = HashMap::with_capacity(snapshot.servers.len());
+        let mut servers = HashMap::with_capacity(snapshot.servers.len());
         let mut specs = HashMap::with_capacity(snapshot.servers.len());
         for server in &snapshot.servers {
             let spec = MemberSpec::of(server);
             let kept = old
-                .members
+                .servers
                 .get(&server.id)
                 .filter(|_| old.specs.get(&server.id) == Some(&spec));
-            let member = match kept {
-                Some(member) => {
-                    member.set_max_consecutive_failures(server.max_consecutive_failures);
-                    member.clone()
+            let copies = match kept {
+                Some(copies) => {
+                    for member in copies {
+                        member.set_max_consecutive_failures(server.max_consecutive_failures);
+                    }
+                    copies.clone()
                 }
-                None => self.new_member(server),
+                None => self.new_members(server),
             };
-            members.insert(server.id.clone(), member);
+            for member in &copies {
+                members.insert(member.id().to_owned(), member.clone());
+            }
+            servers.insert(server.id.clone(), copies);
             specs.insert(server.id.clone(), spec);
         }
         let groups = snapshot
             .groups
             .iter()
             .map(|group| {
-                let route = GroupRoute {
-                    id: group.id.clone(),
-                    min_healthy: group.min_healthy,
-                    members: group
-                        .members
-                        .iter()
-                        .map(|m| GroupMember {
-                            member: members[&m.server_id].clone(),
+                // A server with replicas stands in a group as all its copies.
+                let members = group
+                    .members
+                    .iter()
+                    .flat_map(|m| {
+                        servers[&m.server_id].iter().map(|member| GroupMember {
+                            member: member.clone(),
                             weight: m.weight,
                             priority: m.priority,
                             eligible: m.eligible,
                             // Built here, per snapshot, so calls never look labels up.
-                            metrics: self.metrics.handles(&group.id, &m.server_id),
+                            metrics: self.metrics.handles(&group.id, member.id()),
                         })
-                        .collect(),
+                    })
+                    .collect();
+                let route = GroupRoute {
+                    id: group.id.clone(),
+                    min_healthy: group.min_healthy,
+                    members,
                     limit: (group.max_concurrency > 0)
                         .then(|| ConcurrencyLimit::new(group.max_concurrency)),
                     balancer: Balancer::new(strategy_kind(group.strategy()), rand::random()),
@@ -247,11 +267,18 @@ impl Routes {
                 (group.id.clone(), route)
             })
             .collect();
+        let replicas = servers
+            .iter()
+            .filter(|(_, copies)| copies.len() > 1)
+            .map(|(id, copies)| (id.clone(), self.replica_route(id, copies)))
+            .collect();
         let table = RoutingTable {
             version: snapshot.version,
             origin,
             members,
             groups,
+            replicas,
+            servers,
             specs,
         };
         let old = self.table.swap(Arc::new(table));
@@ -265,18 +292,47 @@ impl Routes {
         Ok(())
     }
 
-    /// A member for `server`, probing.
-    fn new_member(&self, server: &v1::Server) -> Arc<Member> {
+    /// The members for `server`, probing: one for a remote server, one per
+    /// replica for a subprocess server (each running its own process).
+    fn new_members(&self, server: &v1::Server) -> Vec<Arc<Member>> {
+        let Some(sub) = &server.subprocess else {
+            let upstream = Upstream::remote(server, &self.clients);
+            let stop = self.shutdown.child_token();
+            return vec![self.new_member(server, server.id.clone(), upstream, stop)];
+        };
+        let replicas = sub.replicas.max(1);
+        (1..=replicas)
+            .map(|n| {
+                let id = if replicas == 1 {
+                    server.id.clone()
+                } else {
+                    format!("{}#{n}", server.id)
+                };
+                // The member's stop token also stops its process.
+                let stop = self.shutdown.child_token();
+                let upstream = Upstream::subprocess(server, &id, stop.clone(), &self.processes);
+                self.new_member(server, id, upstream, stop)
+            })
+            .collect()
+    }
+
+    fn new_member(
+        &self,
+        server: &v1::Server,
+        id: String,
+        upstream: Upstream,
+        stop: CancellationToken,
+    ) -> Arc<Member> {
         let interval = Duration::from_millis(server.probe_interval_ms.max(1));
         let mut member = Member::new(
-            server.id.clone(),
-            Upstream::remote(server, &self.clients),
+            id,
+            upstream,
             interval,
             server.max_consecutive_failures,
             !server.fleet_unhealthy,
             self.metrics.clone(),
             self.health_changed.clone(),
-            self.shutdown.child_token(),
+            stop,
         );
         if server.max_concurrency > 0 {
             member = member.with_max_concurrency(server.max_concurrency);
@@ -286,19 +342,85 @@ impl Routes {
         member
     }
 
+    /// The route that balances a server's copies when it is named directly.
+    fn replica_route(&self, id: &str, copies: &[Arc<Member>]) -> GroupRoute {
+        GroupRoute {
+            id: id.to_owned(),
+            min_healthy: 1,
+            members: copies
+                .iter()
+                .map(|member| GroupMember {
+                    member: member.clone(),
+                    weight: 1,
+                    priority: 1,
+                    eligible: true,
+                    metrics: self.metrics.handles("", member.id()),
+                })
+                .collect(),
+            limit: None,
+            balancer: Balancer::new(StrategyKind::RoundRobin, rand::random()),
+        }
+    }
+
+    /// Resolves once every subprocess member's process has been stopped;
+    /// call after cancelling the shutdown token.
+    pub async fn processes_stopped(&self) {
+        self.processes.close();
+        self.processes.wait().await;
+    }
+
     /// Health of every member as this data plane sees it, with latency
     /// over the calls since the previous report.
+    /// One entry per server: the copies of a server with replicas are
+    /// summed up as the server (healthy while any copy is).
     pub fn health_report(&self) -> HealthReport {
         let table = self.load();
         let mut members: Vec<_> = table
-            .members
-            .values()
-            .map(|m| m.report_interval())
+            .servers
+            .iter()
+            .map(|(id, copies)| merge_copies(id, copies))
             .collect();
         members.sort_by(|a, b| a.server_id.cmp(&b.server_id));
         HealthReport { members }
     }
 }
+
+/// The report of a server from those of its copies.
+fn merge_copies(id: &str, copies: &[Arc<Member>]) -> v1::MemberHealth {
+    let mut reports = copies.iter().map(|m| m.report_interval());
+    let Some(mut merged) = reports.next() else {
+        return v1::MemberHealth {
+            server_id: id.to_owned(),
+            ..Default::default()
+        };
+    };
+    if copies.len() > 1 && !merged.last_error.is_empty() {
+        merged.last_error = format!("{}: {}", copies[0].id(), merged.last_error);
+    }
+    for (copy, report) in copies.iter().skip(1).zip(reports) {
+        merged.calls += report.calls;
+        merged.errors += report.errors;
+        merged.in_flight += report.in_flight;
+        merged.p50_ms = merged.p50_ms.max(report.p50_ms);
+        merged.p99_ms = merged.p99_ms.max(report.p99_ms);
+        if report.healthy && !merged.healthy {
+            merged.consecutive_failures = report.consecutive_failures;
+        } else if report.healthy == merged.healthy {
+            merged.consecutive_failures =
+                merged.consecutive_failures.min(report.consecutive_failures);
+        }
+        merged.healthy |= report.healthy;
+        if merged.last_error.is_empty() && !report.last_error.is_empty() {
+            merged.last_error = format!("{}: {}", copy.id(), report.last_error);
+        }
+    }
+    merged.server_id = id.to_owned();
+    merged
+}
+
+/// Most copies of one subprocess server a data plane runs (the config's own
+/// bound; a snapshot asking for more is refused, not obeyed).
+const MAX_REPLICAS: u32 = 64;
 
 /// Checks what the data plane relies on; the control plane validated the
 /// config, but a data plane must not trust its input blindly.
@@ -307,6 +429,21 @@ fn check(snapshot: &Snapshot) -> Result<(), String> {
     for server in &snapshot.servers {
         if !servers.insert(server.id.as_str()) {
             return Err(format!("server '{}' appears twice", server.id));
+        }
+        if let Some(sub) = &server.subprocess {
+            if sub.command.first().is_none_or(String::is_empty) {
+                return Err(format!(
+                    "server '{}': subprocess without a command",
+                    server.id
+                ));
+            }
+            if sub.replicas > MAX_REPLICAS {
+                return Err(format!(
+                    "server '{}': {} replicas, at most {MAX_REPLICAS}",
+                    server.id, sub.replicas
+                ));
+            }
+            continue;
         }
         let url = url::Url::parse(&server.endpoint)
             .map_err(|e| format!("server '{}': bad endpoint: {e}", server.id))?;

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use self::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
 use self::clients::{ClientPool, Transport};
 pub use self::error::UpstreamError;
+use self::stdio::{ProcessSpec, StdioUpstream};
 
 /// Newest protocol version with sessions, asked for at `initialize`.
 const LEGACY_VERSION: &str = "2025-11-25";
@@ -65,6 +66,9 @@ pub struct Upstream {
     /// Why this member cannot be called from this data plane (a header's
     /// variable is unset, the CA file is missing), if so.
     unusable: Option<String>,
+    /// For a `mode: subprocess` copy: the process that requests go to
+    /// instead of `endpoint`.
+    stdio: Option<Arc<StdioUpstream>>,
     session: ArcSwapOption<Session>,
     /// Tool names from the member's `tools/list`, fetched with each new
     /// session and again when a call names a tool not in the list.
@@ -104,6 +108,49 @@ impl Upstream {
         )
     }
 
+    /// One copy of a subprocess server of the snapshot, `member_id`, run
+    /// by this data plane until `stop` is cancelled. Its environment's
+    /// references are resolved here; if one cannot be, no process starts
+    /// and every request fails with the reason.
+    pub fn subprocess(
+        server: &hangar_proto::v1::Server,
+        member_id: &str,
+        stop: tokio_util::sync::CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let fallback = reqwest::Client::new();
+        let mut upstream = Self::with_settings(
+            format!("subprocess:{member_id}"),
+            fallback.clone(),
+            fallback,
+            http::HeaderMap::new(),
+            None,
+        );
+        let sub = server.subprocess.clone().unwrap_or_default();
+        match stdio::resolve_env(&sub.env) {
+            Ok(env) => {
+                let spec = ProcessSpec {
+                    command: sub.command,
+                    env,
+                    cwd: Some(sub.cwd).filter(|c| !c.is_empty()).map(Into::into),
+                };
+                upstream.stdio = Some(StdioUpstream::start(
+                    spec,
+                    member_id.to_owned(),
+                    stop,
+                    tracker,
+                ));
+            }
+            Err(reason) => upstream.unusable = Some(reason),
+        }
+        upstream
+    }
+
+    /// The process of a subprocess copy, if this is one.
+    pub fn stdio(&self) -> Option<&Arc<StdioUpstream>> {
+        self.stdio.as_ref()
+    }
+
     fn with_settings(
         endpoint: String,
         http: reqwest::Client,
@@ -118,6 +165,7 @@ impl Upstream {
             streams,
             headers,
             unusable,
+            stdio: None,
             session: ArcSwapOption::empty(),
             tools: ArcSwapOption::empty(),
             handshake: tokio::sync::Mutex::new(()),
@@ -133,6 +181,10 @@ impl Upstream {
     /// Whether the member keeps no sessions, as its answer to our own
     /// `initialize` showed; `None` before that handshake.
     pub fn is_stateless(&self) -> Option<bool> {
+        if self.stdio.is_some() {
+            // One session per process, held by this data plane.
+            return Some(false);
+        }
         self.session
             .load()
             .as_ref()
@@ -151,6 +203,11 @@ impl Upstream {
         method: reqwest::Method,
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
         self.check_usable()?;
+        if self.stdio.is_some() {
+            return Err(UpstreamError::Protocol(
+                "a subprocess member is not reachable over HTTP".into(),
+            ));
+        }
         let Some(url) = &self.url else {
             // The routing table admits only valid URLs; the endpoint is for
             // the log, not for the client.
@@ -240,6 +297,9 @@ impl Upstream {
     /// `server/discover` for 2026-07-28 members.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
         self.check_usable()?;
+        if let Some(stdio) = &self.stdio {
+            return stdio.probe(timeout).await;
+        }
         let session = self.session(timeout).await?;
         let method = if session.modern {
             "server/discover"
@@ -258,6 +318,9 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
         self.check_usable()?;
+        if let Some(stdio) = &self.stdio {
+            return stdio.request(method, params, timeout).await;
+        }
         let session = self.session(timeout).await?;
         match self.send(&session, method, &params, timeout).await {
             Err(Sent::SessionGone) => {

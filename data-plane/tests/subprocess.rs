@@ -28,17 +28,8 @@ const CALL: Duration = Duration::from_secs(10);
 /// A stop takes at most two 2 s grace periods, then SIGKILL; with slack.
 const STOP_BOUND: Duration = Duration::from_secs(8);
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("data-plane/ has a parent")
-        .to_path_buf()
-}
-
 fn python() -> PathBuf {
-    let python = std::env::var_os("HANGAR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    let python = hangar_tests::python_kit::python();
     assert!(
         python.exists(),
         "python with the kit's requirements not found at {} (run scripts/test, or set HANGAR_PYTHON)",
@@ -48,10 +39,7 @@ fn python() -> PathBuf {
 }
 
 fn kit_backend() -> PathBuf {
-    let script = std::env::var_os("HANGAR_KIT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/kit"))
-        .join("mcp_backend.py");
+    let script = hangar_tests::python_kit::kit_backend();
     assert!(
         script.exists(),
         "MCP test kit not found at {}",

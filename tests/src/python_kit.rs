@@ -42,10 +42,16 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn python() -> PathBuf {
+/// The interpreter with the kit's requirements.
+pub fn python() -> PathBuf {
     std::env::var_os("HANGAR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+/// `mcp_backend.py` of the kit.
+pub fn kit_backend() -> PathBuf {
+    kit_dir().join("mcp_backend.py")
 }
 
 fn kit_dir() -> PathBuf {

@@ -49,6 +49,20 @@ pub struct ProcessSpec {
     pub cwd: Option<PathBuf>,
 }
 
+/// Resolves the references in a subprocess server's environment on this
+/// data plane; the error names the variable or file, never a value.
+pub fn resolve_env(env: &[hangar_proto::v1::Header]) -> Result<Vec<(String, String)>, String> {
+    use hangar_template::{System, Template};
+    env.iter()
+        .map(|var| {
+            let what = |e: &dyn std::fmt::Display| format!("env {}: {e}", var.name);
+            let template = Template::parse(&var.value).map_err(|e| what(&e))?;
+            let value = template.resolve(&System).map_err(|e| what(&e))?;
+            Ok((var.name.clone(), value))
+        })
+        .collect()
+}
+
 /// One supervised copy of a stdio MCP server.
 ///
 /// The process lives until `stop` (given to [`StdioUpstream::start`]) is
