@@ -17,6 +17,7 @@
 //! read, for routing and header checks.
 
 mod forward;
+mod local;
 pub mod session;
 pub mod stdio;
 
@@ -32,6 +33,7 @@ use serde_json::Value;
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use crate::mcp::guard::{Peek, jsonrpc_error};
 use crate::member::Member;
+use crate::metrics::CallMetrics;
 use crate::routes::{GroupMember, GroupRoute, Routes};
 use crate::upstream::UpstreamError;
 
@@ -170,15 +172,28 @@ async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> 
     else {
         return session_not_found();
     };
-    match forward::send(member, metrics, request, Some(&member_session)).await {
-        Ok((response, call)) => {
-            let id = member.id().to_owned();
-            forward::relay(response, call, |s| session::encode(&id, s))
-        }
+    match deliver(member, metrics, request, Some(&member_session)).await {
+        Ok(response) => response,
         // The member is gone: the client re-initializes on a healthy one.
-        Err(UpstreamError::Connect(_)) => session_not_found(),
+        Err(UpstreamError::Connect(_) | UpstreamError::Unavailable(_)) => session_not_found(),
         Err(err) => bad_gateway(member, &err),
     }
+}
+
+/// Sends `request` to `member` and returns its answer for the client: over
+/// HTTP for a remote member, or answered here for a subprocess copy.
+async fn deliver(
+    member: &Arc<Member>,
+    metrics: &Arc<CallMetrics>,
+    request: &ClientRequest,
+    member_session: Option<&[u8]>,
+) -> Result<Response, UpstreamError> {
+    if let Some(stdio) = member.upstream().stdio() {
+        return local::answer(member, stdio, metrics, request).await;
+    }
+    let (response, call) = forward::send(member, metrics, request, member_session).await?;
+    let id = member.id().to_owned();
+    Ok(forward::relay(response, call, |s| session::encode(&id, s)))
 }
 
 /// Which members may take a session-less request.
@@ -221,13 +236,12 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         let GroupMember {
             member, metrics, ..
         } = &group.members[index];
-        match forward::send(member, metrics, request, None).await {
-            Ok((response, call)) => {
+        match deliver(member, metrics, request, None).await {
+            Ok(response) => {
                 if attempt > 0 {
                     group.record_failover(index);
                 }
-                let id = member.id().to_owned();
-                return forward::relay(response, call, |s| session::encode(&id, s));
+                return response;
             }
             Err(err) if err.may_try_another_member() => last_error = Some((member, err)),
             Err(err) => return bad_gateway(member, &err),

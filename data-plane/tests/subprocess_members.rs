@@ -100,6 +100,33 @@ async fn replicas_and_groups_of_stdio_servers_are_balanced_restarted_and_stopped
     let counts: Vec<usize> = served_counts(&out).values().copied().collect();
     assert_eq!(counts, [10, 10, 10], "{out}");
 
+    // Any MCP client can point at the group: the official Python SDK client,
+    // one fresh session per call, lands on each stdio server in turn.
+    let group_url = format!("http://127.0.0.1:{port}/groups/trio/mcp");
+    let (exit, lines, stderr) = hangar_tests::python_kit::run_client(&[
+        "--mode",
+        "legacy",
+        &group_url,
+        "call",
+        "add",
+        r#"{"a":1,"b":2}"#,
+        "--n",
+        "6",
+        "--fresh",
+    ])
+    .await;
+    assert!(exit.success(), "{stderr}");
+    let mut served: Vec<&str> = lines
+        .iter()
+        .map(|l| l["served_by"].as_str().unwrap_or("?"))
+        .collect();
+    served.sort_unstable();
+    assert_eq!(served, ["s1", "s1", "s2", "s2", "s3", "s3"], "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["structured"]["sum"] == 3),
+        "{lines:?}"
+    );
+
     // One server with three replicas: three processes, in turn.
     let before = pids(&client, "math", 30).await;
     assert_eq!(before.values().copied().collect::<Vec<_>>(), [10, 10, 10]);
