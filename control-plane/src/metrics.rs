@@ -13,13 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
-    prometheus_text,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
@@ -79,7 +75,7 @@ struct ApplyLabels {
 /// A control plane's metrics, as served at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: Arc<Registry>,
     /// One counter per [`ApplyResult`], in the order of `ApplyResult::ALL`.
     applies: [Counter; 4],
     snapshots_sent: Counter,
@@ -122,7 +118,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(StateCollector { state, fleet }));
         Self {
-            registry,
+            registry: Arc::new(registry),
             applies,
             snapshots_sent,
             nacks,
@@ -151,31 +147,11 @@ impl Metrics {
     pub fn nacked(&self) {
         self.nacks.inc();
     }
-
-    /// The metrics in the Prometheus text format (version 0.0.4).
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_text::encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
 }
 
 /// `GET /metrics`, to be served beside the gRPC services.
 pub fn router(metrics: Arc<Metrics>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(metrics)
-}
-
-async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.encode() {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-            text,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    hangar_runtime::metrics::router(metrics.registry.clone())
 }
 
 /// Reads the config in force and the fleet at scrape time.

@@ -15,13 +15,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
-    prometheus_text,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -191,7 +187,7 @@ impl CallMetrics {
 /// A data plane's registry, as served at `/metrics`.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: Arc<Registry>,
 }
 
 impl Metrics {
@@ -210,14 +206,9 @@ impl Metrics {
             families.latency,
         );
         registry.register_collector(Box::new(TableCollector { routes }));
-        Self { registry }
-    }
-
-    /// The metrics in the Prometheus text format (version 0.0.4).
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_text::encode(&mut text, &self.registry)?;
-        Ok(text)
+        Self {
+            registry: Arc::new(registry),
+        }
     }
 }
 
@@ -226,20 +217,7 @@ impl Metrics {
 /// such a `Host`), and the metrics carry no secrets: ids from the config
 /// and numbers.
 pub fn router(metrics: Arc<Metrics>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", axum::routing::get(scrape))
-        .with_state(metrics)
-}
-
-async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.encode() {
-        Ok(text) => (
-            [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-            text,
-        )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    hangar_runtime::metrics::router(metrics.registry.clone())
 }
 
 /// Reads the routing table in force at scrape time.

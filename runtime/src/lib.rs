@@ -4,9 +4,12 @@
 //! Logs always go to stderr, because a data plane started with `--stdio`
 //! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
 //! `RUST_LOG`, else [`DEFAULT_LOG_FILTER`]; `--log-format` ([`LogFormat`])
-//! picks human text or one JSON object per line.
+//! picks human text or one JSON object per line. [`metrics`] serves a
+//! Prometheus registry at `/metrics`.
 
 #![warn(missing_docs)]
+
+pub mod metrics;
 
 use tokio_util::sync::CancellationToken;
 
