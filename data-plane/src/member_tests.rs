@@ -115,3 +115,49 @@ async fn stop_ends_probing() {
     let seen = probes.load(Ordering::Relaxed);
     assert_eq!(seen, 4, "probes at t=0, 10, 20, 30");
 }
+
+/// Calls waiting for a slot of `max_concurrency` count as in flight, so
+/// `least_connections` sees a member with a queue as busy, and a call that
+/// gets no slot in time leaves the member's health alone.
+#[tokio::test(start_paused = true)]
+async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
+    let upstream = Upstream::new("http://127.0.0.1:1/mcp".into(), reqwest::Client::new());
+    let families = crate::metrics::CallFamilies::default();
+    let member = Arc::new(
+        Member::new(
+            "m".into(),
+            upstream,
+            PERIOD,
+            1,
+            true,
+            families.clone(),
+            Arc::new(Notify::new()),
+            CancellationToken::new(),
+        )
+        .with_max_concurrency(1),
+    );
+    let metrics = families.handles("g", "m");
+    let held = member.admit(&metrics, Duration::ZERO).await.unwrap();
+    assert_eq!(member.in_flight(), 1);
+    let waiting = tokio::spawn({
+        let (member, metrics) = (member.clone(), metrics.clone());
+        async move {
+            member
+                .admit(&metrics, Duration::from_secs(5))
+                .await
+                .map(drop)
+        }
+    });
+    while member.in_flight() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let refused = waiting.await.unwrap().unwrap_err();
+    assert!(
+        matches!(refused, UpstreamError::Saturated(_)),
+        "{refused:?}"
+    );
+    assert_eq!(member.in_flight(), 1);
+    assert!(member.is_healthy(), "being busy is not being unwell");
+    drop(held);
+    assert_eq!(member.in_flight(), 0);
+}
