@@ -121,7 +121,7 @@ async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
     let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());
     match (&request.method, modern, session) {
         (&Method::POST, true, _) => match check_modern_headers(&request) {
-            Ok(()) => balanced(group, &request, Members::All).await,
+            Ok(()) => balanced(group, &request, Members::Modern).await,
             Err(message) => jsonrpc_error(
                 StatusCode::BAD_REQUEST,
                 Value::Null,
@@ -200,6 +200,9 @@ async fn deliver(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Members {
     All,
+    /// Members that may speak 2026-07-28: not subprocess copies, whose one
+    /// session is a legacy one.
+    Modern,
     /// Members known to keep no sessions (or not known yet); all of them if
     /// the group has none.
     Stateless,
@@ -209,6 +212,14 @@ enum Members {
 /// cannot be reached is skipped for the next at once.
 async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
     let mut order = group.candidates();
+    if members == Members::Modern {
+        order.retain(|i| group.members[*i].member.upstream().stdio().is_none());
+        if order.is_empty() && !group.members.is_empty() {
+            // Say what a legacy-only server says, so a dual-era client
+            // falls back to `initialize` (and a legacy session).
+            return legacy_only();
+        }
+    }
     if members == Members::Stateless {
         let stateless =
             |i: &usize| group.members[*i].member.upstream().is_stateless() != Some(false);
@@ -283,6 +294,17 @@ fn check_modern_headers(request: &ClientRequest) -> Result<(), String> {
         Some(name) if header("mcp-name") == Some(name) => Ok(()),
         _ => Err("mcp-name header does not match the request body".to_owned()),
     }
+}
+
+/// The answer of a legacy-only server to a 2026-07-28 request, which
+/// clients read as "fall back to initialize".
+fn legacy_only() -> Response {
+    jsonrpc_error(
+        StatusCode::BAD_REQUEST,
+        Value::String("server-error".to_owned()),
+        INVALID_REQUEST,
+        "Bad Request: Missing session ID",
+    )
 }
 
 fn session_not_found() -> Response {
