@@ -165,7 +165,7 @@ impl DataPlane {
     /// (see [`listener`]); returns when that is done.
     pub async fn serve_http(&self, listener: TcpListener, limits: &Limits) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
-        let hosts = allowed_hosts(addr);
+        let hosts = allowed_hosts(addr, &limits.allowed_hosts);
         let service = mcp::server::http_service(
             self.mcp_server(),
             hosts.clone(),
@@ -233,16 +233,22 @@ impl DataPlane {
     }
 }
 
-/// `Host` values accepted on the MCP endpoint: loopback names, plus the
-/// listen address itself when bound elsewhere. Guards against DNS rebinding.
-fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
+/// `Host` values accepted on the MCP endpoint: loopback names, the listen
+/// address itself when bound elsewhere, and the names the operator added.
+/// Guards against DNS rebinding.
+fn allowed_hosts(addr: SocketAddr, extra: &[String]) -> Vec<String> {
     let mut hosts = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    if !addr.ip().is_loopback() {
-        hosts.push(addr.ip().to_string());
+    let ip = addr.ip();
+    if ip.is_unspecified() && extra.is_empty() {
+        // 0.0.0.0 is no name a client uses: say what will be refused.
+        tracing::warn!(listen.addr = %addr, "listening on all interfaces, but only loopback Host names are accepted; name the others with --allowed-hosts");
+    } else if !ip.is_loopback() && !ip.is_unspecified() {
+        hosts.push(ip.to_string());
     }
+    hosts.extend(extra.iter().map(|h| h.to_ascii_lowercase()));
     hosts
 }

@@ -63,6 +63,11 @@ pub struct Limits {
     /// How long calls in flight may take to finish after shutdown began.
     /// Default 30 s, linkerd's. (`--shutdown-grace`)
     pub shutdown_grace: Duration,
+    /// Names clients reach this data plane by, accepted as `Host` and
+    /// `Origin` besides loopback and the listen address (DNS-rebinding
+    /// protection refuses the rest). Needed when listening on all
+    /// interfaces or behind a name. (`--allowed-hosts`)
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Limits {
@@ -73,6 +78,7 @@ impl Default for Limits {
             max_headers: 100,
             request_head_timeout: Duration::from_secs(30),
             request_body_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
             max_concurrent_requests: 1024,
             shutdown_grace: Duration::from_secs(30),
         }

@@ -63,6 +63,10 @@ struct Args {
     /// Seconds calls in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs_f64(), value_parser = seconds)]
     shutdown_grace: f64,
+    /// Host names (or IPs) clients reach this data plane by, comma separated,
+    /// accepted besides loopback and the listen address.
+    #[arg(long, value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
     /// Log line format on stderr (filter: HANGAR_LOG).
     #[arg(long, value_enum, default_value_t)]
     log_format: hangar_runtime::LogFormat,
@@ -75,6 +79,7 @@ impl Args {
             max_request_bytes: self.max_request_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
             shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),
+            allowed_hosts: self.allowed_hosts.clone(),
             ..Limits::default()
         }
     }

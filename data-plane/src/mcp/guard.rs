@@ -118,7 +118,9 @@ pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) ->
 /// page on another site that resolves its name to this machine sends its
 /// own name in both.
 fn check_host_and_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), &'static str> {
-    let allowed_name = |name: Option<&str>| name.is_some_and(|n| allowed.iter().any(|a| a == n));
+    let allowed_name = |name: Option<&str>| {
+        name.is_some_and(|n| allowed.iter().any(|a| a.eq_ignore_ascii_case(n)))
+    };
     if let Some(host) = headers.get(header::HOST)
         && !allowed_name(host.to_str().ok().map(host_name))
     {

@@ -192,3 +192,35 @@ async fn oversized_heads_and_bodies_are_refused() {
     }
     stack.stop().await;
 }
+
+/// A name given with `--allowed-hosts` is accepted as `Host` (in any case)
+/// on both endpoints; any other name is still refused (DNS rebinding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_hosts_extend_the_names_clients_may_use() {
+    let limits = Limits {
+        allowed_hosts: vec!["mcp.internal.example".to_owned()],
+        ..Limits::default()
+    };
+    let (stack, _a) = stack_with(limits).await;
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let port = stack.dp.addr().port();
+    for url in [stack.group_url(RECIPE_GROUP), stack.dp.mcp_url()] {
+        let status_with = |host: String| {
+            http.post(&url)
+                .header("host", host)
+                .header("accept", "application/json, text/event-stream")
+                .json(&initialize)
+                .send()
+        };
+        let named = status_with(format!("MCP.Internal.Example:{port}"))
+            .await
+            .unwrap();
+        assert_eq!(named.status(), 200, "{url}");
+        let other = status_with(format!("evil.example:{port}")).await.unwrap();
+        assert_eq!(other.status(), 403, "{url}");
+    }
+    stack.stop().await;
+}
