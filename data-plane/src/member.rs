@@ -214,7 +214,7 @@ impl Member {
     /// Starts the probe loop; it stops with [`Member::stop`].
     pub fn spawn_probe(self: &Arc<Self>) {
         let member = self.clone();
-        let span = tracing::info_span!("probe", member.id = %self.id);
+        let span = tracing::info_span!(parent: None, "probe", member.id = %self.id);
         let timeout = self
             .probe_interval
             .clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CAP);

@@ -111,7 +111,9 @@ impl StdioUpstream {
             stopped: CancellationToken::new(),
         });
         let stop = stop.child_token();
-        let span = tracing::info_span!("subprocess", member.id = %member_id);
+        // A root span: the process outlives whatever task applied the
+        // snapshot that created it (the control-plane stream).
+        let span = tracing::info_span!(parent: None, "subprocess", member.id = %member_id);
         tracker.spawn(
             supervisor::supervise(shared.clone(), spec, stop.clone(), tracker.clone())
                 .instrument(span),
