@@ -30,6 +30,8 @@ use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]";
+
 struct Args {
     duration: Duration,
     concurrency: Vec<usize>,
@@ -63,7 +65,11 @@ fn args() -> anyhow::Result<Args> {
             }
             "--inflight" => args.inflight = value()?.parse()?,
             "--json" => args.json = value()?.into(),
-            other => bail!("unknown flag {other}"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }
     Ok(args)
