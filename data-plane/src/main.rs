@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The data plane allocates and frees small buffers for every proxied call
 /// on every worker thread; mimalloc keeps that cheaper and its RSS lower
-/// than the system allocator's per-thread arenas.
+/// than the system allocator's per-thread arenas. It is built without
+/// transparent huge pages (`no_thp`): with them its arenas were backed by
+/// 2 MiB pages, which doubled RSS (28 MB idle instead of 15) for nothing.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
