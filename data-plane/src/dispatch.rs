@@ -75,7 +75,7 @@ impl CallError {
             Self::NoAvailableMember { .. } => "NoAvailableMemberError",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
-                UpstreamError::Timeout(_) => "TimeoutError",
+                UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => "TimeoutError",
                 UpstreamError::Saturated(_) => "ConcurrencyLimitError",
                 UpstreamError::ToolNotFound(_) => "ToolNotFoundError",
                 UpstreamError::JsonRpc { code, .. } if *code == METHOD_NOT_FOUND => {
@@ -95,6 +95,7 @@ fn error_kind(err: &UpstreamError) -> &'static str {
     match err {
         UpstreamError::Connect(_) => "connection_failed",
         UpstreamError::Timeout(_) => "timeout",
+        UpstreamError::Quiet(_) => "read_timeout",
         UpstreamError::Transport(_) => "transport_error",
         UpstreamError::ServerError { .. } => "server_error",
         UpstreamError::Rejected { .. } => "rejected",

@@ -63,6 +63,8 @@ pub struct Upstream {
     streams: reqwest::Client,
     /// Configured headers, resolved on this data plane; marked sensitive.
     headers: http::HeaderMap,
+    /// `read_timeout` of the member's calls, if any.
+    read_timeout: Option<Duration>,
     /// Why this member cannot be called from this data plane (a header's
     /// variable is unset, the CA file is missing), if so.
     unusable: Option<String>,
@@ -99,13 +101,15 @@ impl Upstream {
             _ => None,
         };
         let clients = clients.unwrap_or_else(|_| pool.fallback());
-        Self::with_settings(
+        let mut upstream = Self::with_settings(
             server.endpoint.clone(),
             clients.calls,
             clients.streams,
             headers.unwrap_or_default(),
             unusable,
-        )
+        );
+        upstream.read_timeout = Transport::of(server).read_timeout;
+        upstream
     }
 
     /// One copy of a subprocess server of the snapshot, `member_id`, run
@@ -164,6 +168,7 @@ impl Upstream {
             http,
             streams,
             headers,
+            read_timeout: None,
             unusable,
             stdio: None,
             session: ArcSwapOption::empty(),
@@ -452,9 +457,11 @@ impl Upstream {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let started = tokio::time::Instant::now();
         let response = self
             .post(session, method, name.as_deref(), &body, timeout)
-            .await?;
+            .await
+            .map_err(|e| self.which_timeout(e, started, timeout))?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND && session.id.is_some() {
             return Err(Sent::SessionGone);
@@ -468,10 +475,9 @@ impl Upstream {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let text = response
-            .text()
-            .await
-            .map_err(|e| UpstreamError::from_body(e, timeout))?;
+        let text = response.text().await.map_err(|e| {
+            self.which_timeout(UpstreamError::from_body(e, timeout), started, timeout)
+        })?;
         let answer = if is_sse {
             find_response_in_sse(&text, id)?
         } else {
@@ -479,6 +485,22 @@ impl Upstream {
                 .map_err(|e| UpstreamError::Protocol(format!("response is not json: {e}")))?
         };
         Ok((into_result(answer)?, session_id))
+    }
+
+    /// A timeout that fired before the call's deadline was the read
+    /// timeout: the member went quiet, which says more than "timed out".
+    fn which_timeout(
+        &self,
+        err: UpstreamError,
+        started: tokio::time::Instant,
+        deadline: Duration,
+    ) -> UpstreamError {
+        match (err, self.read_timeout) {
+            (UpstreamError::Timeout(_), Some(quiet)) if started.elapsed() < deadline => {
+                UpstreamError::Quiet(quiet)
+            }
+            (err, _) => err,
+        }
     }
 
     async fn post(

@@ -17,6 +17,10 @@ pub enum UpstreamError {
     /// No answer within the deadline; the member may have run the call.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The member sent nothing for this long in the middle of an answer
+    /// (its `read_timeout`); it may have run the call.
+    #[error("the member sent nothing for {0:?} (read_timeout)")]
+    Quiet(Duration),
     /// The connection broke after the request was sent.
     #[error("transport error: {}", chain(.0))]
     Transport(#[source] reqwest::Error),

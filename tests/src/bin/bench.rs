@@ -30,7 +30,8 @@ use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]";
+const USAGE: &str =
+    "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]";
 
 struct Args {
     duration: Duration,

@@ -166,3 +166,27 @@ async fn max_concurrency_caps_calls_in_flight_on_a_member() {
     assert_eq!(status.servers[0].state, "ready");
     stack.stop().await;
 }
+
+/// `http.read_timeout` ends a call whose member goes quiet before the call's
+/// own deadline, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_ends_a_call_when_the_member_goes_quiet() {
+    let slow = FakeMcp::new("slow").start().await;
+    let yaml = format!(
+        "mcp_servers:\n  slow:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 0.1\n    http: {{read_timeout: 0.3}}\n",
+        slow.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let client = stack.client().await;
+    let call =
+        json!({"mcp_server": "slow", "tool": "sleep", "arguments": {"ms": 5000}, "timeout": 60});
+    let out = client.hangar_call(json!({"calls": [call]})).await;
+    let result = &out["results"][0];
+    assert_eq!(result["error_type"], "TimeoutError", "{out}");
+    let error = result["error"].as_str().unwrap();
+    assert!(error.contains("read_timeout"), "{error}");
+    let fast = json!({"mcp_server": "slow", "tool": "add", "arguments": {"a": 1, "b": 1}});
+    let out = client.hangar_call(json!({"calls": [fast]})).await;
+    assert_eq!(out["succeeded"], 1, "a quick answer is not affected: {out}");
+    stack.stop().await;
+}
