@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use self::read::{Ctx, Keys};
 use crate::error::ConfigErrors;
 use crate::locate::{Index, Path};
-use crate::model::{Config, Server};
+use crate::model::{Config, RemoteServer, Server};
 use crate::parse::Node;
 
 /// MCP Hangar modes that Hangar does not implement yet.
@@ -40,6 +40,38 @@ enum Kind {
 }
 
 type Kinds<'n> = HashMap<&'n str, Kind>;
+
+/// What remote and subprocess servers both have.
+struct Shared {
+    health_check_interval: std::time::Duration,
+    max_consecutive_failures: u32,
+    description: Option<String>,
+    max_concurrency: Option<u32>,
+}
+
+/// Reads the keys every member server has. `idle_ttl_s` is checked and
+/// dropped: accepted so MCP Hangar files load, while Hangar keeps members
+/// warm (see the README).
+fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shared> {
+    let interval = cx
+        .optional(fields, "health_check_interval_s", Ctx::seconds)
+        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
+    let failures = cx
+        .optional(fields, "max_consecutive_failures", |cx, p, n| {
+            cx.uint(p, n, 1)
+        })
+        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
+    let description = cx.optional(fields, "description", Ctx::string);
+    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
+    let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
+    idle_ttl?;
+    Some(Shared {
+        health_check_interval: interval?,
+        max_consecutive_failures: failures?,
+        description: description?,
+        max_concurrency: max_concurrency?,
+    })
+}
 
 /// Validates a parsed file. `Err` holds every error, sorted by position.
 pub(crate) fn validate(

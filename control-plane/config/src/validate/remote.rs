@@ -93,19 +93,7 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
     let endpoint = cx
         .required(fields, "endpoint")
         .and_then(|node| endpoint(cx, &fields.path.key("endpoint"), node));
-    let interval = cx
-        .optional(fields, "health_check_interval_s", Ctx::seconds)
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
-    let failures = cx
-        .optional(fields, "max_consecutive_failures", |cx, p, n| {
-            cx.uint(p, n, 1)
-        })
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
-    let description = cx.optional(fields, "description", Ctx::string);
-    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
-    // Accepted so MCP Hangar files load; members here are never stopped
-    // for idleness (see the README).
-    let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
+    let shared = super::shared(cx, fields);
     let mut headers = Headers::default();
     let top_headers = cx.optional(fields, "headers", |cx, p, n| headers.add_map(cx, p, n));
     let http = cx.optional(fields, "http", |cx, p, n| http(cx, p, n, &mut headers));
@@ -125,18 +113,18 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
         return None;
     }
     top_headers?;
-    idle_ttl?;
+    let shared = shared?;
     Some(RemoteServer {
         endpoint,
-        health_check_interval: interval?,
-        max_consecutive_failures: failures?,
-        description: description?,
+        health_check_interval: shared.health_check_interval,
+        max_consecutive_failures: shared.max_consecutive_failures,
+        description: shared.description,
         headers: headers.ok?,
         basic_auth: basic_auth?.flatten(),
         tls,
         connect_timeout: connect_timeout.unwrap_or(RemoteServer::DEFAULT_CONNECT_TIMEOUT),
         read_timeout: read_timeout.unwrap_or(RemoteServer::DEFAULT_READ_TIMEOUT),
-        max_concurrency: max_concurrency?,
+        max_concurrency: shared.max_concurrency,
     })
 }
 

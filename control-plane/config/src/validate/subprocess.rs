@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 
 use super::read::{Ctx, Fields, Keys};
 use crate::locate::Path;
-use crate::model::{RemoteServer, SubprocessServer};
+use crate::model::SubprocessServer;
 use crate::parse::Node;
 
 pub(super) const SUBPROCESS_KEYS: Keys = Keys {
@@ -42,31 +42,19 @@ pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<Subpro
     let env = cx.optional(fields, "env", env);
     let cwd = cx.optional(fields, "cwd", Ctx::string);
     let replicas = cx.optional(fields, "replicas", replicas);
-    let interval = cx
-        .optional(fields, "health_check_interval_s", Ctx::seconds)
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
-    let failures = cx
-        .optional(fields, "max_consecutive_failures", |cx, p, n| {
-            cx.uint(p, n, 1)
-        })
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
-    let description = cx.optional(fields, "description", Ctx::string);
-    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
-    // Accepted so MCP Hangar files load; Hangar keeps every copy running
-    // so it can be probed and balanced (see the README).
-    let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
+    let shared = super::shared(cx, fields);
     let mut command = command?;
     command.extend(args?.unwrap_or_default());
-    idle_ttl?;
+    let shared = shared?;
     Some(SubprocessServer {
         command,
         env: env?.unwrap_or_default(),
         cwd: cwd?,
         replicas: replicas?.unwrap_or(1),
-        health_check_interval: interval?,
-        max_consecutive_failures: failures?,
-        description: description?,
-        max_concurrency: max_concurrency?,
+        health_check_interval: shared.health_check_interval,
+        max_consecutive_failures: shared.max_consecutive_failures,
+        description: shared.description,
+        max_concurrency: shared.max_concurrency,
     })
 }
 
