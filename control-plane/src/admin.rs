@@ -19,7 +19,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
 use crate::state::{ApplyError, ConfigState};
-use crate::status;
+use crate::{error_chain, status};
 
 /// Implements `hangar.v1.AdminService`.
 #[derive(Debug, Clone)]
@@ -61,12 +61,13 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        let result = self.state.apply(source_name, &req.yaml);
+        let result = self.state.apply(source_name, &req.yaml).await;
         self.metrics.applied(match &result {
             Ok(applied) if applied.changed => ApplyResult::Applied,
             Ok(_) => ApplyResult::Unchanged,
             Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
             Err(ApplyError::Store(_)) => ApplyResult::Failed,
+            Err(ApplyError::Conflict { .. }) => ApplyResult::Conflict,
         });
         match result {
             Ok(applied) => Ok(Response::new(ApplyResponse {
@@ -74,6 +75,8 @@ impl AdminService for Admin {
                 changed: applied.changed,
             })),
             Err(ApplyError::Invalid(errors)) => Err(invalid_config(&errors)),
+            // ABORTED: the client should re-read and retry, unlike UNAVAILABLE.
+            Err(err @ ApplyError::Conflict { .. }) => Err(Status::aborted(err.to_string())),
             Err(err @ ApplyError::Store(_)) => {
                 let message = error_chain(&err);
                 tracing::error!(error = %message, "cannot store config");
@@ -189,16 +192,4 @@ fn invalid_config(errors: &ConfigErrors) -> Status {
         message,
         details.encode_to_vec().into(),
     )
-}
-
-/// `outer: cause: root cause`, for messages that leave the process.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
