@@ -183,6 +183,53 @@ async fn etcd_outage_keeps_serving_and_recovers() {
     b.stop().await;
 }
 
+/// A data plane whose replica is stopped fails over to the other one
+/// without failing a call, and gets the next apply from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_fails_over_to_another_replica() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mcp = FakeMcp::new("a").start().await;
+    let a = ControlPlane::start_with(etcd.replica_settings()).await;
+    let b = ControlPlane::start_with(etcd.replica_settings()).await;
+    let dp = data_plane_on(&a, &b).await;
+    a.apply(&configs::recipe(&[mcp.url()], 0.2, 2))
+        .await
+        .expect("apply through A");
+    wait_acked(&a, 1).await;
+    assert!(b.status().await.data_planes.is_empty());
+
+    let client = dp.client().await;
+    let calls = async {
+        // Calls all through the failover: none may fail.
+        let mut succeeded = 0;
+        for _ in 0..20 {
+            let out = client
+                .batch("my-mcp-group", "add", json!({"a": 1, "b": 2}), 5)
+                .await;
+            assert_eq!(out["succeeded"], 5, "{out}");
+            succeeded += 5;
+        }
+        succeeded
+    };
+    let failover = async {
+        a.stop().await;
+        wait_acked(&b, 1).await;
+    };
+    let (succeeded, ()) = tokio::join!(calls, failover);
+    assert_eq!(succeeded, 100);
+
+    let applied = b
+        .apply(&configs::recipe(&[mcp.url()], 0.3, 2))
+        .await
+        .expect("apply through B");
+    assert_eq!(applied.version, 2);
+    wait_acked(&b, 2).await;
+    dp.stop().await;
+    b.stop().await;
+}
+
 /// How many applies [`apply_to_ack`] times.
 const ROUNDS: u32 = 10;
 
