@@ -18,6 +18,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
+use crate::replicas::Peers;
 use crate::state::{ApplyError, ConfigState};
 use crate::{error_chain, status};
 
@@ -27,6 +28,8 @@ pub struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
+    /// Other replicas' data planes, with the shared store.
+    peers: Option<Peers>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
 }
@@ -44,8 +47,15 @@ impl Admin {
             state,
             fleet,
             metrics,
+            peers: None,
             shutdown,
         }
+    }
+
+    /// Also rolls up the data planes of other replicas.
+    pub fn with_peers(mut self, peers: Option<Peers>) -> Self {
+        self.peers = peers;
+        self
     }
 }
 
@@ -89,7 +99,7 @@ impl AdminService for Admin {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(self.rollup()))
+        Ok(Response::new(self.rollup().await))
     }
 
     async fn version(
@@ -122,9 +132,23 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 // === impl Admin ===
 
 impl Admin {
-    fn rollup(&self) -> StatusResponse {
+    async fn rollup(&self) -> StatusResponse {
+        let mut planes = self.fleet.planes();
+        if let Some(peers) = &self.peers {
+            // A data plane that moved between replicas can be reported by
+            // both for a moment: this replica's view wins, then the
+            // freshest of the others.
+            let mut others = peers.planes().await;
+            others.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
+            for plane in others {
+                if !planes.iter().any(|p| p.node_id == plane.node_id) {
+                    planes.push(plane);
+                }
+            }
+            planes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        }
+        // After the read from etcd, so the config is the freshest one.
         let current = self.state.current();
-        let planes = self.fleet.planes();
         status::rollup(
             current.version,
             &current.config,
@@ -139,7 +163,7 @@ impl Admin {
         let mut fleet = self.fleet.changes();
         let mut config = self.state.subscribe();
         loop {
-            if tx.send(Ok(self.rollup())).await.is_err() {
+            if tx.send(Ok(self.rollup().await)).await.is_err() {
                 return;
             }
             tokio::select! {

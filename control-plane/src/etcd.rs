@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, KeyValue, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
 };
 
 use crate::error_chain;
@@ -77,6 +77,7 @@ impl EtcdSettings {
 pub struct EtcdStore {
     client: Client,
     key: String,
+    prefix: String,
     endpoints: String,
 }
 
@@ -110,6 +111,7 @@ impl EtcdStore {
         Ok(Self {
             client,
             key: format!("{}/config", settings.prefix),
+            prefix: settings.prefix.clone(),
             endpoints,
         })
     }
@@ -221,6 +223,64 @@ impl EtcdStore {
                 }
             }
         }
+    }
+
+    /// Writes `records` (node id, value) as this replica's health reports
+    /// on a fresh lease of `ttl`, then revokes `previous`: a report is
+    /// moved to the new lease, so revoking removes only data planes this
+    /// replica no longer knows. Returns the new lease; a replica that dies
+    /// leaves reports that vanish after `ttl`.
+    pub async fn share_health(
+        &self,
+        replica: &str,
+        records: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+        previous: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let mut client = self.client.clone();
+        let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let lease = self.timed(client.lease_grant(ttl, None)).await?.id();
+        for (node, value) in records {
+            let key = format!("{}/health/{replica}/{node}", self.prefix);
+            let options = PutOptions::new().with_lease(lease);
+            self.timed(client.put(key, value, Some(options))).await?;
+        }
+        if let Some(previous) = previous {
+            self.revoke(previous).await;
+        }
+        Ok(lease)
+    }
+
+    /// Deletes the reports on `lease` now rather than when it runs out.
+    /// Failing only leaves them listed until then.
+    pub async fn revoke(&self, lease: i64) {
+        let mut client = self.client.clone();
+        if let Err(err) = self.timed(client.lease_revoke(lease)).await {
+            tracing::debug!(error = %error_chain(&err), "cannot revoke a health lease");
+        }
+    }
+
+    /// The health reports of every replica but `replica`, as written by
+    /// [`EtcdStore::share_health`]; waits at most `patience`.
+    pub async fn other_health(
+        &self,
+        replica: &str,
+        patience: Duration,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut client = self.client.clone();
+        let all = format!("{}/health/", self.prefix);
+        let own = format!("{all}{replica}/");
+        let read = client.get(all.as_str(), Some(GetOptions::new().with_prefix()));
+        let response = match tokio::time::timeout(patience, read).await {
+            Ok(result) => result.map_err(|source| self.unavailable(source))?,
+            Err(_) => return Err(self.unavailable(format!("no answer within {patience:?}"))),
+        };
+        Ok(response
+            .kvs()
+            .iter()
+            .filter(|kv| !kv.key().starts_with(own.as_bytes()))
+            .map(|kv| kv.value().to_vec())
+            .collect())
     }
 
     fn decode(&self, kv: &KeyValue) -> Result<(StoredConfig, Revision), StoreError> {

@@ -9,6 +9,7 @@
 //!   choice between it and etcd.
 //! - [`etcd`]: the config key shared by replicas: compare-and-swap writes, a watch.
 //! - [`state`]: the config in force; validates, versions and publishes applies.
+//! - [`replicas`]: data-plane health shared between replicas through etcd.
 //! - [`fleet`]: connected data planes, their acked versions and health reports.
 //! - [`status`]: the health rollup per server and group.
 //! - [`admin`]: the `AdminService` gRPC service (apply, status).
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod etcd;
 pub mod fleet;
 pub mod metrics;
+pub mod replicas;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -40,6 +42,7 @@ use crate::auth::{Access, AdminGate, DataPlaneGate, ExposureError, ServerTls};
 use crate::etcd::{EtcdSettings, EtcdStore};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
+use crate::replicas::Peers;
 use crate::state::{ConfigState, LoadError};
 use crate::store::{ConfigStore, Store};
 
@@ -115,21 +118,29 @@ pub struct ControlPlane {
     access: Arc<Access>,
     tls: Option<ServerTls>,
     metrics: Arc<Metrics>,
+    /// The other replicas, with the shared store.
+    peers: Option<Peers>,
 }
 
 impl ControlPlane {
     /// Opens the store and loads the stored config, if any. With etcd the
     /// latest config must be readable: a replica does not start empty.
     pub async fn open(settings: &Settings) -> Result<Self, RunError> {
-        let (store, location) = match &settings.store {
+        let (store, location, peers) = match &settings.store {
             StoreLocation::Dir(dir) => (
                 ConfigStore::Local(Store::open(dir).map_err(LoadError::from)?),
                 dir.display().to_string(),
+                None,
             ),
             StoreLocation::Etcd(etcd) => {
                 let store = EtcdStore::connect(etcd).await.map_err(LoadError::from)?;
                 let location = format!("etcd://{} {}", store.endpoints(), etcd.prefix);
-                (ConfigStore::Etcd(Box::new(store)), location)
+                // Unique per run: a restarted replica's old reports expire
+                // with their lease instead of being taken over.
+                let replica = uuid::Uuid::new_v4().simple().to_string();
+                tracing::info!(replica.id = %replica, "replica on etcd");
+                let peers = Peers::new(store.clone(), replica);
+                (ConfigStore::Etcd(Box::new(store)), location, Some(peers))
             }
         };
         let state = Arc::new(ConfigState::load(store).await?);
@@ -145,6 +156,7 @@ impl ControlPlane {
             fleet,
             access: Arc::new(settings.access.clone()),
             tls: settings.tls.clone(),
+            peers,
         })
     }
 
@@ -166,12 +178,16 @@ impl ControlPlane {
         self.log_protection(addr);
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
         tokio::spawn(self.state.clone().follow_store(shutdown.clone()));
+        if let Some(peers) = &self.peers {
+            tokio::spawn(peers.clone().share(self.fleet.clone(), shutdown.clone()));
+        }
         let admin = admin::Admin::new(
             self.state.clone(),
             self.fleet.clone(),
             self.metrics.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_peers(self.peers.clone());
         let data_planes = stream::DataPlanes::new(
             self.state.clone(),
             self.fleet.clone(),

@@ -42,6 +42,22 @@ async fn apply_on_one_replica_reaches_data_planes_of_another() {
         .await;
     assert_eq!(out["succeeded"], 2, "{out}");
 
+    // B rolls up the health that A's data plane reports, once; A lists it once.
+    eventually("B to roll up the data plane on A", || async {
+        let status = b.status().await;
+        let [plane] = status.data_planes.as_slice() else {
+            return None;
+        };
+        let server = status.servers.iter().find(|s| s.id == "my-mcp")?;
+        (plane.node_id == "dp-1"
+            && plane.acked_version == 1
+            && server.reported_by == 1
+            && server.healthy_on == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(a.status().await.data_planes.len(), 1);
+
     // Re-applying through the other replica is no new version.
     let again = a.apply(&yaml).await.expect("same config through A");
     assert_eq!((again.version, again.changed), (1, false));
@@ -219,6 +235,8 @@ async fn data_plane_fails_over_to_another_replica() {
     };
     let (succeeded, ()) = tokio::join!(calls, failover);
     assert_eq!(succeeded, 100);
+    // Whether from its own stream or from A's last report, B lists it once.
+    assert_eq!(b.status().await.data_planes.len(), 1);
 
     let applied = b
         .apply(&configs::recipe(&[mcp.url()], 0.3, 2))
