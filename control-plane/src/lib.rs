@@ -134,7 +134,7 @@ impl ControlPlane {
             ),
             StoreLocation::Etcd(etcd) => {
                 let store = EtcdStore::connect(etcd).await.map_err(LoadError::from)?;
-                let location = format!("etcd://{} {}", store.endpoints(), etcd.prefix);
+                let location = format!("etcd {} under {}", store.endpoints(), etcd.prefix);
                 // Unique per run: a restarted replica's old reports expire
                 // with their lease instead of being taken over.
                 let replica = uuid::Uuid::new_v4().simple().to_string();

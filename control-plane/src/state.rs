@@ -135,6 +135,12 @@ impl ConfigState {
     pub async fn apply(&self, source_name: &str, yaml: &str) -> Result<Applied, ApplyError> {
         let config = hangar_config::load(source_name, yaml).map_err(ApplyError::Invalid)?;
         let _writer = self.writer.lock().await;
+        // Build on the latest stored config, not on what the watch has
+        // delivered so far: a lagging watch would otherwise call a config
+        // "unchanged" that another replica has since replaced.
+        if let Some((latest, revision)) = self.store.latest().await? {
+            self.adopt(latest, revision);
+        }
         let base = self.current();
         if *base.config == config {
             return Ok(Applied {
@@ -247,7 +253,7 @@ impl ConfigState {
                         config.version = version,
                         config.servers = servers,
                         config.groups = groups,
-                        "config applied by another replica"
+                        "config updated from the shared store"
                     );
                 }
             }

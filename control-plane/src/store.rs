@@ -179,6 +179,15 @@ impl ConfigStore {
         }
     }
 
+    /// The latest stored config when others may have written one since
+    /// this control plane last looked; `None` when it is the only writer.
+    pub async fn latest(&self) -> Result<Option<(StoredConfig, Revision)>, StoreError> {
+        match self {
+            Self::Local(_) => Ok(None),
+            Self::Etcd(store) => store.load().await,
+        }
+    }
+
     /// Stores `config` if the store still holds revision `base`.
     pub async fn save(&self, config: &StoredConfig, base: Revision) -> Result<Saved, StoreError> {
         match self {
