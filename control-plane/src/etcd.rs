@@ -106,7 +106,7 @@ impl EtcdStore {
             .await
             .map_err(|source| StoreError::Unavailable {
                 endpoints: endpoints.clone(),
-                source: source.into(),
+                source: readable(source),
             })?;
         Ok(Self {
             client,
@@ -201,7 +201,7 @@ impl EtcdStore {
             let response = match stream.message().await {
                 Ok(Some(response)) => response,
                 Ok(None) => return self.unavailable("the watch stream ended"),
-                Err(source) => return self.unavailable(source),
+                Err(source) => return self.unavailable(readable(source)),
             };
             if response.canceled() {
                 return self.unavailable(format!(
@@ -272,7 +272,7 @@ impl EtcdStore {
         let own = format!("{all}{replica}/");
         let read = client.get(all.as_str(), Some(GetOptions::new().with_prefix()));
         let response = match tokio::time::timeout(patience, read).await {
-            Ok(result) => result.map_err(|source| self.unavailable(source))?,
+            Ok(result) => result.map_err(|source| self.unavailable(readable(source)))?,
             Err(_) => return Err(self.unavailable(format!("no answer within {patience:?}"))),
         };
         Ok(response
@@ -297,7 +297,7 @@ impl EtcdStore {
         request: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-            Ok(result) => result.map_err(|source| self.unavailable(source)),
+            Ok(result) => result.map_err(|source| self.unavailable(readable(source))),
             Err(_) => Err(self.unavailable(format!("no answer within {REQUEST_TIMEOUT:?}"))),
         }
     }
@@ -311,6 +311,27 @@ impl EtcdStore {
             source: source.into(),
         }
     }
+}
+
+/// An etcd client error as a reader wants it: the client shows a failed
+/// request as the Debug form of its gRPC status, which buries the cause
+/// ("connection refused") in struct syntax.
+fn readable(err: etcd_client::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    let etcd_client::Error::GRpcStatus(status) = err else {
+        return Box::new(err);
+    };
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(&status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Transport errors repeat their inner error's text in their own.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.into()
 }
 
 #[cfg(test)]
