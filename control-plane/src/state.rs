@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_chain;
-use crate::store::{ConfigStore, Revision, Saved, StoreError, StoredConfig};
+use crate::store::{ConfigStore, Latest, Revision, Saved, StoreError, StoredConfig};
 
 /// The config in force.
 #[derive(Debug, Clone)]
@@ -138,10 +138,16 @@ impl ConfigState {
         // Build on the latest stored config, not on what the watch has
         // delivered so far: a lagging watch would otherwise call a config
         // "unchanged" that another replica has since replaced.
-        if let Some((latest, revision)) = self.store.latest().await? {
-            self.adopt(latest, revision);
+        let mut recreate = false;
+        match self.store.latest().await? {
+            Latest::Stored(latest, revision) => self.adopt(latest, revision),
+            // Deleted by hand: the next version creates the key again, and
+            // versions go on from the one in force.
+            Latest::Absent => recreate = true,
+            Latest::OnlyWriter => {}
         }
         let base = self.current();
+        let base_revision = if recreate { 0 } else { base.revision };
         if *base.config == config {
             return Ok(Applied {
                 version: base.version,
@@ -154,7 +160,7 @@ impl ConfigState {
             yaml: yaml.to_owned(),
         };
         // Durable first: a data plane must never run a version the store lost.
-        match self.store.save(&stored, base.revision).await? {
+        match self.store.save(&stored, base_revision).await? {
             Saved::Done { revision } => {
                 let version = stored.version;
                 let next = current_of(version, config, revision);

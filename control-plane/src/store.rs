@@ -93,8 +93,8 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    /// The config key was deleted by hand after this replica read it.
-    #[error("etcd key {key} was deleted; restore it or re-apply on a fresh prefix")]
+    /// The config key was deleted by hand during an apply.
+    #[error("etcd key {key} was deleted during the apply; re-run apply")]
     Missing {
         /// The config key.
         key: String,
@@ -155,6 +155,17 @@ impl Store {
     }
 }
 
+/// What [`ConfigStore::latest`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Latest {
+    /// The embedded store: what this control plane holds is the latest.
+    OnlyWriter,
+    /// Nothing stored (yet, or deleted by hand).
+    Absent,
+    /// This config, at this revision.
+    Stored(StoredConfig, Revision),
+}
+
 /// Where a control plane keeps its config.
 #[derive(Debug, Clone)]
 pub enum ConfigStore {
@@ -179,12 +190,15 @@ impl ConfigStore {
         }
     }
 
-    /// The latest stored config when others may have written one since
-    /// this control plane last looked; `None` when it is the only writer.
-    pub async fn latest(&self) -> Result<Option<(StoredConfig, Revision)>, StoreError> {
+    /// What the store holds now, when others may have written since this
+    /// control plane last looked.
+    pub async fn latest(&self) -> Result<Latest, StoreError> {
         match self {
-            Self::Local(_) => Ok(None),
-            Self::Etcd(store) => store.load().await,
+            Self::Local(_) => Ok(Latest::OnlyWriter),
+            Self::Etcd(store) => Ok(match store.load().await? {
+                Some((stored, revision)) => Latest::Stored(stored, revision),
+                None => Latest::Absent,
+            }),
         }
     }
 

@@ -248,6 +248,42 @@ async fn data_plane_fails_over_to_another_replica() {
     b.stop().await;
 }
 
+/// A config key deleted by hand in etcd does not wedge applies: the next
+/// apply creates it again with the next version, and data planes get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_recreates_a_deleted_config_key() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mcp = FakeMcp::new("a").start().await;
+    let a = ControlPlane::start_with(etcd.replica_settings()).await;
+    let dp = DataPlane::start(&a.url(), "dp-1").await;
+    a.apply(&configs::recipe(&[mcp.url()], 0.2, 2))
+        .await
+        .expect("first apply");
+    wait_acked(&a, 1).await;
+
+    let mut client =
+        etcd_client::Client::connect([etcd.store_url().replace("etcd://", "http://")], None)
+            .await
+            .expect("etcd client");
+    let deleted = client.delete("/hangar/config", None).await.expect("delete");
+    assert_eq!(deleted.deleted(), 1);
+
+    let applied = a
+        .apply(&configs::recipe(&[mcp.url()], 0.3, 2))
+        .await
+        .expect("apply after the delete");
+    assert_eq!((applied.version, applied.changed), (2, true));
+    wait_acked(&a, 2).await;
+    let stored = client.get("/hangar/config", None).await.expect("get");
+    let stored: serde_json::Value =
+        serde_json::from_slice(stored.kvs()[0].value()).expect("stored JSON");
+    assert_eq!(stored["version"], 2);
+    dp.stop().await;
+    a.stop().await;
+}
+
 /// How many applies [`apply_to_ack`] times.
 const ROUNDS: u32 = 10;
 
