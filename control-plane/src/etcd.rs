@@ -28,6 +28,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// closing its sockets ends the watch instead of leaving it silent forever.
 const KEEP_ALIVE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(3));
 
+/// Health reports written per transaction (etcd's default cap is 128).
+const HEALTH_BATCH: usize = 100;
+
 /// Where the shared store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdSettings {
@@ -240,10 +243,18 @@ impl EtcdStore {
         let mut client = self.client.clone();
         let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let lease = self.timed(client.lease_grant(ttl, None)).await?.id();
-        for (node, value) in records {
-            let key = format!("{}/health/{replica}/{node}", self.prefix);
-            let options = PutOptions::new().with_lease(lease);
-            self.timed(client.put(key, value, Some(options))).await?;
+        // One transaction per batch rather than one request per data plane;
+        // etcd caps a transaction at 128 operations by default.
+        let puts: Vec<TxnOp> = records
+            .into_iter()
+            .map(|(node, value)| {
+                let key = format!("{}/health/{replica}/{node}", self.prefix);
+                TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))
+            })
+            .collect();
+        for batch in puts.chunks(HEALTH_BATCH) {
+            let txn = Txn::new().and_then(batch.to_vec());
+            self.timed(client.txn(txn)).await?;
         }
         if let Some(previous) = previous {
             self.revoke(previous).await;
