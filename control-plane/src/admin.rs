@@ -18,8 +18,9 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
+use crate::replicas::Peers;
 use crate::state::{ApplyError, ConfigState};
-use crate::status;
+use crate::{error_chain, status};
 
 /// Implements `hangar.v1.AdminService`.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
+    /// Other replicas' data planes, with the shared store.
+    peers: Option<Peers>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
 }
@@ -44,8 +47,15 @@ impl Admin {
             state,
             fleet,
             metrics,
+            peers: None,
             shutdown,
         }
+    }
+
+    /// Also rolls up the data planes of other replicas.
+    pub fn with_peers(mut self, peers: Option<Peers>) -> Self {
+        self.peers = peers;
+        self
     }
 }
 
@@ -61,12 +71,13 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        let result = self.state.apply(source_name, &req.yaml);
+        let result = self.state.apply(source_name, &req.yaml).await;
         self.metrics.applied(match &result {
             Ok(applied) if applied.changed => ApplyResult::Applied,
             Ok(_) => ApplyResult::Unchanged,
             Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
             Err(ApplyError::Store(_)) => ApplyResult::Failed,
+            Err(ApplyError::Conflict { .. }) => ApplyResult::Conflict,
         });
         match result {
             Ok(applied) => Ok(Response::new(ApplyResponse {
@@ -74,6 +85,8 @@ impl AdminService for Admin {
                 changed: applied.changed,
             })),
             Err(ApplyError::Invalid(errors)) => Err(invalid_config(&errors)),
+            // ABORTED: the client should re-read and retry, unlike UNAVAILABLE.
+            Err(err @ ApplyError::Conflict { .. }) => Err(Status::aborted(err.to_string())),
             Err(err @ ApplyError::Store(_)) => {
                 let message = error_chain(&err);
                 tracing::error!(error = %message, "cannot store config");
@@ -86,7 +99,7 @@ impl AdminService for Admin {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(self.rollup()))
+        Ok(Response::new(self.rollup().await))
     }
 
     async fn version(
@@ -119,9 +132,23 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 // === impl Admin ===
 
 impl Admin {
-    fn rollup(&self) -> StatusResponse {
+    async fn rollup(&self) -> StatusResponse {
+        let mut planes = self.fleet.planes();
+        if let Some(peers) = &self.peers {
+            // A data plane that moved between replicas can be reported by
+            // both for a moment: this replica's view wins, then the
+            // freshest of the others.
+            let mut others = peers.planes().await;
+            others.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
+            for plane in others {
+                if !planes.iter().any(|p| p.node_id == plane.node_id) {
+                    planes.push(plane);
+                }
+            }
+            planes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        }
+        // After the read from etcd, so the config is the freshest one.
         let current = self.state.current();
-        let planes = self.fleet.planes();
         status::rollup(
             current.version,
             &current.config,
@@ -136,7 +163,7 @@ impl Admin {
         let mut fleet = self.fleet.changes();
         let mut config = self.state.subscribe();
         loop {
-            if tx.send(Ok(self.rollup())).await.is_err() {
+            if tx.send(Ok(self.rollup().await)).await.is_err() {
                 return;
             }
             tokio::select! {
@@ -189,16 +216,4 @@ fn invalid_config(errors: &ConfigErrors) -> Status {
         message,
         details.encode_to_vec().into(),
     )
-}
-
-/// `outer: cause: root cause`, for messages that leave the process.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

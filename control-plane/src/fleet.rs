@@ -76,7 +76,7 @@ pub struct DataPlane {
     pub last_nack: Option<String>,
     /// Member health from the last report, by server id.
     pub health: BTreeMap<String, MemberHealth>,
-    connection: u64,
+    pub(crate) connection: u64,
 }
 
 impl DataPlane {

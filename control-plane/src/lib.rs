@@ -1,11 +1,15 @@
 //! Hangar's control plane: holds the versioned config, persists it in an
-//! embedded store, streams snapshots to every connected data plane over gRPC
-//! and rolls their health reports up for `hangarctl status`.
+//! embedded store or in etcd shared by several replicas, streams snapshots
+//! to every connected data plane over gRPC and rolls their health reports
+//! up for `hangarctl status`.
 //!
 //! # Layout
 //! - [`auth`]: tokens and TLS: who may call which API.
-//! - [`store`]: the state directory (atomic, crash-safe writes).
+//! - [`store`]: the state directory (atomic, crash-safe writes), and the
+//!   choice between it and etcd.
+//! - [`etcd`]: the config key shared by replicas: compare-and-swap writes, a watch.
 //! - [`state`]: the config in force; validates, versions and publishes applies.
+//! - [`replicas`]: data-plane health shared between replicas through etcd.
 //! - [`fleet`]: connected data planes, their acked versions and health reports.
 //! - [`status`]: the health rollup per server and group.
 //! - [`admin`]: the `AdminService` gRPC service (apply, status).
@@ -14,8 +18,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod etcd;
 pub mod fleet;
 pub mod metrics;
+pub mod replicas;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -33,16 +39,18 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::auth::{Access, AdminGate, DataPlaneGate, ExposureError, ServerTls};
+use crate::etcd::{EtcdSettings, EtcdStore};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
+use crate::replicas::Peers;
 use crate::state::{ConfigState, LoadError};
-use crate::store::Store;
+use crate::store::{ConfigStore, Store};
 
 /// Everything the control plane needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Directory of the embedded store.
-    pub state_dir: PathBuf,
+    /// Where the config is kept.
+    pub store: StoreLocation,
     /// A data plane silent for this long stops counting in the health
     /// rollup; a disconnected one is forgotten after it.
     pub dataplane_expiry: Duration,
@@ -58,8 +66,17 @@ impl Settings {
 
     /// Settings for a state directory, with defaults for the rest.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self::with_store(StoreLocation::Dir(state_dir.into()))
+    }
+
+    /// Settings for a replica on etcd, with defaults for the rest.
+    pub fn etcd(etcd: EtcdSettings) -> Self {
+        Self::with_store(StoreLocation::Etcd(etcd))
+    }
+
+    fn with_store(store: StoreLocation) -> Self {
         Self {
-            state_dir: state_dir.into(),
+            store,
             dataplane_expiry: Self::DEFAULT_DATAPLANE_EXPIRY,
             access: Access::default(),
             tls: None,
@@ -67,10 +84,19 @@ impl Settings {
     }
 }
 
+/// Where the config is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded store in this directory: a single control plane.
+    Dir(PathBuf),
+    /// etcd, shared by any number of replicas.
+    Etcd(EtcdSettings),
+}
+
 /// Why the control plane stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The state directory could not be opened or holds a bad config.
+    /// The store could not be opened or holds a bad config.
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The listener's address could not be read.
@@ -92,16 +118,35 @@ pub struct ControlPlane {
     access: Arc<Access>,
     tls: Option<ServerTls>,
     metrics: Arc<Metrics>,
+    /// The other replicas, with the shared store.
+    peers: Option<Peers>,
 }
 
 impl ControlPlane {
-    /// Opens the state directory and loads the stored config, if any.
-    pub fn open(settings: &Settings) -> Result<Self, RunError> {
-        let store = Store::open(&settings.state_dir).map_err(LoadError::from)?;
-        let state = Arc::new(ConfigState::load(store)?);
+    /// Opens the store and loads the stored config, if any. With etcd the
+    /// latest config must be readable: a replica does not start empty.
+    pub async fn open(settings: &Settings) -> Result<Self, RunError> {
+        let (store, location, peers) = match &settings.store {
+            StoreLocation::Dir(dir) => (
+                ConfigStore::Local(Store::open(dir).map_err(LoadError::from)?),
+                dir.display().to_string(),
+                None,
+            ),
+            StoreLocation::Etcd(etcd) => {
+                let store = EtcdStore::connect(etcd).await.map_err(LoadError::from)?;
+                let location = format!("etcd {} under {}", store.endpoints(), etcd.prefix);
+                // Unique per run: a restarted replica's old reports expire
+                // with their lease instead of being taken over.
+                let replica = uuid::Uuid::new_v4().simple().to_string();
+                tracing::info!(replica.id = %replica, "replica on etcd");
+                let peers = Peers::new(store.clone(), replica);
+                (ConfigStore::Etcd(Box::new(store)), location, Some(peers))
+            }
+        };
+        let state = Arc::new(ConfigState::load(store).await?);
         tracing::info!(
             config.version = state.current().version,
-            state.dir = %settings.state_dir.display(),
+            config.store = %location,
             "config loaded"
         );
         let fleet = Arc::new(Fleet::new(settings.dataplane_expiry));
@@ -111,6 +156,7 @@ impl ControlPlane {
             fleet,
             access: Arc::new(settings.access.clone()),
             tls: settings.tls.clone(),
+            peers,
         })
     }
 
@@ -131,12 +177,17 @@ impl ControlPlane {
         auth::check_exposure(addr, &self.access, self.tls.as_ref())?;
         self.log_protection(addr);
         tokio::spawn(expire_loop(self.fleet.clone(), shutdown.clone()));
+        tokio::spawn(self.state.clone().follow_store(shutdown.clone()));
+        if let Some(peers) = &self.peers {
+            tokio::spawn(peers.clone().share(self.fleet.clone(), shutdown.clone()));
+        }
         let admin = admin::Admin::new(
             self.state.clone(),
             self.fleet.clone(),
             self.metrics.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_peers(self.peers.clone());
         let data_planes = stream::DataPlanes::new(
             self.state.clone(),
             self.fleet.clone(),
@@ -188,15 +239,28 @@ impl ControlPlane {
     }
 }
 
-/// Opens the state directory and serves until `shutdown` is cancelled.
+/// Opens the store and serves until `shutdown` is cancelled.
 pub async fn run(
     listener: TcpListener,
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    ControlPlane::open(&settings)?
+    ControlPlane::open(&settings)
+        .await?
         .serve(listener, shutdown)
         .await
+}
+
+/// `outer: cause: root cause`, for messages that leave the process.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Forgets disconnected data planes once they expire.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use hangar_control_plane::StoreLocation;
 use hangar_control_plane::auth::{self, Access, ServerTls};
+use hangar_control_plane::etcd::EtcdSettings;
 use hangar_proto::auth::Token;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +22,13 @@ struct Args {
     /// Directory of the embedded config store; created if missing.
     #[arg(long, default_value = "./hangar-state")]
     state_dir: PathBuf,
+    /// Keep the config in etcd instead, shared by every replica on the same
+    /// --etcd-prefix: etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long, conflicts_with = "state_dir", value_name = "URL")]
+    store: Option<String>,
+    /// Key prefix in etcd of this deployment's replicas.
+    #[arg(long, default_value = EtcdSettings::DEFAULT_PREFIX, requires = "store")]
+    etcd_prefix: String,
     /// Seconds a data plane may stay silent before its health reports stop
     /// counting; a disconnected one is forgotten after that long.
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
@@ -68,6 +77,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let store = match &args.store {
+        Some(url) => StoreLocation::Etcd(
+            EtcdSettings::parse(url, &args.etcd_prefix).map_err(anyhow::Error::msg)?,
+        ),
+        None => StoreLocation::Dir(args.state_dir),
+    };
     let access = Access {
         admin_token: args
             .admin_token_file
@@ -94,7 +109,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let settings = hangar_control_plane::Settings {
-        state_dir: args.state_dir,
+        store,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
         access,
         tls,

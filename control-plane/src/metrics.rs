@@ -46,10 +46,18 @@ pub enum ApplyResult {
     Invalid,
     /// The store could not write it; nothing changed.
     Failed,
+    /// Another replica stored a config first; nothing changed here.
+    Conflict,
 }
 
 impl ApplyResult {
-    const ALL: [Self; 4] = [Self::Applied, Self::Unchanged, Self::Invalid, Self::Failed];
+    const ALL: [Self; 5] = [
+        Self::Applied,
+        Self::Unchanged,
+        Self::Invalid,
+        Self::Failed,
+        Self::Conflict,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +65,7 @@ impl ApplyResult {
             Self::Unchanged => "unchanged",
             Self::Invalid => "invalid",
             Self::Failed => "failed",
+            Self::Conflict => "conflict",
         }
     }
 }
@@ -77,7 +86,7 @@ struct ApplyLabels {
 pub struct Metrics {
     registry: Arc<Registry>,
     /// One counter per [`ApplyResult`], in the order of `ApplyResult::ALL`.
-    applies: [Counter; 4],
+    applies: [Counter; 5],
     snapshots_sent: Counter,
     nacks: Counter,
     push: Histogram,

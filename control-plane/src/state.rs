@@ -1,18 +1,24 @@
 //! The current config: validated, versioned, stored, and watched.
 //!
-//! `ConfigState` is the single writer of the config. Applies are serialized
-//! by a mutex that is never held across an `.await` (the store write is a
-//! short synchronous write of one small file). Every new snapshot is published
-//! on a `watch` channel that each data-plane stream follows.
+//! `ConfigState` is this replica's writer of the config. Its applies are
+//! serialized by an async mutex held across the store write; the config in
+//! force sits behind a plain mutex that is never held across an `.await`,
+//! so readers never wait for the store. Every new snapshot is published on a
+//! `watch` channel that each data-plane stream follows, whether it came from
+//! an apply here or, with the shared store, from another replica's apply
+//! seen through [`ConfigState::follow_store`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hangar_config::{Config, ConfigErrors};
 use hangar_proto::v1::Snapshot;
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError, StoredConfig};
+use crate::error_chain;
+use crate::store::{ConfigStore, Latest, Revision, Saved, StoreError, StoredConfig};
 
 /// The config in force.
 #[derive(Debug, Clone)]
@@ -23,6 +29,8 @@ pub struct Current {
     pub config: Arc<Config>,
     /// What data planes are sent for this version.
     pub snapshot: Arc<Snapshot>,
+    /// Where this version sits in the store; writes are derived from it.
+    revision: Revision,
 }
 
 /// Why an apply was refused.
@@ -34,6 +42,14 @@ pub enum ApplyError {
     /// The config could not be stored; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another replica stored a config first; this one was not stored.
+    #[error(
+        "config changed concurrently (version {version} was applied by another replica); re-run apply"
+    )]
+    Conflict {
+        /// The version now in force.
+        version: u64,
+    },
 }
 
 /// Why the control plane cannot start from its state directory.
@@ -64,7 +80,9 @@ pub struct Applied {
 /// Owner of the config in force.
 #[derive(Debug)]
 pub struct ConfigState {
-    store: Store,
+    store: ConfigStore,
+    /// Serializes this replica's applies across the store write.
+    writer: tokio::sync::Mutex<()>,
     current: Mutex<Current>,
     snapshots: watch::Sender<Arc<Snapshot>>,
 }
@@ -73,9 +91,9 @@ pub struct ConfigState {
 
 impl ConfigState {
     /// Loads the stored config, if any, and validates it again.
-    pub fn load(store: Store) -> Result<Self, LoadError> {
-        let current = match store.load()? {
-            Some(stored) => {
+    pub async fn load(store: ConfigStore) -> Result<Self, LoadError> {
+        let current = match store.load().await? {
+            Some((stored, revision)) => {
                 let config =
                     hangar_config::load(&stored.source_name, &stored.yaml).map_err(|errors| {
                         LoadError::Invalid {
@@ -83,18 +101,20 @@ impl ConfigState {
                             errors,
                         }
                     })?;
-                current_of(stored.version, config)
+                current_of(stored.version, config, revision)
             }
             None => current_of(
                 0,
                 Config {
                     servers: Default::default(),
                 },
+                0,
             ),
         };
         let (snapshots, _) = watch::channel(current.snapshot.clone());
         Ok(Self {
             store,
+            writer: tokio::sync::Mutex::new(()),
             current: Mutex::new(current),
             snapshots,
         })
@@ -110,36 +130,157 @@ impl ConfigState {
         self.snapshots.subscribe()
     }
 
-    /// Validates, stores and publishes a config. An invalid config or a
-    /// failed store write changes nothing.
-    pub fn apply(&self, source_name: &str, yaml: &str) -> Result<Applied, ApplyError> {
+    /// Validates, stores and publishes a config. An invalid config, a
+    /// failed store write or a lost race with another replica changes nothing.
+    pub async fn apply(&self, source_name: &str, yaml: &str) -> Result<Applied, ApplyError> {
         let config = hangar_config::load(source_name, yaml).map_err(ApplyError::Invalid)?;
-        let mut current = self.current.lock();
-        if *current.config == config {
+        let _writer = self.writer.lock().await;
+        // Build on the latest stored config, not on what the watch has
+        // delivered so far: a lagging watch would otherwise call a config
+        // "unchanged" that another replica has since replaced.
+        let mut recreate = false;
+        match self.store.latest().await? {
+            Latest::Stored(latest, revision) => self.adopt(latest, revision),
+            // Deleted by hand: the next version creates the key again, and
+            // versions go on from the one in force.
+            Latest::Absent => recreate = true,
+            Latest::OnlyWriter => {}
+        }
+        let base = self.current();
+        let base_revision = if recreate { 0 } else { base.revision };
+        if *base.config == config {
             return Ok(Applied {
-                version: current.version,
+                version: base.version,
                 changed: false,
             });
         }
-        let version = current.version + 1;
-        // Durable first: a data plane must never run a version the store lost.
-        self.store.save(&StoredConfig {
-            version,
+        let stored = StoredConfig {
+            version: base.version + 1,
             source_name: source_name.to_owned(),
             yaml: yaml.to_owned(),
-        })?;
-        *current = current_of(version, config);
+        };
+        // Durable first: a data plane must never run a version the store lost.
+        match self.store.save(&stored, base_revision).await? {
+            Saved::Done { revision } => {
+                let version = stored.version;
+                let next = current_of(version, config, revision);
+                tracing::info!(
+                    config.version = version,
+                    config.servers = next.config.remotes().count(),
+                    config.groups = next.config.groups().count(),
+                    "config applied"
+                );
+                self.install(next);
+                Ok(Applied {
+                    version,
+                    changed: true,
+                })
+            }
+            Saved::Conflict { latest, revision } => {
+                let version = latest.version;
+                let same = hangar_config::load(&latest.source_name, &latest.yaml)
+                    .is_ok_and(|theirs| theirs == config);
+                // Take the winner now rather than when the watch delivers
+                // it, so that a re-run apply builds on it.
+                self.adopt(latest, revision);
+                if same {
+                    return Ok(Applied {
+                        version,
+                        changed: false,
+                    });
+                }
+                tracing::info!(config.version = version, "apply lost to another replica");
+                Err(ApplyError::Conflict { version })
+            }
+        }
+    }
+
+    /// Follows the shared store until `shutdown`, publishing every config
+    /// another replica stores. A lost connection is retried with backoff;
+    /// meanwhile the config in force keeps being served. Returns at once
+    /// for the embedded store, which has no other writer.
+    pub async fn follow_store(self: Arc<Self>, shutdown: CancellationToken) {
+        const FIRST_RETRY: Duration = Duration::from_millis(100);
+        const LAST_RETRY: Duration = Duration::from_secs(5);
+        let ConfigStore::Etcd(store) = &self.store else {
+            return;
+        };
+        let mut retry = FIRST_RETRY;
+        let mut failing = false;
+        loop {
+            let started = tokio::time::Instant::now();
+            let after = self.current.lock().revision;
+            let followed = store.follow(after, |stored, revision| {
+                if failing {
+                    tracing::info!(etcd.endpoints = store.endpoints(), "config watch resumed");
+                    failing = false;
+                }
+                self.adopt(stored, revision);
+            });
+            let err = tokio::select! {
+                err = followed => err,
+                () = shutdown.cancelled() => return,
+            };
+            // A watch that ran for a while was healthy: start backing off afresh.
+            if started.elapsed() > LAST_RETRY {
+                retry = FIRST_RETRY;
+            }
+            tracing::warn!(
+                error = %error_chain(&err),
+                retry.in_ms = retry.as_millis() as u64,
+                "config watch lost; serving the config in force until it is back"
+            );
+            failing = true;
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                () = shutdown.cancelled() => return,
+            }
+            retry = (retry * 2).min(LAST_RETRY);
+        }
+    }
+
+    /// Publishes a config read from the store if it is newer than the one
+    /// in force. One that no longer validates (say, written by a newer
+    /// replica) is logged and skipped: the config in force stays.
+    fn adopt(&self, stored: StoredConfig, revision: Revision) {
+        if revision <= self.current.lock().revision {
+            return;
+        }
+        match hangar_config::load(&stored.source_name, &stored.yaml) {
+            Ok(config) => {
+                let next = current_of(stored.version, config, revision);
+                let (version, servers, groups) = (
+                    next.version,
+                    next.config.remotes().count(),
+                    next.config.groups().count(),
+                );
+                if self.install(next) {
+                    tracing::info!(
+                        config.version = version,
+                        config.servers = servers,
+                        config.groups = groups,
+                        "config updated from the shared store"
+                    );
+                }
+            }
+            Err(errors) => tracing::error!(
+                config.version = stored.version,
+                %errors,
+                "stored config does not validate here; keeping the config in force"
+            ),
+        }
+    }
+
+    /// Makes `next` the config in force unless a newer one already is
+    /// (the watch and the apply path can both deliver a version).
+    fn install(&self, next: Current) -> bool {
+        let mut current = self.current.lock();
+        if next.revision <= current.revision {
+            return false;
+        }
+        *current = next;
         self.snapshots.send_replace(current.snapshot.clone());
-        tracing::info!(
-            config.version = version,
-            config.servers = current.config.remotes().count(),
-            config.groups = current.config.groups().count(),
-            "config applied"
-        );
-        Ok(Applied {
-            version,
-            changed: true,
-        })
+        true
     }
 }
 
@@ -153,11 +294,12 @@ impl ConfigState {
     }
 }
 
-fn current_of(version: u64, config: Config) -> Current {
+fn current_of(version: u64, config: Config, revision: Revision) -> Current {
     let snapshot = Arc::new(config.to_snapshot(version));
     Current {
         version,
         config: Arc::new(config),
         snapshot,
+        revision,
     }
 }

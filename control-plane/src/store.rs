@@ -5,12 +5,17 @@
 //! a temporary file is written and synced, renamed over the old one, and the
 //! directory is synced, so a `kill -9` at any point leaves either the old or
 //! the new document, never a torn one.
+//!
+//! [`ConfigStore`] is where a control plane keeps its config: this embedded
+//! store, or the etcd key shared by replicas ([`crate::etcd`]).
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::etcd::EtcdStore;
 
 /// File name of the stored document inside the state directory.
 const STATE_FILE: &str = "config.json";
@@ -26,7 +31,29 @@ pub struct StoredConfig {
     pub yaml: String,
 }
 
-/// Errors of the state directory. Messages leave the cause to `source()`,
+/// Position of a stored config in its store's history: etcd's
+/// `mod_revision` for the shared store, the version for the embedded one.
+/// 0 means nothing stored yet.
+pub type Revision = i64;
+
+/// Outcome of a write that names the revision it was derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// Stored; it is now at `revision`.
+    Done {
+        /// Revision of the new config.
+        revision: Revision,
+    },
+    /// Another writer stored a config first; nothing was written.
+    Conflict {
+        /// What is stored now.
+        latest: StoredConfig,
+        /// Its revision.
+        revision: Revision,
+    },
+}
+
+/// Errors of the config stores. Messages leave the cause to `source()`,
 /// so printing the chain (`{:#}` with anyhow) shows each part once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +74,30 @@ pub enum StoreError {
         /// The decoding error.
         #[source]
         source: serde_json::Error,
+    },
+    /// The shared store could not be reached or did not answer in time.
+    #[error("config store unavailable (etcd at {endpoints})")]
+    Unavailable {
+        /// The etcd members tried.
+        endpoints: String,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The config key in etcd does not hold a stored config.
+    #[error("etcd key {key} does not hold a Hangar config")]
+    CorruptKey {
+        /// The config key.
+        key: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The config key was deleted by hand during an apply.
+    #[error("etcd key {key} was deleted during the apply; re-run apply")]
+    Missing {
+        /// The config key.
+        key: String,
     },
 }
 
@@ -102,6 +153,73 @@ impl Store {
             .map_err(io_err(&self.dir))?;
         Ok(())
     }
+}
+
+/// What [`ConfigStore::latest`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Latest {
+    /// The embedded store: what this control plane holds is the latest.
+    OnlyWriter,
+    /// Nothing stored (yet, or deleted by hand).
+    Absent,
+    /// This config, at this revision.
+    Stored(StoredConfig, Revision),
+}
+
+/// Where a control plane keeps its config.
+#[derive(Debug, Clone)]
+pub enum ConfigStore {
+    /// The embedded state directory; this control plane is the only writer.
+    Local(Store),
+    /// An etcd key shared by replicas, written with compare-and-swap.
+    /// Boxed: the etcd client is a few kilobytes of per-service clients.
+    Etcd(Box<EtcdStore>),
+}
+
+// === impl ConfigStore ===
+
+impl ConfigStore {
+    /// The stored config and its revision, or `None` when nothing was applied yet.
+    pub async fn load(&self) -> Result<Option<(StoredConfig, Revision)>, StoreError> {
+        match self {
+            Self::Local(store) => Ok(store.load()?.map(|stored| {
+                let revision = local_revision(&stored);
+                (stored, revision)
+            })),
+            Self::Etcd(store) => store.load().await,
+        }
+    }
+
+    /// What the store holds now, when others may have written since this
+    /// control plane last looked.
+    pub async fn latest(&self) -> Result<Latest, StoreError> {
+        match self {
+            Self::Local(_) => Ok(Latest::OnlyWriter),
+            Self::Etcd(store) => Ok(match store.load().await? {
+                Some((stored, revision)) => Latest::Stored(stored, revision),
+                None => Latest::Absent,
+            }),
+        }
+    }
+
+    /// Stores `config` if the store still holds revision `base`.
+    pub async fn save(&self, config: &StoredConfig, base: Revision) -> Result<Saved, StoreError> {
+        match self {
+            // The only writer of its directory: nothing can have changed
+            // it since `base` (applies are serialized by `ConfigState`).
+            Self::Local(store) => {
+                store.save(config)?;
+                Ok(Saved::Done {
+                    revision: local_revision(config),
+                })
+            }
+            Self::Etcd(store) => store.save(config, base).await,
+        }
+    }
+}
+
+fn local_revision(stored: &StoredConfig) -> Revision {
+    Revision::try_from(stored.version).unwrap_or(Revision::MAX)
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use crate::eventually::eventually;
 #[derive(Debug)]
 pub struct ControlPlane {
     addr: SocketAddr,
-    state_dir: PathBuf,
+    /// `None` for a replica on etcd.
+    state_dir: Option<PathBuf>,
     /// Keeps a temporary state directory alive; `None` for a given directory.
     _temp: Option<tempfile::TempDir>,
     inner: hangar_control_plane::ControlPlane,
@@ -49,7 +50,9 @@ impl ControlPlane {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let inner = hangar_control_plane::ControlPlane::open(&settings).expect("open state dir");
+        let inner = hangar_control_plane::ControlPlane::open(&settings)
+            .await
+            .expect("open the config store");
         let token = shutdown.clone();
         let serving = inner.clone();
         let task = tokio::spawn(async move {
@@ -60,7 +63,10 @@ impl ControlPlane {
         });
         Self {
             addr,
-            state_dir: settings.state_dir.clone(),
+            state_dir: match &settings.store {
+                hangar_control_plane::StoreLocation::Dir(dir) => Some(dir.clone()),
+                hangar_control_plane::StoreLocation::Etcd(_) => None,
+            },
             _temp: None,
             inner,
             scheme: if settings.tls.is_some() {
@@ -96,9 +102,9 @@ impl ControlPlane {
         format!("http://{}/metrics", self.addr)
     }
 
-    /// The state directory.
-    pub fn state_dir(&self) -> &Path {
-        &self.state_dir
+    /// The state directory; `None` for a replica on etcd.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
     }
 
     /// An admin client.

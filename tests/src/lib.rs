@@ -6,6 +6,7 @@
 //! - [`bench`]: load generation and measurements for `hangar-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
+//! - [`etcd`]: a real etcd on loopback, for replicated control planes.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`metrics`]: scraping `/metrics` and reading the samples.
 //! - [`pki`]: a CA and certificates generated per test, as PEM files.
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod configs;
 pub mod control_plane;
 pub mod data_plane;
+pub mod etcd;
 pub mod eventually;
 pub mod fake_mcp;
 pub mod metrics;
