@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use hangar_proto::client::ControlPlaneChannel;
-use hangar_proto::v1::ApplyRequest;
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
+use hangar_proto::v1::{ApplyRequest, StatusRequest};
 use hangar_tests::configs;
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::DataPlane;
@@ -356,4 +356,100 @@ async fn apply_with(
         source_name: "config.yaml".to_owned(),
     };
     admin.apply(request).await.map(tonic::Response::into_inner)
+}
+
+/// Replica processes on etcd: `kill -9` of the replica a data plane follows
+/// while calls run through it fails no call; the data plane is on the other
+/// replica (connected, on the same version) soon after, and the time that
+/// takes is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_replica_process_fails_no_call() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mcp = FakeMcp::new("a").start().await;
+    let replica = |port: u16| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hangar-control-plane"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--store", &etcd.store_url()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn a replica")
+    };
+    let (port_a, port_b) = (hangar_tests::free_port(), hangar_tests::free_port());
+    let mut process_a = replica(port_a);
+    let _process_b = replica(port_b);
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let admin = |url: String| async move {
+        eventually(&format!("a replica at {url}"), || async {
+            let channel = hangar_proto::client::connect(&url, &Default::default())
+                .await
+                .ok()?;
+            Some(AdminServiceClient::new(channel))
+        })
+        .await
+    };
+    let (mut admin_a, mut admin_b) = (admin(url_a.clone()).await, admin(url_b.clone()).await);
+    let dp = DataPlane::start_with(hangar_data_plane::Settings {
+        control_planes: vec![url_a.clone(), url_b.clone()],
+        ..hangar_data_plane::Settings::new(url_a.clone(), "dp-1")
+    })
+    .await;
+    let request = ApplyRequest {
+        yaml: configs::recipe(&[mcp.url()], 0.2, 2),
+        source_name: "config.yaml".into(),
+    };
+    admin_a.apply(request).await.expect("apply through A");
+    let connected_on = |admin: AdminServiceClient<ControlPlaneChannel>| async move {
+        let mut admin = admin;
+        let status = admin.status(StatusRequest {}).await.ok()?.into_inner();
+        status
+            .data_planes
+            .iter()
+            .any(|p| p.node_id == "dp-1" && p.state == "connected" && p.acked_version == 1)
+            .then_some(())
+    };
+    eventually("the data plane on A", || connected_on(admin_a.clone())).await;
+
+    let client = dp.client().await;
+    let calls = async {
+        let mut succeeded = 0;
+        for _ in 0..20 {
+            let out = client
+                .batch("my-mcp-group", "add", json!({"a": 1, "b": 2}), 5)
+                .await;
+            assert_eq!(out["succeeded"], 5, "{out}");
+            succeeded += 5;
+        }
+        succeeded
+    };
+    let failover = async {
+        process_a.start_kill().expect("kill -9 replica A");
+        let killed = Instant::now();
+        let _ = process_a.wait().await;
+        eventually("the data plane on B", || connected_on(admin_b.clone())).await;
+        killed.elapsed()
+    };
+    let (succeeded, took) = tokio::join!(calls, failover);
+    assert_eq!(succeeded, 100);
+    println!("failover after kill -9: the data plane was connected to replica B {took:?} later");
+    let request = ApplyRequest {
+        yaml: configs::recipe(&[mcp.url()], 0.3, 2),
+        source_name: "config.yaml".into(),
+    };
+    assert_eq!(
+        admin_b
+            .apply(request)
+            .await
+            .expect("apply through B")
+            .into_inner()
+            .version,
+        2
+    );
+    dp.stop().await;
 }
