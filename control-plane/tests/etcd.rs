@@ -219,18 +219,8 @@ async fn data_plane_fails_over_to_another_replica() {
     assert!(b.status().await.data_planes.is_empty());
 
     let client = dp.client().await;
-    let calls = async {
-        // Calls all through the failover: none may fail.
-        let mut succeeded = 0;
-        for _ in 0..20 {
-            let out = client
-                .batch("my-mcp-group", "add", json!({"a": 1, "b": 2}), 5)
-                .await;
-            assert_eq!(out["succeeded"], 5, "{out}");
-            succeeded += 5;
-        }
-        succeeded
-    };
+    // Calls all through the failover: none may fail.
+    let calls = hundred_calls(&client);
     let failover = async {
         a.stop().await;
         wait_acked(&b, 1).await;
@@ -326,6 +316,20 @@ async fn apply_to_ack(apply_on: &ControlPlane, acked_on: &ControlPlane, url: &st
     times[times.len() / 2]
 }
 
+/// 100 calls through the group in batches of 5, each of which must
+/// succeed; returns how many did.
+async fn hundred_calls(client: &hangar_tests::data_plane::McpClient) -> usize {
+    let mut succeeded = 0;
+    for _ in 0..20 {
+        let out = client
+            .batch("my-mcp-group", "add", json!({"a": 1, "b": 2}), 5)
+            .await;
+        assert_eq!(out["succeeded"], 5, "{out}");
+        succeeded += 5;
+    }
+    succeeded
+}
+
 /// A data plane that follows `a` first and fails over to `b`.
 async fn data_plane_on(a: &ControlPlane, b: &ControlPlane) -> DataPlane {
     DataPlane::start_with(hangar_data_plane::Settings {
@@ -417,17 +421,7 @@ async fn kill_9_of_a_replica_process_fails_no_call() {
     eventually("the data plane on A", || connected_on(admin_a.clone())).await;
 
     let client = dp.client().await;
-    let calls = async {
-        let mut succeeded = 0;
-        for _ in 0..20 {
-            let out = client
-                .batch("my-mcp-group", "add", json!({"a": 1, "b": 2}), 5)
-                .await;
-            assert_eq!(out["succeeded"], 5, "{out}");
-            succeeded += 5;
-        }
-        succeeded
-    };
+    let calls = hundred_calls(&client);
     let failover = async {
         process_a.start_kill().expect("kill -9 replica A");
         let killed = Instant::now();
