@@ -310,7 +310,8 @@ impl Routes {
                 };
                 // The member's stop token also stops its process.
                 let stop = self.shutdown.child_token();
-                let upstream = Upstream::subprocess(server, &id, stop.clone(), &self.processes);
+                let upstream =
+                    Upstream::subprocess(server, &id, stop.clone(), &self.processes, &self.clients);
                 self.new_member(server, id, upstream, stop)
             })
             .collect()

@@ -94,7 +94,8 @@ impl Upstream {
     /// on this data plane leave a member whose every request fails with the
     /// reason, so it stays out of rotation and says why.
     pub fn remote(server: &hangar_proto::v1::Server, pool: &ClientPool) -> Self {
-        let clients = pool.get(&Transport::of(server));
+        let transport = Transport::of(server);
+        let clients = pool.get(&transport);
         let headers = clients::resolve_headers(server);
         let unusable = match (&clients, &headers) {
             (Err(reason), _) | (_, Err(reason)) => Some(reason.clone()),
@@ -108,7 +109,7 @@ impl Upstream {
             headers.unwrap_or_default(),
             unusable,
         );
-        upstream.read_timeout = Transport::of(server).read_timeout;
+        upstream.read_timeout = transport.read_timeout;
         upstream
     }
 
@@ -121,12 +122,15 @@ impl Upstream {
         member_id: &str,
         stop: tokio_util::sync::CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
+        pool: &ClientPool,
     ) -> Self {
-        let fallback = reqwest::Client::new();
+        // Never used to send (requests go to the process); shared, not
+        // built per copy.
+        let unused = pool.fallback();
         let mut upstream = Self::with_settings(
             format!("subprocess:{member_id}"),
-            fallback.clone(),
-            fallback,
+            unused.calls,
+            unused.streams,
             http::HeaderMap::new(),
             None,
         );

@@ -58,6 +58,24 @@ pub enum ResolveError {
     },
 }
 
+/// Why a value could not be turned into text: it does not parse, or a
+/// reference cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The value is not a valid template.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A reference could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+}
+
+/// Parses `text` and resolves it against `lookup` in one step, for values
+/// that are used once (as the data plane does when it builds a member).
+pub fn resolve(text: &str, lookup: &impl Lookup) -> Result<String, Error> {
+    Ok(Template::parse(text)?.resolve(lookup)?)
+}
+
 /// Where references are looked up; [`System`] in production, maps in tests.
 pub trait Lookup {
     /// The environment variable `name`, if set (and valid UTF-8).

@@ -7,6 +7,7 @@
 //! without it.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use hangar_proto::v1;
@@ -56,35 +57,31 @@ pub struct Clients {
 }
 
 /// Builds clients and keeps them for reuse.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ClientPool {
     built: Mutex<HashMap<Transport, Clients>>,
-    /// For members whose own settings cannot be built (they never send).
-    fallback: Clients,
-}
-
-impl Default for ClientPool {
-    fn default() -> Self {
-        let plain = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .build()
-            .expect("the default HTTP client config is static and valid");
-        Self {
-            built: Mutex::default(),
-            fallback: Clients {
-                calls: plain.clone(),
-                streams: plain,
-            },
-        }
-    }
+    /// For members that never send over HTTP (unusable settings, subprocess
+    /// copies); built on first need, since building loads the root store.
+    fallback: OnceLock<Clients>,
 }
 
 impl ClientPool {
     /// Clients with the default settings.
     pub fn fallback(&self) -> Clients {
-        self.fallback.clone()
+        self.fallback
+            .get_or_init(|| {
+                let plain = reqwest::Client::builder()
+                    .no_proxy()
+                    .tcp_nodelay(true)
+                    .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+                    .build()
+                    .expect("the default HTTP client config is static and valid");
+                Clients {
+                    calls: plain.clone(),
+                    streams: plain,
+                }
+            })
+            .clone()
     }
 
     /// The clients for `transport`, built on first use. A CA file that
@@ -133,13 +130,9 @@ fn build(transport: &Transport, read_timeout: Option<Duration>) -> Result<reqwes
 /// value.
 pub fn resolve_headers(server: &v1::Server) -> Result<http::HeaderMap, String> {
     use base64::Engine;
-    use hangar_template::{System, Template};
 
-    let resolve = |what: &str, text: &str| -> Result<String, String> {
-        let template = Template::parse(text).map_err(|e| format!("{what}: {e}"))?;
-        template
-            .resolve(&System)
-            .map_err(|e| format!("{what}: {e}"))
+    let resolve = |what: &str, text: &str| {
+        hangar_template::resolve(text, &hangar_template::System).map_err(|e| format!("{what}: {e}"))
     };
     let mut headers = http::HeaderMap::new();
     let mut insert = |name: &str, value: String| -> Result<(), String> {

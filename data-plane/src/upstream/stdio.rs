@@ -52,12 +52,10 @@ pub struct ProcessSpec {
 /// Resolves the references in a subprocess server's environment on this
 /// data plane; the error names the variable or file, never a value.
 pub fn resolve_env(env: &[hangar_proto::v1::Header]) -> Result<Vec<(String, String)>, String> {
-    use hangar_template::{System, Template};
     env.iter()
         .map(|var| {
-            let what = |e: &dyn std::fmt::Display| format!("env {}: {e}", var.name);
-            let template = Template::parse(&var.value).map_err(|e| what(&e))?;
-            let value = template.resolve(&System).map_err(|e| what(&e))?;
+            let value = hangar_template::resolve(&var.value, &hangar_template::System)
+                .map_err(|e| format!("env {}: {e}", var.name))?;
             Ok((var.name.clone(), value))
         })
         .collect()
