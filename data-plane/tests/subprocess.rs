@@ -366,14 +366,38 @@ async fn missing_command_is_unavailable_and_retried() {
 
 /// Logs of this thread (a current-thread test runtime) from now on, until
 /// the guard is dropped.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+///
+/// One global subscriber serves every test of this binary and writes to the
+/// sink of the thread that logs. A scoped subscriber per test (`set_default`)
+/// would race with other test threads over tracing's cached callsite
+/// interest and could lose the member's span from the captured lines.
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, CaptureGuard) {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(|| Captured)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+    });
     let log = Arc::new(Mutex::new(Vec::new()));
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || Captured(writer.clone()))
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
+    SINK.with(|sink| *sink.borrow_mut() = Some(log.clone()));
+    (log, CaptureGuard)
+}
+
+thread_local! {
+    /// Where this thread's log lines go; none when the test does not read them.
+    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing this thread's logs when dropped.
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        SINK.with(|sink| sink.borrow_mut().take());
+    }
 }
 
 /// A server that never answers `initialize` is given up on after the bound
@@ -415,12 +439,16 @@ async fn silent_server_is_restarted_after_the_initialize_bound() {
     );
 }
 
-/// Log output kept for a test to read.
-struct Captured(Arc<Mutex<Vec<u8>>>);
+/// Log output kept for the test running on this thread, if it reads it.
+struct Captured;
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(buf);
+        SINK.with(|sink| {
+            if let Some(log) = sink.borrow().as_ref() {
+                log.lock().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
