@@ -16,6 +16,7 @@
 //! - [`listener`]: the HTTP front: limits, overload refusal, graceful drain.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 
+mod body;
 pub mod cache;
 pub mod control;
 pub mod dispatch;

@@ -8,21 +8,19 @@
 //! against another data plane. Every request but GET (the event streams
 //! that wait for server messages) also counts as a call in flight.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::HttpBody;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use crate::body::Holding;
 use crate::mcp::guard::jsonrpc_error;
 
 /// JSON-RPC code of the refusal, in the implementation-defined server range.
@@ -76,13 +74,9 @@ pub async fn admit(State(admission): State<Admission>, request: Request, next: N
         return overloaded(request, admission.max).await;
     };
     let call = (request.method() != Method::GET).then(|| admission.calls.token());
-    next.run(request).await.map(|inner| {
-        Body::new(Held {
-            inner,
-            _permit: permit,
-            _call: call,
-        })
-    })
+    next.run(request)
+        .await
+        .map(|inner| Holding::body(inner, (permit, call)))
 }
 
 /// 503 with `Retry-After` and a JSON-RPC error carrying the request's id
@@ -115,33 +109,5 @@ async fn peek_id(request: Request) -> Value {
             .and_then(|mut message| message.get_mut("id").map(Value::take))
             .unwrap_or(Value::Null),
         _ => Value::Null,
-    }
-}
-
-/// An answer's body that keeps its request's permit and call until it is
-/// sent or dropped.
-struct Held {
-    inner: Body,
-    _permit: OwnedSemaphorePermit,
-    _call: Option<TaskTrackerToken>,
-}
-
-impl HttpBody for Held {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }

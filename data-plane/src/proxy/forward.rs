@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::Response;
 use futures::Stream;
 
+use crate::body::{Holding, Sized};
 use crate::limit::Slot;
 use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
@@ -115,13 +116,7 @@ pub(crate) fn is_call(request: &ClientRequest) -> bool {
 
 /// `response` with `slot` held until its body has been sent (or dropped).
 pub(crate) fn hold_until_sent(response: Response, slot: Slot) -> Response {
-    use futures::StreamExt;
-    let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().map(move |chunk| {
-        let _held = &slot;
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(body))
+    response.map(|body| Holding::body(body, slot))
 }
 
 /// The member's answer for the client: status, the headers it needs, the
@@ -153,12 +148,14 @@ pub(crate) fn relay(
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
     let settled = status.is_server_error();
+    // Relayed unchanged (no content decoding), so the member's length holds.
+    let length = response.content_length();
     let body = Tracked {
         inner: Box::pin(response.bytes_stream()),
         call,
         settled,
     };
-    let mut out = Response::new(Body::from_stream(body));
+    let mut out = Response::new(Body::new(Sized::new(body, length)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out

@@ -156,6 +156,36 @@ async fn edge_rules() {
     stack.stop().await;
 }
 
+/// A member's JSON answer keeps its `Content-Length` through the proxy
+/// instead of being re-framed as chunked, so the client reads it in one go
+/// and can reuse its connection at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_answers_keep_their_length() {
+    let server = FakeMcp::new("a")
+        .stateless()
+        .json_response(true)
+        .start()
+        .await;
+    let stack = Stack::start(&GroupConfig::recipe(&[server.url()]).yaml()).await;
+    let response = reqwest::Client::new()
+        .post(group_url(&stack))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("transfer-encoding").is_none());
+    let length = response.content_length().expect("a Content-Length");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(length, body.len() as u64);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["sum"], 3);
+    stack.stop().await;
+}
+
 /// The official Python SDK client in all three modes calls tools through
 /// the group endpoint of Python SDK backends; fresh sessions spread over the
 /// members; progress notifications arrive through the proxy.
