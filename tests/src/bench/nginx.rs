@@ -77,7 +77,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     /// Stops master and workers; killing only the master would leave the
-    /// workers running.
+    /// workers running, so the master gets time to stop them first.
     fn drop(&mut self) {
         let _ = std::process::Command::new(self.binary)
             .arg("-c")
@@ -85,5 +85,11 @@ impl Drop for Nginx {
             .args(["-s", "stop"])
             .stderr(Stdio::null())
             .status();
+        for _ in 0..300 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

@@ -107,6 +107,19 @@ fn spawn(bin: PathBuf, args: &[String]) -> anyhow::Result<Process> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
+    // On Ctrl-C or SIGTERM the run is dropped, which stops the data plane,
+    // the control plane and nginx; exiting without dropping would leave them.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        done = run(args) => return done,
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("stopped before the end: no report written");
+    Ok(())
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let mut backends: Vec<FakeMcpHandle> = Vec::new();
     for name in ["a", "b", "c"] {
         backends.push(
