@@ -147,13 +147,19 @@ pub(crate) fn relay(
         // Tell any proxy in front of us not to buffer the stream either.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
-    let settled = status.is_server_error();
+    let mut settled = status.is_server_error();
     // Relayed unchanged (no content decoding), so the member's length holds.
     let length = response.content_length();
+    if length == Some(0) && !settled {
+        // hyper never polls an empty body (a 202 to a notification).
+        call.answered();
+        settled = true;
+    }
     let body = Tracked {
         inner: Box::pin(response.bytes_stream()),
         call,
         settled,
+        unread: length,
     };
     let mut out = Response::new(Body::new(Sized::new(body, length)));
     *out.status_mut() = status;
@@ -167,6 +173,9 @@ struct Tracked {
     call: InFlightCall,
     /// True once the call's outcome was recorded.
     settled: bool,
+    /// Bytes of a known length still to come: hyper stops polling a body
+    /// once its `Content-Length` is sent, so the end is seen by counting.
+    unread: Option<u64>,
 }
 
 impl Stream for Tracked {
@@ -174,6 +183,14 @@ impl Stream for Tracked {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(unread)) = (&polled, self.unread) {
+            let unread = unread.saturating_sub(chunk.len() as u64);
+            self.unread = Some(unread);
+            if unread == 0 && !self.settled {
+                self.settled = true;
+                self.call.answered();
+            }
+        }
         match &polled {
             Poll::Ready(None) if !self.settled => {
                 self.settled = true;
