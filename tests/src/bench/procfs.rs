@@ -29,3 +29,15 @@ pub fn cpu_seconds(pid: u32) -> std::io::Result<f64> {
     // utime and stime, in clock ticks (100 per second on Linux).
     Ok((ticks(11) + ticks(12)) / 100.0)
 }
+
+/// CPU seconds of `pid` and its direct children (nginx's master and its
+/// workers).
+pub fn tree_cpu_seconds(pid: u32) -> std::io::Result<f64> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+    let mut total = cpu_seconds(pid)?;
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        // A worker that exited since the list was read used no more CPU.
+        total += cpu_seconds(child).unwrap_or(0.0);
+    }
+    Ok(total)
+}

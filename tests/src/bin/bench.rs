@@ -7,8 +7,9 @@
 //! it drives closed-loop `tools/call add` load over keep-alive connections
 //! on four paths: straight to a backend, through nginx, through the data
 //! plane's `/groups/{group}/mcp`, and through `hangar_call`. It reports
-//! calls/s, latency percentiles, errors, the data plane's CPU and RSS, and
-//! ratios against direct and nginx; finally it holds 1,000 `sleep` calls in
+//! calls/s, latency percentiles, errors, the CPU each proxy used (per second
+//! and per call: steadier than calls/s on a shared machine), the data
+//! plane's RSS, and ratios against direct and nginx; finally it holds 1,000 `sleep` calls in
 //! flight to measure memory per call. Not a test: nothing is asserted.
 //!
 //! ```sh
@@ -209,7 +210,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for &concurrency in &args.concurrency {
         println!("concurrency {concurrency}");
         println!(
-            "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>10} {:>9}",
+            "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
             "path",
             "calls/s",
             "p50 ms",
@@ -219,24 +220,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "errors",
             "vs direct",
             "vs nginx",
-            "dp cpu %",
+            "proxy cpu %",
+            "cpu us/call",
             "dp rss MB"
         );
         let mut rows: Vec<Value> = Vec::new();
         for target in &targets {
             // Warm connections, sessions and caches first.
             load::run(target, concurrency, Duration::from_millis(500)).await;
-            let cpu_before = procfs::cpu_seconds(dp.pid())?;
+            // The proxy on this path, if any: the data plane or nginx.
+            let proxy = if target.name.starts_with("hangar") {
+                Some(dp.pid())
+            } else if target.name == "nginx" {
+                nginx.as_ref().and_then(Nginx::pid)
+            } else {
+                None
+            };
+            let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), procfs::tree_cpu_seconds);
+            let cpu_before = cpu(proxy)?;
             let result = load::run(target, concurrency, args.duration).await;
+            let proxy_cpu_s = cpu(proxy)? - cpu_before;
             let on_dp = target.name.starts_with("hangar");
-            let dp_cpu = 100.0 * (procfs::cpu_seconds(dp.pid())? - cpu_before)
-                / result.elapsed.as_secs_f64();
             let dp_rss = procfs::rss_mib(dp.pid())?;
             let row = json!({
                 "path": target.name, "concurrency": concurrency, "calls_per_s": result.rate(),
                 "p50_ms": result.ms(0.5), "p90_ms": result.ms(0.9), "p99_ms": result.ms(0.99), "max_ms": result.ms(1.0),
                 "ok": result.ok, "errors": result.errors,
-                "dp_cpu_percent": if on_dp { Some(dp_cpu) } else { None },
+                "proxy_cpu_percent": proxy.map(|_| 100.0 * proxy_cpu_s / result.elapsed.as_secs_f64()),
+                "proxy_cpu_us_per_call": proxy.map(|_| 1e6 * proxy_cpu_s / result.ok.max(1) as f64),
                 "dp_rss_mib": if on_dp { Some(dp_rss) } else { None },
             });
             print_row(&row, &rows);
@@ -271,7 +282,7 @@ fn print_row(row: &Value, earlier: &[Value]) {
     };
     let opt = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
     println!(
-        "  {:<20} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>7} {:>9} {:>8} {:>10} {:>9}",
+        "  {:<20} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
         row["path"].as_str().unwrap_or("?"),
         row["calls_per_s"].as_f64().unwrap_or(0.0),
         row["p50_ms"].as_f64().unwrap_or(0.0),
@@ -281,7 +292,8 @@ fn print_row(row: &Value, earlier: &[Value]) {
         row["errors"].as_u64().unwrap_or(0),
         ratio(find("direct"), "p50_ms"),
         ratio(find("nginx"), "p50_ms"),
-        opt(&row["dp_cpu_percent"]),
+        opt(&row["proxy_cpu_percent"]),
+        opt(&row["proxy_cpu_us_per_call"]),
         opt(&row["dp_rss_mib"]),
     );
 }
