@@ -6,18 +6,20 @@
 //! The interpreter is `$HANGAR_PYTHON`, else `.venv/bin/python` at the
 //! workspace root; the kit is `$HANGAR_KIT_DIR`, else `../shared/kit`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 use hangar_data_plane::upstream::UpstreamError;
 use hangar_data_plane::upstream::stdio::{ProcessSpec, StdioUpstream};
 use hangar_tests::eventually::eventually;
+use log_capture::capture_logs;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -364,42 +366,6 @@ async fn missing_command_is_unavailable_and_retried() {
     assert!(log.contains("member.id=test-member"), "log:\n{log}");
 }
 
-/// Logs of this thread (a current-thread test runtime) from now on, until
-/// the guard is dropped.
-///
-/// One global subscriber serves every test of this binary and writes to the
-/// sink of the thread that logs. A scoped subscriber per test (`set_default`)
-/// would race with other test threads over tracing's cached callsite
-/// interest and could lose the member's span from the captured lines.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, CaptureGuard) {
-    static GLOBAL: std::sync::Once = std::sync::Once::new();
-    GLOBAL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(|| Captured)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-    });
-    let log = Arc::new(Mutex::new(Vec::new()));
-    SINK.with(|sink| *sink.borrow_mut() = Some(log.clone()));
-    (log, CaptureGuard)
-}
-
-thread_local! {
-    /// Where this thread's log lines go; none when the test does not read them.
-    static SINK: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Stops capturing this thread's logs when dropped.
-struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        SINK.with(|sink| sink.borrow_mut().take());
-    }
-}
-
 /// A server that never answers `initialize` is given up on after the bound
 /// (30 s, passed at once in paused time), stopped, and started again.
 #[tokio::test(start_paused = true)]
@@ -437,24 +403,6 @@ async fn silent_server_is_restarted_after_the_initialize_bound() {
         log.contains("no answer to initialize within 30s"),
         "log:\n{log}"
     );
-}
-
-/// Log output kept for the test running on this thread, if it reads it.
-struct Captured;
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        SINK.with(|sink| {
-            if let Some(log) = sink.borrow().as_ref() {
-                log.lock().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Lines on stdout that are not JSON-RPC (a banner, bytes that are not
