@@ -192,8 +192,10 @@ async fn deliver(
         return local::answer(member, stdio, metrics, request).await;
     }
     let (response, call) = forward::send(member, metrics, request, member_session).await?;
-    let id = member.id().to_owned();
-    Ok(forward::relay(response, call, |s| session::encode(&id, s)))
+    let quiet_limit = member.upstream().pass_quiet_limit(&request.method);
+    Ok(forward::relay(response, call, quiet_limit, |s| {
+        session::encode(member.id(), s)
+    }))
 }
 
 /// Which members may take a session-less request.

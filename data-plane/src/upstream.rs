@@ -15,6 +15,7 @@
 mod answer;
 pub mod clients;
 pub mod error;
+mod pass;
 mod sse;
 pub mod stdio;
 
@@ -31,6 +32,8 @@ use serde_json::{Value, json};
 use self::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
 use self::clients::{ClientPool, Transport};
 pub use self::error::UpstreamError;
+pub use self::pass::PassedBody;
+use self::pass::PlainRoute;
 use self::stdio::{ProcessSpec, StdioUpstream};
 
 /// Newest protocol version with sessions, asked for at `initialize`.
@@ -61,6 +64,8 @@ pub struct Upstream {
     http: reqwest::Client,
     /// Client for streams that may idle (no read timeout).
     streams: reqwest::Client,
+    /// The route of passed-through requests to an `http://` member.
+    plain: Option<PlainRoute>,
     /// Configured headers, resolved on this data plane; marked sensitive.
     headers: http::HeaderMap,
     /// `read_timeout` of the member's calls, if any.
@@ -109,6 +114,7 @@ impl Upstream {
             headers.unwrap_or_default(),
             unusable,
         );
+        upstream.plain = PlainRoute::of(&server.endpoint, clients.plain);
         upstream.read_timeout = transport.read_timeout;
         upstream
     }
@@ -171,6 +177,7 @@ impl Upstream {
             endpoint,
             http,
             streams,
+            plain: None,
             headers,
             read_timeout: None,
             unusable,
@@ -203,36 +210,6 @@ impl Upstream {
     /// The endpoint as a URL (the routing table only admits valid ones).
     pub fn url(&self) -> Option<&reqwest::Url> {
         self.url.as_ref()
-    }
-
-    /// A request to the member's endpoint with its configured headers, on
-    /// the client that suits `method` (a GET stream may idle for long).
-    pub fn request_builder(
-        &self,
-        method: reqwest::Method,
-    ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-        self.check_usable()?;
-        if self.stdio.is_some() {
-            return Err(UpstreamError::Protocol(
-                "a subprocess member is not reachable over HTTP".into(),
-            ));
-        }
-        let Some(url) = &self.url else {
-            // The routing table admits only valid URLs; the endpoint is for
-            // the log, not for the client.
-            tracing::warn!(endpoint = %self.endpoint, "member endpoint is not a URL");
-            return Err(UpstreamError::Protocol(
-                "the member's endpoint is not a valid URL".into(),
-            ));
-        };
-        let client = if method == reqwest::Method::GET {
-            &self.streams
-        } else {
-            &self.http
-        };
-        Ok(client
-            .request(method, url.clone())
-            .headers(self.headers.clone()))
     }
 
     /// Fails when the member's settings cannot be used on this data plane.

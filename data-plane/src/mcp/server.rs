@@ -145,9 +145,14 @@ pub fn http_service(
         .with_allowed_hosts(allowed_hosts)
         .with_max_request_body_bytes(max_body_bytes)
         .with_cancellation_token(halt);
-    StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    )
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.completed_cache_ttl = COMPLETED_CACHE_TTL;
+    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(sessions), config)
 }
+
+/// How long the answer of a finished call stays cached for a client that
+/// lost its stream and resumes with `Last-Event-ID`. rmcp keeps it 60 s,
+/// which at thousands of calls per second holds hundreds of megabytes;
+/// clients come back after the 3 s `retry` of the priming event, so 10 s
+/// covers a resume and bounds the memory to 10 s of calls.
+const COMPLETED_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);

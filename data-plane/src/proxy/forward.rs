@@ -7,21 +7,24 @@
 //! connection: the member sees the disconnect, which 2026-07-28 defines as
 //! cancellation.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
-use futures::Stream;
+use http_body::{Frame, SizeHint};
 
-use crate::body::{Holding, Sized};
+use crate::body::Holding;
 use crate::limit::Slot;
 use crate::mcp::guard::Peek;
 use crate::member::{InFlightCall, Member};
 use crate::metrics::CallMetrics;
-use crate::upstream::UpstreamError;
+use crate::upstream::error::BoxError;
+use crate::upstream::{PassedBody, UpstreamError};
 
 /// Client headers a member needs; everything else (Host, Origin, cookies,
 /// Authorization: no token passthrough) stays at the data plane.
@@ -67,20 +70,25 @@ pub(crate) async fn send(
     metrics: &Arc<CallMetrics>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
-) -> Result<(reqwest::Response, InFlightCall), UpstreamError> {
-    let mut builder = member.upstream().request_builder(request.method.clone())?;
+) -> Result<(http::Response<PassedBody>, InFlightCall), UpstreamError> {
+    let mut headers = HeaderMap::with_capacity(FORWARDED.len() + 2);
     for (name, value) in &request.headers {
         let name_str = name.as_str();
         if FORWARDED.contains(&name_str) || name_str.starts_with("mcp-param-") {
-            builder = builder.header(name, value);
+            headers.append(name, value.clone());
         }
     }
     if let Some(session) = member_session.and_then(|s| HeaderValue::from_bytes(s).ok()) {
-        builder = builder.header(SESSION, session);
+        headers.insert(SESSION, session);
     }
-    if request.method == Method::POST {
-        builder = builder.body(request.body.clone());
-    }
+    let body = if request.method == Method::POST {
+        request.body.clone()
+    } else {
+        Bytes::new()
+    };
+    let mut outgoing = http::Request::new(body);
+    *outgoing.method_mut() = request.method.clone();
+    *outgoing.headers_mut() = headers;
     // Requests (a method and an id) are calls and take a slot of the
     // member's max_concurrency; streams, notifications and responses do not.
     let call = if is_call(request) {
@@ -88,7 +96,7 @@ pub(crate) async fn send(
     } else {
         member.begin_call(metrics)
     };
-    match builder.send().await {
+    match member.upstream().pass(outgoing).await {
         Ok(response) => {
             if response.status().is_server_error() {
                 call.failed(&UpstreamError::ServerError {
@@ -99,8 +107,6 @@ pub(crate) async fn send(
             Ok((response, call))
         }
         Err(err) => {
-            // No timeout is set on this path (streams may be long-lived).
-            let err = UpstreamError::from_send(err, std::time::Duration::ZERO);
             call.failed(&err);
             Err(err)
         }
@@ -120,21 +126,22 @@ pub(crate) fn hold_until_sent(response: Response, slot: Slot) -> Response {
 }
 
 /// The member's answer for the client: status, the headers it needs, the
-/// session id rewritten by `session`, and the body streamed through.
+/// session id rewritten by `session`, and the body streamed through, cut
+/// with an error if the member stays silent for longer than `quiet_limit`.
 pub(crate) fn relay(
-    response: reqwest::Response,
+    response: http::Response<PassedBody>,
     call: InFlightCall,
+    quiet_limit: Option<Duration>,
     session: impl FnOnce(&[u8]) -> String,
 ) -> Response {
-    let status =
-        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut headers = HeaderMap::new();
+    let (parts, body) = response.into_parts();
+    let mut headers = HeaderMap::with_capacity(RELAYED.len() + 2);
     for name in RELAYED {
-        if let Some(value) = response.headers().get(&name) {
+        if let Some(value) = parts.headers.get(&name) {
             headers.insert(name, value.clone());
         }
     }
-    if let Some(member_session) = response.headers().get(SESSION)
+    if let Some(member_session) = parts.headers.get(SESSION)
         && let Ok(value) = HeaderValue::from_str(&session(member_session.as_bytes()))
     {
         headers.insert(SESSION, value);
@@ -147,62 +154,118 @@ pub(crate) fn relay(
         // Tell any proxy in front of us not to buffer the stream either.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
-    let mut settled = status.is_server_error();
+    let mut settled = parts.status.is_server_error();
     // Relayed unchanged (no content decoding), so the member's length holds.
-    let length = response.content_length();
+    let length = body.size_hint().exact();
     if length == Some(0) && !settled {
         // hyper never polls an empty body (a 202 to a notification).
         call.answered();
         settled = true;
     }
     let body = Tracked {
-        inner: Box::pin(response.bytes_stream()),
+        inner: body,
         call,
         settled,
         unread: length,
+        quiet: quiet_limit.map(|limit| Quiet { limit, timer: None }),
     };
-    let mut out = Response::new(Body::new(Sized::new(body, length)));
-    *out.status_mut() = status;
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
     *out.headers_mut() = headers;
     out
 }
 
-/// A member's body stream that settles the call when it ends.
+/// A member's answer body that settles the call when it ends.
 struct Tracked {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    inner: PassedBody,
     call: InFlightCall,
     /// True once the call's outcome was recorded.
     settled: bool,
     /// Bytes of a known length still to come: hyper stops polling a body
     /// once its `Content-Length` is sent, so the end is seen by counting.
     unread: Option<u64>,
+    /// The member's `read_timeout`, where this body enforces it.
+    quiet: Option<Quiet>,
 }
 
-impl Stream for Tracked {
-    type Item = reqwest::Result<Bytes>;
+/// How long the member may go without sending a frame.
+struct Quiet {
+    limit: Duration,
+    /// Armed at the first wait only: most answers arrive whole with their head.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        if let (Poll::Ready(Some(Ok(chunk))), Some(unread)) = (&polled, self.unread) {
-            let unread = unread.saturating_sub(chunk.len() as u64);
-            self.unread = Some(unread);
-            if unread == 0 && !self.settled {
-                self.settled = true;
-                self.call.answered();
+impl Tracked {
+    fn settle(&mut self, outcome: Result<(), &UpstreamError>) {
+        if !self.settled {
+            self.settled = true;
+            match outcome {
+                Ok(()) => self.call.answered(),
+                Err(err) => self.call.failed(err),
             }
         }
-        match &polled {
-            Poll::Ready(None) if !self.settled => {
-                self.settled = true;
-                self.call.answered();
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(Quiet {
+                    limit,
+                    timer: Some(timer),
+                }) = &mut this.quiet
+                {
+                    timer.as_mut().reset(tokio::time::Instant::now() + *limit);
+                }
+                if let (Some(data), Some(unread)) = (frame.data_ref(), this.unread) {
+                    let unread = unread.saturating_sub(data.len() as u64);
+                    this.unread = Some(unread);
+                    if unread == 0 {
+                        this.settle(Ok(()));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(_))) if !self.settled => {
-                self.settled = true;
-                let err = UpstreamError::Protocol("the member broke off its answer".into());
-                self.call.failed(&err);
+            Poll::Ready(Some(Err(err))) => {
+                let broke = UpstreamError::Protocol("the member broke off its answer".into());
+                this.settle(Err(&broke));
+                Poll::Ready(Some(Err(err)))
             }
-            _ => {}
+            Poll::Ready(None) => {
+                this.settle(Ok(()));
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let Some(quiet) = &mut this.quiet else {
+                    return Poll::Pending;
+                };
+                let limit = quiet.limit;
+                let timer = quiet
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let err = UpstreamError::Quiet(limit);
+                this.settle(Err(&err));
+                Poll::Ready(Some(Err(err.into())))
+            }
         }
-        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.unread == Some(0) || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

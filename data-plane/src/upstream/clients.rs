@@ -4,7 +4,9 @@
 //!
 //! Each pair has a client for calls, with the read timeout, and one for
 //! long-lived streams (a legacy `GET` SSE stream may be silent for minutes),
-//! without it.
+//! without it. Requests the transparent endpoint passes through to a
+//! plain-HTTP member take a bare hyper client instead (see
+//! [`PlainClient`]).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -54,6 +56,33 @@ pub struct Clients {
     pub calls: reqwest::Client,
     /// For streams that may idle (GET).
     pub streams: reqwest::Client,
+    /// For requests passed through to `http://` members.
+    pub plain: PlainClient,
+}
+
+/// hyper's pooling client over plain TCP, for the transparent endpoint's
+/// requests to `http://` members: it takes a prebuilt `Uri` and the
+/// client's body as it is, where reqwest would parse the URL again and box
+/// every request, a large share of the proxy's CPU per call. TLS members
+/// go through reqwest.
+pub type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// How long an idle pooled connection is kept, as reqwest does.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn plain_client(connect_timeout: Duration) -> PlainClient {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector)
 }
 
 /// Builds clients and keeps them for reuse.
@@ -70,15 +99,16 @@ impl ClientPool {
     pub fn fallback(&self) -> Clients {
         self.fallback
             .get_or_init(|| {
-                let plain = reqwest::Client::builder()
+                let default = reqwest::Client::builder()
                     .no_proxy()
                     .tcp_nodelay(true)
                     .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
                     .build()
                     .expect("the default HTTP client config is static and valid");
                 Clients {
-                    calls: plain.clone(),
-                    streams: plain,
+                    calls: default.clone(),
+                    streams: default,
+                    plain: plain_client(DEFAULT_CONNECT_TIMEOUT),
                 }
             })
             .clone()
@@ -93,6 +123,7 @@ impl ClientPool {
         let clients = Clients {
             calls: build(transport, transport.read_timeout)?,
             streams: build(transport, None)?,
+            plain: plain_client(transport.connect_timeout),
         };
         self.built.lock().insert(transport.clone(), clients.clone());
         Ok(clients)

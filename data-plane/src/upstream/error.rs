@@ -7,13 +7,16 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// The HTTP clients' errors, whichever client sent the request.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a request to a member did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// No connection could be made: the request was never sent, so another
     /// member may take it.
-    #[error("connection failed: {}", root_cause(.0))]
-    Connect(#[source] reqwest::Error),
+    #[error("connection failed: {}", root_cause(.0.as_ref()))]
+    Connect(#[source] BoxError),
     /// No answer within the deadline; the member may have run the call.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -22,8 +25,8 @@ pub enum UpstreamError {
     #[error("the member sent nothing for {0:?} (read_timeout)")]
     Quiet(Duration),
     /// The connection broke after the request was sent.
-    #[error("transport error: {}", chain(.0))]
-    Transport(#[source] reqwest::Error),
+    #[error("transport error: {}", chain(.0.as_ref()))]
+    Transport(#[source] BoxError),
     /// The member answered with a server error status.
     #[error("member answered HTTP {status}: {body}")]
     ServerError {
@@ -107,11 +110,20 @@ impl UpstreamError {
     /// apart from "broke after sending".
     pub(crate) fn from_send(err: reqwest::Error, timeout: Duration) -> Self {
         if err.is_connect() {
-            Self::Connect(err)
+            Self::Connect(err.into())
         } else if err.is_timeout() {
             Self::Timeout(timeout)
         } else {
-            Self::Transport(err)
+            Self::Transport(err.into())
+        }
+    }
+
+    /// Builds the error of a request the plain-HTTP client could not send.
+    pub(crate) fn from_plain_send(err: hyper_util::client::legacy::Error) -> Self {
+        if err.is_connect() {
+            Self::Connect(err.into())
+        } else {
+            Self::Transport(err.into())
         }
     }
 
@@ -120,7 +132,7 @@ impl UpstreamError {
         if err.is_timeout() {
             Self::Timeout(timeout)
         } else {
-            Self::Transport(err)
+            Self::Transport(err.into())
         }
     }
 }
@@ -144,12 +156,13 @@ impl std::fmt::Display for ForClient<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             UpstreamError::Connect(err) => {
-                let why = io_kind(err).unwrap_or_else(|| "the member cannot be reached".into());
+                let why =
+                    io_kind(err.as_ref()).unwrap_or_else(|| "the member cannot be reached".into());
                 write!(f, "connection failed: {why}")
             }
             UpstreamError::Transport(err) => {
-                let why =
-                    io_kind(err).unwrap_or_else(|| "the connection to the member broke".into());
+                let why = io_kind(err.as_ref())
+                    .unwrap_or_else(|| "the connection to the member broke".into());
                 write!(f, "transport error: {why}")
             }
             UpstreamError::ServerError { status, .. } => write!(f, "member answered HTTP {status}"),

@@ -206,6 +206,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.duration
     );
+    // Memory first, on a data plane that has served only the warm-up, so
+    // what the throughput runs leave behind does not count as per-call cost.
+    let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
+    println!(
+        "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
+        args.inflight, inflight["idle_rss_mib"], inflight["busy_rss_mib"], inflight["kib_per_call"]
+    );
     let mut report = Vec::new();
     for &concurrency in &args.concurrency {
         println!("concurrency {concurrency}");
@@ -256,11 +263,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.extend(rows);
         println!();
     }
-    let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
-    println!(
-        "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)",
-        args.inflight, inflight["idle_rss_mib"], inflight["busy_rss_mib"], inflight["kib_per_call"]
-    );
     let document =
         json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64()});
     std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;

@@ -400,3 +400,58 @@ async fn delete_ends_the_session_on_its_member() {
     assert_eq!(raw.whoami(&session).await, Err(404));
     stack.stop().await;
 }
+
+/// A member's `http.read_timeout` holds on the group endpoint too: a member
+/// that sends nothing for that long, before its answer's head or in the
+/// middle of an event stream, is cut off instead of holding the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_cuts_a_quiet_member() {
+    let json_member = FakeMcp::new("a")
+        .stateless()
+        .json_response(true)
+        .start()
+        .await;
+    let sse_member = PyBackend::start("b", Mode::Stateful).await;
+    let with_read_timeout = |endpoint: String| {
+        GroupConfig::recipe(&[endpoint]).yaml().replace(
+            "    health_check_interval_s:",
+            "    http: {read_timeout: 0.4}\n    health_check_interval_s:",
+        )
+    };
+    let sleep = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 4000}}});
+
+    // Silent before the head: the client gets the error at once.
+    let stack = Stack::start(&with_read_timeout(json_member.url())).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: group_url(&stack),
+    };
+    let response = raw.post(None, sleep.clone()).await;
+    assert_eq!(response.status(), 502);
+    let answer: Value = response.json().await.unwrap();
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("read_timeout"), "{answer}");
+    let add = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": 1, "b": 2}}});
+    let response = raw.post(None, add).await;
+    assert_eq!(response.status(), 200, "a quick answer is not affected");
+    stack.stop().await;
+
+    // Silent in the middle of an event stream: the stream is cut before
+    // the result could arrive.
+    let stack = Stack::start(&with_read_timeout(sse_member.base_url())).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: group_url(&stack),
+    };
+    let session = raw.initialize().await;
+    let mut response = raw.post(Some(&session), sleep).await;
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("slept_ms"), "the stream was not cut: {seen}");
+    stack.stop().await;
+}
