@@ -18,9 +18,14 @@ pub(crate) struct Holding<T> {
 }
 
 impl<T: Send + Unpin + 'static> Holding<T> {
+    /// `inner` holding `held`.
+    pub(crate) fn new(inner: Body, held: T) -> Self {
+        Self { inner, _held: held }
+    }
+
     /// `inner` holding `held`, as an axum body.
     pub(crate) fn body(inner: Body, held: T) -> Body {
-        Body::new(Self { inner, _held: held })
+        Body::new(Self::new(inner, held))
     }
 }
 

@@ -20,6 +20,7 @@ mod body;
 pub mod cache;
 pub mod control;
 pub mod dispatch;
+mod front;
 pub mod limit;
 pub mod listener;
 pub mod mcp;
@@ -181,29 +182,15 @@ impl DataPlane {
         let admission = Admission::new(limits.max_concurrent_requests);
         let router = axum::Router::new()
             .nest_service("/mcp", service)
-            .merge(proxy::router(self.routes.clone()))
             .layer(axum::middleware::from_fn_with_state(
-                guard,
-                mcp::guard::check_request,
+                guard.clone(),
+                mcp::guard::guard_layer,
             ))
             // After the guard's layer, so the guard does not apply to it.
-            .merge(metrics::router(self.metrics.clone()))
-            // Outermost: a request over the cap is refused before its body
-            // is read.
-            .layer(axum::middleware::from_fn_with_state(
-                admission.clone(),
-                listener::overload::admit,
-            ));
+            .merge(metrics::router(self.metrics.clone()));
+        let front = front::Front::new(admission, guard, self.routes.clone(), router);
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
-        listener::serve(
-            listener,
-            router,
-            limits,
-            &admission,
-            &self.shutdown,
-            &self.halt,
-        )
-        .await;
+        listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
         self.routes.processes_stopped().await;
         Ok(())
     }

@@ -18,16 +18,15 @@ pub mod overload;
 use std::io;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use self::overload::Admission;
+use crate::front::Front;
 
 /// Bounds on what one client can make the data plane hold, and how long
 /// shutdown waits. Every default is documented on its field.
@@ -92,13 +91,12 @@ const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// After the grace period, how long connections get to notice `halt`.
 const HALT_PATIENCE: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown`, then drains as the
+/// Serves `front` on `listener` until `shutdown`, then drains as the
 /// [module docs](self) say and returns once every connection is closed.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    front: Front,
     limits: &Limits,
-    admission: &Admission,
     shutdown: &CancellationToken,
     halt: &CancellationToken,
 ) {
@@ -116,9 +114,10 @@ pub(crate) async fn serve(
                 }
             },
         };
-        serve_connection(&builder, &graceful, stream, router.clone(), halt);
+        serve_connection(&builder, &graceful, stream, front.clone(), halt);
     }
     drop(listener);
+    let admission = front.admission();
     tracing::info!(
         connections = graceful.count(),
         calls = admission.calls_in_flight(),
@@ -153,7 +152,7 @@ fn serve_connection(
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
     stream: TcpStream,
-    router: Router,
+    front: Front,
     halt: &CancellationToken,
 ) {
     let peer = stream.peer_addr().ok();
@@ -162,9 +161,8 @@ fn serve_connection(
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(error = %err, "cannot set TCP_NODELAY");
     }
-    let service = TowerToHyperService::new(router);
     let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .serve_connection_with_upgrades(TokioIo::new(stream), front)
         .into_owned();
     let connection = graceful.watch(connection);
     let halt = halt.clone();

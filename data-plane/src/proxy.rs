@@ -23,15 +23,12 @@ pub mod stdio;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::routing::any;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
-use crate::mcp::guard::{Peek, jsonrpc_error};
+use crate::mcp::guard::{Checked, jsonrpc_error};
 use crate::member::Member;
 use crate::metrics::CallMetrics;
 use crate::routes::{GroupMember, GroupRoute, Routes};
@@ -45,36 +42,16 @@ const INVALID_REQUEST: i64 = -32600;
 /// Code of "no member can take this" answers, in the server-error range.
 const UNAVAILABLE: i64 = -32000;
 
-/// The routes of the transparent group endpoint.
-pub fn router(routes: Arc<Routes>) -> Router {
-    Router::new()
-        .route("/groups/{group}/mcp", any(handle))
-        .with_state(routes)
-}
-
-async fn handle(
-    State(routes): State<Arc<Routes>>,
-    Path(group): Path<String>,
-    request: axum::extract::Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    // The guard already read the body (within its limits) and peeked into
-    // it, so this only takes the bytes out.
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return jsonrpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            INVALID_REQUEST,
-            "unreadable body",
-        );
-    };
+/// Serves a request to `/groups/{group}/mcp` that passed the guard.
+pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Response {
+    let Checked { parts, body, peek } = checked;
     let request = ClientRequest {
-        peek: parts.extensions.get::<Peek>().cloned().unwrap_or_default(),
+        peek: peek.unwrap_or_default(),
         method: parts.method,
         headers: parts.headers,
         body,
     };
-    route(&routes, &group, request).await
+    route(routes, group, request).await
 }
 
 /// Serves one request of the transparent endpoint of `group` (also used by

@@ -12,15 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::HttpBody;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::body::Holding;
 use crate::mcp::guard::jsonrpc_error;
 
 /// JSON-RPC code of the refusal, in the implementation-defined server range.
@@ -31,6 +30,9 @@ const RETRY_AFTER_S: &str = "1";
 /// long, to answer with its id; a longer or slower one gets `id: null`.
 const ID_PEEK_BYTES: usize = 16 * 1024;
 const ID_PEEK_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What an admitted request holds until its answer has been sent.
+pub type Admitted = (OwnedSemaphorePermit, Option<TaskTrackerToken>);
 
 /// The permits and the calls in flight of one HTTP front.
 #[derive(Debug, Clone)]
@@ -64,32 +66,32 @@ impl Admission {
         self.calls.close();
         self.calls.wait().await;
     }
-}
 
-/// Axum middleware: admits a request if a permit is free, and holds the
-/// permit (and the call) until its answer is sent; refuses it otherwise.
-pub async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
-    let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
-        tracing::debug!(limit = admission.max, "overloaded, refusing a request");
-        return overloaded(request, admission.max).await;
-    };
-    let call = (request.method() != Method::GET).then(|| admission.calls.token());
-    next.run(request)
-        .await
-        .map(|inner| Holding::body(inner, (permit, call)))
-}
+    /// A permit for a request with `method` if one is free: the request
+    /// holds it (and, unless it is a GET stream, counts as a call in
+    /// flight) until its answer is sent.
+    pub fn try_admit(&self, method: &Method) -> Option<Admitted> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let call = (method != Method::GET).then(|| self.calls.token());
+        Some((permit, call))
+    }
 
-/// 503 with `Retry-After` and a JSON-RPC error carrying the request's id
-/// when a short body shows it.
-async fn overloaded(request: Request, max: usize) -> Response {
-    let id = peek_id(request).await;
-    let message =
-        format!("overloaded: this data plane is serving its limit of {max} requests, retry later");
-    let mut response = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, OVERLOADED, &message);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
-    response
+    /// The answer to a request that found no free permit: 503 with
+    /// `Retry-After` and a JSON-RPC error carrying the request's id when a
+    /// short body shows it.
+    pub async fn refuse(&self, request: Request) -> Response {
+        tracing::debug!(limit = self.max, "overloaded, refusing a request");
+        let id = peek_id(request).await;
+        let message = format!(
+            "overloaded: this data plane is serving its limit of {} requests, retry later",
+            self.max
+        );
+        let mut response = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, OVERLOADED, &message);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+        response
+    }
 }
 
 /// The `id` of a small JSON-RPC body, `null` if there is none to see cheaply.

@@ -8,12 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
+
+use crate::upstream::error::BoxError;
 
 /// JSON-RPC error codes.
 const PARSE_ERROR: i64 = -32700;
@@ -30,48 +33,74 @@ pub struct Guard {
     pub body_timeout: Duration,
 }
 
-/// Axum middleware: lets well-formed JSON-RPC messages addressed to an
-/// allowed host from an allowed origin through, answers the rest.
-pub async fn check_request(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+/// A request that passed the guard: its head, its whole body, and for a
+/// POST what routing reads from the body.
+#[derive(Debug)]
+pub struct Checked {
+    /// Method, URI, headers and extensions of the request.
+    pub parts: http::request::Parts,
+    /// The whole body, read within the limits.
+    pub body: Bytes,
+    /// The routing facts of a POST's JSON-RPC message.
+    pub peek: Option<Peek>,
+}
+
+/// Lets well-formed JSON-RPC messages addressed to an allowed host from an
+/// allowed origin through, with their body read; answers the rest.
+pub async fn check_request<B>(guard: &Guard, request: http::Request<B>) -> Result<Checked, Response>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     if let Err(message) = check_host_and_origin(request.headers(), &guard.allowed_hosts) {
         let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-        return rejection.into_response(StatusCode::FORBIDDEN);
+        return Err(rejection.into_response(StatusCode::FORBIDDEN));
     }
     // Every body is read within the limits, even where it is ignored: a
     // GET with a body must not stream unbounded into a handler.
     let (parts, body) = request.into_parts();
-    let read = axum::body::to_bytes(body, guard.max_body_bytes);
-    let bytes = match tokio::time::timeout(guard.body_timeout, read).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(err)) => return unreadable_body(err, guard.max_body_bytes),
+    let read = Limited::new(body, guard.max_body_bytes).collect();
+    let body = match tokio::time::timeout(guard.body_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) => return Err(unreadable_body(&err, guard.max_body_bytes)),
         Err(_) => {
             let message = format!(
                 "request body not received within {}s",
                 guard.body_timeout.as_secs_f64()
             );
             let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-            return rejection.into_response(StatusCode::REQUEST_TIMEOUT);
+            return Err(rejection.into_response(StatusCode::REQUEST_TIMEOUT));
         }
     };
-    if parts.method != Method::POST {
-        return next
-            .run(Request::from_parts(parts, Body::from(bytes)))
-            .await;
-    }
-    let peek = match check(&bytes) {
-        Ok(peek) => peek,
-        Err(rejection) => return rejection.into_response(StatusCode::BAD_REQUEST),
+    let peek = if parts.method == Method::POST {
+        match check(&body) {
+            Ok(peek) => Some(peek),
+            Err(rejection) => return Err(rejection.into_response(StatusCode::BAD_REQUEST)),
+        }
+    } else {
+        None
     };
-    let mut request = Request::from_parts(parts, Body::from(bytes));
-    // Handlers route on these without parsing the body again.
-    request.extensions_mut().insert(peek);
-    next.run(request).await
+    Ok(Checked { parts, body, peek })
+}
+
+/// Axum middleware: [`check_request`] in front of a handler, which finds
+/// the [`Peek`] of a POST in the request's extensions.
+pub async fn guard_layer(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    match check_request(&guard, request).await {
+        Ok(Checked { parts, body, peek }) => {
+            let mut request = Request::from_parts(parts, Body::from(body));
+            if let Some(peek) = peek {
+                request.extensions_mut().insert(peek);
+            }
+            next.run(request).await
+        }
+        Err(refused) => refused,
+    }
 }
 
 /// 413 for a body over the limit, 400 for one the client broke off.
-fn unreadable_body(err: axum::Error, limit: usize) -> Response {
-    let too_large = err.into_inner().is::<http_body_util::LengthLimitError>();
-    if too_large {
+fn unreadable_body(err: &BoxError, limit: usize) -> Response {
+    if err.is::<LengthLimitError>() {
         let message = format!("request body is larger than {limit} bytes");
         let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
         return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);

@@ -1,0 +1,131 @@
+//! The data plane's request front: every request is admitted (see
+//! [`Admission`]), then `/groups/{group}/mcp` is served by the transparent
+//! proxy after the guard, and anything else (`/mcp`, `/metrics`) by the
+//! axum router.
+//!
+//! The group endpoint is the balancer's hot path, so it skips the router:
+//! route matching, the router's layers and their boxed futures were a
+//! visible share of the CPU and memory of every proxied call.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower::ServiceExt;
+
+use crate::body::Holding;
+use crate::listener::overload::{Admission, Admitted};
+use crate::mcp::guard::{self, Guard};
+use crate::proxy;
+use crate::routes::Routes;
+
+/// An answer, holding its request's admission until it is sent.
+pub(crate) type FrontResponse = Response<Holding<Option<Admitted>>>;
+
+/// The hyper service of every connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Front(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    admission: Admission,
+    guard: Guard,
+    routes: Arc<Routes>,
+    /// Everything but the group endpoint.
+    router: Router,
+}
+
+// === impl Front ===
+
+impl Front {
+    /// Admits with `admission`, checks group requests with `guard` and
+    /// proxies them over `routes`; hands the rest to `router`, which
+    /// guards its own MCP routes.
+    pub(crate) fn new(
+        admission: Admission,
+        guard: Guard,
+        routes: Arc<Routes>,
+        router: Router,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            admission,
+            guard,
+            routes,
+            router,
+        }))
+    }
+
+    /// The admission every request goes through.
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.0.admission
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Front {
+    type Response = FrontResponse;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<FrontResponse, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move { Ok(inner.serve(request).await) })
+    }
+}
+
+impl Inner {
+    async fn serve(&self, request: Request<Incoming>) -> FrontResponse {
+        let Some(admitted) = self.admission.try_admit(request.method()) else {
+            let refused = self.admission.refuse(request.map(Body::new)).await;
+            return refused.map(|body| Holding::new(body, None));
+        };
+        let response = match group_of(request.uri().path()) {
+            Some(group) => match guard::check_request(&self.guard, request).await {
+                Ok(checked) => proxy::handle(&self.routes, &group, checked).await,
+                Err(refused) => refused,
+            },
+            None => match self.router.clone().oneshot(request.map(Body::new)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+        };
+        response.map(|body| Holding::new(body, Some(admitted)))
+    }
+}
+
+/// The group named by a `/groups/{group}/mcp` path, percent-decoded; `None`
+/// for any other path, and for a name that is not UTF-8 (the router
+/// answers those).
+fn group_of(path: &str) -> Option<String> {
+    let name = path.strip_prefix("/groups/")?.strip_suffix("/mcp")?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_of;
+
+    #[test]
+    fn finds_the_group_in_its_path_only() {
+        assert_eq!(group_of("/groups/trio/mcp").as_deref(), Some("trio"));
+        assert_eq!(
+            group_of("/groups/my%20group/mcp").as_deref(),
+            Some("my group")
+        );
+        assert_eq!(group_of("/groups//mcp"), None);
+        assert_eq!(group_of("/groups/a/b/mcp"), None);
+        assert_eq!(group_of("/groups/trio/mcp/"), None);
+        assert_eq!(group_of("/mcp"), None);
+        assert_eq!(group_of("/groups/%FF/mcp"), None);
+    }
+}
