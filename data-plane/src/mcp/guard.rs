@@ -5,6 +5,7 @@
 //! with a plain-text 415), and a body that is too large or too slow is
 //! refused before any handler sees it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,10 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
+
+use super::envelope::{Envelope, Params};
 
 use crate::upstream::error::BoxError;
 
@@ -193,27 +197,42 @@ pub struct Peek {
 }
 
 fn check(bytes: &Bytes) -> Result<Peek, Rejection> {
-    let message: Value = serde_json::from_slice(bytes)
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(not_one_object(bytes));
+    }
+    let message: Envelope<'_> = serde_json::from_slice(bytes)
         .map_err(|e| Rejection::new(Value::Null, PARSE_ERROR, format!("parse error: {e}")))?;
-    let Value::Object(message) = message else {
-        // Batches were only part of 2025-03-26; no current client sends them.
-        let text =
-            "invalid request: expected one JSON-RPC message object (batches are not supported)";
-        return Err(Rejection::new(Value::Null, INVALID_REQUEST, text));
-    };
-    let id = message.get("id").cloned().unwrap_or(Value::Null);
-    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    let id = message.id.clone().unwrap_or(Value::Null);
+    if message.jsonrpc.as_str() != Some("2.0") {
         let text = "invalid request: \"jsonrpc\" must be \"2.0\"";
         return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
-    let is_request = message.get("method").is_some_and(Value::is_string);
-    let is_response = message.contains_key("id")
-        && (message.contains_key("result") || message.contains_key("error"));
+    let is_request = message.method.as_str().is_some();
+    let is_response = message.id.is_some() && (message.result.is_some() || message.error.is_some());
     if !is_request && !is_response {
         let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
         return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
-    Ok(Peek::of_object(&message))
+    let Params { name, uri } = message.params;
+    Ok(Peek {
+        method: message.method.0.map(Cow::into_owned),
+        id,
+        name: name.0.or(uri.0).map(Cow::into_owned),
+    })
+}
+
+/// Why a body that is not a JSON object is refused.
+fn not_one_object(bytes: &[u8]) -> Rejection {
+    match serde_json::from_slice::<IgnoredAny>(bytes) {
+        // Batches were only part of 2025-03-26; no current client sends them.
+        Ok(_) => Rejection::new(
+            Value::Null,
+            INVALID_REQUEST,
+            "invalid request: expected one JSON-RPC message object (batches are not supported)",
+        ),
+        Err(e) => Rejection::new(Value::Null, PARSE_ERROR, format!("parse error: {e}")),
+    }
 }
 
 impl Peek {

@@ -1,0 +1,219 @@
+//! The parts of a JSON-RPC message the guard checks and routing reads,
+//! parsed in one pass without building the message: `params` (a tool's
+//! arguments, possibly large) are skipped except for `name` and `uri`, and
+//! strings are borrowed from the body where they have no escapes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+
+/// One JSON-RPC message object, as far as the proxy looks into it.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Envelope<'a> {
+    /// `jsonrpc`, if it is a string.
+    #[serde(borrow, default)]
+    pub(crate) jsonrpc: Text<'a>,
+    /// `method`, if it is a string.
+    #[serde(borrow, default)]
+    pub(crate) method: Text<'a>,
+    /// `id`, when present (`null` included).
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) id: Option<Value>,
+    /// Whether `result` is present.
+    #[serde(default, deserialize_with = "present_any")]
+    pub(crate) result: Option<IgnoredAny>,
+    /// Whether `error` is present.
+    #[serde(default, deserialize_with = "present_any")]
+    pub(crate) error: Option<IgnoredAny>,
+    /// `params.name` and `params.uri`, if `params` is an object.
+    #[serde(borrow, default)]
+    pub(crate) params: Params<'a>,
+}
+
+/// A value that is kept if it is a string, and skipped otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct Text<'a>(pub(crate) Option<Cow<'a, str>>);
+
+impl Text<'_> {
+    /// The string, if the value was one.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// The routing names of `params`.
+#[derive(Debug, Default)]
+pub(crate) struct Params<'a> {
+    /// `params.name` (tools, prompts), if a string.
+    pub(crate) name: Text<'a>,
+    /// `params.uri` (resources), if a string.
+    pub(crate) uri: Text<'a>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+fn present_any<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(deserializer).map(Some)
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_none<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+        }
+
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParamsVisitor;
+
+        impl<'de> Visitor<'de> for ParamsVisitor {
+            type Value = Params<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
+                let mut params = Params::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        // The last of repeated keys wins, as in a parsed object.
+                        "name" => params.name = map.next_value()?,
+                        "uri" => params.uri = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(params)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Params::default())
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+
+            fn visit_unit<E>(self) -> Result<Params<'de>, E> {
+                Ok(Params::default())
+            }
+        }
+
+        deserializer.deserialize_any(ParamsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Envelope<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn reads_what_routing_needs_and_skips_the_rest() {
+        let call = parse(
+            r#"{"jsonrpc":"2.0","id":"a\"1","method":"tools/call","params":{"name":"add","arguments":{"a":[1,{"b":null}]}}}"#,
+        );
+        assert_eq!(call.jsonrpc.as_str(), Some("2.0"));
+        assert_eq!(call.method.as_str(), Some("tools/call"));
+        assert_eq!(call.id, Some(Value::String("a\"1".into())));
+        assert_eq!(call.params.name.as_str(), Some("add"));
+        assert!(call.result.is_none() && call.error.is_none());
+
+        let answer = parse(r#"{"jsonrpc":"2.0","id":null,"result":null}"#);
+        assert_eq!(answer.id, Some(Value::Null), "a null id is present");
+        assert!(answer.result.is_some(), "a null result is present");
+
+        let odd = parse(r#"{"jsonrpc":2,"method":["x"],"params":[1,2]}"#);
+        assert_eq!(odd.jsonrpc.as_str(), None);
+        assert_eq!(odd.method.as_str(), None);
+        assert!(odd.id.is_none());
+        assert_eq!(odd.params.name.as_str(), None);
+
+        let read = parse(r#"{"method":"resources/read","params":{"uri":"file:///a","name":7}}"#);
+        assert_eq!(read.params.uri.as_str(), Some("file:///a"));
+        assert_eq!(read.params.name.as_str(), None);
+    }
+}
