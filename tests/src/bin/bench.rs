@@ -9,12 +9,13 @@
 //! plane's `/groups/{group}/mcp`, and through `hangar_call`. It reports
 //! calls/s, latency percentiles, errors, the CPU each proxy used (per second
 //! and per call: steadier than calls/s on a shared machine), the data
-//! plane's RSS, and ratios against direct and nginx; finally it holds 1,000 `sleep` calls in
-//! flight to measure memory per call. Not a test: nothing is asserted.
+//! plane's RSS, and ratios against direct and nginx. First it holds 1,000
+//! `sleep` calls in flight to measure memory per call. Not a test: nothing
+//! is asserted.
 //!
 //! ```sh
 //! cargo build --release --bins
-//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]
+//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--json FILE]
 //! ```
 
 use std::path::PathBuf;
@@ -31,13 +32,13 @@ use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const USAGE: &str =
-    "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--json FILE]";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--json FILE]\n  --worker-threads: passed to the data plane (default: one per CPU)";
 
 struct Args {
     duration: Duration,
     concurrency: Vec<usize>,
     inflight: usize,
+    worker_threads: Option<u16>,
     json: PathBuf,
     bin_dir: PathBuf,
 }
@@ -51,6 +52,7 @@ fn args() -> anyhow::Result<Args> {
         duration: Duration::from_secs(5),
         concurrency: vec![1, 64],
         inflight: 1000,
+        worker_threads: None,
         json: bin_dir.join("hangar-bench.json"),
         bin_dir,
     };
@@ -66,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
                     .collect::<Result<_, _>>()?;
             }
             "--inflight" => args.inflight = value()?.parse()?,
+            "--worker-threads" => args.worker_threads = Some(value()?.parse()?),
             "--json" => args.json = value()?.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -142,17 +145,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             state.path().display().to_string(),
         ],
     )?;
-    let dp = spawn(
-        args.bin_dir.join("hangar-data-plane"),
-        &[
-            "--control-plane".into(),
-            format!("http://{cp_addr}"),
-            "--node-id".into(),
-            "bench".into(),
-            "--listen".into(),
-            dp_addr.to_string(),
-        ],
-    )?;
+    let mut dp_args = vec![
+        "--control-plane".into(),
+        format!("http://{cp_addr}"),
+        "--node-id".into(),
+        "bench".into(),
+        "--listen".into(),
+        dp_addr.to_string(),
+    ];
+    if let Some(threads) = args.worker_threads {
+        dp_args.extend(["--worker-threads".into(), threads.to_string()]);
+    }
+    let dp = spawn(args.bin_dir.join("hangar-data-plane"), &dp_args)?;
     let endpoints: Vec<String> = backends.iter().map(FakeMcpHandle::url).collect();
     let config = GroupConfig {
         health_check_interval_s: 5.0,
@@ -202,9 +206,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
 
     println!(
-        "hangar-bench on {} cores, {:?} per run, backends answer in microseconds (in-process fakes)\n",
+        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, backends answer in microseconds (in-process fakes)\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        args.duration
+        args.duration,
+        args.worker_threads
+            .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
     );
     // Memory first, on a data plane that has served only the warm-up, so
     // what the throughput runs leave behind does not count as per-call cost.
@@ -263,8 +269,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.extend(rows);
         println!();
     }
-    let document =
-        json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64()});
+    let document = json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64(),
+               "dp_worker_threads": args.worker_threads});
     std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;
     println!("report written to {}", args.json.display());
     Ok(())
