@@ -72,8 +72,8 @@ struct Args {
     /// Log line format on stderr (filter: HANGAR_LOG).
     #[arg(long, value_enum, default_value_t)]
     log_format: hangar_runtime::LogFormat,
-    /// Threads that serve calls; default: one per CPU. One thread costs
-    /// the least CPU per call, more serve more calls per second.
+    /// Threads that serve calls; default: one per CPU. Fewer leave more of
+    /// the machine to the MCP clients beside the data plane.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
 }
