@@ -2,7 +2,7 @@
 //! relayed back as it arrives.
 //!
 //! The body is never buffered on the way back: SSE events reach the client
-//! as the member writes them. When the client goes away, axum drops the
+//! as the member writes them. When the client goes away, hyper drops the
 //! relayed body, which drops the member's response and closes that
 //! connection: the member sees the disconnect, which 2026-07-28 defines as
 //! cancellation.

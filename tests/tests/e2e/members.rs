@@ -4,6 +4,7 @@
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
 use hangar_tests::pki::TestPki;
+use hangar_tests::raw::Raw;
 use hangar_tests::stack::Stack;
 use serde_json::json;
 
@@ -188,5 +189,50 @@ async fn read_timeout_ends_a_call_when_the_member_goes_quiet() {
     let fast = json!({"mcp_server": "slow", "tool": "add", "arguments": {"a": 1, "b": 1}});
     let out = client.hangar_call(json!({"calls": [fast]})).await;
     assert_eq!(out["succeeded"], 1, "a quick answer is not affected: {out}");
+    stack.stop().await;
+}
+
+/// The group endpoint reaches an HTTPS member with a private CA as well as
+/// a plain-HTTP one, each with its configured credentials added to what the
+/// client sent: both serve, and neither refuses a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_endpoint_reaches_https_and_plain_members_with_their_credentials() {
+    let pki = TestPki::generate();
+    let secure = FakeMcp::new("secure")
+        .tls(&pki.server)
+        .require_bearer(TOKEN)
+        .stateless()
+        .json_response(true)
+        .start()
+        .await;
+    let plain = FakeMcp::new("plain")
+        .require_bearer(TOKEN)
+        .stateless()
+        .json_response(true)
+        .start()
+        .await;
+    let yaml = format!(
+        "mcp_servers:\n  secure:\n    mode: remote\n    endpoint: \"{}\"\n    auth:\n      type: bearer\n      bearer_token: \"{TOKEN}\"\n    tls:\n      ca_cert_path: \"{}\"\n  plain:\n    mode: remote\n    endpoint: \"{}\"\n    headers:\n      Authorization: \"Bearer {TOKEN}\"\n  pair:\n    mode: group\n    strategy: round_robin\n    members:\n      - id: secure\n      - id: plain\n",
+        secure.url(),
+        pki.ca.display(),
+        plain.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: stack.dp.mcp_url().replace("/mcp", "/groups/pair/mcp"),
+    };
+    let mut served = Vec::new();
+    for id in 1..=4 {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "whoami", "arguments": {}}});
+        let response = raw.post(None, call).await;
+        assert_eq!(response.status(), 200);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        served.push(answer["result"]["structuredContent"]["served_by"].clone());
+    }
+    served.sort_by_key(ToString::to_string);
+    assert_eq!(served, ["plain", "plain", "secure", "secure"]);
+    assert_eq!(secure.unauthorized() + plain.unauthorized(), 0);
     stack.stop().await;
 }
