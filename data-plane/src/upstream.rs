@@ -398,10 +398,10 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<(), UpstreamError> {
         let body = json!({ "jsonrpc": "2.0", "method": method });
-        let response = self.post(session, method, None, &body, timeout).await?;
-        match response.status() {
+        let answer = self.post(session, method, None, &body, timeout).await?;
+        match answer.status {
             s if s.is_success() => Ok(()),
-            status => Err(status_error(status, response, timeout).await),
+            status => Err(status_error(status, &answer.body)),
         }
     }
 
@@ -439,26 +439,24 @@ impl Upstream {
             .map(str::to_owned);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let started = tokio::time::Instant::now();
-        let response = self
+        let answer = self
             .post(session, method, name.as_deref(), &body, timeout)
             .await
             .map_err(|e| self.which_timeout(e, started, timeout))?;
-        let status = response.status();
+        let status = answer.status;
         if status == StatusCode::NOT_FOUND && session.id.is_some() {
             return Err(Sent::SessionGone);
         }
         if !status.is_success() {
-            return Err(Sent::Failed(status_error(status, response, timeout).await));
+            return Err(Sent::Failed(status_error(status, &answer.body)));
         }
-        let session_id = response.headers().get("mcp-session-id").cloned();
-        let is_sse = response
-            .headers()
+        let session_id = answer.headers.get("mcp-session-id").cloned();
+        let is_sse = answer
+            .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let text = response.text().await.map_err(|e| {
-            self.which_timeout(UpstreamError::from_body(e, timeout), started, timeout)
-        })?;
+        let text = String::from_utf8_lossy(&answer.body);
         let answer = if is_sse {
             find_response_in_sse(&text, id)?
         } else {
@@ -482,37 +480,6 @@ impl Upstream {
             }
             (err, _) => err,
         }
-    }
-
-    async fn post(
-        &self,
-        session: &Session,
-        method: &str,
-        name: Option<&str>,
-        body: &Value,
-        timeout: Duration,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        let mut request = self
-            .http
-            .post(&self.endpoint)
-            .timeout(timeout)
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", session.protocol_version.clone())
-            .headers(self.headers.clone())
-            .json(body);
-        if let Some(id) = &session.id {
-            request = request.header("mcp-session-id", id.clone());
-        }
-        if session.modern {
-            request = request.header("mcp-method", method);
-            if let Some(name) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
-                request = request.header("mcp-name", name);
-            }
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_send(e, timeout))
     }
 }
 

@@ -1,8 +1,6 @@
 //! Reading a member's answers: the JSON-RPC response out of a JSON or SSE
 //! body, errors out of HTTP statuses, and the signs of a 2026-07-28 server.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -25,15 +23,13 @@ pub(super) fn is_modern_refusal(err: &UpstreamError) -> bool {
     }
 }
 
-pub(super) async fn status_error(
-    status: StatusCode,
-    response: reqwest::Response,
-    timeout: Duration,
-) -> UpstreamError {
-    let body = match response.text().await {
-        Ok(text) => text.chars().take(ERROR_BODY_LIMIT).collect(),
-        Err(e) => return UpstreamError::from_body(e, timeout),
-    };
+/// The error of an answer with a status other than 2xx, with the start of
+/// its body for the operator.
+pub(super) fn status_error(status: StatusCode, body: &[u8]) -> UpstreamError {
+    let body = String::from_utf8_lossy(body)
+        .chars()
+        .take(ERROR_BODY_LIMIT)
+        .collect();
     if status.is_server_error() {
         UpstreamError::ServerError { status, body }
     } else {

@@ -127,12 +127,14 @@ impl UpstreamError {
         }
     }
 
-    /// Builds the error of a failed body read.
-    pub(crate) fn from_body(err: reqwest::Error, timeout: Duration) -> Self {
-        if err.is_timeout() {
-            Self::Timeout(timeout)
-        } else {
-            Self::Transport(err.into())
+    /// Builds the error of a failed read of an answer's body. A read
+    /// timeout (reqwest's) is `Timeout`, which the caller names `Quiet` when
+    /// it fired before the call's deadline.
+    pub(crate) fn from_body(err: BoxError) -> Self {
+        match err.downcast::<reqwest::Error>() {
+            Ok(err) if err.is_timeout() => Self::Timeout(Duration::ZERO),
+            Ok(err) => Self::Transport(err),
+            Err(other) => Self::Transport(other),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Requests of the transparent endpoint passed through to a remote member
-//! as they are: the client's method, the headers it may forward and its
-//! body bytes, sent to the member's endpoint with the member's configured
-//! headers added.
+//! Requests to a remote member: those the transparent endpoint passes
+//! through as they are (the client's method, the headers it may forward and
+//! its body bytes), and this data plane's own MCP requests, all sent to the
+//! member's endpoint with the member's configured headers added.
 //!
 //! `http://` members get a bare hyper client and a `Uri` parsed once (see
 //! [`PlainClient`]); `https://` members go through reqwest, which holds
@@ -9,13 +9,15 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, Uri};
-use http_body_util::{Either, Full};
+use bytes::{Bytes, BytesMut};
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use serde_json::Value;
 
 use super::clients::PlainClient;
-use super::{Upstream, UpstreamError};
+use super::{Session, Upstream, UpstreamError};
 
 /// A member's answer body, from whichever client carried the request.
 pub type PassedBody = Either<Incoming, reqwest::Body>;
@@ -101,5 +103,85 @@ impl Upstream {
     pub fn pass_quiet_limit(&self, method: &Method) -> Option<Duration> {
         let plain = self.plain.is_some() && method != Method::GET;
         self.read_timeout.filter(|_| plain)
+    }
+}
+
+/// A member's answer, read whole.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
+}
+
+impl Upstream {
+    /// POSTs our own JSON-RPC `message` (of `method`, naming `name`) to the
+    /// member in `session` and reads the whole answer, all within `deadline`.
+    pub(super) async fn post(
+        &self,
+        session: &Session,
+        method: &str,
+        name: Option<&str>,
+        message: &Value,
+        deadline: Duration,
+    ) -> Result<Answer, UpstreamError> {
+        let body = serde_json::to_vec(message)
+            .map_err(|e| UpstreamError::Protocol(format!("cannot encode the request: {e}")))?;
+        let mut request = Request::new(Bytes::from(body));
+        *request.method_mut() = Method::POST;
+        let headers = request.headers_mut();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("mcp-protocol-version", session.protocol_version.clone());
+        if let Some(id) = &session.id {
+            headers.insert("mcp-session-id", id.clone());
+        }
+        if session.modern {
+            if let Ok(method) = HeaderValue::from_str(method) {
+                headers.insert("mcp-method", method);
+            }
+            if let Some(name) = name.and_then(|n| HeaderValue::from_str(n).ok()) {
+                headers.insert("mcp-name", name);
+            }
+        }
+        let exchange = async {
+            let quiet = self.pass_quiet_limit(&Method::POST);
+            let (parts, body) = self.pass(request).await?.into_parts();
+            let body = read_whole(body, quiet).await?;
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout(deadline))?
+    }
+}
+
+/// All of `body`, failing if the member stays silent for longer than
+/// `quiet` between two pieces of it.
+async fn read_whole(mut body: PassedBody, quiet: Option<Duration>) -> Result<Bytes, UpstreamError> {
+    let mut whole = BytesMut::new();
+    loop {
+        let frame = match quiet {
+            Some(limit) => tokio::time::timeout(limit, body.frame())
+                .await
+                .map_err(|_| UpstreamError::Quiet(limit))?,
+            None => body.frame().await,
+        };
+        match frame {
+            None => return Ok(whole.freeze()),
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    whole.extend_from_slice(data);
+                }
+            }
+            Some(Err(err)) => return Err(UpstreamError::from_body(err)),
+        }
     }
 }
