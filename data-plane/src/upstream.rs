@@ -207,11 +207,6 @@ impl Upstream {
             .map(|s| s.modern || s.id.is_none())
     }
 
-    /// The endpoint as a URL (the routing table only admits valid ones).
-    pub fn url(&self) -> Option<&reqwest::Url> {
-        self.url.as_ref()
-    }
-
     /// Fails when the member's settings cannot be used on this data plane.
     fn check_usable(&self) -> Result<(), UpstreamError> {
         match &self.unusable {
