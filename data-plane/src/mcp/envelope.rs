@@ -212,6 +212,12 @@ mod tests {
         assert!(odd.id.is_none());
         assert_eq!(odd.params.name.as_str(), None);
 
+        let repeated = r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#;
+        assert!(
+            serde_json::from_str::<Envelope<'_>>(repeated).is_err(),
+            "a repeated key is ambiguous, so it is refused"
+        );
+
         let read = parse(r#"{"method":"resources/read","params":{"uri":"file:///a","name":7}}"#);
         assert_eq!(read.params.uri.as_str(), Some("file:///a"));
         assert_eq!(read.params.name.as_str(), None);
