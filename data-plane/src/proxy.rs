@@ -169,8 +169,7 @@ async fn deliver(
         return local::answer(member, stdio, metrics, request).await;
     }
     let (response, call) = forward::send(member, metrics, request, member_session).await?;
-    let quiet_limit = member.upstream().pass_quiet_limit(&request.method);
-    Ok(forward::relay(response, call, quiet_limit, |s| {
+    Ok(forward::relay(response, call, |s| {
         session::encode(member.id(), s)
     }))
 }

@@ -7,11 +7,9 @@
 //! connection: the member sees the disconnect, which 2026-07-28 defines as
 //! cancellation.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
@@ -126,12 +124,10 @@ pub(crate) fn hold_until_sent(response: Response, slot: Slot) -> Response {
 }
 
 /// The member's answer for the client: status, the headers it needs, the
-/// session id rewritten by `session`, and the body streamed through, cut
-/// with an error if the member stays silent for longer than `quiet_limit`.
+/// session id rewritten by `session`, and the body streamed through.
 pub(crate) fn relay(
     response: http::Response<PassedBody>,
     call: InFlightCall,
-    quiet_limit: Option<Duration>,
     session: impl FnOnce(&[u8]) -> String,
 ) -> Response {
     let (parts, body) = response.into_parts();
@@ -167,7 +163,6 @@ pub(crate) fn relay(
         call,
         settled,
         unread: length,
-        quiet: quiet_limit.map(|limit| Quiet { limit, timer: None }),
     };
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = parts.status;
@@ -184,15 +179,6 @@ struct Tracked {
     /// Bytes of a known length still to come: hyper stops polling a body
     /// once its `Content-Length` is sent, so the end is seen by counting.
     unread: Option<u64>,
-    /// The member's `read_timeout`, where this body enforces it.
-    quiet: Option<Quiet>,
-}
-
-/// How long the member may go without sending a frame.
-struct Quiet {
-    limit: Duration,
-    /// Armed at the first wait only: most answers arrive whole with their head.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Tracked {
@@ -218,13 +204,6 @@ impl HttpBody for Tracked {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(Quiet {
-                    limit,
-                    timer: Some(timer),
-                }) = &mut this.quiet
-                {
-                    timer.as_mut().reset(tokio::time::Instant::now() + *limit);
-                }
                 if let (Some(data), Some(unread)) = (frame.data_ref(), this.unread) {
                     let unread = unread.saturating_sub(data.len() as u64);
                     this.unread = Some(unread);
@@ -235,29 +214,19 @@ impl HttpBody for Tracked {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) => {
-                let broke = UpstreamError::Protocol("the member broke off its answer".into());
-                this.settle(Err(&broke));
+                let failure = match err.downcast_ref::<UpstreamError>() {
+                    // The member went quiet for its read_timeout.
+                    Some(UpstreamError::Quiet(limit)) => UpstreamError::Quiet(*limit),
+                    _ => UpstreamError::Protocol("the member broke off its answer".into()),
+                };
+                this.settle(Err(&failure));
                 Poll::Ready(Some(Err(err)))
             }
             Poll::Ready(None) => {
                 this.settle(Ok(()));
                 Poll::Ready(None)
             }
-            Poll::Pending => {
-                let Some(quiet) = &mut this.quiet else {
-                    return Poll::Pending;
-                };
-                let limit = quiet.limit;
-                let timer = quiet
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let err = UpstreamError::Quiet(limit);
-                this.settle(Err(&err));
-                Poll::Ready(Some(Err(err.into())))
-            }
+            Poll::Pending => Poll::Pending,
         }
     }
 

@@ -127,10 +127,15 @@ impl UpstreamError {
         }
     }
 
-    /// Builds the error of a failed read of an answer's body. A read
-    /// timeout (reqwest's) is `Timeout`, which the caller names `Quiet` when
-    /// it fired before the call's deadline.
+    /// Builds the error of a failed read of an answer's body: the member's
+    /// silence ([`UpstreamError::Quiet`]) as it is; a read timeout of
+    /// reqwest's as `Timeout`, which the caller names `Quiet` when it fired
+    /// before the call's deadline; anything else as a transport error.
     pub(crate) fn from_body(err: BoxError) -> Self {
+        let err = match err.downcast::<Self>() {
+            Ok(ours) => return *ours,
+            Err(other) => other,
+        };
         match err.downcast::<reqwest::Error>() {
             Ok(err) if err.is_timeout() => Self::Timeout(Duration::ZERO),
             Ok(err) => Self::Transport(err),

@@ -5,22 +5,30 @@
 //!
 //! `http://` members get a bare hyper client and a `Uri` parsed once (see
 //! [`PlainClient`]); `https://` members go through reqwest, which holds
-//! their TLS settings.
+//! their TLS settings. On either route a member that goes quiet for its
+//! `read_timeout` in the middle of an answer fails it with
+//! [`UpstreamError::Quiet`]: reqwest enforces that itself, and [`Quiet`]
+//! does for the plain route.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::clients::PlainClient;
+use super::error::BoxError;
 use super::{Session, Upstream, UpstreamError};
 
 /// A member's answer body, from whichever client carried the request.
-pub type PassedBody = Either<Incoming, reqwest::Body>;
+pub type PassedBody = Either<Quiet<Incoming>, reqwest::Body>;
 
 /// How a plain-HTTP member is reached.
 #[derive(Debug)]
@@ -43,9 +51,8 @@ impl PlainRoute {
 impl Upstream {
     /// Sends `request` to the member's endpoint (its own URI is ignored)
     /// with the member's configured headers added. For anything but a GET
-    /// stream the member's `read_timeout` bounds the wait for the answer's
-    /// head; [`Upstream::pass_quiet_limit`] says how long the caller may let
-    /// the body stay silent.
+    /// stream (which may idle for long) the member's `read_timeout` bounds
+    /// the wait for the answer's head and every silence within its body.
     pub async fn pass(
         &self,
         mut request: Request<Bytes>,
@@ -60,7 +67,9 @@ impl Upstream {
             request.headers_mut().append(name, value.clone());
         }
         if let Some(plain) = &self.plain {
-            let patience = self.pass_quiet_limit(request.method());
+            let patience = self
+                .read_timeout
+                .filter(|_| request.method() != Method::GET);
             *request.uri_mut() = plain.uri.clone();
             let sent = plain.client.request(request.map(Full::new));
             let answer = match patience {
@@ -70,7 +79,7 @@ impl Upstream {
                 None => sent.await,
             };
             let response = answer.map_err(UpstreamError::from_plain_send)?;
-            return Ok(response.map(Either::Left));
+            return Ok(response.map(|body| Either::Left(Quiet::new(body, patience))));
         }
         let Some(url) = &self.url else {
             // The routing table admits only valid URLs; the endpoint is for
@@ -95,14 +104,6 @@ impl Upstream {
             .await
             .map_err(|err| UpstreamError::from_send(err, Duration::ZERO))?;
         Ok(Response::from(response).map(Either::Right))
-    }
-
-    /// The longest silence allowed in the middle of an answer that
-    /// [`Upstream::pass`] returned for `method`, where the caller must
-    /// enforce it: on the plain route, for anything but a GET stream.
-    pub fn pass_quiet_limit(&self, method: &Method) -> Option<Duration> {
-        let plain = self.plain.is_some() && method != Method::GET;
-        self.read_timeout.filter(|_| plain)
     }
 }
 
@@ -148,13 +149,12 @@ impl Upstream {
             }
         }
         let exchange = async {
-            let quiet = self.pass_quiet_limit(&Method::POST);
             let (parts, body) = self.pass(request).await?.into_parts();
-            let body = read_whole(body, quiet).await?;
+            let body = body.collect().await.map_err(UpstreamError::from_body)?;
             Ok(Answer {
                 status: parts.status,
                 headers: parts.headers,
-                body,
+                body: body.to_bytes(),
             })
         };
         tokio::time::timeout(deadline, exchange)
@@ -163,25 +163,66 @@ impl Upstream {
     }
 }
 
-/// All of `body`, failing if the member stays silent for longer than
-/// `quiet` between two pieces of it.
-async fn read_whole(mut body: PassedBody, quiet: Option<Duration>) -> Result<Bytes, UpstreamError> {
-    let mut whole = BytesMut::new();
-    loop {
-        let frame = match quiet {
-            Some(limit) => tokio::time::timeout(limit, body.frame())
-                .await
-                .map_err(|_| UpstreamError::Quiet(limit))?,
-            None => body.frame().await,
-        };
-        match frame {
-            None => return Ok(whole.freeze()),
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    whole.extend_from_slice(data);
-                }
-            }
-            Some(Err(err)) => return Err(UpstreamError::from_body(err)),
+/// `inner`, failed with [`UpstreamError::Quiet`] when it sends nothing for
+/// `limit`.
+#[derive(Debug)]
+pub struct Quiet<B> {
+    inner: B,
+    limit: Option<Duration>,
+    /// Armed at the first wait only: most answers arrive whole with their head.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> Quiet<B> {
+    fn new(inner: B, limit: Option<Duration>) -> Self {
+        Self {
+            inner,
+            limit,
+            timer: None,
         }
+    }
+}
+
+impl<B> Body for Quiet<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let (Some(limit), Some(timer)) = (this.limit, &mut this.timer) {
+                    timer.as_mut().reset(tokio::time::Instant::now() + limit);
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let Some(limit) = this.limit else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(UpstreamError::Quiet(limit).into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
