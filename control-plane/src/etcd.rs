@@ -10,10 +10,14 @@
 
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+use hangar_etcd_api::etcdserverpb::{
+    Compare, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, compare, kv_client::KvClient,
+    lease_client::LeaseClient, request_op, response_op, watch_client::WatchClient, watch_request,
 };
+use hangar_etcd_api::mvccpb::{KeyValue, event::EventType};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::error_chain;
 use crate::store::{Revision, Saved, StoreError, StoredConfig};
@@ -76,9 +80,10 @@ impl EtcdSettings {
 }
 
 /// The config key in etcd, shared by every replica of a deployment.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EtcdStore {
-    client: Client,
+    /// One channel balanced over every member; clones share its connections.
+    channel: Channel,
     key: String,
     prefix: String,
     endpoints: String,
@@ -86,33 +91,31 @@ pub struct EtcdStore {
 
 // === impl EtcdStore ===
 
-impl std::fmt::Debug for EtcdStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The client has no Debug of its own.
-        f.debug_struct("EtcdStore")
-            .field("endpoints", &self.endpoints)
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
 impl EtcdStore {
     /// Makes a client for the members; connections are opened on first use,
     /// so this succeeds while etcd is down.
     pub async fn connect(settings: &EtcdSettings) -> Result<Self, StoreError> {
         let endpoints = settings.endpoints.join(",");
-        let options = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_keep_alive(KEEP_ALIVE.0, KEEP_ALIVE.1)
-            .with_keep_alive_while_idle(true);
-        let client = Client::connect(&settings.endpoints, Some(options))
-            .await
-            .map_err(|source| StoreError::Unavailable {
-                endpoints: endpoints.clone(),
-                source: readable(source),
-            })?;
+        let mut members = Vec::with_capacity(settings.endpoints.len());
+        for url in &settings.endpoints {
+            let member =
+                Endpoint::from_shared(url.clone()).map_err(|source| StoreError::Unavailable {
+                    endpoints: endpoints.clone(),
+                    source: source.into(),
+                })?;
+            members.push(
+                member
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .http2_keep_alive_interval(KEEP_ALIVE.0)
+                    .keep_alive_timeout(KEEP_ALIVE.1)
+                    .keep_alive_while_idle(true),
+            );
+        }
+        // A balanced channel even for one member: a member that goes away
+        // is left until it answers again while requests go to the others.
+        let channel = Channel::balance_list(members.into_iter());
         Ok(Self {
-            client,
+            channel,
             key: format!("{}/config", settings.prefix),
             prefix: settings.prefix.clone(),
             endpoints,
@@ -126,36 +129,55 @@ impl EtcdStore {
 
     /// The stored config and its revision, or `None` when nothing was applied yet.
     pub async fn load(&self) -> Result<Option<(StoredConfig, Revision)>, StoreError> {
-        let mut client = self.client.clone();
-        let response = self.timed(client.get(self.key.as_str(), None)).await?;
-        response.kvs().first().map(|kv| self.decode(kv)).transpose()
+        let response = self.get(self.key.as_bytes().to_vec(), Vec::new()).await?;
+        response.kvs.first().map(|kv| self.decode(kv)).transpose()
     }
 
     /// Stores `config` if the key is still at `base` (0: absent), else
     /// reports what is stored now.
     pub async fn save(&self, config: &StoredConfig, base: Revision) -> Result<Saved, StoreError> {
         let body = serde_json::to_vec(config).expect("StoredConfig always serializes");
+        let key = self.key.as_bytes().to_vec();
         let unchanged = if base == 0 {
             // No config yet: the key must not have been created meanwhile.
-            Compare::create_revision(self.key.as_str(), CompareOp::Equal, 0)
+            Compare {
+                target: compare::CompareTarget::Create.into(),
+                target_union: Some(compare::TargetUnion::CreateRevision(0)),
+                ..equal(&key)
+            }
         } else {
-            Compare::mod_revision(self.key.as_str(), CompareOp::Equal, base)
+            Compare {
+                target: compare::CompareTarget::Mod.into(),
+                target_union: Some(compare::TargetUnion::ModRevision(base)),
+                ..equal(&key)
+            }
         };
-        let txn = Txn::new()
-            .when([unchanged])
-            .and_then([TxnOp::put(self.key.as_str(), body, None)])
-            .or_else([TxnOp::get(self.key.as_str(), None)]);
-        let mut client = self.client.clone();
-        let response = self.timed(client.txn(txn)).await?;
-        if response.succeeded() {
+        let txn = TxnRequest {
+            compare: vec![unchanged],
+            success: vec![put(key.clone(), body, 0)],
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key,
+                    ..RangeRequest::default()
+                })),
+            }],
+        };
+        let mut kv = KvClient::new(self.channel.clone());
+        let response = self.timed(kv.txn(txn)).await?.into_inner();
+        if response.succeeded {
             // The put happened at the revision of the whole transaction.
-            let revision = response.header().map_or(0, |h| h.revision());
+            let revision = response.header.map_or(0, |h| h.revision);
             return Ok(Saved::Done { revision });
         }
-        let stored = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get.kvs().first().cloned(),
-            _ => None,
-        });
+        let stored = response
+            .responses
+            .into_iter()
+            .find_map(|op| match op.response {
+                Some(response_op::Response::ResponseRange(mut range)) if !range.kvs.is_empty() => {
+                    Some(range.kvs.swap_remove(0))
+                }
+                _ => None,
+            });
         match stored {
             Some(kv) => {
                 let (latest, revision) = self.decode(&kv)?;
@@ -176,28 +198,39 @@ impl EtcdStore {
         after: Revision,
         mut on_change: impl FnMut(StoredConfig, Revision),
     ) -> StoreError {
-        let mut client = self.client.clone();
         // Read first, then watch from just past that read: nothing between
         // the two is missed, and a revision compacted away during an outage
         // is never asked for.
-        let response = match self.timed(client.get(self.key.as_str(), None)).await {
+        let response = match self.get(self.key.as_bytes().to_vec(), Vec::new()).await {
             Ok(response) => response,
             Err(err) => return err,
         };
-        let read_at = response.header().map_or(0, |h| h.revision());
-        if let Some(kv) = response.kvs().first() {
+        let read_at = response.header.map_or(0, |h| h.revision);
+        if let Some(kv) = response.kvs.first() {
             match self.decode(kv) {
                 Ok((stored, revision)) if revision > after => on_change(stored, revision),
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %error_chain(&err), "ignoring stored config"),
             }
         }
-        let options = WatchOptions::new().with_start_revision(read_at + 1);
-        let mut stream = match self
-            .timed(client.watch(self.key.as_str(), Some(options)))
-            .await
-        {
-            Ok(stream) => stream,
+        // The watch lives as long as its request stream: `_requests` is held
+        // until this function returns.
+        let (_requests, requests) = tokio::sync::mpsc::channel(1);
+        let create = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key: self.key.as_bytes().to_vec(),
+                    start_revision: read_at + 1,
+                    ..WatchCreateRequest::default()
+                },
+            )),
+        };
+        if _requests.try_send(create).is_err() {
+            return self.unavailable("the watch request could not be queued");
+        }
+        let mut watch = WatchClient::new(self.channel.clone());
+        let mut stream = match self.timed(watch.watch(ReceiverStream::new(requests))).await {
+            Ok(stream) => stream.into_inner(),
             Err(err) => return err,
         };
         loop {
@@ -206,15 +239,15 @@ impl EtcdStore {
                 Ok(None) => return self.unavailable("the watch stream ended"),
                 Err(source) => return self.unavailable(readable(source)),
             };
-            if response.canceled() {
+            if response.canceled {
                 return self.unavailable(format!(
                     "etcd cancelled the watch: {}",
-                    response.cancel_reason()
+                    response.cancel_reason
                 ));
             }
-            for event in response.events() {
-                let Some(kv) = event.kv() else { continue };
-                if event.event_type() == EventType::Delete {
+            for event in &response.events {
+                let Some(kv) = &event.kv else { continue };
+                if event.r#type() == EventType::Delete {
                     tracing::warn!(etcd.key = %self.key, "config key deleted in etcd; keeping the config in force");
                     continue;
                 }
@@ -240,21 +273,30 @@ impl EtcdStore {
         ttl: Duration,
         previous: Option<i64>,
     ) -> Result<i64, StoreError> {
-        let mut client = self.client.clone();
         let ttl = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let lease = self.timed(client.lease_grant(ttl, None)).await?.id();
+        let mut leases = LeaseClient::new(self.channel.clone());
+        let lease = self
+            .timed(leases.lease_grant(LeaseGrantRequest { ttl, id: 0 }))
+            .await?
+            .into_inner()
+            .id;
         // One transaction per batch rather than one request per data plane;
         // etcd caps a transaction at 128 operations by default.
-        let puts: Vec<TxnOp> = records
+        let mut puts: Vec<RequestOp> = records
             .into_iter()
             .map(|(node, value)| {
                 let key = format!("{}/health/{replica}/{node}", self.prefix);
-                TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))
+                put(key.into_bytes(), value, lease)
             })
             .collect();
-        for batch in puts.chunks(HEALTH_BATCH) {
-            let txn = Txn::new().and_then(batch.to_vec());
-            self.timed(client.txn(txn)).await?;
+        let mut kv = KvClient::new(self.channel.clone());
+        while !puts.is_empty() {
+            let rest = puts.split_off(puts.len().min(HEALTH_BATCH));
+            let txn = TxnRequest {
+                success: std::mem::replace(&mut puts, rest),
+                ..TxnRequest::default()
+            };
+            self.timed(kv.txn(txn)).await?;
         }
         if let Some(previous) = previous {
             self.revoke(previous).await;
@@ -265,8 +307,11 @@ impl EtcdStore {
     /// Deletes the reports on `lease` now rather than when it runs out.
     /// Failing only leaves them listed until then.
     pub async fn revoke(&self, lease: i64) {
-        let mut client = self.client.clone();
-        if let Err(err) = self.timed(client.lease_revoke(lease)).await {
+        let mut leases = LeaseClient::new(self.channel.clone());
+        if let Err(err) = self
+            .timed(leases.lease_revoke(LeaseRevokeRequest { id: lease }))
+            .await
+        {
             tracing::debug!(error = %error_chain(&err), "cannot revoke a health lease");
         }
     }
@@ -278,25 +323,43 @@ impl EtcdStore {
         replica: &str,
         patience: Duration,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut client = self.client.clone();
         let all = format!("{}/health/", self.prefix);
         let own = format!("{all}{replica}/");
-        let read = client.get(all.as_str(), Some(GetOptions::new().with_prefix()));
+        let range_end = prefix_end(all.as_bytes());
+        let mut kv = KvClient::new(self.channel.clone());
+        let read = kv.range(RangeRequest {
+            key: all.into_bytes(),
+            range_end,
+            ..RangeRequest::default()
+        });
         let response = match tokio::time::timeout(patience, read).await {
-            Ok(result) => result.map_err(|source| self.unavailable(readable(source)))?,
+            Ok(result) => result
+                .map_err(|source| self.unavailable(readable(source)))?
+                .into_inner(),
             Err(_) => return Err(self.unavailable(format!("no answer within {patience:?}"))),
         };
         Ok(response
-            .kvs()
-            .iter()
-            .filter(|kv| !kv.key().starts_with(own.as_bytes()))
-            .map(|kv| kv.value().to_vec())
+            .kvs
+            .into_iter()
+            .filter(|kv| !kv.key.starts_with(own.as_bytes()))
+            .map(|kv| kv.value)
             .collect())
     }
 
+    /// Reads `key` (or the range up to `range_end`, when not empty).
+    async fn get(&self, key: Vec<u8>, range_end: Vec<u8>) -> Result<RangeResponse, StoreError> {
+        let mut kv = KvClient::new(self.channel.clone());
+        let request = RangeRequest {
+            key,
+            range_end,
+            ..RangeRequest::default()
+        };
+        Ok(self.timed(kv.range(request)).await?.into_inner())
+    }
+
     fn decode(&self, kv: &KeyValue) -> Result<(StoredConfig, Revision), StoreError> {
-        serde_json::from_slice(kv.value())
-            .map(|stored| (stored, kv.mod_revision()))
+        serde_json::from_slice(&kv.value)
+            .map(|stored| (stored, kv.mod_revision))
             .map_err(|source| StoreError::CorruptKey {
                 key: self.key.clone(),
                 source,
@@ -305,7 +368,7 @@ impl EtcdStore {
 
     async fn timed<T>(
         &self,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
+        request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
             Ok(result) => result.map_err(|source| self.unavailable(readable(source))),
@@ -324,13 +387,44 @@ impl EtcdStore {
     }
 }
 
-/// An etcd client error as a reader wants it: the client shows a failed
-/// request as the Debug form of its gRPC status, which buries the cause
-/// ("connection refused") in struct syntax.
-fn readable(err: etcd_client::Error) -> Box<dyn std::error::Error + Send + Sync> {
-    let etcd_client::Error::GRpcStatus(status) = err else {
-        return Box::new(err);
-    };
+/// A `Compare` of `key` for equality; the caller sets what is compared.
+fn equal(key: &[u8]) -> Compare {
+    Compare {
+        result: compare::CompareResult::Equal.into(),
+        key: key.to_vec(),
+        ..Compare::default()
+    }
+}
+
+/// A put of `value` at `key` as one operation of a transaction; lease 0 is none.
+fn put(key: Vec<u8>, value: Vec<u8>, lease: i64) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key,
+            value,
+            lease,
+            ..PutRequest::default()
+        })),
+    }
+}
+
+/// The end of the range of every key that starts with `prefix`: etcd reads
+/// `[key, range_end)`, so the prefix with its last byte raised by one.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+/// A failed etcd request as a reader wants it: the gRPC status's message
+/// and then every cause beneath it ("connection refused"), each said once.
+fn readable(status: tonic::Status) -> Box<dyn std::error::Error + Send + Sync> {
     let mut text = status.message().to_owned();
     let mut source = std::error::Error::source(&status);
     while let Some(cause) = source {
@@ -350,6 +444,13 @@ mod tests {
     use super::*;
 
     /// Every member becomes an http endpoint; bad input is refused with the reason.
+    #[test]
+    fn prefix_ranges_end_past_every_key_of_the_prefix() {
+        assert_eq!(prefix_end(b"/hangar/health/"), b"/hangar/health0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+    }
+
     #[test]
     fn parses_store_urls() {
         let s = EtcdSettings::parse("etcd://127.0.0.1:2379,etcd-2:2379", "/hangar").unwrap();

@@ -140,7 +140,7 @@ impl ControlPlane {
                 let replica = uuid::Uuid::new_v4().simple().to_string();
                 tracing::info!(replica.id = %replica, "replica on etcd");
                 let peers = Peers::new(store.clone(), replica);
-                (ConfigStore::Etcd(Box::new(store)), location, Some(peers))
+                (ConfigStore::Etcd(store), location, Some(peers))
             }
         };
         let state = Arc::new(ConfigState::load(store).await?);

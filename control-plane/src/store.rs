@@ -172,8 +172,7 @@ pub enum ConfigStore {
     /// The embedded state directory; this control plane is the only writer.
     Local(Store),
     /// An etcd key shared by replicas, written with compare-and-swap.
-    /// Boxed: the etcd client is a few kilobytes of per-service clients.
-    Etcd(Box<EtcdStore>),
+    Etcd(EtcdStore),
 }
 
 // === impl ConfigStore ===

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use hangar_etcd_api::etcdserverpb::kv_client::KvClient;
+use hangar_etcd_api::etcdserverpb::{DeleteRangeRequest, RangeRequest};
 use hangar_proto::client::ControlPlaneChannel;
 use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use hangar_proto::v1::{ApplyRequest, StatusRequest};
@@ -255,12 +257,19 @@ async fn apply_recreates_a_deleted_config_key() {
         .expect("first apply");
     wait_acked(&a, 1).await;
 
-    let mut client =
-        etcd_client::Client::connect([etcd.store_url().replace("etcd://", "http://")], None)
-            .await
-            .expect("etcd client");
-    let deleted = client.delete("/hangar/config", None).await.expect("delete");
-    assert_eq!(deleted.deleted(), 1);
+    let mut kv = KvClient::connect(etcd.store_url().replace("etcd://", "http://"))
+        .await
+        .expect("etcd client");
+    let key = b"/hangar/config".to_vec();
+    let deleted = kv
+        .delete_range(DeleteRangeRequest {
+            key: key.clone(),
+            ..DeleteRangeRequest::default()
+        })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert_eq!(deleted.deleted, 1);
 
     let applied = a
         .apply(&configs::recipe(&[mcp.url()], 0.3, 2))
@@ -268,9 +277,16 @@ async fn apply_recreates_a_deleted_config_key() {
         .expect("apply after the delete");
     assert_eq!((applied.version, applied.changed), (2, true));
     wait_acked(&a, 2).await;
-    let stored = client.get("/hangar/config", None).await.expect("get");
+    let stored = kv
+        .range(RangeRequest {
+            key,
+            ..RangeRequest::default()
+        })
+        .await
+        .expect("get")
+        .into_inner();
     let stored: serde_json::Value =
-        serde_json::from_slice(stored.kvs()[0].value()).expect("stored JSON");
+        serde_json::from_slice(&stored.kvs[0].value).expect("stored JSON");
     assert_eq!(stored["version"], 2);
     dp.stop().await;
     a.stop().await;
