@@ -13,7 +13,7 @@
 //! `Mcp-Method`/`Mcp-Name` headers are checked against the body.
 //!
 //! Bodies are forwarded as bytes and answers streamed back unbuffered
-//! ([`forward`]); only `method`, `params.name`/`params.uri` and `_meta` are
+//! (`forward`); only `method`, `params.name`/`params.uri` and `_meta` are
 //! read, for routing and header checks.
 
 mod forward;

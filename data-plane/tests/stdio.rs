@@ -6,7 +6,7 @@ use std::time::Duration;
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
-use hangar_tests::{python_kit, ts_kit};
+use hangar_tests::{python_sdk, ts_sdk};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -100,7 +100,7 @@ async fn group_over_stdio_for_sdk_clients() {
         cp.url()
     );
     for mode in ["legacy", "auto", "2026-07-28"] {
-        let (status, lines, stderr) = python_kit::run_client(&[
+        let (status, lines, stderr) = python_sdk::run_client(&[
             "--mode",
             mode,
             "--stdio",
@@ -122,7 +122,7 @@ async fn group_over_stdio_for_sdk_clients() {
     let argv: Vec<&str> = command.split(' ').collect();
     let mut args = vec!["add", r#"{"a":2,"b":3}"#, "--"];
     args.extend(argv);
-    let (status, lines, stderr) = ts_kit::run("stdio_client.mjs", &args).await;
+    let (status, lines, stderr) = ts_sdk::run("stdio_client.mjs", &args).await;
     assert!(status.success(), "{stderr}");
     assert_eq!(lines[0]["tools"][0], "add");
     assert_eq!(lines[1]["structuredContent"]["sum"], 5, "{lines:?}");

@@ -1,10 +1,10 @@
 //! `mode: subprocess` members: one supervised copy of a stdio MCP server,
-//! run as a real process through `StdioUpstream`. The server is the official
-//! Python SDK kit backend, or a small script around it (or beside it) that
-//! behaves badly in one chosen way.
+//! run as a real process through `StdioUpstream`. The server is the example
+//! server on the official Python SDK (`examples/python/server.py`), or a
+//! small script around it (or beside it) that behaves badly in one chosen way.
 //!
 //! The interpreter is `$HANGAR_PYTHON`, else `.venv/bin/python` at the
-//! workspace root; the kit is `$HANGAR_KIT_DIR`, else `../shared/kit`.
+//! workspace root.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,20 +31,20 @@ const CALL: Duration = Duration::from_secs(10);
 const STOP_BOUND: Duration = Duration::from_secs(8);
 
 fn python() -> PathBuf {
-    let python = hangar_tests::python_kit::python();
+    let python = hangar_tests::python_sdk::python();
     assert!(
         python.exists(),
-        "python with the kit's requirements not found at {} (run scripts/test, or set HANGAR_PYTHON)",
+        "python with the MCP Python SDK not found at {} (run scripts/python-env, or set HANGAR_PYTHON)",
         python.display()
     );
     python
 }
 
-fn kit_backend() -> PathBuf {
-    let script = hangar_tests::python_kit::kit_backend();
+fn example_server() -> PathBuf {
+    let script = hangar_tests::python_sdk::example_server();
     assert!(
         script.exists(),
-        "MCP test kit not found at {}",
+        "example server not found at {}",
         script.display()
     );
     script
@@ -54,12 +54,12 @@ fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The kit backend over stdio, answering as `name`.
+/// The example server over stdio, answering as `name`.
 fn backend(name: &str) -> ProcessSpec {
     ProcessSpec {
         command: vec![
             text(&python()),
-            text(&kit_backend()),
+            text(&example_server()),
             "--transport".into(),
             "stdio".into(),
             "--name".into(),
@@ -70,7 +70,7 @@ fn backend(name: &str) -> ProcessSpec {
     }
 }
 
-/// A shell script in `dir` that gets the interpreter and the kit backend as
+/// A shell script in `dir` that gets the interpreter and the example server as
 /// `$1` and `$2`.
 fn sh_script(dir: &Path, name: &str, body: &str) -> ProcessSpec {
     let path = dir.join(name);
@@ -80,7 +80,7 @@ fn sh_script(dir: &Path, name: &str, body: &str) -> ProcessSpec {
             "sh".into(),
             text(&path),
             text(&python()),
-            text(&kit_backend()),
+            text(&example_server()),
         ],
         env: Vec::new(),
         cwd: None,
@@ -184,7 +184,7 @@ async fn serves_concurrent_calls_over_one_session() {
     let copy = ServerCopy::start(backend("s1"));
     copy.ready().await;
     let init = copy.upstream.initialize_result().expect("initialized");
-    assert_eq!(init["serverInfo"]["name"], "mcp-backend-s1");
+    assert_eq!(init["serverInfo"]["name"], "example-s1");
     assert_eq!(init["protocolVersion"], "2025-11-25");
 
     let sum = copy
@@ -315,7 +315,7 @@ async fn runs_with_the_specs_env_and_cwd() {
             "sh".into(),
             "run.sh".into(),
             text(&python()),
-            text(&kit_backend()),
+            text(&example_server()),
         ],
         env: vec![("COPY_NAME".into(), "from-env".into())],
         cwd: Some(dir.path().to_path_buf()),

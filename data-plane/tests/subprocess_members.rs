@@ -10,7 +10,7 @@ use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{McpClient, served_counts};
 use hangar_tests::eventually::eventually;
 use hangar_tests::process::send_signal;
-use hangar_tests::python_kit::{kit_backend, python};
+use hangar_tests::python_sdk::{example_server, python};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
@@ -19,7 +19,7 @@ fn stdio_server(id: &str, name: &str, replicas: u32) -> String {
     format!(
         "  {id}:\n    mode: subprocess\n    command: [\"{}\", \"{}\"]\n    args: [--transport, stdio, --name, {name}]\n    replicas: {replicas}\n    health_check_interval_s: 0.2\n    max_consecutive_failures: 1\n",
         python().display(),
-        kit_backend().display()
+        example_server().display()
     )
 }
 
@@ -103,7 +103,7 @@ async fn replicas_and_groups_of_stdio_servers_are_balanced_restarted_and_stopped
     // Any MCP client can point at the group: the official Python SDK client,
     // one fresh session per call, lands on each stdio server in turn.
     let group_url = format!("http://127.0.0.1:{port}/groups/trio/mcp");
-    let (exit, lines, stderr) = hangar_tests::python_kit::run_client(&[
+    let (exit, lines, stderr) = hangar_tests::python_sdk::run_client(&[
         "--mode",
         "legacy",
         &group_url,

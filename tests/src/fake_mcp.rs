@@ -1,7 +1,7 @@
 //! `FakeMcp`: a fast in-process MCP server over Streamable HTTP, for tests and
 //! benchmarks.
 //!
-//! On the wire it behaves like the Python SDK server in `kit/mcp_backend.py`
+//! On the wire it behaves like the Python SDK server in `examples/python/server.py`
 //! (same tools, results, status codes and error bodies) but answers in
 //! microseconds:
 //!
@@ -32,7 +32,7 @@
 //! # Layout
 //! - `server`: axum routes; `server/legacy.rs` and `server/modern.rs` per era.
 //! - `protocol`: JSON-RPC parsing, reply framing, MCP constants and results.
-//! - `tools`: the kit's tools.
+//! - `tools`: the example server's tools.
 //! - `listener`: connection tracking so that stopping cuts live connections.
 //! - `tls`: HTTPS for [`FakeMcp::tls`].
 
@@ -110,7 +110,7 @@ impl FakeMcp {
         self
     }
 
-    /// Adds `latency` to every tool call except `whoami` (the kit's
+    /// Adds `latency` to every tool call except `whoami` (the example server's
     /// `--latency-ms`). Default: none.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
@@ -183,7 +183,7 @@ impl FakeMcpHandle {
         self.shared.calls.load(Ordering::Relaxed)
     }
 
-    /// Tool calls in progress right now (`whoami` excluded, like the kit).
+    /// Tool calls in progress right now (`whoami` excluded, like the example server).
     pub fn in_flight(&self) -> u64 {
         self.shared.in_flight.load(Ordering::Relaxed)
     }

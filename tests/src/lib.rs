@@ -2,8 +2,8 @@
 //! control plane and data plane, used by the end-to-end tests in `tests/`.
 //!
 //! # Layout
-//! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the kit's tools.
-//! - [`bench`]: load generation and measurements for `hangar-bench`.
+//! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the example server's tools.
+//! - [`bench`](mod@bench): load generation and measurements for `hangar-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`etcd`]: a real etcd on loopback, for replicated control planes.
@@ -12,8 +12,8 @@
 //! - [`pki`]: a CA and certificates generated per test, as PEM files.
 //! - [`process`]: running client programs that print JSON lines, and
 //!   reading a server binary's log lines.
-//! - [`python_kit`]: the official Python SDK backend of `../shared/kit`.
-//! - [`ts_kit`]: clients on the official TypeScript SDK.
+//! - [`python_sdk`]: the example server and client on the official Python SDK.
+//! - [`ts_sdk`]: clients on the official TypeScript SDK.
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
@@ -28,13 +28,13 @@ pub mod fake_mcp;
 pub mod metrics;
 pub mod pki;
 pub mod process;
-pub mod python_kit;
+pub mod python_sdk;
 pub mod raw;
 pub mod stack;
-pub mod ts_kit;
+pub mod ts_sdk;
 
 /// A loopback port that was free a moment ago, for programs that can only
-/// be told a fixed port (the kit backends, a binary restarted on the same
+/// be told a fixed port (the Python example servers, a binary restarted on the same
 /// address). Bind port 0 instead wherever the program reports its address.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -76,7 +76,7 @@ pub(super) struct Params<'a> {
     pub(super) meta: Option<Meta<'a>>,
 }
 
-/// Every argument any kit tool takes. `Value` keeps a wrongly typed argument a
+/// Every argument any example tool takes. `Value` keeps a wrongly typed argument a
 /// tool error (as in the Python SDK) instead of a parse failure; numbers do not allocate.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Arguments {

@@ -86,7 +86,7 @@ async fn delete_mcp(State(run): State<Arc<Run>>, headers: HeaderMap) -> Response
     }
 }
 
-/// Plain HTTP liveness like the kit's `GET /healthz` (not MCP).
+/// Plain HTTP liveness like the example server's `GET /healthz` (not MCP).
 async fn healthz(State(run): State<Arc<Run>>) -> String {
     format!("ok {}", run.shared.name)
 }

@@ -1,5 +1,5 @@
-//! The kit's tools (`add`, `echo`, `sleep`, `fail`, `whoami`) with the same
-//! results as `kit/mcp_backend.py`: every success names the serving instance in
+//! The example server's tools (`add`, `echo`, `sleep`, `fail`, `whoami`) with the same
+//! results as `examples/python/server.py`: every success names the serving instance in
 //! `structuredContent` and repeats it as pretty JSON in a text block, and tool
 //! failures (including unknown tools) are `isError: true` results, not
 //! JSON-RPC errors.
@@ -26,7 +26,7 @@ pub(super) async fn call(
 ) -> Vec<u8> {
     let calls = shared.calls.fetch_add(1, Ordering::Relaxed) + 1;
     if name == "whoami" {
-        // Like the kit, `whoami` is not counted as in flight.
+        // Like the example server, `whoami` is not counted as in flight.
         let in_flight = shared.in_flight.load(Ordering::Relaxed);
         return success(&Whoami {
             served_by: &shared.name,
@@ -247,7 +247,7 @@ fn sum(a: &Number, b: &Number) -> Option<Number> {
     Number::from_f64(a.as_f64()? + b.as_f64()?)
 }
 
-/// Milliseconds for `sleep`: an integer, negative meaning zero (the kit clamps too).
+/// Milliseconds for `sleep`: an integer, negative meaning zero (the example server clamps too).
 fn millis(value: &Value) -> Option<u64> {
     let n = value.as_number()?;
     n.as_u64().or_else(|| n.as_i64().map(|_| 0))

@@ -6,7 +6,7 @@ use hangar_tests::configs::{self, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, served_counts};
 use hangar_tests::eventually::eventually;
-use hangar_tests::python_kit::{Mode, PyBackend};
+use hangar_tests::python_sdk::{Mode, PyBackend};
 use serde_json::json;
 
 /// Stateful (SSE), stateless and JSON-response Python backends in one group:
@@ -41,7 +41,7 @@ async fn python_sdk_backends_in_every_mode() {
         [10, 10, 10],
         "{counts:?}"
     );
-    // Each member's own answer comes back: the kit names itself in served_by.
+    // Each member's own answer comes back: the example server names itself in served_by.
     for result in out["results"].as_array().unwrap() {
         let structured = &result["result"]["structuredContent"];
         assert_eq!(structured["sum"], 3);

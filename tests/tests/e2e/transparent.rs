@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
-use hangar_tests::python_kit::{self, Mode, PyBackend};
+use hangar_tests::python_sdk::{self, Mode, PyBackend};
 use hangar_tests::raw::Raw;
 use hangar_tests::stack::Stack;
 use serde_json::{Value, json};
@@ -204,7 +204,7 @@ async fn python_sdk_client_in_every_mode() {
     let stack = Stack::start(&config.yaml()).await;
     let url = group_url(&stack);
     for mode in ["legacy", "auto", "2026-07-28"] {
-        let (status, lines, stderr) = python_kit::run_client(&[
+        let (status, lines, stderr) = python_sdk::run_client(&[
             "--mode",
             mode,
             &url,
@@ -235,7 +235,7 @@ async fn python_sdk_client_in_every_mode() {
             );
         }
     }
-    let (status, lines, stderr) = python_kit::run_client(&[
+    let (status, lines, stderr) = python_sdk::run_client(&[
         "--mode",
         "legacy",
         &url,
@@ -305,7 +305,7 @@ async fn typescript_sdk_clients() {
     let url = group_url(&stack);
     let args = r#"{"a":1,"b":2}"#;
     let (status, lines, stderr) =
-        hangar_tests::ts_kit::run("ts_client_v1.mjs", &[&url, "add", args]).await;
+        hangar_tests::ts_sdk::run("ts_client_v1.mjs", &[&url, "add", args]).await;
     assert!(status.success(), "v1: {stderr}");
     assert_eq!(
         lines.last().unwrap()["structuredContent"]["sum"],
@@ -314,7 +314,7 @@ async fn typescript_sdk_clients() {
     );
     for era in ["legacy", "auto", "2026-07-28"] {
         let (status, lines, stderr) =
-            hangar_tests::ts_kit::run("ts_client_v2.mjs", &[&url, "add", args, era]).await;
+            hangar_tests::ts_sdk::run("ts_client_v2.mjs", &[&url, "add", args, era]).await;
         assert!(status.success(), "v2 {era}: {stderr}");
         assert_eq!(
             lines.last().unwrap()["structuredContent"]["sum"],

@@ -1,4 +1,4 @@
-//! Clients on the official TypeScript MCP SDK (`tests/ts`, installed by
+//! Clients on the official TypeScript MCP SDK (`tests/interop/ts`, installed by
 //! `scripts/node-env`), run with the machine's `node`.
 
 use std::path::PathBuf;
@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use tokio::process::Command;
 
 fn ts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ts")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/ts")
 }
 
-/// Runs `node tests/ts/<script> <args>` (Node.js 20 or newer on PATH).
+/// Runs `node tests/interop/ts/<script> <args>` (Node.js 20 or newer on PATH).
 pub async fn run(script: &str, args: &[&str]) -> crate::process::ClientOutput {
     assert!(
         ts_dir().join("node_modules").exists(),

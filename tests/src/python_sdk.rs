@@ -1,10 +1,9 @@
-//! Backends on the official MCP Python SDK (`../shared/kit/mcp_backend.py`),
-//! started as real processes so tests prove interop with servers we did not
-//! write.
+//! The example server and client on the official MCP Python SDK
+//! (`examples/python/server.py` and `client.py`), started as real processes
+//! so tests prove interop with the SDK's own server and client stacks.
 //!
 //! The interpreter is `$HANGAR_PYTHON`, else `.venv/bin/python` at the
-//! workspace root (made by `scripts/test`); the kit is `$HANGAR_KIT_DIR`, else
-//! `../shared/kit` beside the workspace.
+//! workspace root (made by `scripts/python-env`, which `scripts/test` runs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +14,7 @@ use tokio::process::{Child, Command};
 
 use crate::eventually::eventually;
 
-/// Wire modes of the kit backend.
+/// Wire modes of the example server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Sessions (`Mcp-Session-Id`), SSE answers.
@@ -26,7 +25,7 @@ pub enum Mode {
     JsonResponse,
 }
 
-/// A running kit backend; the process is killed when this is dropped.
+/// A running example server; the process is killed when this is dropped.
 #[derive(Debug)]
 pub struct PyBackend {
     name: String,
@@ -42,28 +41,26 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The interpreter with the kit's requirements.
+/// The interpreter with `examples/python/requirements.txt` installed.
 pub fn python() -> PathBuf {
     std::env::var_os("HANGAR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
 }
 
-/// `mcp_backend.py` of the kit.
-pub fn kit_backend() -> PathBuf {
-    kit_dir().join("mcp_backend.py")
+/// `examples/python/server.py`.
+pub fn example_server() -> PathBuf {
+    examples_dir().join("server.py")
 }
 
-fn kit_dir() -> PathBuf {
-    std::env::var_os("HANGAR_KIT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/kit"))
+fn examples_dir() -> PathBuf {
+    workspace_root().join("examples/python")
 }
 
 impl PyBackend {
     /// Starts a backend named `name` on a free loopback port and waits until it answers.
     pub async fn start(name: &str, mode: Mode) -> Self {
-        // The kit takes a fixed port: reserve one, release it, hand it over.
+        // The server takes a fixed port: reserve one, release it, hand it over.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port");
@@ -96,16 +93,11 @@ impl PyBackend {
 
     /// Starts the process again on the same port and waits until it answers.
     pub async fn restart(&mut self) {
-        let script = kit_dir().join("mcp_backend.py");
-        assert!(
-            script.exists(),
-            "MCP test kit not found at {}",
-            script.display()
-        );
+        let script = example_server();
         let python = python();
         assert!(
             python.exists(),
-            "python with the kit's requirements not found at {} (run scripts/test, or set HANGAR_PYTHON)",
+            "python with the MCP Python SDK not found at {} (run scripts/python-env, or set HANGAR_PYTHON)",
             python.display()
         );
         let mut cmd = Command::new(python);
@@ -149,9 +141,9 @@ impl PyBackend {
     }
 }
 
-/// Runs the kit's `mcp_client.py` (official Python SDK client) with `args`.
+/// Runs `examples/python/client.py` (official Python SDK client) with `args`.
 pub async fn run_client(args: &[&str]) -> crate::process::ClientOutput {
     let mut command = Command::new(python());
-    command.arg(kit_dir().join("mcp_client.py")).args(args);
-    crate::process::run_json_lines(command, "mcp_client.py").await
+    command.arg(examples_dir().join("client.py")).args(args);
+    crate::process::run_json_lines(command, "client.py").await
 }
