@@ -1,9 +1,9 @@
 //! Sends one tool call to a server or a group.
 //!
-//! For a group the strategy orders the healthy members; a call that could not
-//! reach a member (connection refused) moves on to the next one at once. A
-//! call that reached a member is never resent: `tools/call` is not
-//! idempotent, so its failure goes back to the caller.
+//! A group's call goes through the failover loop ([`failover::run`]): a call
+//! that could not reach a member (connection refused) moves on to the next
+//! one at once; a call that reached a member is never resent (`tools/call`
+//! is not idempotent), so its failure goes back to the caller.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::failover::{self, Failover, NoAvailableMember, Pool};
 use crate::member::Member;
 use crate::metrics::CallMetrics;
-use crate::routes::{GroupRoute, RoutingTable};
+use crate::routes::{GroupMember, RoutingTable};
 use crate::upstream::UpstreamError;
 
 /// JSON-RPC codes a member uses for "no such tool" and "bad arguments".
@@ -32,19 +33,8 @@ pub enum CallError {
         configured: bool,
     },
     /// The group has fewer members in rotation than `min_healthy`.
-    #[error(
-        "No available member in group '{group}': {healthy} of {total} members healthy, min_healthy is {min_healthy}"
-    )]
-    NoAvailableMember {
-        /// The group.
-        group: String,
-        /// Members in rotation.
-        healthy: usize,
-        /// Members in the group.
-        total: usize,
-        /// The group's threshold.
-        min_healthy: u32,
-    },
+    #[error(transparent)]
+    NoAvailableMember(NoAvailableMember),
     /// The group's `max_concurrency` had no free slot in time.
     #[error("group '{group}' is busy: {source}")]
     Overloaded {
@@ -72,7 +62,7 @@ impl CallError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::UnknownServer { .. } => "ServerNotFoundError",
-            Self::NoAvailableMember { .. } => "NoAvailableMemberError",
+            Self::NoAvailableMember(_) => "NoAvailableMemberError",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
                 UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => "TimeoutError",
@@ -133,41 +123,43 @@ pub async fn call(
         .or_else(|| table.replicas.get(target))
     {
         let started = tokio::time::Instant::now();
-        let _slot = match &group.limit {
-            Some(limit) => {
-                Some(
-                    limit
-                        .acquire(timeout)
-                        .await
-                        .map_err(|source| CallError::Overloaded {
-                            group: group.id.clone(),
-                            source,
-                        })?,
-                )
-            }
-            None => None,
-        };
+        let _slot = group
+            .admit(timeout)
+            .await
+            .map_err(|source| CallError::Overloaded {
+                group: group.id.clone(),
+                source,
+            })?;
         let timeout = timeout.saturating_sub(started.elapsed());
-        let order = group_candidates(group)?;
-        let candidates: Vec<Candidate<'_>> = order
-            .iter()
-            .map(|&i| (&group.members[i].member, &group.members[i].metrics))
-            .collect();
-        let (served, attempt) = call_first_reachable(&candidates, tool, arguments, timeout).await?;
-        if attempt > 0 {
-            group.record_failover(order[attempt]);
-        }
-        return Ok(served);
+        let attempt = |index: usize| {
+            let GroupMember {
+                member, metrics, ..
+            } = &group.members[index];
+            call_member(member, metrics, tool, arguments, timeout)
+        };
+        return match failover::run(group, group.order(), attempt).await {
+            Ok((result, index)) => Ok(Served {
+                result,
+                served_by: group.members[index].member.id().to_owned(),
+            }),
+            Err(Failover::NoAvailableMember(refusal)) => Err(CallError::NoAvailableMember(refusal)),
+            Err(Failover::Member { index, error }) => Err(CallError::Upstream {
+                member: group.members[index].member.id().to_owned(),
+                source: error,
+            }),
+        };
     }
     match table.members.get(target) {
-        Some(member) => call_first_reachable(
-            &[(member, member.direct_metrics())],
-            tool,
-            arguments,
-            timeout,
-        )
-        .await
-        .map(|(served, _)| served),
+        Some(member) => call_member(member, member.direct_metrics(), tool, arguments, timeout)
+            .await
+            .map(|result| Served {
+                result,
+                served_by: member.id().to_owned(),
+            })
+            .map_err(|source| CallError::Upstream {
+                member: member.id().to_owned(),
+                source,
+            }),
         None => Err(CallError::UnknownServer {
             name: target.to_owned(),
             configured: table.version != 0,
@@ -175,61 +167,17 @@ pub async fn call(
     }
 }
 
-/// The group's members to try (indices), or a fast failure when the group
-/// is below `min_healthy`.
-fn group_candidates(group: &GroupRoute) -> Result<Vec<usize>, CallError> {
-    let candidates = group.candidates();
-    if candidates.is_empty() || candidates.len() < group.min_healthy as usize {
-        return Err(CallError::NoAvailableMember {
-            group: group.id.clone(),
-            healthy: candidates.len(),
-            total: group.members.len(),
-            min_healthy: group.min_healthy,
-        });
-    }
-    Ok(candidates)
-}
-
-/// A member to try, and where a call to it through this route is counted.
-type Candidate<'a> = (&'a Arc<Member>, &'a Arc<CallMetrics>);
-
-/// Tries the candidates in order until one is reached; returns its answer
-/// and its position in `candidates`.
-async fn call_first_reachable(
-    candidates: &[Candidate<'_>],
+/// One attempt of a tool call on `member`, in a span naming it.
+async fn call_member(
+    member: &Arc<Member>,
+    metrics: &Arc<CallMetrics>,
     tool: &str,
     arguments: &Value,
     timeout: Duration,
-) -> Result<(Served, usize), CallError> {
-    let mut last_error = None;
-    for (attempt, (member, metrics)) in candidates.iter().enumerate() {
-        let span = tracing::debug_span!("upstream", member.id = %member.id(), attempt);
-        match member
-            .call_tool(metrics, tool, arguments, timeout)
-            .instrument(span)
-            .await
-        {
-            Ok(result) => {
-                let served = Served {
-                    result,
-                    served_by: member.id().to_owned(),
-                };
-                return Ok((served, attempt));
-            }
-            Err(source) if source.may_try_another_member() => {
-                tracing::debug!(member.id = %member.id(), error = %source, "member unreachable, trying the next one");
-                last_error = Some(CallError::Upstream {
-                    member: member.id().to_owned(),
-                    source,
-                });
-            }
-            Err(source) => {
-                return Err(CallError::Upstream {
-                    member: member.id().to_owned(),
-                    source,
-                });
-            }
-        }
-    }
-    Err(last_error.expect("candidates is never empty"))
+) -> Result<Value, UpstreamError> {
+    let span = tracing::debug_span!("upstream", member.id = %member.id());
+    member
+        .call_tool(metrics, tool, arguments, timeout)
+        .instrument(span)
+        .await
 }

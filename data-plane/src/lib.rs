@@ -20,6 +20,7 @@ mod body;
 pub mod cache;
 pub mod control;
 pub mod dispatch;
+pub mod failover;
 mod front;
 pub mod limit;
 pub mod listener;

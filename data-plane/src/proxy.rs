@@ -28,6 +28,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
+use crate::failover::{self, Failover, Pool};
 use crate::mcp::guard::{Checked, jsonrpc_error};
 use crate::member::Member;
 use crate::metrics::CallMetrics;
@@ -67,22 +68,21 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
             &message,
         );
     };
-    let slot = match &group.limit {
-        Some(limit) if forward::is_call(&request) => {
-            match limit.acquire(forward::QUEUE_PATIENCE).await {
-                Ok(slot) => Some(slot),
-                Err(err) => {
-                    let message = format!("group '{}' is busy: {err}", group.id);
-                    return jsonrpc_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        request.peek.id.clone(),
-                        UNAVAILABLE,
-                        &message,
-                    );
-                }
+    let slot = if forward::is_call(&request) {
+        match group.admit(forward::QUEUE_PATIENCE).await {
+            Ok(slot) => slot,
+            Err(err) => {
+                let message = format!("group '{}' is busy: {err}", group.id);
+                return jsonrpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    request.peek.id.clone(),
+                    UNAVAILABLE,
+                    &message,
+                );
             }
         }
-        _ => None,
+    } else {
+        None
     };
     let response = serve(group, request).await;
     match slot {
@@ -186,10 +186,10 @@ enum Members {
     Stateless,
 }
 
-/// A request balanced over the group with its strategy; a member that
-/// cannot be reached is skipped for the next at once.
+/// A request balanced over the group with its strategy, through the
+/// failover loop ([`failover::run`]).
 async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
-    let mut order = group.candidates();
+    let mut order = group.order();
     if members == Members::Modern {
         order.retain(|i| group.members[*i].member.upstream().stdio().is_none());
         if order.is_empty() && !group.members.is_empty() {
@@ -205,39 +205,22 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
             order.retain(stateless);
         }
     }
-    if order.is_empty() || order.len() < group.min_healthy as usize {
-        let message = format!(
-            "No available member in group '{}': {} of {} members healthy, min_healthy is {}",
-            group.id,
-            order.len(),
-            group.members.len(),
-            group.min_healthy
-        );
-        return jsonrpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request.peek.id.clone(),
-            UNAVAILABLE,
-            &message,
-        );
-    }
-    let mut last_error = None;
-    for (attempt, &index) in order.iter().enumerate() {
+    let attempt = |index: usize| {
         let GroupMember {
             member, metrics, ..
         } = &group.members[index];
-        match deliver(member, metrics, request, None).await {
-            Ok(response) => {
-                if attempt > 0 {
-                    group.record_failover(index);
-                }
-                return response;
-            }
-            Err(err) if err.may_try_another_member() => last_error = Some((member, err)),
-            Err(err) => return bad_gateway(member, &err),
-        }
+        deliver(member, metrics, request, None)
+    };
+    match failover::run(group, order, attempt).await {
+        Ok((response, _)) => response,
+        Err(Failover::NoAvailableMember(refusal)) => jsonrpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request.peek.id.clone(),
+            UNAVAILABLE,
+            &refusal.to_string(),
+        ),
+        Err(Failover::Member { index, error }) => bad_gateway(&group.members[index].member, &error),
     }
-    let (member, err) = last_error.expect("order is not empty");
-    bad_gateway(member, &err)
 }
 
 fn is_initialize(request: &ClientRequest) -> bool {

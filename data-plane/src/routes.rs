@@ -17,7 +17,8 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::limit::ConcurrencyLimit;
+use crate::failover::Pool;
+use crate::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::member::Member;
 use crate::metrics::{CallFamilies, CallMetrics};
 use crate::upstream::Upstream;
@@ -66,9 +67,31 @@ impl GroupRoute {
             .count()
     }
 
-    /// Indices into `members` to try for one call, in order: the strategy's
-    /// pick first, then the failover order. Only healthy, eligible members appear.
-    pub fn candidates(&self) -> Vec<usize> {
+    /// Takes a slot of the group's `max_concurrency`, waiting at most
+    /// `patience`; `None` when the group has no cap. The call holds the slot
+    /// until it is dropped.
+    pub async fn admit(&self, patience: Duration) -> Result<Option<Slot>, LimitError> {
+        match &self.limit {
+            Some(limit) => limit.acquire(patience).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Pool for GroupRoute {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    fn min_healthy(&self) -> u32 {
+        self.min_healthy
+    }
+
+    fn order(&self) -> Vec<usize> {
         let view: Vec<Candidate> = self
             .members
             .iter()
@@ -82,10 +105,9 @@ impl GroupRoute {
         self.balancer.order(&view)
     }
 
-    /// Tells the strategy that member `index` served a call after the first
-    /// pick could not be reached, so rotation continues after the member
-    /// that really served and does not give it a double share.
-    pub fn record_failover(&self, index: usize) {
+    /// Rotation continues after the member that really served, so it does
+    /// not get a double share.
+    fn record_failover(&self, index: usize) {
         self.balancer.record_pick(index);
     }
 }

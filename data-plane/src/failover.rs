@@ -1,0 +1,134 @@
+//! The one failover loop of the data plane. Every balanced request, a call
+//! of a `hangar_call` batch or a request to `/groups/{group}/mcp`, goes
+//! through [`run`]:
+//!
+//! 1. cap: the group's `max_concurrency` ([`GroupRoute::admit`], before `run`,
+//!    because the two endpoints hold the slot for different spans);
+//! 2. `min_healthy`: below it the group refuses at once;
+//! 3. strategy order: the pool's members in rotation, the strategy's pick
+//!    first ([`Pool::order`]), narrowed by the caller to the members that can
+//!    serve this request;
+//! 4. try each in turn; a request that never reached its member goes to the
+//!    next one at once, a request that reached one is never resent
+//!    (`tools/call` is not idempotent);
+//! 5. record: a member that served after the first pick failed tells the
+//!    strategy ([`Pool::record_failover`]), so rotation continues after it.
+//!
+//! This is the one place that circuit breaking, outlier ejection, retries
+//! and rate limits extend. The loop knows members only by index, so it is
+//! tested without sockets.
+//!
+//! [`GroupRoute::admit`]: crate::routes::GroupRoute::admit
+
+use std::future::Future;
+
+/// A group's members as the failover loop sees them.
+pub(crate) trait Pool {
+    /// The group's id, for errors.
+    fn id(&self) -> &str;
+    /// Members in the group, in rotation or not.
+    fn size(&self) -> usize;
+    /// Below this many members in rotation the group refuses requests.
+    fn min_healthy(&self) -> u32;
+    /// Indices of the members in rotation, in the order to try them: the
+    /// strategy's pick first, then the failover order.
+    fn order(&self) -> Vec<usize>;
+    /// Member `index` served after the strategy's first pick could not be
+    /// reached.
+    fn record_failover(&self, index: usize);
+}
+
+/// What the loop needs to know of a failed attempt.
+pub(crate) trait AttemptError {
+    /// True when the request never reached the member (no connection, no
+    /// process, no free slot), so another member may take it.
+    fn never_delivered(&self) -> bool;
+}
+
+impl AttemptError for crate::upstream::UpstreamError {
+    fn never_delivered(&self) -> bool {
+        self.may_try_another_member()
+    }
+}
+
+/// The group has fewer members that can serve the request than
+/// `min_healthy`, or none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "No available member in group '{group}': {healthy} of {total} members healthy, min_healthy is {min_healthy}"
+)]
+pub struct NoAvailableMember {
+    /// The group.
+    pub group: String,
+    /// Members that could serve the request.
+    pub healthy: usize,
+    /// Members in the group.
+    pub total: usize,
+    /// The group's threshold.
+    pub min_healthy: u32,
+}
+
+/// Why [`run`] produced no answer.
+#[derive(Debug)]
+pub(crate) enum Failover<E> {
+    /// Nothing was tried.
+    NoAvailableMember(NoAvailableMember),
+    /// The member at `index` failed after the request reached it, or it was
+    /// the last of the members that could not be reached.
+    Member {
+        /// Index of the member in the group.
+        index: usize,
+        /// What went wrong there.
+        error: E,
+    },
+}
+
+/// Sends a request to the members of `order` in turn with `attempt` until
+/// one answers; returns the answer and the index of the member that gave it.
+/// `order` is [`Pool::order`], possibly narrowed to the members that can
+/// serve this request.
+pub(crate) async fn run<P, T, E, F, Fut>(
+    pool: &P,
+    order: Vec<usize>,
+    mut attempt: F,
+) -> Result<(T, usize), Failover<E>>
+where
+    P: Pool + ?Sized,
+    E: AttemptError,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    if order.is_empty() || order.len() < pool.min_healthy() as usize {
+        return Err(Failover::NoAvailableMember(NoAvailableMember {
+            group: pool.id().to_owned(),
+            healthy: order.len(),
+            total: pool.size(),
+            min_healthy: pool.min_healthy(),
+        }));
+    }
+    let mut unreached = None;
+    for (tried, &index) in order.iter().enumerate() {
+        match attempt(index).await {
+            Ok(answer) => {
+                if tried > 0 {
+                    pool.record_failover(index);
+                }
+                return Ok((answer, index));
+            }
+            Err(error) if error.never_delivered() => {
+                tracing::debug!(
+                    group = pool.id(),
+                    index,
+                    "member unreachable, trying the next one"
+                );
+                unreached = Some(Failover::Member { index, error });
+            }
+            Err(error) => return Err(Failover::Member { index, error }),
+        }
+    }
+    Err(unreached.expect("order is not empty"))
+}
+
+#[cfg(test)]
+#[path = "failover_tests.rs"]
+mod tests;

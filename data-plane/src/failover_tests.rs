@@ -1,0 +1,302 @@
+//! The failover loop over a pool of scripted members: a real, seeded
+//! strategy from `hangar-balance` orders them, and each member answers,
+//! cannot be reached, or fails after the request reached it.
+
+use std::cell::RefCell;
+
+use hangar_balance::{Balancer, Candidate, StrategyKind};
+
+use super::*;
+
+/// How a scripted member takes a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    /// Answers.
+    Answers,
+    /// The request never reaches it (connection refused).
+    Unreached,
+    /// The request reaches it and it fails (5xx, timeout, broken stream).
+    Fails,
+    /// Out of rotation: the strategy never orders it.
+    Out,
+}
+use Script::*;
+
+#[derive(Debug, PartialEq, Eq)]
+struct ScriptError {
+    index: usize,
+    delivered: bool,
+}
+
+impl AttemptError for ScriptError {
+    fn never_delivered(&self) -> bool {
+        !self.delivered
+    }
+}
+
+struct TestPool {
+    members: Vec<Script>,
+    min_healthy: u32,
+    balancer: Balancer,
+    failovers: RefCell<Vec<usize>>,
+}
+
+impl TestPool {
+    fn new(strategy: StrategyKind, members: &[Script], min_healthy: u32) -> Self {
+        Self {
+            members: members.to_vec(),
+            min_healthy,
+            balancer: Balancer::new(strategy, 7),
+            failovers: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Pool for TestPool {
+    fn id(&self) -> &str {
+        "g"
+    }
+    fn size(&self) -> usize {
+        self.members.len()
+    }
+    fn min_healthy(&self) -> u32 {
+        self.min_healthy
+    }
+    fn order(&self) -> Vec<usize> {
+        let view: Vec<Candidate> = self
+            .members
+            .iter()
+            .map(|script| Candidate {
+                eligible: *script != Out,
+                weight: 1,
+                priority: 1,
+                in_flight: 0,
+            })
+            .collect();
+        self.balancer.order(&view)
+    }
+    fn record_failover(&self, index: usize) {
+        self.failovers.borrow_mut().push(index);
+        self.balancer.record_pick(index);
+    }
+}
+
+/// What one request through the loop came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    ServedBy(usize),
+    NoAvailable {
+        healthy: usize,
+    },
+    /// Failed on this member; `delivered` says whether it got the request.
+    FailedOn {
+        index: usize,
+        delivered: bool,
+    },
+}
+
+/// Runs one request; returns how it ended and the members tried, in order.
+async fn request(pool: &TestPool, order: Vec<usize>) -> (Ended, Vec<usize>) {
+    let tried = RefCell::new(Vec::new());
+    let result = run(pool, order, |index| {
+        tried.borrow_mut().push(index);
+        let script = pool.members[index];
+        async move {
+            match script {
+                Answers => Ok(index),
+                Unreached => Err(ScriptError {
+                    index,
+                    delivered: false,
+                }),
+                Fails | Out => Err(ScriptError {
+                    index,
+                    delivered: true,
+                }),
+            }
+        }
+    })
+    .await;
+    let ended = match result {
+        Ok((answer, index)) => {
+            assert_eq!(
+                answer, index,
+                "the answer comes from the member that served"
+            );
+            Ended::ServedBy(index)
+        }
+        Err(Failover::NoAvailableMember(refusal)) => {
+            assert_eq!(refusal.total, pool.members.len());
+            Ended::NoAvailable {
+                healthy: refusal.healthy,
+            }
+        }
+        Err(Failover::Member { index, error }) => {
+            assert_eq!(
+                error.index, index,
+                "the error names the member that gave it"
+            );
+            Ended::FailedOn {
+                index,
+                delivered: error.delivered,
+            }
+        }
+    };
+    (ended, tried.into_inner())
+}
+
+/// Table of one request each on a fresh priority pool, whose order is the
+/// config order: what is tried, what the client gets, what is recorded.
+#[tokio::test]
+async fn each_request_tries_members_until_one_is_reached() {
+    struct Case {
+        members: &'static [Script],
+        min_healthy: u32,
+        ended: Ended,
+        tried: &'static [usize],
+        failovers: &'static [usize],
+    }
+    let cases = [
+        Case {
+            members: &[Answers, Answers, Answers],
+            min_healthy: 1,
+            ended: Ended::ServedBy(0),
+            tried: &[0],
+            failovers: &[],
+        },
+        // Never delivered: the next member takes it, and the strategy hears.
+        Case {
+            members: &[Unreached, Unreached, Answers],
+            min_healthy: 1,
+            ended: Ended::ServedBy(2),
+            tried: &[0, 1, 2],
+            failovers: &[2],
+        },
+        // Delivered and failed: never resent.
+        Case {
+            members: &[Fails, Answers, Answers],
+            min_healthy: 1,
+            ended: Ended::FailedOn {
+                index: 0,
+                delivered: true,
+            },
+            tried: &[0],
+            failovers: &[],
+        },
+        Case {
+            members: &[Unreached, Fails, Answers],
+            min_healthy: 1,
+            ended: Ended::FailedOn {
+                index: 1,
+                delivered: true,
+            },
+            tried: &[0, 1],
+            failovers: &[],
+        },
+        // Nobody reachable: the last member's error.
+        Case {
+            members: &[Unreached, Unreached],
+            min_healthy: 1,
+            ended: Ended::FailedOn {
+                index: 1,
+                delivered: false,
+            },
+            tried: &[0, 1],
+            failovers: &[],
+        },
+        // Out of rotation members are not tried.
+        Case {
+            members: &[Out, Answers],
+            min_healthy: 1,
+            ended: Ended::ServedBy(1),
+            tried: &[1],
+            failovers: &[],
+        },
+        // Below min_healthy nothing is tried.
+        Case {
+            members: &[Out, Answers, Answers],
+            min_healthy: 3,
+            ended: Ended::NoAvailable { healthy: 2 },
+            tried: &[],
+            failovers: &[],
+        },
+        Case {
+            members: &[Out, Out],
+            min_healthy: 0,
+            ended: Ended::NoAvailable { healthy: 0 },
+            tried: &[],
+            failovers: &[],
+        },
+        Case {
+            members: &[],
+            min_healthy: 1,
+            ended: Ended::NoAvailable { healthy: 0 },
+            tried: &[],
+            failovers: &[],
+        },
+    ];
+    for (n, case) in cases.iter().enumerate() {
+        let pool = TestPool::new(StrategyKind::Priority, case.members, case.min_healthy);
+        let (ended, tried) = request(&pool, pool.order()).await;
+        assert_eq!(ended, case.ended, "case {n}: {:?}", case.members);
+        assert_eq!(tried, case.tried, "case {n}: tried");
+        assert_eq!(
+            *pool.failovers.borrow(),
+            case.failovers,
+            "case {n}: failovers"
+        );
+    }
+}
+
+/// The caller narrows the order to the members that can serve a request;
+/// `min_healthy` counts only those.
+#[tokio::test]
+async fn min_healthy_counts_the_members_that_can_serve_this_request() {
+    let pool = TestPool::new(StrategyKind::RoundRobin, &[Answers, Answers, Answers], 2);
+    let only_last: Vec<usize> = pool.order().into_iter().filter(|&i| i == 2).collect();
+    let (ended, tried) = request(&pool, only_last).await;
+    assert_eq!(ended, Ended::NoAvailable { healthy: 1 });
+    assert!(tried.is_empty());
+}
+
+/// Round robin over a member that cannot be reached: its turns go to the
+/// others, and no member gets a double share because of the failover.
+#[tokio::test]
+async fn round_robin_spreads_the_turns_of_an_unreached_member_evenly() {
+    let pool = TestPool::new(StrategyKind::RoundRobin, &[Answers, Unreached, Answers], 1);
+    let mut served = [0u32; 3];
+    for _ in 0..300 {
+        match request(&pool, pool.order()).await.0 {
+            Ended::ServedBy(index) => served[index] += 1,
+            other => panic!("every request is served: {other:?}"),
+        }
+    }
+    assert_eq!(served[1], 0);
+    assert!(
+        served[0].abs_diff(served[2]) <= 1,
+        "even spread over the reachable members: {served:?}"
+    );
+}
+
+/// With random and least-connections order every request is still served
+/// while one member is reachable, whatever the seed's order.
+#[tokio::test]
+async fn any_strategy_finds_the_one_reachable_member() {
+    for strategy in [
+        StrategyKind::Random,
+        StrategyKind::LeastConnections,
+        StrategyKind::WeightedRoundRobin,
+        StrategyKind::RoundRobin,
+        StrategyKind::Priority,
+    ] {
+        let pool = TestPool::new(strategy, &[Unreached, Unreached, Answers, Unreached], 1);
+        for _ in 0..50 {
+            let (ended, tried) = request(&pool, pool.order()).await;
+            assert_eq!(ended, Ended::ServedBy(2), "{strategy:?}");
+            assert_eq!(
+                tried.last(),
+                Some(&2),
+                "{strategy:?}: stops at the member that answered"
+            );
+        }
+    }
+}
