@@ -20,7 +20,9 @@ use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
 use crate::replicas::Peers;
 use crate::state::{ApplyError, ConfigState};
-use crate::{error_chain, status};
+use hangar_runtime::error_chain;
+
+use crate::status;
 
 /// Implements `hangar.v1.AdminService`.
 #[derive(Debug, Clone)]

@@ -19,8 +19,8 @@ use hangar_etcd_api::mvccpb::{KeyValue, event::EventType};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::error_chain;
 use crate::store::{Revision, Saved, StoreError, StoredConfig};
+use hangar_runtime::error_chain;
 
 /// How long one etcd request may take before the store counts as
 /// unavailable. The client waits for a reachable member indefinitely, so

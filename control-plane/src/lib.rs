@@ -251,18 +251,6 @@ pub async fn run(
         .await
 }
 
-/// `outer: cause: root cause`, for messages that leave the process.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Forgets disconnected data planes once they expire.
 async fn expire_loop(fleet: Arc<Fleet>, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(fleet.expiry() / 4);

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error_chain;
 use crate::etcd::EtcdStore;
 use crate::fleet::{DataPlane, Fleet};
+use hangar_runtime::error_chain;
 
 /// How long `status` waits for other replicas' reports before it answers
 /// with this replica's alone: status must keep answering during an outage.

@@ -17,8 +17,9 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::error_chain;
 use crate::store::{ConfigStore, Latest, Revision, Saved, StoreError, StoredConfig};
+use hangar_runtime::backoff::Backoff;
+use hangar_runtime::error_chain;
 
 /// The config in force.
 #[derive(Debug, Clone)]
@@ -205,7 +206,7 @@ impl ConfigState {
         let ConfigStore::Etcd(store) = &self.store else {
             return;
         };
-        let mut retry = FIRST_RETRY;
+        let mut backoff = Backoff::new(FIRST_RETRY, LAST_RETRY);
         let mut failing = false;
         loop {
             let started = tokio::time::Instant::now();
@@ -223,8 +224,9 @@ impl ConfigState {
             };
             // A watch that ran for a while was healthy: start backing off afresh.
             if started.elapsed() > LAST_RETRY {
-                retry = FIRST_RETRY;
+                backoff.reset();
             }
+            let retry = backoff.next_delay();
             tracing::warn!(
                 error = %error_chain(&err),
                 retry.in_ms = retry.as_millis() as u64,
@@ -235,7 +237,6 @@ impl ConfigState {
                 () = tokio::time::sleep(retry) => {}
                 () = shutdown.cancelled() => return,
             }
-            retry = (retry * 2).min(LAST_RETRY);
         }
     }
 

@@ -10,9 +10,10 @@
 //! store, or the etcd key shared by replicas ([`crate::etcd`]).
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
+use hangar_runtime::durable::{self, DurableWriteError};
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::EtcdStore;
@@ -135,23 +136,9 @@ impl Store {
 
     /// Durably replaces the stored config.
     pub fn save(&self, config: &StoredConfig) -> Result<(), StoreError> {
-        let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
         let body = serde_json::to_vec_pretty(config).expect("StoredConfig always serializes");
-        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&body).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        // The rename is only durable once the directory entry is synced.
-        fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_err(&self.dir))?;
-        Ok(())
+        durable::replace_file(&self.dir, STATE_FILE, &body)
+            .map_err(|DurableWriteError { path, source }| StoreError::Io { path, source })
     }
 }
 

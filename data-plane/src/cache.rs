@@ -6,10 +6,11 @@
 //! old or the new snapshot, never a torn one.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use hangar_proto::v1::Snapshot;
+use hangar_runtime::durable::{self, DurableWriteError};
 use prost::Message;
 
 const FILE: &str = "snapshot.pb";
@@ -75,20 +76,8 @@ impl SnapshotCache {
 
     /// Durably replaces the cached snapshot.
     pub fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
-        let path = self.dir.join(FILE);
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CacheError::Io { path, source }
-        };
-        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&snapshot.encode_to_vec())
-            .and_then(|()| file.sync_all())
-            .map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(io_err(&self.dir))
+        durable::replace_file(&self.dir, FILE, &snapshot.encode_to_vec())
+            .map_err(|DurableWriteError { path, source }| CacheError::Io { path, source })
     }
 }
 

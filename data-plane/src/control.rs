@@ -7,6 +7,8 @@
 //! snapshot and reconnects with capped, jittered exponential backoff, trying
 //! each control-plane URL in turn.
 
+use hangar_runtime::backoff::Backoff;
+use hangar_runtime::error_chain;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::SnapshotCache;
 use crate::routes::{Origin, Routes};
-use crate::upstream::error::chain;
 
 /// How often health is reported even when nothing changed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(2);
@@ -49,7 +50,7 @@ pub async fn run(
     cache: Option<SnapshotCache>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     for url in urls.iter().cycle() {
         if shutdown.is_cancelled() {
             return;
@@ -67,7 +68,7 @@ pub async fn run(
             Ok(Followed::Shutdown) => return,
             Ok(Followed::Ended) => {
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
-                backoff = BACKOFF_MIN;
+                backoff.reset();
             }
             Err(err) if is_refusal(&err) => {
                 // Retrying will not help until an operator fixes the
@@ -79,9 +80,7 @@ pub async fn run(
                 tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
             }
         }
-        // Full jitter keeps a fleet from reconnecting in lockstep.
-        let delay = backoff.mul_f64(rand::random_range(0.5..1.0));
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let delay = backoff.next_delay();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return,
@@ -102,7 +101,7 @@ fn is_refusal(status: &tonic::Status) -> bool {
 /// "transport error" until its source says which certificate was refused.
 fn describe(status: &tonic::Status) -> String {
     let message = status.message();
-    match std::error::Error::source(status).map(chain) {
+    match std::error::Error::source(status).map(error_chain) {
         Some(causes) if causes.starts_with(message) => causes,
         Some(causes) => format!("{message}: {causes}"),
         None => message.to_owned(),
@@ -171,7 +170,7 @@ fn apply(routes: &Routes, cache: Option<&SnapshotCache>, snapshot: &Snapshot) ->
             );
             if let Some(Err(err)) = cache.map(|c| c.save(snapshot)) {
                 // Serving goes on; only a restart without a control plane suffers.
-                tracing::warn!(error = %chain(&err), "cannot write the snapshot cache");
+                tracing::warn!(error = %error_chain(&err), "cannot write the snapshot cache");
             }
             Up::Ack(Ack {
                 version: snapshot.version,

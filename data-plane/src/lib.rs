@@ -151,7 +151,7 @@ impl DataPlane {
             },
             Ok(None) => tracing::info!(cache.dir = %dir, "no cached snapshot yet"),
             Err(err) => {
-                tracing::warn!(error = %upstream::error::chain(&err), "ignoring the snapshot cache")
+                tracing::warn!(error = %hangar_runtime::error_chain(&err), "ignoring the snapshot cache")
             }
         }
         cache

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hangar_runtime::error_chain;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -139,7 +140,9 @@ pub fn endpoint(url: &str, config: &ClientConfig) -> Result<Endpoint, ClientErro
     if let Some(identity) = &config.tls.identity {
         tls = tls.identity(identity.clone());
     }
-    endpoint.tls_config(tls).map_err(|err| bad_url(cause(&err)))
+    endpoint
+        .tls_config(tls)
+        .map_err(|err| bad_url(error_chain(&err)))
 }
 
 /// Connects to the control plane at `url`.
@@ -149,25 +152,10 @@ pub async fn connect(url: &str, config: &ClientConfig) -> Result<ControlPlaneCha
         .await
         .map_err(|err| ClientError::Connect {
             url: url.to_owned(),
-            cause: cause(&err),
+            cause: error_chain(&err),
         })?;
     Ok(InterceptedService::new(
         channel,
         BearerToken::new(config.token.as_ref()),
     ))
-}
-
-/// The error with its sources, skipping repeats ("transport error: …").
-fn cause(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
 }

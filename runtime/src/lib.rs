@@ -1,5 +1,7 @@
-//! Process setup shared by `hangar-control-plane` and `hangar-data-plane`:
-//! how they log and how they learn to stop.
+//! What every Hangar process shares: how it logs and learns to stop, and
+//! the small helpers with one home here: [`error_chain`] for error
+//! messages, [`backoff::Backoff`] for retry loops, [`durable::replace_file`]
+//! for state that must survive a crash.
 //!
 //! Logs always go to stderr, because a data plane started with `--stdio`
 //! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
@@ -9,7 +11,12 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
+pub mod durable;
+mod errors;
 pub mod metrics;
+
+pub use errors::error_chain;
 
 use tokio_util::sync::CancellationToken;
 

@@ -227,7 +227,7 @@ async fn run_one(
             response.served_by = Some(served.served_by);
         }
         Err(err) => {
-            tracing::debug!(call.index = index, error = %crate::upstream::error::chain(&err), "call failed");
+            tracing::debug!(call.index = index, error = %hangar_runtime::error_chain(&err), "call failed");
             response.error_type = Some(err.error_type());
             response.error = Some(err.to_string());
             if let dispatch::CallError::Upstream { member, .. } = err {

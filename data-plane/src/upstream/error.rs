@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use hangar_runtime::error_chain;
+
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -25,7 +27,7 @@ pub enum UpstreamError {
     #[error("the member sent nothing for {0:?} (read_timeout)")]
     Quiet(Duration),
     /// The connection broke after the request was sent.
-    #[error("transport error: {}", chain(.0.as_ref()))]
+    #[error("transport error: {}", error_chain(.0.as_ref()))]
     Transport(#[source] BoxError),
     /// The member answered with a server error status.
     #[error("member answered HTTP {status}: {body}")]
@@ -218,20 +220,4 @@ fn root_cause(err: &dyn std::error::Error) -> String {
         cause = inner;
     }
     cause.to_string()
-}
-
-/// An error and its causes, `outer: inner: root`: reqwest's own message
-/// ("error sending request") hides the cause that matters ("connection refused").
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

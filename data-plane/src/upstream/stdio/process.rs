@@ -13,7 +13,6 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use rand::Rng;
 use tokio::process::{Child, Command};
 
 use super::ProcessSpec;
@@ -109,70 +108,5 @@ fn signal_group(group: Pid, signal: Signal) {
         Err(e) => {
             tracing::warn!(group = group.as_raw(), %signal, error = %e, "cannot signal the process group")
         }
-    }
-}
-
-/// Capped exponential backoff with full jitter between restarts, so a
-/// crashing server is not restarted in a tight loop and replicas that
-/// crashed together do not restart in lockstep.
-#[derive(Debug)]
-pub(super) struct Backoff {
-    ceiling: Duration,
-}
-
-// === impl Backoff ===
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(30);
-
-    pub(super) fn new() -> Self {
-        Self {
-            ceiling: Self::FIRST,
-        }
-    }
-
-    /// The next delay: uniform in `[0, ceiling]`, then the ceiling doubles up to the cap.
-    pub(super) fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling;
-        self.ceiling = (ceiling * 2).min(Self::CAP);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(rand::rng().random_range(0..=millis))
-    }
-
-    /// Back to the first step, after the process stayed up long enough.
-    pub(super) fn reset(&mut self) {
-        self.ceiling = Self::FIRST;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Delays stay under a ceiling that doubles to the cap, and a reset
-    /// brings the ceiling back down.
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter() {
-        let mut backoff = Backoff::new();
-        let ceilings = [
-            100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 30_000, 30_000,
-        ];
-        for ceiling in ceilings {
-            let delay = backoff.next_delay();
-            assert!(
-                delay <= Duration::from_millis(ceiling),
-                "{delay:?} over {ceiling} ms"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
-        // Full jitter: across many draws at the cap, delays spread over the range.
-        let mut at_cap = Backoff {
-            ceiling: Backoff::CAP,
-        };
-        let draws: Vec<Duration> = (0..200).map(|_| at_cap.next_delay()).collect();
-        assert!(draws.iter().any(|d| *d < Duration::from_secs(10)));
-        assert!(draws.iter().any(|d| *d > Duration::from_secs(20)));
     }
 }

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::process::{self, Backoff};
+use hangar_runtime::backoff::Backoff;
+
+use super::process;
 use super::session::{self, Line, Session};
 use super::{ProcessSpec, Shared};
 use crate::upstream::UpstreamError;
@@ -23,6 +25,11 @@ use crate::upstream::UpstreamError;
 /// Longest wait for the answer to `initialize`; generous because `npx` and
 /// `uvx` may download the server first.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Restart delays double from the first to the last, so a crashing server
+/// is not restarted in a tight loop; jitter keeps copies that crashed
+/// together from restarting in lockstep.
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(100);
+const LAST_RESTART_DELAY: Duration = Duration::from_secs(30);
 /// A process that stayed up this long restarts without the backoff built
 /// up by earlier crashes.
 const STABLE_UPTIME: Duration = Duration::from_secs(30);
@@ -57,7 +64,7 @@ pub(super) async fn supervise(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(FIRST_RESTART_DELAY, LAST_RESTART_DELAY);
     let mut first = true;
     while !stop.is_cancelled() {
         if !first {
