@@ -8,6 +8,7 @@
 //! one data plane can use it: a member only one data plane cannot reach is
 //! that data plane's local problem.
 
+use hangar_balance::GroupState;
 use hangar_config::{Config, Group, Server};
 use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
 use tokio::time::Instant;
@@ -137,14 +138,10 @@ fn group_status(id: &str, group: &Group, servers: &[ServerStatus]) -> GroupStatu
     let healthy = members.iter().filter(|s| s.healthy_on > 0).count() as u32;
     let total = group.members.len() as u32;
     let reported = members.iter().any(|s| s.reported_by > 0);
-    let state = if !reported {
-        "unknown"
-    } else if healthy == total {
-        "ready"
-    } else if healthy >= group.min_healthy {
-        "partial"
+    let state = if reported {
+        GroupState::of(healthy as usize, total as usize, group.min_healthy).as_str()
     } else {
-        "unavailable"
+        "unknown"
     };
     GroupStatus {
         id: id.to_owned(),

@@ -12,14 +12,11 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::failover::{self, Failover, NoAvailableMember, Pool};
+use crate::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::member::Member;
 use crate::metrics::CallMetrics;
 use crate::routes::{GroupMember, RoutingTable};
 use crate::upstream::UpstreamError;
-
-/// JSON-RPC codes a member uses for "no such tool" and "bad arguments".
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
 
 /// Why a call produced no result.
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@ pub mod control;
 pub mod dispatch;
 pub mod failover;
 mod front;
+mod jsonrpc;
 pub mod limit;
 pub mod listener;
 pub mod mcp;

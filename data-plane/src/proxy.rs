@@ -29,7 +29,8 @@ use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use crate::failover::{self, Failover, Pool};
-use crate::mcp::guard::{Checked, jsonrpc_error};
+use crate::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
+use crate::mcp::guard::Checked;
 use crate::member::Member;
 use crate::metrics::CallMetrics;
 use crate::routes::{GroupMember, GroupRoute, Routes};
@@ -37,11 +38,6 @@ use crate::upstream::UpstreamError;
 
 /// Versions that have sessions; anything else is the stateless protocol.
 const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// 2026-07-28's error for headers that do not match the body.
-const HEADER_MISMATCH: i64 = -32020;
-const INVALID_REQUEST: i64 = -32600;
-/// Code of "no member can take this" answers, in the server-error range.
-const UNAVAILABLE: i64 = -32000;
 
 /// Serves a request to `/groups/{group}/mcp` that passed the guard.
 pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Response {
@@ -76,7 +72,7 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
                 return jsonrpc_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     request.peek.id.clone(),
-                    UNAVAILABLE,
+                    SERVER_ERROR,
                     &message,
                 );
             }
@@ -216,7 +212,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         Err(Failover::NoAvailableMember(refusal)) => jsonrpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             request.peek.id.clone(),
-            UNAVAILABLE,
+            SERVER_ERROR,
             &refusal.to_string(),
         ),
         Err(Failover::Member { index, error }) => bad_gateway(&group.members[index].member, &error),
@@ -300,5 +296,5 @@ fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
         UpstreamError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
-    jsonrpc_error(status, Value::Null, UNAVAILABLE, &message)
+    jsonrpc_error(status, Value::Null, SERVER_ERROR, &message)
 }

@@ -284,7 +284,7 @@ impl Routes {
                     members,
                     limit: (group.max_concurrency > 0)
                         .then(|| ConcurrencyLimit::new(group.max_concurrency)),
-                    balancer: Balancer::new(strategy_kind(group.strategy()), rand::random()),
+                    balancer: Balancer::new(group.strategy().into(), rand::random()),
                 };
                 (group.id.clone(), route)
             })
@@ -496,14 +496,4 @@ fn check(snapshot: &Snapshot) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn strategy_kind(strategy: Strategy) -> StrategyKind {
-    match strategy {
-        Strategy::Random => StrategyKind::Random,
-        Strategy::LeastConnections => StrategyKind::LeastConnections,
-        Strategy::WeightedRoundRobin => StrategyKind::WeightedRoundRobin,
-        Strategy::Priority => StrategyKind::Priority,
-        Strategy::RoundRobin | Strategy::Unspecified => StrategyKind::RoundRobin,
-    }
 }

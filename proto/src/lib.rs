@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+mod strategy;
 
 /// Version 1 of the API.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

@@ -22,7 +22,7 @@
 //! - `validate`: the tree to the [`Config`] model, collecting every error;
 //!   `validate/read.rs` reads typed leaves, `validate/group.rs` groups.
 //! - `model`: [`Config`], [`Server`], [`RemoteServer`], [`Group`],
-//!   [`Member`], [`Strategy`].
+//!   [`Member`], [`StrategyKind`].
 //! - `proto`: [`Config::to_snapshot`], the compiled [`hangar_proto::v1::Snapshot`].
 //! - `error`: [`ConfigError`], [`ConfigErrors`].
 
@@ -39,7 +39,8 @@ use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
-    BasicAuth, Config, Group, Member, RemoteServer, Server, Strategy, SubprocessServer, TlsSettings,
+    BasicAuth, Config, Group, Member, RemoteServer, Server, StrategyKind, SubprocessServer,
+    TlsSettings,
 };
 pub use hangar_template::Template;
 

@@ -4,9 +4,9 @@
 //! checks: endpoints are http(s) URLs with a path, member ids name remote
 //! servers of the same config, numbers are in range.
 
-use std::fmt;
 use std::time::Duration;
 
+pub use hangar_balance::StrategyKind;
 use hangar_template::Template;
 use indexmap::IndexMap;
 use url::Url;
@@ -106,8 +106,8 @@ pub struct SubprocessServer {
 /// A `mode: group` server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
-    /// How members are picked (default [`Strategy::RoundRobin`]).
-    pub strategy: Strategy,
+    /// How members are picked (default [`StrategyKind::RoundRobin`]).
+    pub strategy: StrategyKind,
     /// Healthy members needed for the group to count as healthy (default 1,
     /// at most the number of members).
     pub min_healthy: u32,
@@ -126,26 +126,9 @@ pub struct Member {
     pub id: String,
     /// Share for weighted strategies (default 1, at least 1).
     pub weight: u32,
-    /// Rank for [`Strategy::Priority`] (default 1, any `i32`); the balancer
+    /// Rank for [`StrategyKind::Priority`] (default 1, any `i32`); the balancer
     /// defines which end of the range it prefers.
     pub priority: i32,
-}
-
-/// A load-balancing strategy; `as_str` is its one name everywhere (config,
-/// proto, metric labels).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// `round_robin`: members in turn. MCP Hangar's default.
-    #[default]
-    RoundRobin,
-    /// `random`: a uniformly random member.
-    Random,
-    /// `least_connections`: the member with the fewest calls in flight.
-    LeastConnections,
-    /// `weighted_round_robin`: in turn, in proportion to `weight`.
-    WeightedRoundRobin,
-    /// `priority`: members by their `priority` rank, failing over in order.
-    Priority,
 }
 
 // === impl Config ===
@@ -210,53 +193,4 @@ impl Member {
     pub const DEFAULT_WEIGHT: u32 = 1;
     /// `priority` when the file leaves it out.
     pub const DEFAULT_PRIORITY: i32 = 1;
-}
-
-// === impl Strategy ===
-
-impl Strategy {
-    /// Every strategy, in the order the docs and error messages list them.
-    pub const ALL: &'static [Strategy] = &[
-        Self::RoundRobin,
-        Self::Random,
-        Self::LeastConnections,
-        Self::WeightedRoundRobin,
-        Self::Priority,
-    ];
-
-    /// The snake_case name used in config files, e.g. `round_robin`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::RoundRobin => "round_robin",
-            Self::Random => "random",
-            Self::LeastConnections => "least_connections",
-            Self::WeightedRoundRobin => "weighted_round_robin",
-            Self::Priority => "priority",
-        }
-    }
-
-    /// The strategy named `name` (exact snake_case match), if any.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|s| s.as_str() == name)
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strategy_names_round_trip() {
-        for &strategy in Strategy::ALL {
-            assert_eq!(Strategy::from_name(strategy.as_str()), Some(strategy));
-            assert_eq!(strategy.to_string(), strategy.as_str());
-        }
-        assert_eq!(Strategy::from_name("RoundRobin"), None);
-    }
 }

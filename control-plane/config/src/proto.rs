@@ -8,7 +8,7 @@ use hangar_proto::v1;
 use hangar_template::Template;
 use indexmap::IndexMap;
 
-use crate::model::{Config, Group, RemoteServer, Server, Strategy, SubprocessServer};
+use crate::model::{Config, Group, RemoteServer, Server, SubprocessServer};
 
 impl Config {
     /// The snapshot for config `version` (0 is reserved for "no config").
@@ -28,18 +28,6 @@ impl Config {
                 })
                 .collect(),
             groups: self.groups().map(|(id, g)| group(id, g)).collect(),
-        }
-    }
-}
-
-impl From<Strategy> for v1::Strategy {
-    fn from(strategy: Strategy) -> Self {
-        match strategy {
-            Strategy::RoundRobin => Self::RoundRobin,
-            Strategy::Random => Self::Random,
-            Strategy::LeastConnections => Self::LeastConnections,
-            Strategy::WeightedRoundRobin => Self::WeightedRoundRobin,
-            Strategy::Priority => Self::Priority,
         }
     }
 }
@@ -133,23 +121,5 @@ mod tests {
         assert_eq!(millis_ceil(Duration::from_micros(1)), 1);
         assert_eq!(millis_ceil(Duration::from_secs_f64(0.0015)), 2);
         assert_eq!(millis_ceil(Duration::MAX), u64::MAX);
-    }
-
-    #[test]
-    fn strategies_map_to_proto() {
-        let names: Vec<&str> = Strategy::ALL
-            .iter()
-            .map(|&s| v1::Strategy::from(s).as_str_name())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "STRATEGY_ROUND_ROBIN",
-                "STRATEGY_RANDOM",
-                "STRATEGY_LEAST_CONNECTIONS",
-                "STRATEGY_WEIGHTED_ROUND_ROBIN",
-                "STRATEGY_PRIORITY",
-            ]
-        );
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar_config::{Config, Group, Member, RemoteServer, Server, Strategy, TlsSettings};
+use hangar_config::{Config, Group, Member, RemoteServer, Server, StrategyKind, TlsSettings};
 use hangar_proto::v1;
 
 const RECIPE_05: &str = include_str!("fixtures/recipe-05.yaml");
@@ -58,7 +58,7 @@ fn recipe_05_loads_unchanged() {
         remote("http://localhost:8082/mcp")
     );
     let group = Server::Group(Group {
-        strategy: Strategy::RoundRobin,
+        strategy: StrategyKind::RoundRobin,
         min_healthy: 1,
         members: vec![
             member("my-mcp"),
@@ -155,7 +155,7 @@ fn defaults_apply_when_keys_are_left_out() {
     let Server::Group(g) = &config.servers["g"] else {
         panic!("g is a group")
     };
-    assert_eq!(g.strategy, Strategy::RoundRobin);
+    assert_eq!(g.strategy, StrategyKind::RoundRobin);
     assert_eq!(g.min_healthy, Group::DEFAULT_MIN_HEALTHY);
     assert_eq!(g.members, [member("a")]);
 }
@@ -197,7 +197,7 @@ fn optional_keys_are_read() {
     });
     assert_eq!(config.servers["a"], want_a);
     let want_g = Server::Group(Group {
-        strategy: Strategy::Priority,
+        strategy: StrategyKind::Priority,
         min_healthy: 1,
         members: vec![Member {
             id: "a".into(),
@@ -211,10 +211,10 @@ fn optional_keys_are_read() {
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
 }
 
-/// Every strategy name in `Strategy::ALL` is accepted in a file.
+/// Every strategy name in `StrategyKind::ALL` is accepted in a file.
 #[test]
 fn every_strategy_name_loads() {
-    for &strategy in Strategy::ALL {
+    for &strategy in StrategyKind::ALL {
         let text = format!(
             "mcp_servers:\n  a:\n    mode: remote\n    endpoint: http://h\n  g:\n    mode: group\n    strategy: {strategy}\n    members: [{{id: a}}]\n"
         );

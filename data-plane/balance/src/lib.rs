@@ -5,9 +5,12 @@
 //! # Layout
 //! - [`strategy`]: [`Balancer`] orders a group's members for one call.
 //! - [`health`]: [`Health`] turns call and probe outcomes into rotation changes.
+//! - [`group`]: [`GroupState`], a group's state from its members in rotation.
 
+pub mod group;
 pub mod health;
 pub mod strategy;
 
+pub use group::GroupState;
 pub use health::{Health, Outcome, Transition};
 pub use strategy::{Balancer, Candidate, StrategyKind};

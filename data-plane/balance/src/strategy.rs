@@ -14,10 +14,14 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The five strategies of the config, by their config names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The five strategies of the config. This is the one strategy type of
+/// Hangar: the config parses into it, the proto's `Strategy` maps to and
+/// from it (in `hangar-proto`), and [`StrategyKind::as_str`] is its one name
+/// everywhere (config, status, metric labels).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum StrategyKind {
-    /// `round_robin`: fair rotation over eligible members.
+    /// `round_robin`: fair rotation over eligible members. MCP Hangar's default.
+    #[default]
     RoundRobin,
     /// `random`: uniform over eligible members.
     Random,
@@ -30,8 +34,22 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
+    /// Every strategy, in the order the docs list them.
+    pub const ALL: &'static [StrategyKind] = &[
+        Self::RoundRobin,
+        Self::Random,
+        Self::LeastConnections,
+        Self::WeightedRoundRobin,
+        Self::Priority,
+    ];
+
+    /// The strategy named `name` (exact snake_case match), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
+
     /// The config name (`round_robin`, ...), used everywhere the strategy is named.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::RoundRobin => "round_robin",
             Self::Random => "random",
@@ -39,6 +57,12 @@ impl StrategyKind {
             Self::WeightedRoundRobin => "weighted_round_robin",
             Self::Priority => "priority",
         }
+    }
+}
+
+impl std::fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

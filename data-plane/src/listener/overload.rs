@@ -20,10 +20,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::mcp::guard::jsonrpc_error;
+use crate::jsonrpc::{SERVER_ERROR, jsonrpc_error};
 
-/// JSON-RPC code of the refusal, in the implementation-defined server range.
-const OVERLOADED: i64 = -32000;
 /// Seconds a refused client is asked to wait before trying again.
 const RETRY_AFTER_S: &str = "1";
 /// The body of a refused request is read only this far, and only this
@@ -86,7 +84,8 @@ impl Admission {
             "overloaded: this data plane is serving its limit of {} requests, retry later",
             self.max
         );
-        let mut response = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, OVERLOADED, &message);
+        let mut response =
+            jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, SERVER_ERROR, &message);
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));

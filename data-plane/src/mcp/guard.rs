@@ -13,18 +13,15 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::IgnoredAny;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::envelope::{Envelope, Params};
 
+use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
 use crate::upstream::error::BoxError;
-
-/// JSON-RPC error codes.
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
 
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
@@ -133,17 +130,6 @@ impl Rejection {
     fn into_response(self, status: StatusCode) -> Response {
         jsonrpc_error(status, self.id, self.code, &self.message)
     }
-}
-
-/// An HTTP response carrying one JSON-RPC error object.
-pub fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": code, "message": message},
-    });
-    let content_type = [(header::CONTENT_TYPE, "application/json")];
-    (status, content_type, body.to_string()).into_response()
 }
 
 /// DNS-rebinding protection: the `Host` the client used must be one of the

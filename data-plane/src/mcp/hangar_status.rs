@@ -3,6 +3,7 @@
 //! The control plane's `hangarctl status` rolls up every data plane; this
 //! tool answers from one, which is what a client beside it experiences.
 
+use hangar_balance::GroupState;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -60,13 +61,7 @@ pub fn local_status(table: &RoutingTable) -> LocalStatus {
         .map(|g| {
             let healthy = g.healthy_count();
             let total = g.members.len();
-            let state = if healthy == total {
-                "ready"
-            } else if healthy >= g.min_healthy as usize && healthy > 0 {
-                "partial"
-            } else {
-                "unavailable"
-            };
+            let state = GroupState::of(healthy, total, g.min_healthy).as_str();
             GroupView {
                 name: g.id.clone(),
                 strategy: g.strategy().as_str(),

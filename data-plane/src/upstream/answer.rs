@@ -6,9 +6,14 @@ use serde_json::Value;
 
 use super::error::UpstreamError;
 use super::sse;
+use crate::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_VERSION};
 
 /// JSON-RPC errors by which a 2026-07-28 server refuses a legacy request.
-const MODERN_ERROR_CODES: [i64; 3] = [-32020, -32021, -32022];
+const MODERN_ERROR_CODES: [i64; 3] = [
+    HEADER_MISMATCH,
+    MISSING_CLIENT_CAPABILITY,
+    UNSUPPORTED_VERSION,
+];
 /// Longest piece of an error body kept for messages.
 const ERROR_BODY_LIMIT: usize = 200;
 

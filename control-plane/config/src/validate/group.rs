@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::read::{Ctx, Fields, Keys};
 use super::{Kind, Kinds};
 use crate::locate::Path;
-use crate::model::{Group, Member, Strategy};
+use crate::model::{Group, Member, StrategyKind};
 use crate::parse::Node;
 
 pub(super) const GROUP_KEYS: Keys = Keys {
@@ -76,11 +76,11 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
     })
 }
 
-fn strategy(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Strategy> {
+fn strategy(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<StrategyKind> {
     let name = cx.string(path, node)?;
-    let strategy = Strategy::from_name(&name);
+    let strategy = StrategyKind::from_name(&name);
     if strategy.is_none() {
-        let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+        let names: Vec<&str> = StrategyKind::ALL.iter().map(|s| s.as_str()).collect();
         let names = names.join(", ");
         cx.at_value(
             path,

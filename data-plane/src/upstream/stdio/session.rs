@@ -28,14 +28,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::jsonrpc::METHOD_NOT_FOUND;
 use crate::upstream::UpstreamError;
 use crate::upstream::answer::into_result;
 
 /// Longest stdout line taken in. Tool results can carry base64 images, so
 /// this is generous; a longer line is skipped without being buffered whole.
 pub(super) const MAX_LINE: usize = 64 * 1024 * 1024;
-/// JSON-RPC "method not found", the answer to server requests we cannot serve.
-const METHOD_NOT_FOUND: i64 = -32601;
 
 type Answer = Result<Value, UpstreamError>;
 
