@@ -7,6 +7,8 @@
 //! snapshot and reconnects with capped, jittered exponential backoff, trying
 //! each control-plane URL in turn.
 
+pub(crate) mod cache;
+
 use hangar_runtime::backoff::Backoff;
 use hangar_runtime::error_chain;
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::SnapshotCache;
-use crate::routes::{Origin, Routes};
+use crate::control::cache::SnapshotCache;
+use crate::route::table::{Origin, Routes};
 
 /// How often health is reported even when nothing changed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(2);
@@ -34,7 +36,7 @@ const UPSTREAM_BUFFER: usize = 16;
 
 /// Who this data plane is, as told to the control plane.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Node id, unique in the fleet.
     pub node_id: String,
     /// Address MCP clients reach this data plane on.
@@ -42,7 +44,7 @@ pub struct Identity {
 }
 
 /// Follows the control plane until `shutdown` is cancelled.
-pub async fn run(
+pub(crate) async fn run(
     urls: Vec<String>,
     client_config: ClientConfig,
     identity: Identity,

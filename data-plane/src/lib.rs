@@ -3,33 +3,19 @@
 //! group's strategy, probes members, and keeps serving its last snapshot
 //! when the control plane is gone.
 //!
-//! # Layout
-//! - [`cache`]: the last good snapshot on disk (`--cache-dir`).
-//! - [`control`]: the control-plane stream (snapshots in, ACK/NACK and health out).
-//! - [`routes`]: the routing table, swapped atomically per snapshot.
-//! - [`member`]: one member's MCP client, health and probe loop.
-//! - [`upstream`]: the MCP-over-HTTP client of one member.
-//! - [`dispatch`]: one call to a server or group, with failover for unreached members.
-//! - [`limit`]: `max_concurrency` caps with a bounded queue.
-//! - [`proxy`]: `/groups/{group}/mcp`, a group that looks like one MCP server.
-//! - [`mcp`]: the data plane's own MCP server (`hangar_call`).
-//! - [`listener`]: the HTTP front: limits, overload refusal, graceful drain.
-//! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! # Layout (a request goes down this list; `docs/architecture.md` has the map)
+//! - `server`: the HTTP side: listener, limits, admission, guard, JSON-RPC errors.
+//! - `endpoint`: what clients talk to: `/mcp` (`hangar_call`), `/groups/{group}/mcp`, stdio.
+//! - `route`: the routing table, members and their health, the failover loop.
+//! - [`upstream`]: the MCP clients of members (HTTP, and stdio processes).
+//! - `control`: the control-plane stream and the snapshot cache.
+//! - `metrics`: the call counters and latency histograms the hot path records.
 
-mod body;
-pub mod cache;
-pub mod control;
-pub mod dispatch;
-pub mod failover;
-mod front;
-mod jsonrpc;
-pub mod limit;
-pub mod listener;
-pub mod mcp;
-pub mod member;
-pub mod metrics;
-pub mod proxy;
-pub mod routes;
+mod control;
+mod endpoint;
+mod metrics;
+mod route;
+mod server;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -38,12 +24,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CacheError, SnapshotCache};
 use crate::control::Identity;
-pub use crate::listener::{Admission, Limits};
-use crate::mcp::server::HangarServer;
-use crate::metrics::{CallFamilies, Metrics};
-use crate::routes::{Origin, Routes};
+use crate::control::cache::{CacheError, SnapshotCache};
+use crate::endpoint::mcp::HangarServer;
+use crate::endpoint::metrics::Metrics;
+use crate::metrics::CallFamilies;
+use crate::route::table::{Origin, Routes};
+pub use crate::server::listener::{Admission, Limits};
 
 /// Everything a data plane needs to run.
 #[derive(Debug, Clone)]
@@ -166,17 +153,17 @@ impl DataPlane {
     /// Serves MCP over HTTP on an already bound listener within `limits`
     /// until shutdown. Then new connections are refused, calls in flight
     /// get [`Limits::shutdown_grace`] to finish, and everything else ends
-    /// (see [`listener`]); returns when that is done.
+    /// (see `server::listener`); returns when that is done.
     pub async fn serve_http(&self, listener: TcpListener, limits: &Limits) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         let hosts = allowed_hosts(addr, &limits.allowed_hosts);
-        let service = mcp::server::http_service(
+        let service = endpoint::mcp::http_service(
             self.mcp_server(),
             hosts.clone(),
             limits.max_request_bytes,
             self.halt.child_token(),
         );
-        let guard = mcp::guard::Guard {
+        let guard = server::guard::Guard {
             allowed_hosts: hosts.into(),
             max_body_bytes: limits.max_request_bytes,
             body_timeout: limits.request_body_timeout,
@@ -186,13 +173,13 @@ impl DataPlane {
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
-                mcp::guard::guard_layer,
+                server::guard::guard_layer,
             ))
             // After the guard's layer, so the guard does not apply to it.
-            .merge(metrics::router(self.metrics.clone()));
-        let front = front::Front::new(admission, guard, self.routes.clone(), router);
+            .merge(endpoint::metrics::router(self.metrics.clone()));
+        let front = server::front::Front::new(admission, guard, self.routes.clone(), router);
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
-        listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
+        server::listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
         self.routes.processes_stopped().await;
         Ok(())
     }
@@ -200,7 +187,8 @@ impl DataPlane {
     /// Serves one MCP client over stdin/stdout as if it were the group
     /// `group`, until it closes stdin.
     pub async fn serve_stdio_group(&self, group: String) -> std::io::Result<()> {
-        let served = proxy::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await;
+        let served =
+            endpoint::stdio::serve(self.routes.clone(), group, self.shutdown.clone()).await;
         self.halt.cancel();
         self.routes.processes_stopped().await;
         served

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::UpstreamError;
 use super::sse;
-use crate::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_VERSION};
+use crate::server::jsonrpc::{HEADER_MISMATCH, MISSING_CLIENT_CAPABILITY, UNSUPPORTED_VERSION};
 
 /// JSON-RPC errors by which a 2026-07-28 server refuses a legacy request.
 const MODERN_ERROR_CODES: [i64; 3] = [

@@ -55,7 +55,7 @@ pub enum UpstreamError {
     /// The member's `max_concurrency` had no free slot in time: nothing
     /// was sent, and the member is not unwell, only busy.
     #[error("member busy: {0}")]
-    Saturated(#[source] crate::limit::LimitError),
+    Saturated(#[source] crate::route::limit::LimitError),
     /// The member does not list the tool (checked before sending the call).
     #[error("tool '{0}' is not listed by the member")]
     ToolNotFound(String),

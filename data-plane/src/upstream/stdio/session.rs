@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::jsonrpc::METHOD_NOT_FOUND;
+use crate::server::jsonrpc::METHOD_NOT_FOUND;
 use crate::upstream::UpstreamError;
 use crate::upstream::answer::into_result;
 

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::dispatch;
-use crate::routes::RoutingTable;
+use crate::route::dispatch;
+use crate::route::table::RoutingTable;
 
 /// Most calls one batch may hold.
 const MAX_CALLS: usize = 100;
@@ -32,7 +32,7 @@ const DEFAULT_TIMEOUT_S: f64 = 60.0;
 /// The tool's input.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BatchRequest {
+pub(crate) struct BatchRequest {
     calls: Vec<CallRequest>,
     #[serde(default)]
     max_concurrency: Option<u32>,
@@ -59,7 +59,7 @@ struct CallRequest {
 
 /// The tool's output.
 #[derive(Debug, Serialize)]
-pub struct BatchResponse {
+pub(crate) struct BatchResponse {
     batch_id: String,
     success: bool,
     total: usize,
@@ -84,7 +84,7 @@ struct CallResponse {
 
 /// A batch refused before any call was made, shaped like MCP Hangar's.
 #[derive(Debug, Serialize)]
-pub struct ValidationFailure {
+pub(crate) struct ValidationFailure {
     success: bool,
     error: &'static str,
     validation_errors: Vec<FieldError>,
@@ -107,7 +107,7 @@ impl ValidationFailure {
     }
 
     /// A failure for input that does not match the schema.
-    pub fn schema(message: String) -> Self {
+    pub(crate) fn schema(message: String) -> Self {
         Self::new(vec![FieldError {
             index: None,
             field: "arguments",
@@ -118,7 +118,7 @@ impl ValidationFailure {
 
 /// Checks the batch's shape before any call is made. Unknown servers are
 /// reported per call (`ServerNotFoundError`), so the other calls still run.
-pub fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
+pub(crate) fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
     let mut errors = Vec::new();
     if batch.calls.len() > MAX_CALLS {
         errors.push(FieldError {
@@ -148,7 +148,7 @@ pub fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
 
 /// Runs every call of a validated batch, at most `max_concurrency` at once,
 /// within the batch timeout.
-pub async fn run(batch: BatchRequest, table: Arc<RoutingTable>) -> BatchResponse {
+pub(crate) async fn run(batch: BatchRequest, table: Arc<RoutingTable>) -> BatchResponse {
     let started = Instant::now();
     let concurrency = batch
         .max_concurrency
@@ -270,7 +270,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// JSON Schema of the tool's input, as listed by `tools/list`.
-pub fn input_schema() -> Map<String, Value> {
+pub(crate) fn input_schema() -> Map<String, Value> {
     let schema = serde_json::json!({
         "type": "object",
         "properties": {

@@ -40,13 +40,13 @@ pub enum CacheError {
 
 /// A snapshot cache directory.
 #[derive(Debug, Clone)]
-pub struct SnapshotCache {
+pub(crate) struct SnapshotCache {
     dir: PathBuf,
 }
 
 impl SnapshotCache {
     /// Uses `dir`, creating it if needed.
-    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, CacheError> {
         fs::create_dir_all(dir).map_err(|source| CacheError::Io {
             path: dir.to_path_buf(),
             source,
@@ -57,12 +57,12 @@ impl SnapshotCache {
     }
 
     /// The directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The cached snapshot, or `None` when there is none yet.
-    pub fn load(&self) -> Result<Option<Snapshot>, CacheError> {
+    pub(crate) fn load(&self) -> Result<Option<Snapshot>, CacheError> {
         let path = self.dir.join(FILE);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -75,7 +75,7 @@ impl SnapshotCache {
     }
 
     /// Durably replaces the cached snapshot.
-    pub fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
+    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
         durable::replace_file(&self.dir, FILE, &snapshot.encode_to_vec())
             .map_err(|DurableWriteError { path, source }| CacheError::Io { path, source })
     }

@@ -17,10 +17,10 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::failover::Pool;
-use crate::limit::{ConcurrencyLimit, LimitError, Slot};
-use crate::member::Member;
 use crate::metrics::{CallFamilies, CallMetrics};
+use crate::route::failover::Pool;
+use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
+use crate::route::member::Member;
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
 

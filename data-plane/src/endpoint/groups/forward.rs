@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
-use crate::body::Holding;
-use crate::limit::Slot;
-use crate::mcp::guard::Peek;
-use crate::member::{InFlightCall, Member};
 use crate::metrics::CallMetrics;
+use crate::route::limit::Slot;
+use crate::route::member::{InFlightCall, Member};
+use crate::server::body::Holding;
+use crate::server::guard::Peek;
 use crate::upstream::error::BoxError;
 use crate::upstream::{PassedBody, UpstreamError};
 

@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::hangar_call::{self, BatchRequest, ValidationFailure};
 use super::hangar_status;
-use crate::routes::Routes;
+use crate::route::table::Routes;
 
 /// Name of the batch tool, as in MCP Hangar.
-pub const HANGAR_CALL: &str = "hangar_call";
+pub(crate) const HANGAR_CALL: &str = "hangar_call";
 /// Name of the local status tool.
-pub const HANGAR_STATUS: &str = "hangar_status";
+pub(crate) const HANGAR_STATUS: &str = "hangar_status";
 
 /// How long a call made before the first snapshot arrived waits for it.
 const FIRST_CONFIG_PATIENCE: Duration = Duration::from_secs(5);
@@ -135,7 +135,7 @@ impl ServerHandler for HangarServer {
 /// DNS rebinding: requests whose `Host` is not listed are refused. Bodies
 /// up to `max_body_bytes` are read (the guard in front enforces it first).
 /// Sessions, their calls and their streams end when `halt` is cancelled.
-pub fn http_service(
+pub(crate) fn http_service(
     server: HangarServer,
     allowed_hosts: Vec<String>,
     max_body_bytes: usize,

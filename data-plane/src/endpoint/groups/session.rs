@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const PREFIX: &str = "hgr1.";
 
 /// Encodes a member and its session id into the id the client sees.
-pub fn encode(member: &str, member_session: &[u8]) -> String {
+pub(crate) fn encode(member: &str, member_session: &[u8]) -> String {
     format!(
         "{PREFIX}{}.{}",
         URL_SAFE_NO_PAD.encode(member),
@@ -21,7 +21,7 @@ pub fn encode(member: &str, member_session: &[u8]) -> String {
 }
 
 /// The member and its session id, or `None` for an id this proxy did not mint.
-pub fn decode(session: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(crate) fn decode(session: &[u8]) -> Option<(String, Vec<u8>)> {
     let text = std::str::from_utf8(session).ok()?.strip_prefix(PREFIX)?;
     let (member, member_session) = text.split_once('.')?;
     let member = String::from_utf8(URL_SAFE_NO_PAD.decode(member).ok()?).ok()?;

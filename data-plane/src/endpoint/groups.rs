@@ -18,8 +18,7 @@
 
 mod forward;
 mod local;
-pub mod session;
-pub mod stdio;
+pub(crate) mod session;
 
 use std::sync::Arc;
 
@@ -28,12 +27,12 @@ use axum::response::Response;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
-use crate::failover::{self, Failover, Pool};
-use crate::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
-use crate::mcp::guard::Checked;
-use crate::member::Member;
 use crate::metrics::CallMetrics;
-use crate::routes::{GroupMember, GroupRoute, Routes};
+use crate::route::failover::{self, Failover, Pool};
+use crate::route::member::Member;
+use crate::route::table::{GroupMember, GroupRoute, Routes};
+use crate::server::guard::Checked;
+use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
 
 /// Versions that have sessions; anything else is the stateless protocol.

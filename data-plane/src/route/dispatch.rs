@@ -11,16 +11,16 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::failover::{self, Failover, NoAvailableMember, Pool};
-use crate::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::member::Member;
 use crate::metrics::CallMetrics;
-use crate::routes::{GroupMember, RoutingTable};
+use crate::route::failover::{self, Failover, NoAvailableMember, Pool};
+use crate::route::member::Member;
+use crate::route::table::{GroupMember, RoutingTable};
+use crate::server::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::upstream::UpstreamError;
 
 /// Why a call produced no result.
 #[derive(Debug, thiserror::Error)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// The name is neither a server nor a group.
     #[error("McpServer '{name}' not found{}", if *.configured { "" } else { ": no config received from the control plane yet" })]
     UnknownServer {
@@ -39,7 +39,7 @@ pub enum CallError {
         group: String,
         /// The cap and how long the call waited.
         #[source]
-        source: crate::limit::LimitError,
+        source: crate::route::limit::LimitError,
     },
     /// The member failed or answered with an error.
     /// Displays without the member's address (see
@@ -56,7 +56,7 @@ pub enum CallError {
 
 impl CallError {
     /// The `error_type` of a `hangar_call` result.
-    pub fn error_type(&self) -> &'static str {
+    pub(crate) fn error_type(&self) -> &'static str {
         match self {
             Self::UnknownServer { .. } => "ServerNotFoundError",
             Self::NoAvailableMember(_) => "NoAvailableMemberError",
@@ -98,7 +98,7 @@ fn error_kind(err: &UpstreamError) -> &'static str {
 
 /// A result and the member that produced it.
 #[derive(Debug)]
-pub struct Served {
+pub(crate) struct Served {
     /// The member's `CallToolResult`.
     pub result: Value,
     /// Id of the member that served the call.
@@ -107,7 +107,7 @@ pub struct Served {
 
 /// Calls `tool` on the server or group named `target`. A server named
 /// directly is called whatever its health: the caller asked for it.
-pub async fn call(
+pub(crate) async fn call(
     table: &RoutingTable,
     target: &str,
     tool: &str,

@@ -20,9 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClientRequest, SESSION};
-use crate::mcp::guard::Peek;
-use crate::routes::Routes;
+use super::groups::{self, ClientRequest, SESSION};
+use crate::route::table::Routes;
+use crate::server::guard::Peek;
 
 /// Messages waiting for stdout.
 const OUT_BUFFER: usize = 64;
@@ -37,7 +37,7 @@ struct Session {
 }
 
 /// Serves `group` over stdin/stdout until stdin closes or `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     routes: Arc<Routes>,
     group: String,
     shutdown: CancellationToken,
@@ -134,7 +134,7 @@ impl Exchange {
             body: Bytes::from(self.line),
             peek: Peek::of(&message),
         };
-        let response = super::route(&self.routes, &self.group, request).await;
+        let response = groups::route(&self.routes, &self.group, request).await;
         if self.is_initialize {
             remember_session(&self.session, response.headers());
         }

@@ -7,11 +7,11 @@ use hangar_balance::GroupState;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::routes::RoutingTable;
+use crate::route::table::RoutingTable;
 
 /// The tool's output.
 #[derive(Debug, Serialize)]
-pub struct LocalStatus {
+pub(crate) struct LocalStatus {
     config_version: u64,
     /// `control_plane`, `cache` (served from `--cache-dir` since start) or `none`.
     config_source: &'static str,
@@ -54,7 +54,7 @@ struct ServerView {
 }
 
 /// The local view of `table`, groups and servers sorted by name.
-pub fn local_status(table: &RoutingTable) -> LocalStatus {
+pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
     let mut groups: Vec<GroupView> = table
         .groups
         .values()
@@ -109,7 +109,7 @@ pub fn local_status(table: &RoutingTable) -> LocalStatus {
 }
 
 /// JSON Schema of the tool's input: no arguments.
-pub fn input_schema() -> Map<String, Value> {
+pub(crate) fn input_schema() -> Map<String, Value> {
     match json!({"type": "object", "properties": {}, "additionalProperties": false}) {
         Value::Object(map) => map,
         _ => unreachable!("the schema literal is an object"),

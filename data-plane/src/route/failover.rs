@@ -2,7 +2,7 @@
 //! of a `hangar_call` batch or a request to `/groups/{group}/mcp`, goes
 //! through [`run`]:
 //!
-//! 1. cap: the group's `max_concurrency` ([`GroupRoute::admit`], before `run`,
+//! 1. cap: the group's `max_concurrency` (`GroupRoute::admit`, before `run`,
 //!    because the two endpoints hold the slot for different spans);
 //! 2. `min_healthy`: below it the group refuses at once;
 //! 3. strategy order: the pool's members in rotation, the strategy's pick
@@ -17,8 +17,6 @@
 //! This is the one place that circuit breaking, outlier ejection, retries
 //! and rate limits extend. The loop knows members only by index, so it is
 //! tested without sockets.
-//!
-//! [`GroupRoute::admit`]: crate::routes::GroupRoute::admit
 
 use std::future::Future;
 
@@ -57,7 +55,7 @@ impl AttemptError for crate::upstream::UpstreamError {
 #[error(
     "No available member in group '{group}': {healthy} of {total} members healthy, min_healthy is {min_healthy}"
 )]
-pub struct NoAvailableMember {
+pub(crate) struct NoAvailableMember {
     /// The group.
     pub group: String,
     /// Members that could serve the request.

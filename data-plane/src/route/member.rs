@@ -13,8 +13,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::limit::{ConcurrencyLimit, Slot};
 use crate::metrics::{self, CallFamilies, CallMetrics};
+use crate::route::limit::{ConcurrencyLimit, Slot};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::forward::{ClientRequest, QUEUE_PATIENCE, SESSION};
 use super::{LEGACY_VERSIONS, session};
-use crate::member::Member;
 use crate::metrics::CallMetrics;
+use crate::route::member::Member;
 use crate::upstream::UpstreamError;
 use crate::upstream::stdio::StdioUpstream;
 

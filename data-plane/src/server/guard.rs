@@ -20,12 +20,12 @@ use serde_json::Value;
 
 use super::envelope::{Envelope, Params};
 
-use crate::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
+use crate::server::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
 use crate::upstream::error::BoxError;
 
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
-pub struct Guard {
+pub(crate) struct Guard {
     /// Host names a data plane answers to; anything else is refused.
     pub allowed_hosts: Arc<[String]>,
     /// Largest body accepted, in bytes.
@@ -37,7 +37,7 @@ pub struct Guard {
 /// A request that passed the guard: its head, its whole body, and for a
 /// POST what routing reads from the body.
 #[derive(Debug)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// Method, URI, headers and extensions of the request.
     pub parts: http::request::Parts,
     /// The whole body, read within the limits.
@@ -48,7 +48,10 @@ pub struct Checked {
 
 /// Lets well-formed JSON-RPC messages addressed to an allowed host from an
 /// allowed origin through, with their body read; answers the rest.
-pub async fn check_request<B>(guard: &Guard, request: http::Request<B>) -> Result<Checked, Response>
+pub(crate) async fn check_request<B>(
+    guard: &Guard,
+    request: http::Request<B>,
+) -> Result<Checked, Response>
 where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -86,7 +89,11 @@ where
 
 /// Axum middleware: [`check_request`] in front of a handler, which finds
 /// the [`Peek`] of a POST in the request's extensions.
-pub async fn guard_layer(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard_layer(
+    State(guard): State<Guard>,
+    request: Request,
+    next: Next,
+) -> Response {
     match check_request(&guard, request).await {
         Ok(Checked { parts, body, peek }) => {
             let mut request = Request::from_parts(parts, Body::from(body));
@@ -173,7 +180,7 @@ fn host_name(authority: &str) -> &str {
 
 /// What routing needs from a checked message, read once by the guard.
 #[derive(Debug, Clone, Default)]
-pub struct Peek {
+pub(crate) struct Peek {
     /// `method`, absent for responses.
     pub method: Option<String>,
     /// `id`, `Null` for notifications.
@@ -223,7 +230,7 @@ fn not_one_object(bytes: &[u8]) -> Rejection {
 
 impl Peek {
     /// The routing facts of a message (anything but an object has none).
-    pub fn of(message: &Value) -> Self {
+    pub(crate) fn of(message: &Value) -> Self {
         message.as_object().map(Self::of_object).unwrap_or_default()
     }
 

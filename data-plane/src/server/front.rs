@@ -18,11 +18,11 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
-use crate::body::Holding;
-use crate::listener::overload::{Admission, Admitted};
-use crate::mcp::guard::{self, Guard};
-use crate::proxy;
-use crate::routes::Routes;
+use crate::endpoint::groups;
+use crate::route::table::Routes;
+use crate::server::body::Holding;
+use crate::server::guard::{self, Guard};
+use crate::server::overload::{Admission, Admitted};
 
 /// An answer, holding its request's admission until it is sent.
 pub(crate) type FrontResponse = Response<Holding<Option<Admitted>>>;
@@ -85,7 +85,7 @@ impl Inner {
         };
         let response = match group_of(request.uri().path()) {
             Some(group) => match guard::check_request(&self.guard, request).await {
-                Ok(checked) => proxy::handle(&self.routes, &group, checked).await,
+                Ok(checked) => groups::handle(&self.routes, &group, checked).await,
                 Err(refused) => refused,
             },
             None => match self.router.clone().oneshot(request.map(Body::new)).await {

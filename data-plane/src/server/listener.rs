@@ -13,8 +13,6 @@
 //! There is no deadline on answers: a tool call or an event stream may run
 //! as long as it needs.
 
-pub mod overload;
-
 use std::io;
 use std::time::Duration;
 
@@ -25,8 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use self::overload::Admission;
-use crate::front::Front;
+use crate::server::front::Front;
+pub use crate::server::overload::Admission;
 
 /// Bounds on what one client can make the data plane hold, and how long
 /// shutdown waits. Every default is documented on its field.

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::jsonrpc::{SERVER_ERROR, jsonrpc_error};
+use crate::server::jsonrpc::{SERVER_ERROR, jsonrpc_error};
 
 /// Seconds a refused client is asked to wait before trying again.
 const RETRY_AFTER_S: &str = "1";
@@ -30,7 +30,7 @@ const ID_PEEK_BYTES: usize = 16 * 1024;
 const ID_PEEK_PATIENCE: Duration = Duration::from_secs(1);
 
 /// What an admitted request holds until its answer has been sent.
-pub type Admitted = (OwnedSemaphorePermit, Option<TaskTrackerToken>);
+pub(crate) type Admitted = (OwnedSemaphorePermit, Option<TaskTrackerToken>);
 
 /// The permits and the calls in flight of one HTTP front.
 #[derive(Debug, Clone)]

@@ -1,0 +1,156 @@
+//! `GET /metrics`: the data plane's Prometheus registry. The call counters
+//! and latency histograms come from [`crate::metrics`]; the state (health,
+//! calls in flight, the config in force) is read from the routing table in
+//! force when Prometheus scrapes, so keeping it costs the hot path nothing.
+//!
+//! Every data plane has its own [`Metrics`] (no process-global recorder),
+//! so several data planes in one process keep their numbers apart.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::route::member::Member;
+use crate::route::table::{GroupRoute, Origin, Routes};
+
+/// A data plane's registry, as served at `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+}
+
+impl Metrics {
+    /// The metrics of the data plane whose routing table is `routes`.
+    pub fn new(routes: Arc<Routes>) -> Self {
+        let mut registry = Registry::default();
+        routes.call_families().clone().register(&mut registry);
+        registry.register_collector(Box::new(TableCollector { routes }));
+        Self {
+            registry: Arc::new(registry),
+        }
+    }
+}
+
+/// `GET /metrics`. Not behind the MCP request guard: a scraper names the
+/// data plane however its service discovery does (the guard would refuse
+/// such a `Host`), and the metrics carry no secrets: ids from the config
+/// and numbers.
+pub(crate) fn router(metrics: Arc<Metrics>) -> axum::Router {
+    hangar_runtime::metrics::router(metrics.registry.clone())
+}
+
+/// Reads the routing table in force at scrape time.
+#[derive(Debug)]
+struct TableCollector {
+    routes: Arc<Routes>,
+}
+
+impl Collector for TableCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let table = self.routes.load();
+        let mut members: Vec<_> = table.members.values().collect();
+        members.sort_by(|a, b| a.id().cmp(b.id()));
+        let mut groups: Vec<_> = table.groups.values().collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+
+        let e = &mut encoder;
+        let by_member = ("member", members.as_slice());
+        per_label(
+            e,
+            "hangar_member_healthy",
+            "Whether the member is in rotation on this data plane (1) or not (0).",
+            by_member,
+            |m| gauge(m.is_healthy().into()),
+        )?;
+        per_label(
+            e,
+            "hangar_member_consecutive_failures",
+            "Failed probes or calls of the member in a row.",
+            by_member,
+            |m| gauge(m.consecutive_failures().into()),
+        )?;
+        per_label(
+            e,
+            "hangar_member_rotation_changes",
+            "Times the member entered or left rotation.",
+            by_member,
+            |m| ConstCounter::new(m.rotation_changes()),
+        )?;
+        per_label(
+            e,
+            "hangar_calls_in_flight",
+            "Requests sent to the member that have not settled yet.",
+            by_member,
+            |m| gauge(m.in_flight().into()),
+        )?;
+        let by_group = ("group", groups.as_slice());
+        per_label(
+            e,
+            "hangar_group_healthy_members",
+            "Members of the group in rotation.",
+            by_group,
+            |g| gauge(g.healthy_count() as u64),
+        )?;
+        let sources = [Origin::ControlPlane, Origin::Cache, Origin::None];
+        let by_source = ("source", sources.as_slice());
+        per_label(
+            e,
+            "hangar_config_source",
+            "Where the config in force came from: 1 for its source, 0 for the others.",
+            by_source,
+            |o| gauge((*o == table.origin).into()),
+        )?;
+        let help = "Version of the config in force (0 = none yet).";
+        let version =
+            e.encode_descriptor("hangar_config_version", help, None, MetricType::Gauge)?;
+        gauge(table.version).encode(version)
+    }
+}
+
+/// Something a per-label metric is read from, and its label value.
+trait Labelled {
+    fn label(&self) -> &str;
+}
+
+impl Labelled for &Arc<Member> {
+    fn label(&self) -> &str {
+        self.id()
+    }
+}
+
+impl Labelled for &GroupRoute {
+    fn label(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Labelled for Origin {
+    fn label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// One metric family with one series per item, labelled `label="item"`.
+fn per_label<T: Labelled, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &'static str,
+    help: &str,
+    (label, items): (&'static str, &[T]),
+    metric: impl Fn(&T) -> M,
+) -> Result<(), std::fmt::Error> {
+    let Some(first) = items.first() else {
+        return Ok(());
+    };
+    let kind = metric(first).metric_type();
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for item in items {
+        metric(item).encode(family.encode_family(&[(label, item.label())])?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Where a call goes: the routing table of the snapshot in force, the
+//! members with their health and probes, the group caps, and the one
+//! failover loop every balanced request goes through.
+//!
+//! # Layout
+//! - [`table`]: the routing table, compiled per snapshot and swapped atomically; health reports.
+//! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
+//! - [`failover`]: min_healthy, strategy order, skip unreached members, record.
+//! - [`limit`]: `max_concurrency` caps with a bounded queue.
+//! - [`dispatch`]: one `hangar_call` call to a server or a group.
+
+pub(crate) mod dispatch;
+pub(crate) mod failover;
+pub(crate) mod limit;
+pub(crate) mod member;
+pub(crate) mod table;

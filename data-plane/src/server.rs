@@ -1,0 +1,21 @@
+//! The HTTP side facing MCP clients, before any routing: the listener and its
+//! limits, admission and overload refusal, the front that splits the group
+//! endpoint from the rest, the guard that checks every JSON-RPC message, and
+//! the JSON-RPC errors every refusal is made of.
+//!
+//! # Layout
+//! - [`listener`]: hyper over the bound socket, within [`listener::Limits`]; graceful drain.
+//! - [`overload`]: the cap on requests in progress; refusals with the request's id.
+//! - [`front`]: admission, then `/groups/{group}/mcp` or the axum router.
+//! - [`guard`]: Host/Origin, body limit and JSON-RPC checks, reading messages with [`envelope`].
+//! - [`envelope`]: a message's routing facts (`method`, `id`, `params.name`) in one borrowed pass.
+//! - [`body`]: request bodies read within the limits.
+//! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
+
+pub(crate) mod body;
+pub(crate) mod envelope;
+pub(crate) mod front;
+pub(crate) mod guard;
+pub(crate) mod jsonrpc;
+pub(crate) mod listener;
+pub(crate) mod overload;
