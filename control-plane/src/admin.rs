@@ -26,7 +26,7 @@ use crate::status;
 
 /// Implements `hangar.v1.AdminService`.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
@@ -39,7 +39,7 @@ pub struct Admin {
 impl Admin {
     /// An admin service over the given config state and fleet that counts
     /// applies in `metrics`; its watches end when `shutdown` is cancelled.
-    pub fn new(
+    pub(crate) fn new(
         state: Arc<ConfigState>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
@@ -55,7 +55,7 @@ impl Admin {
     }
 
     /// Also rolls up the data planes of other replicas.
-    pub fn with_peers(mut self, peers: Option<Peers>) -> Self {
+    pub(crate) fn with_peers(mut self, peers: Option<Peers>) -> Self {
         self.peers = peers;
         self
     }
@@ -183,7 +183,7 @@ impl Admin {
 }
 
 /// This binary's version, target and build profile.
-pub fn build_version() -> VersionResponse {
+pub(crate) fn build_version() -> VersionResponse {
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {

@@ -1,7 +1,7 @@
 //! The shared config store: one key in etcd that every replica reads,
 //! writes with compare-and-swap, and watches.
 //!
-//! `{prefix}/config` holds the JSON of [`StoredConfig`]. A write names the
+//! `{prefix}/config` holds the JSON of `StoredConfig`. A write names the
 //! etcd `mod_revision` of the config it was derived from and only succeeds
 //! if the key still has it, so two replicas applying at once cannot both
 //! make version N: the loser learns what is stored instead. Each replica
@@ -19,7 +19,7 @@ use hangar_etcd_api::mvccpb::{KeyValue, event::EventType};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::store::{Revision, Saved, StoreError, StoredConfig};
+use crate::stored::{Revision, Saved, StoreError, StoredConfig};
 use hangar_runtime::error_chain;
 
 /// How long one etcd request may take before the store counts as

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// Identifies one stream of one data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The data plane's node id.
     pub node_id: String,
     id: u64,
@@ -29,7 +29,7 @@ pub struct Connection {
 
 /// Where a data plane stands, as `hangarctl get dataplanes` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlaneState {
+pub(crate) enum PlaneState {
     /// Stream open and reporting.
     Connected,
     /// Stream open, but silent for longer than the expiry.
@@ -40,7 +40,7 @@ pub enum PlaneState {
 
 impl PlaneState {
     /// The name used in status output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Connected => "connected",
             Self::Stale => "stale",
@@ -51,7 +51,7 @@ impl PlaneState {
 
 /// What the control plane knows about one data plane.
 #[derive(Debug, Clone)]
-pub struct DataPlane {
+pub(crate) struct DataPlane {
     /// Node id from the data plane's hello.
     pub node_id: String,
     /// Peer address of the stream.
@@ -81,7 +81,7 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// The plane's state at `now` for an expiry of `expiry`.
-    pub fn state(&self, now: Instant, expiry: Duration) -> PlaneState {
+    pub(crate) fn state(&self, now: Instant, expiry: Duration) -> PlaneState {
         if !self.connected {
             PlaneState::Disconnected
         } else if now.saturating_duration_since(self.last_seen) > expiry {
@@ -94,7 +94,7 @@ impl DataPlane {
 
 /// Registry of data planes.
 #[derive(Debug)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     planes: Mutex<BTreeMap<String, DataPlane>>,
     next_connection: AtomicU64,
     expiry: Duration,
@@ -112,7 +112,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// An empty fleet; data planes silent for `expiry` stop counting.
-    pub fn new(expiry: Duration) -> Self {
+    pub(crate) fn new(expiry: Duration) -> Self {
         Self {
             planes: Mutex::new(BTreeMap::new()),
             next_connection: AtomicU64::new(0),
@@ -124,17 +124,17 @@ impl Fleet {
     }
 
     /// How long a data plane may stay silent before it stops counting.
-    pub fn expiry(&self) -> Duration {
+    pub(crate) fn expiry(&self) -> Duration {
         self.expiry
     }
 
     /// Follows changes of the fleet (connects, ACKs, health flips, ...).
-    pub fn changes(&self) -> watch::Receiver<u64> {
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
     /// Registers a new stream from a data plane.
-    pub fn connect(&self, hello: &Hello, address: Option<SocketAddr>) -> Connection {
+    pub(crate) fn connect(&self, hello: &Hello, address: Option<SocketAddr>) -> Connection {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let plane = DataPlane {
@@ -161,7 +161,7 @@ impl Fleet {
     }
 
     /// Marks a data plane whose stream ended.
-    pub fn disconnect(&self, conn: &Connection) {
+    pub(crate) fn disconnect(&self, conn: &Connection) {
         self.update(conn, |p| {
             p.connected = false;
             true
@@ -170,7 +170,7 @@ impl Fleet {
     }
 
     /// Records that the data plane applied `version`.
-    pub fn ack(&self, conn: &Connection, version: u64) {
+    pub(crate) fn ack(&self, conn: &Connection, version: u64) {
         self.update(conn, |p| {
             p.acked_version = version;
             p.last_nack = None;
@@ -179,7 +179,7 @@ impl Fleet {
     }
 
     /// Records that the data plane rejected `version`.
-    pub fn nack(&self, conn: &Connection, version: u64, reason: String) {
+    pub(crate) fn nack(&self, conn: &Connection, version: u64, reason: String) {
         self.update(conn, |p| {
             p.last_nack = Some(format!("version {version}: {reason}"));
             true
@@ -188,7 +188,7 @@ impl Fleet {
 
     /// Replaces the data plane's member health with a new report. Watchers
     /// hear of it only when health changed, not for every counter.
-    pub fn report(&self, conn: &Connection, report: HealthReport) {
+    pub(crate) fn report(&self, conn: &Connection, report: HealthReport) {
         self.update(conn, |p| {
             let health: BTreeMap<String, MemberHealth> = report
                 .members
@@ -205,7 +205,7 @@ impl Fleet {
     }
 
     /// Forgets disconnected data planes silent for longer than the expiry.
-    pub fn expire(&self) {
+    pub(crate) fn expire(&self) {
         let now = Instant::now();
         let mut planes = self.planes.lock();
         let before = planes.len();
@@ -222,14 +222,14 @@ impl Fleet {
     }
 
     /// A copy of every data plane, ordered by node id.
-    pub fn planes(&self) -> Vec<DataPlane> {
+    pub(crate) fn planes(&self) -> Vec<DataPlane> {
         self.planes.lock().values().cloned().collect()
     }
 
     /// Servers that every counting data plane reporting them sees failing.
     /// Staleness is not an epoch change, so a data plane going silent takes
     /// effect with the next health change or the next expiry sweep.
-    pub fn unhealthy_everywhere(&self) -> Arc<HashSet<String>> {
+    pub(crate) fn unhealthy_everywhere(&self) -> Arc<HashSet<String>> {
         let epoch = self.health_epoch.load(Ordering::Relaxed);
         if let Some((cached, set)) = &*self.unhealthy_cache.lock()
             && *cached == epoch

@@ -5,27 +5,28 @@
 //!
 //! # Layout
 //! - [`auth`]: tokens and TLS: who may call which API.
-//! - [`store`]: the state directory (atomic, crash-safe writes), and the
-//!   choice between it and etcd.
+//! - `store`: the state directory (atomic, crash-safe writes), and the
+//!   choice between it and etcd; `stored`: what both stores keep and say.
 //! - [`etcd`]: the config key shared by replicas: compare-and-swap writes, a watch.
-//! - [`state`]: the config in force; validates, versions and publishes applies.
-//! - [`replicas`]: data-plane health shared between replicas through etcd.
-//! - [`fleet`]: connected data planes, their acked versions and health reports.
-//! - [`status`]: the health rollup per server and group.
-//! - [`admin`]: the `AdminService` gRPC service (apply, status).
-//! - [`stream`]: the `DataPlaneService` bidirectional stream.
-//! - [`metrics`]: Prometheus metrics at `/metrics`, on the gRPC listener.
+//! - `state`: the config in force; validates, versions and publishes applies.
+//! - `replicas`: data-plane health shared between replicas through etcd.
+//! - `fleet`: connected data planes, their acked versions and health reports.
+//! - `status`: the health rollup per server and group.
+//! - `admin`: the `AdminService` gRPC service (apply, status).
+//! - `stream`: the `DataPlaneService` bidirectional stream.
+//! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod auth;
 pub mod etcd;
-pub mod fleet;
-pub mod metrics;
-pub mod replicas;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod stream;
+pub(crate) mod fleet;
+pub(crate) mod metrics;
+pub(crate) mod replicas;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod stored;
+pub(crate) mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;

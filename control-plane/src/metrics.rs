@@ -37,7 +37,7 @@ const PUSH_BUCKETS: [f64; 13] = [
 
 /// How an apply ended; the `result` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApplyResult {
+pub(crate) enum ApplyResult {
     /// A new version was stored and pushed.
     Applied,
     /// The config equals the one in force; no version was made.
@@ -83,7 +83,7 @@ struct ApplyLabels {
 
 /// A control plane's metrics, as served at `/metrics`.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Arc<Registry>,
     /// One counter per [`ApplyResult`], in the order of `ApplyResult::ALL`.
     applies: [Counter; 5],
@@ -96,7 +96,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics of the control plane holding `state` and `fleet`.
-    pub fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>) -> Self {
+    pub(crate) fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>) -> Self {
         let mut registry = Registry::default();
         let family = Family::<ApplyLabels, Counter>::default();
         // Every result shows from the start, so rates work before the first of each.
@@ -136,30 +136,30 @@ impl Metrics {
     }
 
     /// Counts one apply.
-    pub fn applied(&self, result: ApplyResult) {
+    pub(crate) fn applied(&self, result: ApplyResult) {
         self.applies[result as usize].inc();
     }
 
     /// Counts a snapshot sent; returns when, for [`Metrics::acked`].
-    pub fn snapshot_sent(&self) -> Instant {
+    pub(crate) fn snapshot_sent(&self) -> Instant {
         self.snapshots_sent.inc();
         Instant::now()
     }
 
     /// Records the time from a snapshot's send until its ACK.
-    pub fn acked(&self, sent: Instant) {
+    pub(crate) fn acked(&self, sent: Instant) {
         let elapsed: Duration = sent.elapsed();
         self.push.observe(elapsed.as_secs_f64());
     }
 
     /// Counts a NACK.
-    pub fn nacked(&self) {
+    pub(crate) fn nacked(&self) {
         self.nacks.inc();
     }
 }
 
 /// `GET /metrics`, to be served beside the gRPC services.
-pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+pub(crate) fn router(metrics: Arc<Metrics>) -> axum::Router {
     hangar_runtime::metrics::router(metrics.registry.clone())
 }
 

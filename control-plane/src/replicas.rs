@@ -30,7 +30,7 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// This replica's view of the other replicas' data planes.
 #[derive(Debug, Clone)]
-pub struct Peers {
+pub(crate) struct Peers {
     store: EtcdStore,
     replica: String,
 }
@@ -39,13 +39,13 @@ pub struct Peers {
 
 impl Peers {
     /// Peers of `replica` (a name unique among the replicas) in `store`.
-    pub fn new(store: EtcdStore, replica: String) -> Self {
+    pub(crate) fn new(store: EtcdStore, replica: String) -> Self {
         Self { store, replica }
     }
 
     /// The data planes the other replicas reported, as of now; none when
     /// etcd does not answer in time (logged).
-    pub async fn planes(&self) -> Vec<DataPlane> {
+    pub(crate) async fn planes(&self) -> Vec<DataPlane> {
         let records = match self.store.other_health(&self.replica, READ_PATIENCE).await {
             Ok(records) => records,
             Err(err) => {
@@ -68,7 +68,7 @@ impl Peers {
     }
 
     /// Shares this replica's data planes until `shutdown`.
-    pub async fn share(self, fleet: Arc<Fleet>, shutdown: CancellationToken) {
+    pub(crate) async fn share(self, fleet: Arc<Fleet>, shutdown: CancellationToken) {
         let ttl = fleet.expiry();
         let mut changes = fleet.changes();
         let mut lease = None;

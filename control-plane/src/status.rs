@@ -17,7 +17,7 @@ use crate::fleet::{DataPlane, PlaneState};
 
 /// Builds the status of config `version` from the data planes; those not
 /// heard from within `expiry` are listed but do not count.
-pub fn rollup(
+pub(crate) fn rollup(
     version: u64,
     config: &Config,
     planes: &[DataPlane],

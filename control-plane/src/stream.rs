@@ -32,7 +32,7 @@ const DOWNSTREAM_BUFFER: usize = 4;
 
 /// Implements `hangar.v1.DataPlaneService`.
 #[derive(Debug, Clone)]
-pub struct DataPlanes {
+pub(crate) struct DataPlanes {
     state: Arc<ConfigState>,
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
@@ -42,7 +42,7 @@ pub struct DataPlanes {
 impl DataPlanes {
     /// A data-plane service that counts its pushes in `metrics`; its streams
     /// end when `shutdown` is cancelled.
-    pub fn new(
+    pub(crate) fn new(
         state: Arc<ConfigState>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,

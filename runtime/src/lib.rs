@@ -9,8 +9,6 @@
 //! picks human text or one JSON object per line. [`metrics`] serves a
 //! Prometheus registry at `/metrics`.
 
-#![warn(missing_docs)]
-
 pub mod backoff;
 pub mod durable;
 mod errors;

@@ -26,8 +26,6 @@
 //! - `proto`: [`Config::to_snapshot`], the compiled [`hangar_proto::v1::Snapshot`].
 //! - `error`: [`ConfigError`], [`ConfigErrors`].
 
-#![warn(missing_docs)]
-
 mod error;
 mod locate;
 mod model;
