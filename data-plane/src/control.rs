@@ -182,7 +182,7 @@ fn apply(routes: &Routes, cache: Option<&SnapshotCache>, snapshot: &Snapshot) ->
             tracing::warn!(config.version = snapshot.version, %reason, "snapshot rejected, keeping the last good one");
             Up::Nack(Nack {
                 version: snapshot.version,
-                reason,
+                reason: reason.to_string(),
             })
         }
     }

@@ -3,12 +3,14 @@
 //! failover loop every balanced request goes through.
 //!
 //! # Layout
-//! - [`table`]: the routing table, compiled per snapshot and swapped atomically; health reports.
+//! - [`compile`]: a snapshot checked and planned, without I/O (typed [`compile::SnapshotError`]s).
+//! - [`table`]: the routing table: a plan performed and swapped in atomically; health reports.
 //! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
 //! - [`failover`]: min_healthy, strategy order, skip unreached members, record.
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 
+pub(crate) mod compile;
 pub(crate) mod dispatch;
 pub(crate) mod failover;
 pub(crate) mod limit;

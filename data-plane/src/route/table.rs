@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hangar_balance::{Balancer, Candidate, StrategyKind};
-use hangar_proto::v1::{self, HealthReport, Snapshot, Strategy};
+use hangar_proto::v1::{self, HealthReport, Snapshot};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::{CallFamilies, CallMetrics};
+use crate::route::compile::{GroupPlan, MemberSpec, Plan, ServerPlan, SnapshotError, compile};
 use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::Member;
@@ -157,22 +158,6 @@ pub struct RoutingTable {
     specs: HashMap<String, MemberSpec>,
 }
 
-/// The settings a member is built from: a change rebuilds the member, any
-/// other change to the snapshot keeps it (with its health and session).
-#[derive(Debug, Clone, PartialEq)]
-struct MemberSpec(v1::Server);
-
-impl MemberSpec {
-    fn of(server: &v1::Server) -> Self {
-        Self(v1::Server {
-            // Updated in place or only meaningful for new members.
-            max_consecutive_failures: 0,
-            fleet_unhealthy: false,
-            ..server.clone()
-        })
-    }
-}
-
 /// The routing table in force, and what building a new one needs.
 #[derive(Debug)]
 pub struct Routes {
@@ -230,21 +215,33 @@ impl Routes {
         self.health_changed.clone()
     }
 
-    /// Replaces the table with one built from `snapshot`. A snapshot that
-    /// cannot be used changes nothing and returns the reason (for a NACK).
-    pub fn apply(&self, snapshot: &Snapshot, origin: Origin) -> Result<(), String> {
-        check(snapshot)?;
+    /// Replaces the table with one built from `snapshot`: compiles it
+    /// (`route/compile.rs`), then performs the plan. A snapshot that cannot
+    /// be used changes nothing and says why (for a NACK).
+    pub fn apply(&self, snapshot: &Snapshot, origin: Origin) -> Result<(), SnapshotError> {
         let old = self.load();
-        let mut members = HashMap::with_capacity(snapshot.servers.len());
-        let mut servers = HashMap::with_capacity(snapshot.servers.len());
-        let mut specs = HashMap::with_capacity(snapshot.servers.len());
-        for server in &snapshot.servers {
-            let spec = MemberSpec::of(server);
-            let kept = old
-                .servers
-                .get(&server.id)
-                .filter(|_| old.specs.get(&server.id) == Some(&spec));
-            let copies = match kept {
+        let plan = compile(snapshot, &old.specs)?;
+        let table = self.build(plan, &old, origin);
+        let version = table.version;
+        let old = self.table.swap(Arc::new(table));
+        self.version.send_replace(version);
+        let new = self.load();
+        for (id, member) in &old.members {
+            if !new.members.get(id).is_some_and(|m| Arc::ptr_eq(m, member)) {
+                member.stop();
+            }
+        }
+        Ok(())
+    }
+
+    /// The table of `plan`: members kept from `old` or built (which starts
+    /// their probes and processes), and the groups over them.
+    fn build(&self, plan: Plan<'_>, old: &RoutingTable, origin: Origin) -> RoutingTable {
+        let mut members = HashMap::with_capacity(plan.servers.len());
+        let mut servers = HashMap::with_capacity(plan.servers.len());
+        let mut specs = HashMap::with_capacity(plan.servers.len());
+        for ServerPlan { server, spec, keep } in plan.servers {
+            let copies = match old.servers.get(&server.id).filter(|_| keep) {
                 Some(copies) => {
                     for member in copies {
                         member.set_max_consecutive_failures(server.max_consecutive_failures);
@@ -259,10 +256,10 @@ impl Routes {
             servers.insert(server.id.clone(), copies);
             specs.insert(server.id.clone(), spec);
         }
-        let groups = snapshot
+        let groups = plan
             .groups
-            .iter()
-            .map(|group| {
+            .into_iter()
+            .map(|GroupPlan { group, strategy }| {
                 // A server with replicas stands in a group as all its copies.
                 let members = group
                     .members
@@ -284,7 +281,7 @@ impl Routes {
                     members,
                     limit: (group.max_concurrency > 0)
                         .then(|| ConcurrencyLimit::new(group.max_concurrency)),
-                    balancer: Balancer::new(group.strategy().into(), rand::random()),
+                    balancer: Balancer::new(strategy, rand::random()),
                 };
                 (group.id.clone(), route)
             })
@@ -294,24 +291,15 @@ impl Routes {
             .filter(|(_, copies)| copies.len() > 1)
             .map(|(id, copies)| (id.clone(), self.replica_route(id, copies)))
             .collect();
-        let table = RoutingTable {
-            version: snapshot.version,
+        RoutingTable {
+            version: plan.version,
             origin,
             members,
             groups,
             replicas,
             servers,
             specs,
-        };
-        let old = self.table.swap(Arc::new(table));
-        self.version.send_replace(snapshot.version);
-        let new = self.load();
-        for (id, member) in &old.members {
-            if !new.members.get(id).is_some_and(|m| Arc::ptr_eq(m, member)) {
-                member.stop();
-            }
         }
-        Ok(())
     }
 
     /// The members for `server`, probing: one for a remote server, one per
@@ -439,61 +427,4 @@ fn merge_copies(id: &str, copies: &[Arc<Member>]) -> v1::MemberHealth {
     }
     merged.server_id = id.to_owned();
     merged
-}
-
-/// Most copies of one subprocess server a data plane runs (the config's own
-/// bound; a snapshot asking for more is refused, not obeyed).
-const MAX_REPLICAS: u32 = 64;
-
-/// Checks what the data plane relies on; the control plane validated the
-/// config, but a data plane must not trust its input blindly.
-fn check(snapshot: &Snapshot) -> Result<(), String> {
-    let mut servers = std::collections::HashSet::new();
-    for server in &snapshot.servers {
-        if !servers.insert(server.id.as_str()) {
-            return Err(format!("server '{}' appears twice", server.id));
-        }
-        if let Some(sub) = &server.subprocess {
-            if sub.command.first().is_none_or(String::is_empty) {
-                return Err(format!(
-                    "server '{}': subprocess without a command",
-                    server.id
-                ));
-            }
-            if sub.replicas > MAX_REPLICAS {
-                return Err(format!(
-                    "server '{}': {} replicas, at most {MAX_REPLICAS}",
-                    server.id, sub.replicas
-                ));
-            }
-            continue;
-        }
-        let url = url::Url::parse(&server.endpoint)
-            .map_err(|e| format!("server '{}': bad endpoint: {e}", server.id))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "server '{}': endpoint must be http or https",
-                server.id
-            ));
-        }
-    }
-    for group in &snapshot.groups {
-        if group.strategy() == Strategy::Unspecified {
-            return Err(format!(
-                "group '{}': unknown strategy {}",
-                group.id, group.strategy
-            ));
-        }
-        if let Some(m) = group
-            .members
-            .iter()
-            .find(|m| !servers.contains(m.server_id.as_str()))
-        {
-            return Err(format!(
-                "group '{}': unknown member '{}'",
-                group.id, m.server_id
-            ));
-        }
-    }
-    Ok(())
 }
