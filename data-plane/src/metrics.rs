@@ -33,7 +33,7 @@ const LATENCY_BUCKETS: [f64; 17] = [
 
 /// How one call to a member ended; the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// The member answered (a tool error or a JSON-RPC error is an answer).
     Ok,
     /// The member refused the request (HTTP 4xx) or does not list the tool.
@@ -48,7 +48,7 @@ pub enum Outcome {
     Cancelled,
 }
 
-impl Outcome {
+impl CallOutcome {
     const ALL: [Self; 6] = [
         Self::Ok,
         Self::Rejected,
@@ -94,7 +94,7 @@ impl Outcome {
     }
 }
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for CallOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         EncodeLabelValue::encode(&self.as_str(), encoder)
     }
@@ -104,7 +104,7 @@ impl EncodeLabelValue for Outcome {
 struct CallLabels {
     group: String,
     member: String,
-    outcome: Outcome,
+    outcome: CallOutcome,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -155,7 +155,7 @@ impl CallFamilies {
     /// never per call. The same labels always give the same series, so
     /// counts carry on across snapshots.
     pub fn handles(&self, group: &str, member: &str) -> Arc<CallMetrics> {
-        let calls = Outcome::ALL.map(|outcome| {
+        let calls = CallOutcome::ALL.map(|outcome| {
             self.calls.get_or_create_owned(&CallLabels {
                 group: group.to_owned(),
                 member: member.to_owned(),
@@ -173,18 +173,18 @@ impl CallFamilies {
 /// Where the calls of one member in one group are counted.
 #[derive(Debug, Clone)]
 pub struct CallMetrics {
-    /// One counter per [`Outcome`], in the order of `Outcome::ALL`.
+    /// One counter per [`CallOutcome`], in the order of `CallOutcome::ALL`.
     calls: [Counter; 6],
     latency: Histogram,
 }
 
 impl CallMetrics {
     /// Counts one settled call.
-    pub fn record(&self, outcome: Outcome) {
+    pub fn record(&self, outcome: CallOutcome) {
         self.calls[outcome as usize].inc();
     }
 
-    /// Records the latency of an answered call (see [`Outcome::is_answer`]).
+    /// Records the latency of an answered call (see [`CallOutcome::is_answer`]).
     pub fn observe_latency(&self, elapsed: std::time::Duration) {
         self.latency.observe(elapsed.as_secs_f64());
     }

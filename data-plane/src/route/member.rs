@@ -346,14 +346,14 @@ pub struct InFlightCall {
 impl InFlightCall {
     /// The member answered (a tool error or JSON-RPC error is an answer).
     pub fn answered(&self) {
-        self.settle(metrics::Outcome::Ok);
+        self.settle(metrics::CallOutcome::Ok);
         self.member.observe(Outcome::CallSuccess, None);
     }
 
     /// The call failed; only failures that say the member is unwell
     /// (transport, 5xx, timeout) count against it.
     pub fn failed(&self, err: &UpstreamError) {
-        self.settle(metrics::Outcome::of(err));
+        self.settle(metrics::CallOutcome::of(err));
         if err.counts_against_member() {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
             self.member.observe(Outcome::Failure, Some(err));
@@ -363,7 +363,7 @@ impl InFlightCall {
     }
 
     /// Counts the call's outcome, once, and the latency of an answer.
-    fn settle(&self, outcome: metrics::Outcome) {
+    fn settle(&self, outcome: metrics::CallOutcome) {
         if self.settled.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -380,7 +380,7 @@ impl InFlightCall {
 
 impl Drop for InFlightCall {
     fn drop(&mut self) {
-        self.settle(metrics::Outcome::Cancelled);
+        self.settle(metrics::CallOutcome::Cancelled);
         self.member.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
