@@ -10,17 +10,17 @@
 
 use std::time::Duration;
 
+use futures::{StreamExt, future, stream};
 use hangar_etcd_api::etcdserverpb::{
     Compare, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RangeResponse,
     RequestOp, TxnRequest, WatchCreateRequest, WatchRequest, compare, kv_client::KvClient,
     lease_client::LeaseClient, request_op, response_op, watch_client::WatchClient, watch_request,
 };
 use hangar_etcd_api::mvccpb::{KeyValue, event::EventType};
-use tokio_stream::wrappers::ReceiverStream;
+use hangar_runtime::error_chain;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::stored::{Revision, Saved, StoreError, StoredConfig};
-use hangar_runtime::error_chain;
 
 /// How long one etcd request may take before the store counts as
 /// unavailable. The client waits for a reachable member indefinitely, so
@@ -213,9 +213,6 @@ impl EtcdStore {
                 Err(err) => tracing::error!(error = %error_chain(&err), "ignoring stored config"),
             }
         }
-        // The watch lives as long as its request stream: `_requests` is held
-        // until this function returns.
-        let (_requests, requests) = tokio::sync::mpsc::channel(1);
         let create = WatchRequest {
             request_union: Some(watch_request::RequestUnion::CreateRequest(
                 WatchCreateRequest {
@@ -225,11 +222,11 @@ impl EtcdStore {
                 },
             )),
         };
-        if _requests.try_send(create).is_err() {
-            return self.unavailable("the watch request could not be queued");
-        }
+        // etcd ends a watch when its request stream ends: send the one
+        // request, then keep the stream open.
+        let requests = stream::once(future::ready(create)).chain(stream::pending());
         let mut watch = WatchClient::new(self.channel.clone());
-        let mut stream = match self.timed(watch.watch(ReceiverStream::new(requests))).await {
+        let mut stream = match self.timed(watch.watch(requests)).await {
             Ok(stream) => stream.into_inner(),
             Err(err) => return err,
         };
