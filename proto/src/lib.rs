@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+mod server;
 mod strategy;
 
 /// Version 1 of the API.

@@ -6,7 +6,7 @@
 //! let text = "mcp_servers:\n  a:\n    mode: remote\n    endpoint: http://localhost:8080\n";
 //! let config = hangar_config::load("config.yaml", text).expect("valid config");
 //! let snapshot = config.to_snapshot(1);
-//! assert_eq!(snapshot.servers[0].endpoint, "http://localhost:8080/mcp");
+//! assert_eq!(snapshot.servers[0].endpoint(), Some("http://localhost:8080/mcp"));
 //! ```
 //!
 //! Loading never stops at the first mistake: [`ConfigErrors`] lists every

@@ -35,7 +35,7 @@ impl Config {
 fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
     v1::Server {
         id: id.to_owned(),
-        endpoint: server.endpoint.to_string(),
+        transport: Some(v1::server::Transport::Endpoint(server.endpoint.to_string())),
         probe_interval_ms: millis_ceil(server.health_check_interval),
         max_consecutive_failures: server.max_consecutive_failures,
         // Fleet health is not config; the control plane sets it when sending.
@@ -48,7 +48,6 @@ fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
         connect_timeout_ms: millis_ceil(server.connect_timeout),
         read_timeout_ms: millis_ceil(server.read_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
-        subprocess: None,
         basic_auth: server.basic_auth.as_ref().map(|basic| v1::BasicAuth {
             username: basic.username.to_string(),
             password: basic.password.to_string(),
@@ -59,7 +58,6 @@ fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
 fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
     v1::Server {
         id: id.to_owned(),
-        endpoint: String::new(),
         probe_interval_ms: millis_ceil(server.health_check_interval),
         max_consecutive_failures: server.max_consecutive_failures,
         fleet_unhealthy: false,
@@ -68,12 +66,12 @@ fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
         connect_timeout_ms: 0,
         read_timeout_ms: 0,
         max_concurrency: server.max_concurrency.unwrap_or(0),
-        subprocess: Some(v1::Subprocess {
+        transport: Some(v1::server::Transport::Subprocess(v1::Subprocess {
             command: server.command.clone(),
             env: headers(&server.env),
             cwd: server.cwd.clone().unwrap_or_default(),
             replicas: server.replicas,
-        }),
+        })),
         basic_auth: None,
     }
 }

@@ -98,7 +98,9 @@ fn recipe_05_compiles_to_snapshot() {
     let snapshot = recipe_05().to_snapshot(7);
     let server = |id: &str, port: u16| v1::Server {
         id: id.into(),
-        endpoint: format!("http://localhost:{port}/mcp"),
+        transport: Some(v1::server::Transport::Endpoint(format!(
+            "http://localhost:{port}/mcp"
+        ))),
         probe_interval_ms: 10_000,
         max_consecutive_failures: 3,
         fleet_unhealthy: false,
@@ -354,11 +356,11 @@ mcp_servers:
     );
     assert_eq!(math.replicas, 3);
     let snapshot = config.to_snapshot(1);
-    let sub = snapshot.servers[0].subprocess.as_ref().expect("subprocess");
+    let sub = snapshot.servers[0].subprocess().expect("subprocess");
     assert_eq!(sub.replicas, 3);
     assert_eq!(sub.env[1].value, "${MATH_KEY}");
-    assert_eq!(snapshot.servers[0].endpoint, "");
-    let tool = snapshot.servers[1].subprocess.as_ref().expect("subprocess");
+    assert_eq!(snapshot.servers[0].endpoint(), None);
+    let tool = snapshot.servers[1].subprocess().expect("subprocess");
     assert_eq!((tool.command.len(), tool.replicas), (1, 1));
     assert_eq!(snapshot.groups[0].max_concurrency, 10);
 }

@@ -163,7 +163,7 @@ pub(crate) fn compile<'s>(
 }
 
 fn check_server(server: &v1::Server) -> Result<(), SnapshotError> {
-    if let Some(sub) = &server.subprocess {
+    if let Some(sub) = server.subprocess() {
         if sub.command.first().is_none_or(String::is_empty) {
             return Err(SnapshotError::NoCommand(server.id.clone()));
         }
@@ -175,7 +175,13 @@ fn check_server(server: &v1::Server) -> Result<(), SnapshotError> {
         }
         return Ok(());
     }
-    let url = url::Url::parse(&server.endpoint).map_err(|e| SnapshotError::BadEndpoint {
+    let Some(endpoint) = server.endpoint() else {
+        return Err(SnapshotError::BadEndpoint {
+            server: server.id.clone(),
+            reason: "neither an endpoint nor a subprocess".into(),
+        });
+    };
+    let url = url::Url::parse(endpoint).map_err(|e| SnapshotError::BadEndpoint {
         server: server.id.clone(),
         reason: e.to_string(),
     })?;

@@ -6,7 +6,7 @@ use super::*;
 fn remote(id: &str, endpoint: &str) -> v1::Server {
     v1::Server {
         id: id.to_owned(),
-        endpoint: endpoint.to_owned(),
+        transport: Some(v1::server::Transport::Endpoint(endpoint.to_owned())),
         probe_interval_ms: 10_000,
         max_consecutive_failures: 3,
         ..v1::Server::default()
@@ -16,11 +16,11 @@ fn remote(id: &str, endpoint: &str) -> v1::Server {
 fn subprocess(id: &str, command: &[&str], replicas: u32) -> v1::Server {
     v1::Server {
         id: id.to_owned(),
-        subprocess: Some(v1::Subprocess {
+        transport: Some(v1::server::Transport::Subprocess(v1::Subprocess {
             command: command.iter().map(|s| (*s).to_owned()).collect(),
             replicas,
             ..v1::Subprocess::default()
-        }),
+        })),
         ..v1::Server::default()
     }
 }
@@ -82,7 +82,9 @@ fn members_are_kept_unless_their_settings_changed() {
     let mut after = before.clone();
     after.servers[0].max_consecutive_failures = 9;
     after.servers[0].fleet_unhealthy = true;
-    after.servers[1].endpoint = "http://127.0.0.1:20/mcp".into();
+    after.servers[1].transport = Some(v1::server::Transport::Endpoint(
+        "http://127.0.0.1:20/mcp".into(),
+    ));
     after.servers.push(remote("d", "http://127.0.0.1:4/mcp"));
     let plan = compile(&after, &in_force).expect("usable");
     assert_eq!(

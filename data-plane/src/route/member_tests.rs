@@ -13,7 +13,7 @@ use super::*;
 const PERIOD: Duration = Duration::from_secs(10);
 
 fn member(max_failures: u32) -> Arc<Member> {
-    let upstream = Upstream::new("http://127.0.0.1:1/mcp".into(), reqwest::Client::new());
+    let upstream = Upstream::Unusable("a member that is never called".into());
     Arc::new(Member::new(
         "m".into(),
         upstream,
@@ -121,7 +121,7 @@ async fn stop_ends_probing() {
 /// gets no slot in time leaves the member's health alone.
 #[tokio::test(start_paused = true)]
 async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
-    let upstream = Upstream::new("http://127.0.0.1:1/mcp".into(), reqwest::Client::new());
+    let upstream = Upstream::Unusable("a member that is never called".into());
     let families = crate::metrics::CallFamilies::default();
     let member = Arc::new(
         Member::new(

@@ -305,7 +305,7 @@ impl Routes {
     /// The members for `server`, probing: one for a remote server, one per
     /// replica for a subprocess server (each running its own process).
     fn new_members(&self, server: &v1::Server) -> Vec<Arc<Member>> {
-        let Some(sub) = &server.subprocess else {
+        let Some(sub) = server.subprocess() else {
             let upstream = Upstream::remote(server, &self.clients);
             let stop = self.shutdown.child_token();
             return vec![self.new_member(server, server.id.clone(), upstream, stop)];
@@ -320,8 +320,7 @@ impl Routes {
                 };
                 // The member's stop token also stops its process.
                 let stop = self.shutdown.child_token();
-                let upstream =
-                    Upstream::subprocess(server, &id, stop.clone(), &self.processes, &self.clients);
+                let upstream = Upstream::subprocess(server, &id, stop.clone(), &self.processes);
                 self.new_member(server, id, upstream, stop)
             })
             .collect()

@@ -1,7 +1,7 @@
 //! Reading a member's answers: the JSON-RPC response out of a JSON or SSE
 //! body, errors out of HTTP statuses, and the signs of a 2026-07-28 server.
 
-use reqwest::StatusCode;
+use http::StatusCode;
 use serde_json::Value;
 
 use super::error::UpstreamError;

@@ -1,22 +1,39 @@
-//! HTTP clients for remote members, one pair per distinct transport setting
-//! (TLS trust, connect and read timeouts), shared by every member that has
-//! the same settings so their connection pools are shared too.
+//! The HTTP client stack of remote members: one hyper client over
+//! hyper-rustls for `http://` and `https://` alike, per distinct transport
+//! setting (TLS trust, connect timeout), shared by every member with the
+//! same settings so their connection pools are shared too.
 //!
-//! Each pair has a client for calls, with the read timeout, and one for
-//! long-lived streams (a legacy `GET` SSE stream may be silent for minutes),
-//! without it. Requests the transparent endpoint passes through to a
-//! plain-HTTP member take a bare hyper client instead (see
-//! [`PlainClient`]).
+//! Every request to a member, passed through from a client or our own
+//! (calls, probes, handshakes), goes through this one client and so through
+//! one error and timeout path (`pass`): the member's `read_timeout` is
+//! enforced there, not by the client, because a legacy `GET` SSE stream on
+//! the same connection pool may rightly idle for minutes.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hangar_proto::v1;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use parking_lot::Mutex;
+use rustls::ClientConfig;
+
+use super::tls;
 
 /// The connect timeout when the snapshot leaves it at 0.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// hyper's pooling client, for plain and TLS members: it takes a prebuilt
+/// `Uri` and a request's body bytes as they are, with no per-request
+/// parsing or boxing.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// What decides which client a member uses.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,10 +42,8 @@ pub struct Transport {
     pub skip_verify: bool,
     /// PEM bundle trusted instead of the system roots.
     pub ca_cert_path: Option<String>,
-    /// TCP and TLS connect deadline.
+    /// TCP connect deadline.
     pub connect_timeout: Duration,
-    /// Longest wait for the next bytes of an answer, if any.
-    pub read_timeout: Option<Duration>,
 }
 
 impl Transport {
@@ -42,118 +57,78 @@ impl Transport {
                 0 => DEFAULT_CONNECT_TIMEOUT,
                 ms => Duration::from_millis(ms),
             },
-            read_timeout: Some(server.read_timeout_ms)
-                .filter(|&ms| ms > 0)
-                .map(Duration::from_millis),
         }
     }
 }
 
-/// The clients of one [`Transport`].
-#[derive(Debug, Clone)]
-pub struct Clients {
-    /// For requests that expect one answer (calls, probes, POSTs).
-    pub calls: reqwest::Client,
-    /// For streams that may idle (GET).
-    pub streams: reqwest::Client,
-    /// For requests passed through to `http://` members.
-    pub plain: PlainClient,
-}
-
-/// hyper's pooling client over plain TCP, for the transparent endpoint's
-/// requests to `http://` members: it takes a prebuilt `Uri` and the
-/// client's body as it is, where reqwest would parse the URL again and box
-/// every request, a large share of the proxy's CPU per call. TLS members
-/// go through reqwest.
-pub type PlainClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
-
-/// How long an idle pooled connection is kept, as reqwest does.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn plain_client(connect_timeout: Duration) -> PlainClient {
-    use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(connector)
+/// The member's `read_timeout`, if it has one.
+pub fn read_timeout(server: &v1::Server) -> Option<Duration> {
+    Some(server.read_timeout_ms)
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
 }
 
 /// Builds clients and keeps them for reuse.
 #[derive(Debug, Default)]
 pub struct ClientPool {
-    built: Mutex<HashMap<Transport, Clients>>,
-    /// For members that never send over HTTP (unusable settings, subprocess
-    /// copies); built on first need, since building loads the root store.
-    fallback: OnceLock<Clients>,
+    built: Mutex<HashMap<Transport, HttpClient>>,
 }
 
 impl ClientPool {
-    /// Clients with the default settings.
-    pub fn fallback(&self) -> Clients {
-        self.fallback
-            .get_or_init(|| {
-                let default = reqwest::Client::builder()
-                    .no_proxy()
-                    .tcp_nodelay(true)
-                    .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-                    .build()
-                    .expect("the default HTTP client config is static and valid");
-                Clients {
-                    calls: default.clone(),
-                    streams: default,
-                    plain: plain_client(DEFAULT_CONNECT_TIMEOUT),
-                }
-            })
-            .clone()
-    }
-
-    /// The clients for `transport`, built on first use. A CA file that
+    /// The client for `transport`, built on first use. A CA file that
     /// cannot be read is an error for the members that name it only.
-    pub fn get(&self, transport: &Transport) -> Result<Clients, String> {
-        if let Some(clients) = self.built.lock().get(transport) {
-            return Ok(clients.clone());
+    pub fn get(&self, transport: &Transport) -> Result<HttpClient, String> {
+        if let Some(client) = self.built.lock().get(transport) {
+            return Ok(client.clone());
         }
-        let clients = Clients {
-            calls: build(transport, transport.read_timeout)?,
-            streams: build(transport, None)?,
-            plain: plain_client(transport.connect_timeout),
-        };
-        self.built.lock().insert(transport.clone(), clients.clone());
-        Ok(clients)
+        let client = build(transport)?;
+        self.built.lock().insert(transport.clone(), client.clone());
+        Ok(client)
     }
 }
 
-fn build(transport: &Transport, read_timeout: Option<Duration>) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .connect_timeout(transport.connect_timeout);
-    if let Some(timeout) = read_timeout {
-        builder = builder.read_timeout(timeout);
-    }
-    if let Some(path) = &transport.ca_cert_path {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read ca_cert_path {path}: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_cert_path {path} is not a PEM bundle: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("ca_cert_path {path} holds no certificate"));
-        }
-        builder = builder.tls_certs_only(certs);
-    }
-    if transport.skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+fn build(transport: &Transport) -> Result<HttpClient, String> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(transport.connect_timeout));
+    // The connector checks the scheme itself: https needs TLS.
+    tcp.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(transport)?)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(tcp);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector))
+}
+
+/// Whom a TLS member must prove to be: anyone (`verify_ssl: false`), a
+/// certificate of the configured CA bundle, or of the system's roots.
+fn tls_config(transport: &Transport) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    let config = if transport.skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(tls::AcceptAnyCertificate::new(provider)))
+            .with_no_client_auth()
+    } else if let Some(path) = &transport.ca_cert_path {
+        builder
+            .with_root_certificates(tls::roots_from_pem_file(path)?)
+            .with_no_client_auth()
+    } else {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        builder
+            .with_platform_verifier()
+            .map_err(|e| format!("cannot load the system's trusted roots: {e}"))?
+            .with_no_client_auth()
+    };
+    Ok(config)
 }
 
 /// Resolves the configured headers (and basic auth) of a remote server on

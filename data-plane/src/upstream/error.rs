@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hangar_runtime::error_chain;
 
-use reqwest::StatusCode;
+use http::StatusCode;
 use serde_json::Value;
 
 /// The HTTP clients' errors, whichever client sent the request.
@@ -108,20 +108,10 @@ impl UpstreamError {
         )
     }
 
-    /// Builds the error of a failed `send()`, keeping "never connected"
-    /// apart from "broke after sending".
-    pub(crate) fn from_send(err: reqwest::Error, timeout: Duration) -> Self {
-        if err.is_connect() {
-            Self::Connect(err.into())
-        } else if err.is_timeout() {
-            Self::Timeout(timeout)
-        } else {
-            Self::Transport(err.into())
-        }
-    }
-
-    /// Builds the error of a request the plain-HTTP client could not send.
-    pub(crate) fn from_plain_send(err: hyper_util::client::legacy::Error) -> Self {
+    /// Builds the error of a request the client could not send, keeping
+    /// "never connected" (no TCP connection, no TLS handshake) apart from
+    /// "broke after sending".
+    pub(crate) fn from_send(err: hyper_util::client::legacy::Error) -> Self {
         if err.is_connect() {
             Self::Connect(err.into())
         } else {
@@ -130,17 +120,11 @@ impl UpstreamError {
     }
 
     /// Builds the error of a failed read of an answer's body: the member's
-    /// silence ([`UpstreamError::Quiet`]) as it is; a read timeout of
-    /// reqwest's as `Timeout`, which the caller names `Quiet` when it fired
-    /// before the call's deadline; anything else as a transport error.
+    /// silence ([`UpstreamError::Quiet`]) as it is, anything else as a
+    /// transport error.
     pub(crate) fn from_body(err: BoxError) -> Self {
-        let err = match err.downcast::<Self>() {
-            Ok(ours) => return *ours,
-            Err(other) => other,
-        };
-        match err.downcast::<reqwest::Error>() {
-            Ok(err) if err.is_timeout() => Self::Timeout(Duration::ZERO),
-            Ok(err) => Self::Transport(err),
+        match err.downcast::<Self>() {
+            Ok(ours) => *ours,
             Err(other) => Self::Transport(other),
         }
     }

@@ -1,14 +1,13 @@
 //! Requests to a remote member: those the transparent endpoint passes
 //! through as they are (the client's method, the headers it may forward and
 //! its body bytes), and this data plane's own MCP requests, all sent to the
-//! member's endpoint with the member's configured headers added.
+//! member's endpoint with the member's configured headers added, over the
+//! one client stack of `clients`.
 //!
-//! `http://` members get a bare hyper client and a `Uri` parsed once (see
-//! [`PlainClient`]); `https://` members go through reqwest, which holds
-//! their TLS settings. On either route a member that goes quiet for its
-//! `read_timeout` in the middle of an answer fails it with
-//! [`UpstreamError::Quiet`]: reqwest enforces that itself, and [`Quiet`]
-//! does for the plain route.
+//! A member that goes quiet for its `read_timeout`, before the answer's
+//! head or in the middle of its body, fails the request with
+//! [`UpstreamError::Quiet`] ([`Quiet`]); a GET stream, which may idle for
+//! long, has no such limit.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,93 +16,45 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::clients::PlainClient;
-use super::error::BoxError;
-use super::{Session, Upstream, UpstreamError};
+use super::error::{BoxError, UpstreamError};
+use super::http::{HttpUpstream, Session};
 
-/// A member's answer body, from whichever client carried the request.
-pub type PassedBody = Either<Quiet<Incoming>, reqwest::Body>;
+/// A member's answer body.
+pub type PassedBody = Quiet<Incoming>;
 
-/// How a plain-HTTP member is reached.
-#[derive(Debug)]
-pub(super) struct PlainRoute {
-    client: PlainClient,
-    /// The member's endpoint.
-    uri: Uri,
-}
+// === impl HttpUpstream ===
 
-impl PlainRoute {
-    /// The route to `endpoint` if it is an `http://` URL.
-    pub(super) fn of(endpoint: &str, client: PlainClient) -> Option<Self> {
-        let uri: Uri = endpoint.parse().ok()?;
-        (uri.scheme() == Some(&http::uri::Scheme::HTTP)).then_some(Self { client, uri })
-    }
-}
-
-// === impl Upstream ===
-
-impl Upstream {
+impl HttpUpstream {
     /// Sends `request` to the member's endpoint (its own URI is ignored)
     /// with the member's configured headers added. For anything but a GET
     /// stream (which may idle for long) the member's `read_timeout` bounds
     /// the wait for the answer's head and every silence within its body.
-    pub async fn pass(
+    pub(super) async fn pass(
         &self,
         mut request: Request<Bytes>,
     ) -> Result<Response<PassedBody>, UpstreamError> {
-        self.check_usable()?;
-        if self.stdio.is_some() {
-            return Err(UpstreamError::Protocol(
-                "a subprocess member is not reachable over HTTP".into(),
-            ));
-        }
         for (name, value) in &self.headers {
             request.headers_mut().append(name, value.clone());
         }
-        if let Some(plain) = &self.plain {
-            let patience = self
-                .read_timeout
-                .filter(|_| request.method() != Method::GET);
-            *request.uri_mut() = plain.uri.clone();
-            let sent = plain.client.request(request.map(Full::new));
-            let answer = match patience {
-                Some(limit) => tokio::time::timeout(limit, sent)
-                    .await
-                    .map_err(|_| UpstreamError::Quiet(limit))?,
-                None => sent.await,
-            };
-            let response = answer.map_err(UpstreamError::from_plain_send)?;
-            return Ok(response.map(|body| Either::Left(Quiet::new(body, patience))));
-        }
-        let Some(url) = &self.url else {
-            // The routing table admits only valid URLs; the endpoint is for
-            // the log, not for the client.
-            tracing::warn!(endpoint = %self.endpoint, "member endpoint is not a URL");
-            return Err(UpstreamError::Protocol(
-                "the member's endpoint is not a valid URL".into(),
-            ));
+        let patience = self
+            .read_timeout
+            .filter(|_| request.method() != Method::GET);
+        *request.uri_mut() = self.uri.clone();
+        let sent = self.client.request(request.map(Full::new));
+        let answer = match patience {
+            Some(limit) => tokio::time::timeout(limit, sent)
+                .await
+                .map_err(|_| UpstreamError::Quiet(limit))?,
+            None => sent.await,
         };
-        let (parts, body) = request.into_parts();
-        // reqwest applies the read timeout itself, on the calls client.
-        let client = if parts.method == Method::GET {
-            &self.streams
-        } else {
-            &self.http
-        };
-        let response = client
-            .request(parts.method, url.clone())
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| UpstreamError::from_send(err, Duration::ZERO))?;
-        Ok(Response::from(response).map(Either::Right))
+        let response = answer.map_err(UpstreamError::from_send)?;
+        Ok(response.map(|body| Quiet::new(body, patience)))
     }
 }
 
@@ -115,7 +66,7 @@ pub(super) struct Answer {
     pub(super) body: Bytes,
 }
 
-impl Upstream {
+impl HttpUpstream {
     /// POSTs our own JSON-RPC `message` (of `method`, naming `name`) to the
     /// member in `session` and reads the whole answer, all within `deadline`.
     pub(super) async fn post(

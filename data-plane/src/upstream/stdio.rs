@@ -32,7 +32,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use self::session::Session;
-use super::UpstreamError;
+use super::error::UpstreamError;
+use super::tools::{ListTools, ToolNames};
 
 /// Server notifications kept for a slow subscriber before it misses some.
 const NOTIFICATION_BUFFER: usize = 256;
@@ -68,6 +69,8 @@ pub fn resolve_env(env: &[hangar_proto::v1::Header]) -> Result<Vec<(String, Stri
 #[derive(Debug)]
 pub struct StdioUpstream {
     shared: Arc<Shared>,
+    /// The tools the server lists.
+    tools: ToolNames,
     /// Stops the supervisor if every handle is dropped without a stop.
     _stop_on_drop: DropGuard,
 }
@@ -118,6 +121,7 @@ impl StdioUpstream {
         );
         Arc::new(Self {
             shared,
+            tools: ToolNames::default(),
             _stop_on_drop: stop.drop_guard(),
         })
     }
@@ -135,6 +139,19 @@ impl StdioUpstream {
             Some(session) => session.request(method, params, timeout).await,
             None => Err(UpstreamError::Unavailable(self.shared.down.lock().clone())),
         }
+    }
+
+    /// Calls a tool; the result is the process's whole `CallToolResult`.
+    /// A tool the server does not list is refused without sending the call.
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: &Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        self.tools.check(name, self, timeout).await?;
+        let params = json!({ "name": name, "arguments": arguments });
+        self.request("tools/call", params, timeout).await
     }
 
     /// Health: the process is running, initialized, and answers `ping`
@@ -182,5 +199,11 @@ impl StdioUpstream {
 impl Shared {
     fn set_down(&self, reason: impl Into<String>) {
         *self.down.lock() = reason.into();
+    }
+}
+
+impl ListTools for StdioUpstream {
+    async fn list_tools(&self, params: Value, timeout: Duration) -> Result<Value, UpstreamError> {
+        self.request("tools/list", params, timeout).await
     }
 }

@@ -1,7 +1,7 @@
 //! The fleet protocol under faults: NACKs, the snapshot cache, applies
 //! while a data plane is away, and fleet-wide health hints.
 
-use hangar_proto::v1::{Server, Snapshot};
+use hangar_proto::v1::{Server, Snapshot, server::Transport};
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, McpClient};
@@ -58,7 +58,7 @@ async fn unusable_snapshot_is_nacked_and_last_good_kept() {
     };
     bad.servers.push(Server {
         id: "x".into(),
-        endpoint: "ftp://nowhere".into(),
+        transport: Some(Transport::Endpoint("ftp://nowhere".into())),
         probe_interval_ms: 1000,
         max_consecutive_failures: 1,
         ..Default::default()

@@ -192,6 +192,33 @@ async fn read_timeout_ends_a_call_when_the_member_goes_quiet() {
     stack.stop().await;
 }
 
+/// `verify_ssl: false` (development only) accepts a certificate no root
+/// vouches for, where the same member with default TLS stays out of rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_ssl_false_accepts_an_untrusted_certificate() {
+    let pki = TestPki::generate();
+    let secure = FakeMcp::new("secure").tls(&pki.server).start().await;
+    let yaml = format!(
+        "mcp_servers:\n  lax:\n    mode: remote\n    endpoint: \"{url}\"\n    tls:\n      verify_ssl: false\n  strict:\n    mode: remote\n    endpoint: \"{url}\"\n",
+        url = secure.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let client = stack.client().await;
+    let call =
+        |target: &str| json!({"mcp_server": target, "tool": "add", "arguments": {"a": 2, "b": 3}});
+    let out = client
+        .hangar_call(json!({"calls": [call("lax"), call("strict")]}))
+        .await;
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["result"]["structuredContent"]["served_by"], "secure",
+        "{out}"
+    );
+    assert_eq!(results[1]["error_type"], "ToolInvocationError", "{out}");
+    let strict = results[1]["error"].as_str().unwrap();
+    assert!(strict.contains("member 'strict'"), "{strict}");
+}
+
 /// The group endpoint reaches an HTTPS member with a private CA as well as
 /// a plain-HTTP one, each with its configured credentials added to what the
 /// client sent: both serve, and neither refuses a request.

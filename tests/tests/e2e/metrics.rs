@@ -1,7 +1,7 @@
 //! `/metrics` of the data plane and the control plane, scraped over real
 //! HTTP as Prometheus would, after real traffic.
 
-use hangar_proto::v1::{Server, Snapshot};
+use hangar_proto::v1::{Server, Snapshot, server::Transport};
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP, RECIPE_MEMBERS};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
@@ -221,7 +221,7 @@ async fn control_plane_counts_applies_and_pushes() {
     };
     bad.servers.push(Server {
         id: "x".into(),
-        endpoint: "ftp://nowhere".into(),
+        transport: Some(Transport::Endpoint("ftp://nowhere".into())),
         probe_interval_ms: 1000,
         max_consecutive_failures: 1,
         ..Default::default()

@@ -29,8 +29,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::server::jsonrpc::METHOD_NOT_FOUND;
-use crate::upstream::UpstreamError;
 use crate::upstream::answer::into_result;
+use crate::upstream::error::UpstreamError;
 
 /// Longest stdout line taken in. Tool results can carry base64 images, so
 /// this is generous; a longer line is skipped without being buffered whole.
@@ -112,7 +112,7 @@ impl Session {
     /// `initialize` and `notifications/initialized`; keeps the answer.
     pub(super) async fn initialize(&self, timeout: Duration) -> Result<Arc<Value>, UpstreamError> {
         let params = json!({
-            "protocolVersion": crate::upstream::LEGACY_VERSION,
+            "protocolVersion": crate::upstream::http::LEGACY_VERSION,
             "capabilities": {},
             "clientInfo": { "name": "hangar-data-plane", "version": env!("CARGO_PKG_VERSION") },
         });

@@ -20,7 +20,7 @@ use hangar_runtime::backoff::Backoff;
 use super::process;
 use super::session::{self, Line, Session};
 use super::{ProcessSpec, Shared};
-use crate::upstream::UpstreamError;
+use crate::upstream::error::UpstreamError;
 
 /// Longest wait for the answer to `initialize`; generous because `npx` and
 /// `uvx` may download the server first.

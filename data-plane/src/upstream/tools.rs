@@ -1,0 +1,92 @@
+//! The tool names a member lists, so a call to a tool it does not have is
+//! refused without being sent: fetched once, and again when a call names a
+//! tool not in the list (tools can be added at run time).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use serde_json::{Value, json};
+
+use super::error::UpstreamError;
+
+/// Most `tools/list` pages read from one member.
+const MAX_TOOL_PAGES: usize = 100;
+
+/// A member that answers `tools/list`.
+pub(super) trait ListTools: Sync {
+    /// One `tools/list` request with `params` (the page's cursor); its result.
+    fn list_tools(
+        &self,
+        params: Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send;
+}
+
+/// A member's tool names, as last listed.
+#[derive(Debug, Default)]
+pub(super) struct ToolNames(ArcSwapOption<HashSet<String>>);
+
+impl ToolNames {
+    /// Confirms the member lists `name`, listing its tools again once when
+    /// the cached list does not have it.
+    pub(super) async fn check(
+        &self,
+        name: &str,
+        member: &impl ListTools,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
+        if self.0.load().as_ref().is_some_and(|t| t.contains(name)) {
+            return Ok(());
+        }
+        let tools = Arc::new(list_all(member, timeout).await?);
+        let listed = tools.contains(name);
+        self.0.store(Some(tools));
+        if listed {
+            Ok(())
+        } else {
+            Err(UpstreamError::ToolNotFound(name.to_owned()))
+        }
+    }
+
+    /// Drops the list: the member may have other tools now (a new session
+    /// may be a restarted member).
+    pub(super) fn forget(&self) {
+        self.0.store(None);
+    }
+}
+
+/// Every tool name, following `nextCursor` for at most `MAX_TOOL_PAGES` pages.
+async fn list_all(
+    member: &impl ListTools,
+    timeout: Duration,
+) -> Result<HashSet<String>, UpstreamError> {
+    let mut names = HashSet::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_TOOL_PAGES {
+        let params = match &cursor {
+            Some(cursor) => json!({ "cursor": cursor }),
+            None => json!({}),
+        };
+        let page = member.list_tools(params, timeout).await?;
+        let tools = page.get("tools").and_then(Value::as_array).ok_or_else(|| {
+            UpstreamError::Protocol("tools/list result without a tools array".into())
+        })?;
+        names.extend(
+            tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str))
+                .map(str::to_owned),
+        );
+        cursor = page
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(names)
+}
