@@ -26,6 +26,8 @@ pub(crate) trait Pool {
     fn id(&self) -> &str;
     /// Members in the group, in rotation or not.
     fn size(&self) -> usize;
+    /// The id of member `index`, for logs.
+    fn member_id(&self, index: usize) -> &str;
     /// Below this many members in rotation the group refuses requests.
     fn min_healthy(&self) -> u32;
     /// Indices of the members in rotation, in the order to try them: the
@@ -116,7 +118,7 @@ where
             Err(error) if error.never_delivered() => {
                 tracing::debug!(
                     group = pool.id(),
-                    index,
+                    member = pool.member_id(index),
                     "member unreachable, trying the next one"
                 );
                 unreached = Some(Failover::Member { index, error });

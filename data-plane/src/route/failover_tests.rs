@@ -59,6 +59,9 @@ impl Pool for TestPool {
     fn size(&self) -> usize {
         self.members.len()
     }
+    fn member_id(&self, _index: usize) -> &str {
+        "m"
+    }
     fn min_healthy(&self) -> u32 {
         self.min_healthy
     }

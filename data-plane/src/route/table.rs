@@ -88,6 +88,10 @@ impl Pool for GroupRoute {
         self.members.len()
     }
 
+    fn member_id(&self, index: usize) -> &str {
+        self.members[index].member.id()
+    }
+
     fn min_healthy(&self) -> u32 {
         self.min_healthy
     }
