@@ -17,6 +17,7 @@
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
+//! - [`everything`]: the MCP project's reference server, `server-everything`.
 
 pub mod bench;
 pub mod configs;
@@ -24,6 +25,7 @@ pub mod control_plane;
 pub mod data_plane;
 pub mod etcd;
 pub mod eventually;
+pub mod everything;
 pub mod fake_mcp;
 pub mod metrics;
 pub mod pki;

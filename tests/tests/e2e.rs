@@ -14,6 +14,7 @@ mod e2e {
     mod members;
     mod metrics;
     mod persistence;
+    mod recovery;
     mod security;
     mod strategies;
     mod transparent;

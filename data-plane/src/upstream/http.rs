@@ -110,14 +110,24 @@ impl HttpUpstream {
 
     /// Checks that the member answers MCP: `ping` in the held session, or
     /// `server/discover` for 2026-07-28 members.
+    /// A failed probe drops the held session, so the next probe (and call)
+    /// starts with a fresh handshake: a member that restarted, or forgot
+    /// our session in a way we cannot tell, is back as soon as it answers.
     pub(super) async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
-        let session = self.session(timeout).await?;
-        let method = if session.modern {
-            "server/discover"
-        } else {
-            "ping"
-        };
-        self.request(method, json!({}), timeout).await.map(drop)
+        let result = async {
+            let session = self.session(timeout).await?;
+            let method = if session.modern {
+                "server/discover"
+            } else {
+                "ping"
+            };
+            self.request(method, json!({}), timeout).await.map(drop)
+        }
+        .await;
+        if result.is_err() {
+            self.session.store(None);
+        }
+        result
     }
 
     /// Sends a request in the held session, remaking the session once if the
@@ -263,7 +273,7 @@ impl HttpUpstream {
             .post(session, method, name.as_deref(), &body, timeout)
             .await?;
         let status = answer.status;
-        if status == StatusCode::NOT_FOUND && session.id.is_some() {
+        if session.id.is_some() && rejects_session(status, &answer.body) {
             return Err(Sent::SessionGone);
         }
         if !status.is_success() {
@@ -283,6 +293,20 @@ impl HttpUpstream {
                 .map_err(|e| UpstreamError::Protocol(format!("response is not json: {e}")))?
         };
         Ok((into_result(answer)?, session_id))
+    }
+}
+
+/// Whether a member's answer to a request with a session id says it does
+/// not know the session, so the request was not processed: 404, as the
+/// spec asks, or 400 naming the session, as the TypeScript SDK's servers
+/// answer an unknown id ("Bad Request: No valid session ID provided").
+fn rejects_session(status: StatusCode, body: &[u8]) -> bool {
+    match status {
+        StatusCode::NOT_FOUND => true,
+        StatusCode::BAD_REQUEST => String::from_utf8_lossy(body)
+            .to_ascii_lowercase()
+            .contains("session"),
+        _ => false,
     }
 }
 
