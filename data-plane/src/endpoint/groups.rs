@@ -186,12 +186,14 @@ enum Members {
 async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
     let mut order = group.order();
     if members == Members::Modern {
-        order.retain(|i| group.members[*i].member.upstream().stdio().is_none());
-        if order.is_empty() && !group.members.is_empty() {
-            // Say what a legacy-only server says, so a dual-era client
-            // falls back to `initialize` (and a legacy session).
+        let is_copy = |i: &usize| group.members[*i].member.upstream().stdio().is_some();
+        if (0..group.members.len()).all(|i| is_copy(&i)) && !group.members.is_empty() {
+            // Every member speaks only the legacy protocol: say what a
+            // legacy-only server says, so a dual-era client falls back to
+            // `initialize` (and a legacy session).
             return legacy_only();
         }
+        order.retain(|i| !is_copy(i));
     }
     if members == Members::Stateless {
         let stateless =

@@ -66,3 +66,55 @@ async fn a_member_restarted_on_the_same_port_is_back_in_rotation() {
         .collect();
     assert_eq!(served, HashSet::from(["e0", "e1", "e2"]), "{out}");
 }
+
+/// A 2026-07-28 request to a group whose members are all out of rotation
+/// gets 503 and a JSON-RPC error with its id naming the group, as a legacy
+/// request does; not the "Missing session ID" a legacy-only server gives,
+/// which would send the client on to `initialize`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_no_member_in_rotation_is_unavailable_in_both_eras() {
+    let mut servers = vec![Everything::start().await, Everything::start().await];
+    let stack = Stack::start(&group_of(&servers)).await;
+    for server in &mut servers {
+        server.kill().await;
+    }
+    wait_for_state(&stack, "e0", "dead").await;
+    wait_for_state(&stack, "e1", "dead").await;
+
+    let http = reqwest::Client::new();
+    let modern = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "hi"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let answer = http
+        .post(stack.group_url("g"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .body(modern.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["id"], 7, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("group 'g'"), "{message}");
+
+    let legacy = json!({"jsonrpc": "2.0", "id": 8, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    let answer = http
+        .post(stack.group_url("g"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(legacy.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["id"], 8, "{body}");
+}
