@@ -164,9 +164,13 @@ async fn deliver(
         return local::answer(member, stdio, metrics, request).await;
     }
     let (response, call) = forward::send(member, metrics, request, member_session).await?;
-    Ok(forward::relay(response, call, |s| {
-        session::encode(member.id(), s)
-    }))
+    Ok(forward::relay(
+        response,
+        call,
+        |s| session::encode(member.id(), s),
+        &request.peek.id,
+        member.id(),
+    ))
 }
 
 /// Which members may take a session-less request.

@@ -118,3 +118,57 @@ async fn a_group_with_no_member_in_rotation_is_unavailable_in_both_eras() {
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["id"], 8, "{body}");
 }
+
+/// A legacy SSE answer that the member breaks off (killed mid-call, after
+/// it sent progress) ends with a JSON-RPC error event for the pending
+/// request naming the member, so the client's call fails with a reason
+/// instead of waiting on a stream that just stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_sse_answer_ends_with_an_error_naming_the_member() {
+    use hangar_tests::python_sdk::{Mode, PyBackend};
+    use hangar_tests::raw::Raw;
+
+    let mut backend = PyBackend::start("py", Mode::Stateful).await;
+    let yaml = format!(
+        "mcp_servers:\n  py:\n    mode: remote\n    endpoint: \"{}\"\n  g:\n    mode: group\n    members:\n      - id: py\n",
+        backend.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    wait_for_state(&stack, "py", "ready").await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: stack.group_url("g"),
+    };
+    let session = raw.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"ms": 20000}, "_meta": {"progressToken": "p"}}});
+    let mut answer = raw.post(Some(&session), call).await;
+    assert_eq!(answer.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("notifications/progress") {
+        let chunk = answer
+            .chunk()
+            .await
+            .unwrap()
+            .expect("progress before the end");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    backend.stop().await;
+    let rest = tokio::time::timeout(hangar_tests::eventually::PATIENCE, async {
+        let mut rest = String::new();
+        while let Ok(Some(chunk)) = answer.chunk().await {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        rest
+    })
+    .await
+    .expect("the stream ends");
+    let event = rest
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .find(|message| message["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer for id 2 in {rest:?}"));
+    let message = event["error"]["message"].as_str().unwrap();
+    assert!(message.contains("member 'py'"), "{message}");
+}

@@ -21,6 +21,7 @@ use crate::route::limit::Slot;
 use crate::route::member::{InFlightCall, Member};
 use crate::server::body::Holding;
 use crate::server::guard::Peek;
+use crate::server::jsonrpc::SERVER_ERROR;
 use crate::upstream::error::BoxError;
 use crate::upstream::{PassedBody, UpstreamError};
 
@@ -125,10 +126,18 @@ pub(crate) fn hold_until_sent(response: Response, slot: Slot) -> Response {
 
 /// The member's answer for the client: status, the headers it needs, the
 /// session id rewritten by `session`, and the body streamed through.
+///
+/// `request_id` is the id of the client's request (null for a GET stream,
+/// a notification or a response): if an SSE answer to a request breaks off
+/// before the member sent its response, the client gets a JSON-RPC error
+/// event for that id naming `member_id`, instead of a stream that just
+/// stops.
 pub(crate) fn relay(
     response: http::Response<PassedBody>,
     call: InFlightCall,
     session: impl FnOnce(&[u8]) -> String,
+    request_id: &serde_json::Value,
+    member_id: &str,
 ) -> Response {
     let (parts, body) = response.into_parts();
     let mut headers = HeaderMap::with_capacity(RELAYED.len() + 2);
@@ -158,11 +167,17 @@ pub(crate) fn relay(
         call.answered();
         settled = true;
     }
+    let broken_answer = (is_sse && !request_id.is_null()).then(|| BrokenAnswer {
+        request_id: request_id.clone(),
+        member_id: member_id.to_owned(),
+    });
     let body = Tracked {
         inner: body,
         call,
         settled,
         unread: length,
+        broken_answer,
+        ended: false,
     };
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = parts.status;
@@ -179,6 +194,35 @@ struct Tracked {
     /// Bytes of a known length still to come: hyper stops polling a body
     /// once its `Content-Length` is sent, so the end is seen by counting.
     unread: Option<u64>,
+    /// For an SSE answer to a request: what to tell the client if the
+    /// member breaks off.
+    broken_answer: Option<BrokenAnswer>,
+    /// True once the error event for a broken answer was sent.
+    ended: bool,
+}
+
+/// The request an SSE answer is for, and the member giving it.
+struct BrokenAnswer {
+    request_id: serde_json::Value,
+    member_id: String,
+}
+
+impl BrokenAnswer {
+    /// The last event of a stream the member broke off: a JSON-RPC error
+    /// for the pending request, naming the member.
+    fn event(&self, failure: &UpstreamError) -> Bytes {
+        let message = format!(
+            "member '{}' broke off its answer: {}",
+            self.member_id,
+            failure.for_client()
+        );
+        let error = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": self.request_id,
+            "error": {"code": SERVER_ERROR, "message": message},
+        });
+        Bytes::from(format!("event: message\ndata: {error}\n\n"))
+    }
 }
 
 impl Tracked {
@@ -202,6 +246,9 @@ impl HttpBody for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(unread)) = (frame.data_ref(), this.unread) {
@@ -217,10 +264,16 @@ impl HttpBody for Tracked {
                 let failure = match err.downcast_ref::<UpstreamError>() {
                     // The member went quiet for its read_timeout.
                     Some(UpstreamError::Quiet(limit)) => UpstreamError::Quiet(*limit),
-                    _ => UpstreamError::Protocol("the member broke off its answer".into()),
+                    _ => UpstreamError::Transport(err),
                 };
                 this.settle(Err(&failure));
-                Poll::Ready(Some(Err(err)))
+                match &this.broken_answer {
+                    Some(broken) => {
+                        this.ended = true;
+                        Poll::Ready(Some(Ok(Frame::data(broken.event(&failure)))))
+                    }
+                    None => Poll::Ready(Some(Err(failure.into()))),
+                }
             }
             Poll::Ready(None) => {
                 this.settle(Ok(()));
@@ -231,7 +284,7 @@ impl HttpBody for Tracked {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.unread == Some(0) || self.inner.is_end_stream()
+        self.ended || self.unread == Some(0) || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
