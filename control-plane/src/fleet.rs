@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hangar_proto::v1::{HealthReport, Hello, MemberHealth};
+use hangar_proto::v1::{GroupHealth, HealthReport, Hello, MemberHealth};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -76,6 +76,8 @@ pub(crate) struct DataPlane {
     pub last_nack: Option<String>,
     /// Member health from the last report, by server id.
     pub health: BTreeMap<String, MemberHealth>,
+    /// Group breakers from the last report, by group id.
+    pub groups: BTreeMap<String, GroupHealth>,
     pub(crate) connection: u64,
 }
 
@@ -150,6 +152,7 @@ impl Fleet {
             acked_version: hello.held_version,
             last_nack: None,
             health: BTreeMap::new(),
+            groups: BTreeMap::new(),
             connection: id,
         };
         self.planes.lock().insert(hello.node_id.clone(), plane);
@@ -195,8 +198,20 @@ impl Fleet {
                 .into_iter()
                 .map(|m| (m.server_id.clone(), m))
                 .collect();
-            let changed = !same_health(&p.health, &health);
+            let groups: BTreeMap<String, GroupHealth> = report
+                .groups
+                .into_iter()
+                .map(|g| (g.group_id.clone(), g))
+                .collect();
+            let circuits_changed = p.groups.len() != groups.len()
+                || p.groups.iter().any(|(id, old)| {
+                    groups
+                        .get(id)
+                        .is_none_or(|new| new.circuit_open != old.circuit_open)
+                });
+            let changed = !same_health(&p.health, &health) || circuits_changed;
             p.health = health;
+            p.groups = groups;
             if changed {
                 self.health_epoch.fetch_add(1, Ordering::Relaxed);
             }

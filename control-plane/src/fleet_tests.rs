@@ -26,6 +26,7 @@ fn report(healthy: &[(&str, bool)]) -> HealthReport {
                 ..Default::default()
             })
             .collect(),
+        groups: Vec::new(),
     }
 }
 

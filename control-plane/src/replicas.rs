@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_proto::v1::MemberHealth;
+use hangar_proto::v1::{GroupHealth, MemberHealth};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -143,6 +143,10 @@ struct SharedPlane {
     acked_version: u64,
     last_nack: Option<String>,
     health: Vec<SharedMember>,
+    /// Groups whose circuit breaker is open on the data plane (absent in
+    /// records of older replicas).
+    #[serde(default)]
+    circuits_open: Vec<String>,
 }
 
 /// [`MemberHealth`] as written to etcd.
@@ -194,6 +198,12 @@ impl SharedPlane {
                     last_error: m.last_error.clone(),
                 })
                 .collect(),
+            circuits_open: plane
+                .groups
+                .values()
+                .filter(|g| g.circuit_open)
+                .map(|g| g.group_id.clone())
+                .collect(),
         }
     }
 
@@ -237,6 +247,18 @@ impl SharedPlane {
             acked_version: self.acked_version,
             last_nack: self.last_nack,
             health,
+            groups: self
+                .circuits_open
+                .into_iter()
+                .map(|group_id| {
+                    let group = GroupHealth {
+                        group_id: group_id.clone(),
+                        circuit_open: true,
+                        ..GroupHealth::default()
+                    };
+                    (group_id, group)
+                })
+                .collect(),
             // Never registered in this replica's fleet, so no stream's
             // messages are matched against it.
             connection: u64::MAX,

@@ -38,7 +38,7 @@ pub(crate) fn rollup(
         .collect();
     let groups = config
         .groups()
-        .map(|(id, group)| group_status(id, group, &servers))
+        .map(|(id, group)| group_status(id, group, &servers, &counting))
         .collect();
     let data_planes = planes
         .iter()
@@ -129,7 +129,12 @@ fn server_status(id: &str, described: ServerStatus, planes: &[&DataPlane]) -> Se
     status
 }
 
-fn group_status(id: &str, group: &Group, servers: &[ServerStatus]) -> GroupStatus {
+fn group_status(
+    id: &str,
+    group: &Group,
+    servers: &[ServerStatus],
+    planes: &[&DataPlane],
+) -> GroupStatus {
     let members: Vec<&ServerStatus> = group
         .members
         .iter()
@@ -138,8 +143,15 @@ fn group_status(id: &str, group: &Group, servers: &[ServerStatus]) -> GroupStatu
     let healthy = members.iter().filter(|s| s.healthy_on > 0).count() as u32;
     let total = group.members.len() as u32;
     let reported = members.iter().any(|s| s.reported_by > 0);
+    let circuit_open_on: Vec<String> = planes
+        .iter()
+        .filter(|p| p.groups.get(id).is_some_and(|g| g.circuit_open))
+        .map(|p| p.node_id.clone())
+        .collect();
     let state = if reported {
-        GroupState::of(healthy as usize, total as usize, group.min_healthy).as_str()
+        GroupState::of(healthy as usize, total as usize, group.min_healthy)
+            .with_circuit(!circuit_open_on.is_empty())
+            .as_str()
     } else {
         "unknown"
     };
@@ -150,6 +162,7 @@ fn group_status(id: &str, group: &Group, servers: &[ServerStatus]) -> GroupStatu
         healthy_members: healthy,
         total_members: total,
         min_healthy: group.min_healthy,
+        circuit_open_on,
     }
 }
 

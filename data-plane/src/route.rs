@@ -6,10 +6,12 @@
 //! - [`compile`]: a snapshot checked and planned, without I/O (typed [`compile::SnapshotError`]s).
 //! - [`table`]: the routing table: a plan performed and swapped in atomically; health reports.
 //! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
-//! - [`failover`]: min_healthy, strategy order, skip unreached members, record.
+//! - [`failover`]: circuit, min_healthy, strategy order, skip unreached members, record.
+//! - [`breaker`]: a group's circuit breaker (recipe 03).
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 
+pub(crate) mod breaker;
 pub(crate) mod compile;
 pub(crate) mod dispatch;
 pub(crate) mod failover;

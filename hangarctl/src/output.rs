@@ -59,10 +59,13 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         rows.push([s.id.clone(), mode(&s.mode), s.state.clone(), details]);
     }
     for g in &status.groups {
-        let details = format!(
+        let mut details = format!(
             "strategy={}  members={}/{} healthy",
             g.strategy, g.healthy_members, g.total_members
         );
+        if !g.circuit_open_on.is_empty() {
+            let _ = write!(details, "  circuit open on {}", g.circuit_open_on.join(","));
+        }
         rows.push([g.id.clone(), "group".into(), g.state.clone(), details]);
     }
     let mut out = format!("config version {}\n\n", status.version);
@@ -159,7 +162,7 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
         "groups": status.groups.iter().map(|g| json!({
             "name": g.id, "mode": "group", "state": g.state, "strategy": g.strategy,
             "healthy_members": g.healthy_members, "total_members": g.total_members,
-            "min_healthy": g.min_healthy,
+            "min_healthy": g.min_healthy, "circuit_open_on": g.circuit_open_on,
         })).collect::<Vec<_>>(),
         "data_planes": dataplanes_json(status)["data_planes"],
     })

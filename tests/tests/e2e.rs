@@ -4,6 +4,7 @@
 mod e2e {
     mod apply;
     mod balancing;
+    mod breaker;
     mod client_errors;
     mod failover;
     mod fleet;

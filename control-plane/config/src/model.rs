@@ -117,6 +117,9 @@ pub struct Group {
     pub description: Option<String>,
     /// `max_concurrency`: calls in flight through the group per data plane.
     pub max_concurrency: Option<u32>,
+    /// `circuit_breaker.failure_threshold`: failed calls in a row through
+    /// the group that open its circuit (default 10, at least 1).
+    pub circuit_failure_threshold: u32,
 }
 
 /// One entry of a group's `members` list.
@@ -184,6 +187,9 @@ impl SubprocessServer {
 impl Group {
     /// `min_healthy` when the file leaves it out.
     pub const DEFAULT_MIN_HEALTHY: u32 = 1;
+    /// `circuit_breaker.failure_threshold` when the file leaves it out, as
+    /// in MCP Hangar.
+    pub const DEFAULT_FAILURE_THRESHOLD: u32 = 10;
 }
 
 // === impl Member ===

@@ -99,6 +99,7 @@ fn group(id: &str, group: &Group) -> v1::Group {
         min_healthy: group.min_healthy,
         members: members.collect(),
         max_concurrency: group.max_concurrency.unwrap_or(0),
+        circuit_failure_threshold: group.circuit_failure_threshold,
     }
 }
 

@@ -67,6 +67,7 @@ fn recipe_05_loads_unchanged() {
         ],
         description: None,
         max_concurrency: None,
+        circuit_failure_threshold: 10,
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -132,6 +133,7 @@ fn recipe_05_compiles_to_snapshot() {
                 member("my-mcp-3"),
             ],
             max_concurrency: 0,
+            circuit_failure_threshold: 10,
         }],
     };
     assert_eq!(snapshot, want);
@@ -208,6 +210,7 @@ fn optional_keys_are_read() {
         }],
         description: Some("pool".into()),
         max_concurrency: None,
+        circuit_failure_threshold: 10,
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
@@ -363,4 +366,22 @@ mcp_servers:
     let tool = snapshot.servers[1].subprocess().expect("subprocess");
     assert_eq!((tool.command.len(), tool.replicas), (1, 1));
     assert_eq!(snapshot.groups[0].max_concurrency, 10);
+}
+
+/// MCP Hangar's circuit-breaker recipe loads as it is; its group carries the
+/// threshold to data planes. `reset_timeout_s` is accepted and has no
+/// effect. A group without the block gets MCP Hangar's default, 10.
+#[test]
+fn recipe_03_loads_with_its_circuit_breaker() {
+    let text = include_str!("fixtures/recipe-03.yaml");
+    let config = hangar_config::load("recipe-03.yaml", text).expect("recipe 03 is valid");
+    let Server::Group(group) = &config.servers["my-mcp-group"] else {
+        panic!("my-mcp-group is a group");
+    };
+    assert_eq!(group.circuit_failure_threshold, 3);
+    let snapshot = config.to_snapshot(1);
+    assert_eq!(snapshot.groups[0].circuit_failure_threshold, 3);
+
+    let plain = recipe_05().to_snapshot(1);
+    assert_eq!(plain.groups[0].circuit_failure_threshold, 10);
 }

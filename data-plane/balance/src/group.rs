@@ -12,6 +12,9 @@ pub enum GroupState {
     Partial,
     /// Fewer than `min_healthy` members, or none, are in: calls are refused.
     Unavailable,
+    /// The group's circuit breaker is open: calls are refused until
+    /// `min_healthy` members are back.
+    CircuitOpen,
 }
 
 impl GroupState {
@@ -26,12 +29,24 @@ impl GroupState {
         }
     }
 
-    /// The name shown by status (`ready`, `partial`, `unavailable`).
+    /// [`GroupState::of`], or [`GroupState::CircuitOpen`] while the
+    /// circuit is open: that refuses calls whatever the members' health.
+    pub fn with_circuit(self, circuit_open: bool) -> Self {
+        if circuit_open {
+            Self::CircuitOpen
+        } else {
+            self
+        }
+    }
+
+    /// The name shown by status (`ready`, `partial`, `unavailable`,
+    /// `circuit_open`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ready => "ready",
             Self::Partial => "partial",
             Self::Unavailable => "unavailable",
+            Self::CircuitOpen => "circuit_open",
         }
     }
 }

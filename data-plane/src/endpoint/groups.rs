@@ -27,10 +27,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
-use crate::metrics::CallMetrics;
 use crate::route::failover::{self, Failover, Pool};
-use crate::route::member::Member;
-use crate::route::table::{GroupMember, GroupRoute, Routes};
+use crate::route::member::{Ledger, Member};
+use crate::route::table::{GroupRoute, Routes};
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
@@ -135,16 +134,19 @@ async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> 
         let member = group.members.iter().find(|m| m.member.id() == id)?;
         Some((member, member_session))
     });
-    let Some((
-        GroupMember {
-            member, metrics, ..
-        },
-        member_session,
-    )) = member.filter(|(m, _)| m.member.is_healthy())
-    else {
+    let Some((group_member, member_session)) = member.filter(|(m, _)| m.member.is_healthy()) else {
         return session_not_found();
     };
-    match deliver(member, metrics, request, Some(&member_session)).await {
+    // An open circuit refuses calls in sessions too; other requests
+    // (notifications, responses, streams) still reach the member.
+    if forward::is_call(request)
+        && let Err(open) = group.circuit()
+    {
+        return unavailable(request, &open.to_string());
+    }
+    let member = &group_member.member;
+    let ledger = group_member.ledger(group);
+    match deliver(member, ledger, request, Some(&member_session)).await {
         Ok(response) => response,
         // The member is gone: the client re-initializes on a healthy one.
         Err(UpstreamError::Connect(_) | UpstreamError::Unavailable(_)) => session_not_found(),
@@ -156,14 +158,14 @@ async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> 
 /// HTTP for a remote member, or answered here for a subprocess copy.
 async fn deliver(
     member: &Arc<Member>,
-    metrics: &Arc<CallMetrics>,
+    ledger: Ledger<'_>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
 ) -> Result<Response, UpstreamError> {
     if let Some(stdio) = member.upstream().stdio() {
-        return local::answer(member, stdio, metrics, request).await;
+        return local::answer(member, stdio, ledger, request).await;
     }
-    let (response, call) = forward::send(member, metrics, request, member_session).await?;
+    let (response, call) = forward::send(member, ledger, request, member_session).await?;
     Ok(forward::relay(
         response,
         call,
@@ -207,19 +209,13 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         }
     }
     let attempt = |index: usize| {
-        let GroupMember {
-            member, metrics, ..
-        } = &group.members[index];
-        deliver(member, metrics, request, None)
+        let member = &group.members[index];
+        deliver(&member.member, member.ledger(group), request, None)
     };
     match failover::run(group, order, attempt).await {
         Ok((response, _)) => response,
-        Err(Failover::NoAvailableMember(refusal)) => jsonrpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request.peek.id.clone(),
-            SERVER_ERROR,
-            &refusal.to_string(),
-        ),
+        Err(Failover::NoAvailableMember(refusal)) => unavailable(request, &refusal.to_string()),
+        Err(Failover::CircuitOpen(open)) => unavailable(request, &open.to_string()),
         Err(Failover::Member { index, error }) => bad_gateway(&group.members[index].member, &error),
     }
 }
@@ -266,6 +262,16 @@ fn legacy_only() -> Response {
         Value::String("server-error".to_owned()),
         INVALID_REQUEST,
         "Bad Request: Missing session ID",
+    )
+}
+
+/// 503 with a JSON-RPC error for the request: the group cannot take it now.
+fn unavailable(request: &ClientRequest, message: &str) -> Response {
+    jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        request.peek.id.clone(),
+        SERVER_ERROR,
+        message,
     )
 }
 

@@ -23,11 +23,14 @@ pub(crate) struct LocalStatus {
 struct GroupView {
     name: String,
     strategy: &'static str,
-    /// `ready`, `partial` or `unavailable`, as `hangarctl status` names them.
+    /// `ready`, `partial`, `unavailable` or `circuit_open`, as `hangarctl
+    /// status` names them.
     state: &'static str,
     healthy: usize,
     total: usize,
     min_healthy: u32,
+    /// Failed calls in a row through the group (its circuit breaker's count).
+    consecutive_failures: u32,
     members: Vec<MemberView>,
 }
 
@@ -61,7 +64,10 @@ pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
         .map(|g| {
             let healthy = g.healthy_count();
             let total = g.members.len();
-            let state = GroupState::of(healthy, total, g.min_healthy).as_str();
+            let breaker = g.breaker.view();
+            let state = GroupState::of(healthy, total, g.min_healthy)
+                .with_circuit(breaker.open)
+                .as_str();
             GroupView {
                 name: g.id.clone(),
                 strategy: g.strategy().as_str(),
@@ -69,6 +75,7 @@ pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
                 healthy,
                 total,
                 min_healthy: g.min_healthy,
+                consecutive_failures: breaker.consecutive_failures,
                 members: g
                     .members
                     .iter()

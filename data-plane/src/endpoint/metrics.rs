@@ -97,6 +97,20 @@ impl Collector for TableCollector {
             by_group,
             |g| gauge(g.healthy_count() as u64),
         )?;
+        per_label(
+            e,
+            "hangar_group_circuit_open",
+            "Whether the group's circuit breaker refuses calls (1) or not (0).",
+            by_group,
+            |g| gauge(g.breaker.view().open.into()),
+        )?;
+        per_label(
+            e,
+            "hangar_group_circuit_opened",
+            "Times the group's circuit breaker opened since its failure_threshold was set.",
+            by_group,
+            |g| ConstCounter::new(g.breaker.view().opened),
+        )?;
         let sources = [Origin::ControlPlane, Origin::Cache, Origin::None];
         let by_source = ("source", sources.as_slice());
         per_label(

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::metrics::CallMetrics;
+use crate::route::breaker::CircuitOpen;
 use crate::route::failover::{self, Failover, NoAvailableMember, Pool};
-use crate::route::member::Member;
-use crate::route::table::{GroupMember, RoutingTable};
+use crate::route::member::{Ledger, Member};
+use crate::route::table::RoutingTable;
 use crate::server::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::upstream::UpstreamError;
 
@@ -32,6 +32,9 @@ pub(crate) enum CallError {
     /// The group has fewer members in rotation than `min_healthy`.
     #[error(transparent)]
     NoAvailableMember(NoAvailableMember),
+    /// The group's circuit breaker is open.
+    #[error(transparent)]
+    CircuitOpen(CircuitOpen),
     /// The group's `max_concurrency` had no free slot in time.
     #[error("group '{group}' is busy: {source}")]
     Overloaded {
@@ -60,6 +63,7 @@ impl CallError {
         match self {
             Self::UnknownServer { .. } => "ServerNotFoundError",
             Self::NoAvailableMember(_) => "NoAvailableMemberError",
+            Self::CircuitOpen(_) => "CircuitBreakerOpen",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
                 UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => "TimeoutError",
@@ -129,10 +133,14 @@ pub(crate) async fn call(
             })?;
         let timeout = timeout.saturating_sub(started.elapsed());
         let attempt = |index: usize| {
-            let GroupMember {
-                member, metrics, ..
-            } = &group.members[index];
-            call_member(member, metrics, tool, arguments, timeout)
+            let member = &group.members[index];
+            call_member(
+                &member.member,
+                member.ledger(group),
+                tool,
+                arguments,
+                timeout,
+            )
         };
         return match failover::run(group, group.order(), attempt).await {
             Ok((result, index)) => Ok(Served {
@@ -140,6 +148,7 @@ pub(crate) async fn call(
                 served_by: group.members[index].member.id().to_owned(),
             }),
             Err(Failover::NoAvailableMember(refusal)) => Err(CallError::NoAvailableMember(refusal)),
+            Err(Failover::CircuitOpen(open)) => Err(CallError::CircuitOpen(open)),
             Err(Failover::Member { index, error }) => Err(CallError::Upstream {
                 member: group.members[index].member.id().to_owned(),
                 source: error,
@@ -147,16 +156,22 @@ pub(crate) async fn call(
         };
     }
     match table.members.get(target) {
-        Some(member) => call_member(member, member.direct_metrics(), tool, arguments, timeout)
-            .await
-            .map(|result| Served {
-                result,
-                served_by: member.id().to_owned(),
-            })
-            .map_err(|source| CallError::Upstream {
-                member: member.id().to_owned(),
-                source,
-            }),
+        Some(member) => {
+            let ledger = Ledger {
+                metrics: member.direct_metrics(),
+                breaker: None,
+            };
+            call_member(member, ledger, tool, arguments, timeout)
+                .await
+                .map(|result| Served {
+                    result,
+                    served_by: member.id().to_owned(),
+                })
+                .map_err(|source| CallError::Upstream {
+                    member: member.id().to_owned(),
+                    source,
+                })
+        }
         None => Err(CallError::UnknownServer {
             name: target.to_owned(),
             configured: table.version != 0,
@@ -167,14 +182,14 @@ pub(crate) async fn call(
 /// One attempt of a tool call on `member`, in a span naming it.
 async fn call_member(
     member: &Arc<Member>,
-    metrics: &Arc<CallMetrics>,
+    ledger: Ledger<'_>,
     tool: &str,
     arguments: &Value,
     timeout: Duration,
 ) -> Result<Value, UpstreamError> {
     let span = tracing::debug_span!("upstream", member.id = %member.id());
     member
-        .call_tool(metrics, tool, arguments, timeout)
+        .call_tool(ledger, tool, arguments, timeout)
         .instrument(span)
         .await
 }

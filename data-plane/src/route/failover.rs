@@ -4,14 +4,16 @@
 //!
 //! 1. cap: the group's `max_concurrency` (`GroupRoute::admit`, before `run`,
 //!    because the two endpoints hold the slot for different spans);
-//! 2. `min_healthy`: below it the group refuses at once;
-//! 3. strategy order: the pool's members in rotation, the strategy's pick
+//! 2. circuit: an open circuit breaker refuses at once ([`Pool::circuit`];
+//!    calls record their outcome in it where they settle);
+//! 3. `min_healthy`: below it the group refuses at once;
+//! 4. strategy order: the pool's members in rotation, the strategy's pick
 //!    first ([`Pool::order`]), narrowed by the caller to the members that can
 //!    serve this request;
-//! 4. try each in turn; a request that never reached its member goes to the
+//! 5. try each in turn; a request that never reached its member goes to the
 //!    next one at once, a request that reached one is never resent
 //!    (`tools/call` is not idempotent);
-//! 5. record: a member that served after the first pick failed tells the
+//! 6. record: a member that served after the first pick failed tells the
 //!    strategy ([`Pool::record_failover`]), so rotation continues after it.
 //!
 //! This is the one place that circuit breaking, outlier ejection, retries
@@ -19,6 +21,8 @@
 //! tested without sockets.
 
 use std::future::Future;
+
+use crate::route::breaker::CircuitOpen;
 
 /// A group's members as the failover loop sees them.
 pub(crate) trait Pool {
@@ -36,6 +40,8 @@ pub(crate) trait Pool {
     /// Member `index` served after the strategy's first pick could not be
     /// reached.
     fn record_failover(&self, index: usize);
+    /// Whether the group's circuit lets a request through now.
+    fn circuit(&self) -> Result<(), CircuitOpen>;
 }
 
 /// What the loop needs to know of a failed attempt.
@@ -71,6 +77,8 @@ pub(crate) struct NoAvailableMember {
 /// Why [`run`] produced no answer.
 #[derive(Debug)]
 pub(crate) enum Failover<E> {
+    /// Nothing was tried: the group's circuit is open.
+    CircuitOpen(CircuitOpen),
     /// Nothing was tried.
     NoAvailableMember(NoAvailableMember),
     /// The member at `index` failed after the request reached it, or it was
@@ -98,6 +106,7 @@ where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    pool.circuit().map_err(Failover::CircuitOpen)?;
     if order.is_empty() || order.len() < pool.min_healthy() as usize {
         return Err(Failover::NoAvailableMember(NoAvailableMember {
             group: pool.id().to_owned(),

@@ -39,6 +39,8 @@ struct TestPool {
     min_healthy: u32,
     balancer: Balancer,
     failovers: RefCell<Vec<usize>>,
+    /// The group's circuit is open.
+    circuit_open: bool,
 }
 
 impl TestPool {
@@ -48,6 +50,7 @@ impl TestPool {
             min_healthy,
             balancer: Balancer::new(strategy, 7),
             failovers: RefCell::new(Vec::new()),
+            circuit_open: false,
         }
     }
 }
@@ -82,6 +85,16 @@ impl Pool for TestPool {
         self.failovers.borrow_mut().push(index);
         self.balancer.record_pick(index);
     }
+    fn circuit(&self) -> Result<(), CircuitOpen> {
+        if self.circuit_open {
+            return Err(CircuitOpen {
+                group: "g".into(),
+                threshold: 10,
+                min_healthy: self.min_healthy,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What one request through the loop came to.
@@ -91,6 +104,7 @@ enum Ended {
     NoAvailable {
         healthy: usize,
     },
+    CircuitOpen,
     /// Failed on this member; `delivered` says whether it got the request.
     FailedOn {
         index: usize,
@@ -127,6 +141,7 @@ async fn request(pool: &TestPool, order: Vec<usize>) -> (Ended, Vec<usize>) {
             );
             Ended::ServedBy(index)
         }
+        Err(Failover::CircuitOpen(_)) => Ended::CircuitOpen,
         Err(Failover::NoAvailableMember(refusal)) => {
             assert_eq!(refusal.total, pool.members.len());
             Ended::NoAvailable {
@@ -302,4 +317,15 @@ async fn any_strategy_finds_the_one_reachable_member() {
             );
         }
     }
+}
+
+/// An open circuit refuses the request before any member is tried, even
+/// with every member in rotation.
+#[tokio::test]
+async fn an_open_circuit_refuses_without_trying_a_member() {
+    let mut pool = TestPool::new(StrategyKind::RoundRobin, &[Answers, Answers], 1);
+    pool.circuit_open = true;
+    let (ended, tried) = request(&pool, pool.order()).await;
+    assert_eq!(ended, Ended::CircuitOpen);
+    assert!(tried.is_empty(), "{tried:?}");
 }

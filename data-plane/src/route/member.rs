@@ -14,12 +14,24 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, CallFamilies, CallMetrics};
+use crate::route::breaker::CircuitBreaker;
 use crate::route::limit::{ConcurrencyLimit, Slot};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
 const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(10);
+
+/// Where a call's outcome is written: the metric handles of the group (or
+/// of the server named directly) and member it went through, and the
+/// group's circuit breaker, if it went through a group.
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger<'a> {
+    /// Counters and latency of the call.
+    pub metrics: &'a Arc<CallMetrics>,
+    /// The group's breaker.
+    pub breaker: Option<&'a Arc<CircuitBreaker>>,
+}
 
 /// A member and its state on this data plane.
 #[derive(Debug)]
@@ -43,6 +55,9 @@ pub struct Member {
     /// `last_error` without addresses, for MCP clients (`hangar_status`).
     last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
+    /// When a probe last succeeded: a group's open circuit closes on
+    /// members that answered one since it opened.
+    last_probe_success: Mutex<Option<tokio::time::Instant>>,
     /// Where calls that name this server directly (not a group) are
     /// counted; made on the first such call, so servers only ever called
     /// through groups add no series.
@@ -94,6 +109,7 @@ impl Member {
             last_error: Mutex::new(String::new()),
             last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
+            last_probe_success: Mutex::new(None),
             direct_metrics: OnceLock::new(),
             call_families,
             health_changed,
@@ -154,16 +170,22 @@ impl Member {
         self.stop.cancel();
     }
 
-    /// Calls a tool on this member, counting it in `metrics` and feeding health.
+    /// Whether the member is in rotation and answered a probe at `since`
+    /// or later.
+    pub fn back_since(&self, since: tokio::time::Instant) -> bool {
+        self.is_healthy() && self.last_probe_success.lock().is_some_and(|at| at >= since)
+    }
+
+    /// Calls a tool on this member, counting it in `ledger` and feeding health.
     pub async fn call_tool(
         self: &Arc<Self>,
-        metrics: &Arc<CallMetrics>,
+        ledger: Ledger<'_>,
         tool: &str,
         arguments: &serde_json::Value,
         timeout: Duration,
     ) -> Result<serde_json::Value, UpstreamError> {
         let started = tokio::time::Instant::now();
-        let call = self.admit(metrics, timeout).await?;
+        let call = self.admit(ledger, timeout).await?;
         // Time spent waiting for a slot comes out of the call's deadline.
         let timeout = timeout.saturating_sub(started.elapsed());
         let result = self.upstream.call_tool(tool, arguments, timeout).await;
@@ -176,15 +198,15 @@ impl Member {
 
     /// Counts a call that starts now; it stays in flight until the returned
     /// guard is dropped (for a streamed answer: when the stream ends). Its
-    /// outcome is counted in `metrics`, the handles of the group it came
-    /// through. Not subject to `max_concurrency`: for streams that are not
-    /// calls.
-    pub fn begin_call(self: &Arc<Self>, metrics: &Arc<CallMetrics>) -> InFlightCall {
+    /// outcome is written in `ledger`, that of the group it came through.
+    /// Not subject to `max_concurrency`: for streams that are not calls.
+    pub fn begin_call(self: &Arc<Self>, ledger: Ledger<'_>) -> InFlightCall {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlightCall {
             member: self.clone(),
-            metrics: metrics.clone(),
+            metrics: ledger.metrics.clone(),
+            breaker: ledger.breaker.cloned(),
             started: tokio::time::Instant::now(),
             _slot: None,
             settled: AtomicBool::new(false),
@@ -196,17 +218,17 @@ impl Member {
     /// nothing about the member's health.
     pub async fn admit(
         self: &Arc<Self>,
-        metrics: &Arc<CallMetrics>,
+        ledger: Ledger<'_>,
         patience: Duration,
     ) -> Result<InFlightCall, UpstreamError> {
         let Some(limit) = &self.limit else {
-            return Ok(self.begin_call(metrics));
+            return Ok(self.begin_call(ledger));
         };
         self.queued.fetch_add(1, Ordering::Relaxed);
         let slot = limit.acquire(patience).await;
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let slot = slot.map_err(UpstreamError::Saturated)?;
-        let mut call = self.begin_call(metrics);
+        let mut call = self.begin_call(ledger);
         call._slot = Some(slot);
         Ok(call)
     }
@@ -249,7 +271,10 @@ impl Member {
                 () = self.stop.cancelled() => return,
             };
             match result {
-                Ok(()) => self.observe(Outcome::ProbeSuccess, None),
+                Ok(()) => {
+                    *self.last_probe_success.lock() = Some(tokio::time::Instant::now());
+                    self.observe(Outcome::ProbeSuccess, None);
+                }
                 Err(err) => {
                     tracing::debug!(error = %err, "probe failed");
                     self.observe(Outcome::Failure, Some(&err));
@@ -335,6 +360,7 @@ fn new_histogram() -> Histogram<u64> {
 pub struct InFlightCall {
     member: Arc<Member>,
     metrics: Arc<CallMetrics>,
+    breaker: Option<Arc<CircuitBreaker>>,
     started: tokio::time::Instant,
     /// The `max_concurrency` slot, freed with the call.
     _slot: Option<Slot>,
@@ -346,26 +372,36 @@ pub struct InFlightCall {
 impl InFlightCall {
     /// The member answered (a tool error or JSON-RPC error is an answer).
     pub fn answered(&self) {
-        self.settle(metrics::CallOutcome::Ok);
-        self.member.observe(Outcome::CallSuccess, None);
+        if self.settle(metrics::CallOutcome::Ok) {
+            self.member.observe(Outcome::CallSuccess, None);
+            if let Some(breaker) = &self.breaker {
+                breaker.record_success();
+            }
+        }
     }
 
     /// The call failed; only failures that say the member is unwell
     /// (transport, 5xx, timeout) count against it.
     pub fn failed(&self, err: &UpstreamError) {
-        self.settle(metrics::CallOutcome::of(err));
+        if !self.settle(metrics::CallOutcome::of(err)) {
+            return;
+        }
+        let breaker = self.breaker.as_deref();
         if err.counts_against_member() {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
             self.member.observe(Outcome::Failure, Some(err));
+            breaker.inspect(|b| b.record_failure());
         } else {
             self.member.observe(Outcome::CallSuccess, None);
+            breaker.inspect(|b| b.record_success());
         }
     }
 
-    /// Counts the call's outcome, once, and the latency of an answer.
-    fn settle(&self, outcome: metrics::CallOutcome) {
+    /// Counts the call's outcome and the latency of an answer; false (and
+    /// nothing counted) when the call was settled already.
+    fn settle(&self, outcome: metrics::CallOutcome) -> bool {
         if self.settled.swap(true, Ordering::Relaxed) {
-            return;
+            return false;
         }
         self.metrics.record(outcome);
         if outcome.is_answer() {
@@ -375,6 +411,7 @@ impl InFlightCall {
             // Saturates instead of failing for values beyond the histogram's range.
             self.member.latency.lock().saturating_record(micros);
         }
+        true
     }
 }
 

@@ -137,15 +137,23 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
         .with_max_concurrency(1),
     );
     let metrics = families.handles("g", "m");
-    let held = member.admit(&metrics, Duration::ZERO).await.unwrap();
+    let ledger = |metrics| Ledger {
+        metrics,
+        breaker: None,
+    };
+    let held = member
+        .admit(ledger(&metrics), Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(member.in_flight(), 1);
     let waiting = tokio::spawn({
         let (member, metrics) = (member.clone(), metrics.clone());
         async move {
-            member
-                .admit(&metrics, Duration::from_secs(5))
-                .await
-                .map(drop)
+            let ledger = Ledger {
+                metrics: &metrics,
+                breaker: None,
+            };
+            member.admit(ledger, Duration::from_secs(5)).await.map(drop)
         }
     });
     while member.in_flight() < 2 {

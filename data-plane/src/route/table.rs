@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::{CallFamilies, CallMetrics};
+use crate::route::breaker::{CircuitBreaker, CircuitOpen};
 use crate::route::compile::{GroupPlan, MemberSpec, Plan, ServerPlan, SnapshotError, compile};
 use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
-use crate::route::member::Member;
+use crate::route::member::{Ledger, Member};
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
 
@@ -40,6 +41,16 @@ pub struct GroupMember {
     pub metrics: Arc<CallMetrics>,
 }
 
+impl GroupMember {
+    /// Where a call through `group` to this member is written.
+    pub fn ledger<'a>(&'a self, group: &'a GroupRoute) -> Ledger<'a> {
+        Ledger {
+            metrics: &self.metrics,
+            breaker: Some(&group.breaker),
+        }
+    }
+}
+
 /// A group and its balancing state.
 #[derive(Debug)]
 pub struct GroupRoute {
@@ -51,6 +62,8 @@ pub struct GroupRoute {
     pub members: Vec<GroupMember>,
     /// `max_concurrency` of the group on this data plane, if capped.
     pub limit: Option<ConcurrencyLimit>,
+    /// The group's circuit breaker (`circuit_breaker.failure_threshold`).
+    pub breaker: Arc<CircuitBreaker>,
     balancer: Balancer,
 }
 
@@ -114,6 +127,15 @@ impl Pool for GroupRoute {
     /// not get a double share.
     fn record_failover(&self, index: usize) {
         self.balancer.record_pick(index);
+    }
+
+    fn circuit(&self) -> Result<(), CircuitOpen> {
+        self.breaker.check(self.min_healthy, |since| {
+            self.members
+                .iter()
+                .filter(|m| m.eligible && m.member.back_since(since))
+                .count()
+        })
     }
 }
 
@@ -285,6 +307,21 @@ impl Routes {
                     members,
                     limit: (group.max_concurrency > 0)
                         .then(|| ConcurrencyLimit::new(group.max_concurrency)),
+                    // Kept across snapshots while the threshold stays, so
+                    // an apply does not close an open circuit.
+                    breaker: old
+                        .groups
+                        .get(&group.id)
+                        .map(|g| &g.breaker)
+                        .filter(|b| b.threshold() == group.circuit_failure_threshold)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(CircuitBreaker::new(
+                                &group.id,
+                                group.circuit_failure_threshold,
+                                self.health_changed.clone(),
+                            ))
+                        }),
                     balancer: Balancer::new(strategy, rand::random()),
                 };
                 (group.id.clone(), route)
@@ -372,6 +409,8 @@ impl Routes {
                 })
                 .collect(),
             limit: None,
+            // The copies of one server named directly: no group, no circuit.
+            breaker: Arc::new(CircuitBreaker::new(id, 0, self.health_changed.clone())),
             balancer: Balancer::new(StrategyKind::RoundRobin, rand::random()),
         }
     }
@@ -395,7 +434,24 @@ impl Routes {
             .map(|(id, copies)| merge_copies(id, copies))
             .collect();
         members.sort_by(|a, b| a.server_id.cmp(&b.server_id));
-        HealthReport { members }
+        let mut groups: Vec<_> = table
+            .groups
+            .values()
+            .map(|group| {
+                // Checking closes a circuit whose members are back, so the
+                // report is true without waiting for a call.
+                let open = group.circuit().is_err();
+                let breaker = group.breaker.view();
+                v1::GroupHealth {
+                    group_id: group.id.clone(),
+                    circuit_open: open,
+                    consecutive_failures: breaker.consecutive_failures,
+                    circuit_opened: breaker.opened,
+                }
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        HealthReport { members, groups }
     }
 }
 

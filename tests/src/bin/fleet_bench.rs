@@ -218,6 +218,7 @@ async fn simulated_data_plane(
                 ..Default::default()
             })
             .collect(),
+        groups: Vec::new(),
     };
     tx.send(up(Up::Health(report))).await?;
     let mut down = client

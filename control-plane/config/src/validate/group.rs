@@ -16,8 +16,18 @@ pub(super) const GROUP_KEYS: Keys = Keys {
         "members",
         "description",
         "max_concurrency",
+        "circuit_breaker",
     ],
-    unsupported: &["auto_start", "circuit_breaker"],
+    unsupported: &["auto_start"],
+    hint: "",
+};
+
+/// `circuit_breaker:` of a group. `reset_timeout_s` (recipe 03 writes it)
+/// is checked and has no effect: the circuit closes when members are back,
+/// not on a timer.
+const CIRCUIT_BREAKER_KEYS: Keys = Keys {
+    known: &["failure_threshold", "reset_timeout_s"],
+    unsupported: &[],
     hint: "",
 };
 
@@ -67,13 +77,28 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         .and_then(|min| check_min_healthy(cx, &fields.path.key("min_healthy"), min, count));
     let description = cx.optional(fields, "description", Ctx::string);
     let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
+    let circuit = cx
+        .optional(fields, "circuit_breaker", circuit_breaker)
+        .map(|t| t.unwrap_or(Group::DEFAULT_FAILURE_THRESHOLD));
     Some(Group {
         strategy: strategy?,
         min_healthy: min_healthy?,
         members: members?,
         description: description?,
         max_concurrency: max_concurrency?,
+        circuit_failure_threshold: circuit?,
     })
+}
+
+/// The `failure_threshold` of a `circuit_breaker:` block.
+fn circuit_breaker(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<u32> {
+    let fields = cx.mapping(path, node, &CIRCUIT_BREAKER_KEYS)?;
+    let threshold = cx
+        .optional(&fields, "failure_threshold", |cx, p, n| cx.uint(p, n, 1))
+        .map(|t| t.unwrap_or(Group::DEFAULT_FAILURE_THRESHOLD));
+    let reset_timeout = cx.optional(&fields, "reset_timeout_s", Ctx::seconds);
+    reset_timeout?;
+    threshold
 }
 
 fn strategy(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<StrategyKind> {

@@ -102,3 +102,30 @@ fn unknown_strategy() {
          round_robin, random, least_connections, weighted_round_robin, priority)"
     );
 }
+
+#[test]
+fn circuit_breaker_threshold_and_keys() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    circuit_breaker:",
+        "      failure_threshold: 0",
+        "      reset_timeout_s: -1",
+        "      half_open: true",
+        "    members: [{id: a}]",
+    ]);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 3, "{got}");
+    assert!(
+        lines[0].starts_with("config.yaml:8:26: mcp_servers.g.circuit_breaker.failure_threshold:"),
+        "{got}"
+    );
+    assert!(
+        lines[1].starts_with("config.yaml:9:24: mcp_servers.g.circuit_breaker.reset_timeout_s:"),
+        "{got}"
+    );
+    assert_eq!(
+        lines[2],
+        "config.yaml:10:7: mcp_servers.g.circuit_breaker.half_open: unknown key 'half_open' (expected one of: failure_threshold, reset_timeout_s)"
+    );
+}

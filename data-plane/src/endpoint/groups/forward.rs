@@ -16,9 +16,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
-use crate::metrics::CallMetrics;
 use crate::route::limit::Slot;
-use crate::route::member::{InFlightCall, Member};
+use crate::route::member::{InFlightCall, Ledger, Member};
 use crate::server::body::Holding;
 use crate::server::guard::Peek;
 use crate::server::jsonrpc::SERVER_ERROR;
@@ -62,11 +61,11 @@ pub(crate) struct ClientRequest {
 }
 
 /// Sends `request` to `member`, in the member's session `member_session`
-/// if given, counting it in `metrics`. The returned guard keeps the call in
+/// if given, writing its outcome in `ledger`. The returned guard keeps the call in
 /// flight.
 pub(crate) async fn send(
     member: &Arc<Member>,
-    metrics: &Arc<CallMetrics>,
+    ledger: Ledger<'_>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
 ) -> Result<(http::Response<PassedBody>, InFlightCall), UpstreamError> {
@@ -91,9 +90,9 @@ pub(crate) async fn send(
     // Requests (a method and an id) are calls and take a slot of the
     // member's max_concurrency; streams, notifications and responses do not.
     let call = if is_call(request) {
-        member.admit(metrics, QUEUE_PATIENCE).await?
+        member.admit(ledger, QUEUE_PATIENCE).await?
     } else {
-        member.begin_call(metrics)
+        member.begin_call(ledger)
     };
     match member.upstream().pass(outgoing).await {
         Ok(response) => {

@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 
 use super::forward::{ClientRequest, QUEUE_PATIENCE, SESSION};
 use super::{LEGACY_VERSIONS, session};
-use crate::metrics::CallMetrics;
-use crate::route::member::Member;
+use crate::route::member::{Ledger, Member};
 use crate::upstream::UpstreamError;
 use crate::upstream::stdio::StdioUpstream;
 
@@ -33,7 +32,7 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(300);
 pub(super) async fn answer(
     member: &Arc<Member>,
     stdio: &StdioUpstream,
-    metrics: &Arc<CallMetrics>,
+    ledger: Ledger<'_>,
     request: &ClientRequest,
 ) -> Result<Response, UpstreamError> {
     match request.method {
@@ -61,7 +60,7 @@ pub(super) async fn answer(
         .ok()
         .and_then(|mut message| message.get_mut("params").map(Value::take))
         .unwrap_or_else(|| json!({}));
-    let call = member.admit(metrics, QUEUE_PATIENCE).await?;
+    let call = member.admit(ledger, QUEUE_PATIENCE).await?;
     match stdio.request(method, params, REQUEST_DEADLINE).await {
         Ok(result) => {
             call.answered();
