@@ -85,7 +85,9 @@ impl CallOutcome {
             | UpstreamError::Unavailable(_) => Self::Unreachable,
             // Nothing was sent: the member was busy, not wrong.
             UpstreamError::Saturated(_) => Self::Rejected,
-            UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => Self::Timeout,
+            UpstreamError::Timeout(_) | UpstreamError::Quiet(_) | UpstreamError::Hung { .. } => {
+                Self::Timeout
+            }
             UpstreamError::Transport(_)
             | UpstreamError::Exited(_)
             | UpstreamError::ServerError { .. }

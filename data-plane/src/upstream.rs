@@ -8,6 +8,7 @@
 //! names an unset variable, the CA file is missing), which fails every
 //! request with the reason and so stays out of rotation and says why.
 
+pub mod activity;
 mod answer;
 pub mod clients;
 pub mod error;
@@ -87,11 +88,22 @@ impl Upstream {
                 Self::Stdio(StdioUpstream::start(
                     spec,
                     member_id.to_owned(),
+                    clients::read_timeout(server),
                     stop,
                     tracker,
                 ))
             }
             Err(reason) => Self::Unusable(reason),
+        }
+    }
+
+    /// When the member last sent anything; `None` for an unusable member,
+    /// which is never sent a request.
+    pub fn activity(&self) -> Option<&activity::Activity> {
+        match self {
+            Self::Http(http) => Some(&http.activity),
+            Self::Stdio(stdio) => Some(stdio.activity()),
+            Self::Unusable(_) => None,
         }
     }
 

@@ -99,7 +99,8 @@ impl ServerCopy {
     fn start(spec: ProcessSpec) -> Self {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let upstream = StdioUpstream::start(spec, "test-member".into(), stop.clone(), &tracker);
+        let upstream =
+            StdioUpstream::start(spec, "test-member".into(), None, stop.clone(), &tracker);
         Self {
             upstream,
             stop,

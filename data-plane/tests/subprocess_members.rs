@@ -1,7 +1,8 @@
 //! `mode: subprocess` members through the real data plane binary, with the
 //! official Python SDK server over stdio: a server scaled with `replicas`
 //! and a group of separate stdio servers are balanced round robin, a killed
-//! copy is restarted and rejoins, and SIGTERM leaves no process behind.
+//! copy is restarted and rejoins, a hung copy is killed and restarted, and
+//! SIGTERM leaves no process behind.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -165,4 +166,53 @@ async fn replicas_and_groups_of_stdio_servers_are_balanced_restarted_and_stopped
     let status: Value = json!(cp.status().await.servers.len());
     assert_eq!(status, 4);
     cp.stop().await;
+}
+
+/// A copy that hangs (SIGSTOP: it reads nothing and answers nothing) fails
+/// its probes; after `max_consecutive_failures` of them it is killed and
+/// started again, and calls are served by both copies once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_copy_is_killed_and_restarted() {
+    let cp = ControlPlane::start().await;
+    let port = hangar_tests::free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--control-plane", &cp.url(), "--node-id", "dp-hung"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn data plane");
+    let yaml = format!("mcp_servers:\n{}", stdio_server("pair", "pair", 2))
+        .replace("max_consecutive_failures: 1", "max_consecutive_failures: 2");
+    cp.apply_and_wait(&yaml, 1).await;
+    let client = McpClient::connect(&format!("http://127.0.0.1:{port}/mcp")).await;
+    let before = eventually("both copies to serve", || async {
+        try_pids(&client, "pair", 4)
+            .await
+            .ok()
+            .filter(|pids| pids.len() == 2)
+    })
+    .await;
+    let hung = *before.keys().next().unwrap();
+    send_signal(u32::try_from(hung).unwrap(), "STOP");
+
+    let after = eventually("the hung copy to be replaced", || async {
+        if is_running(hung) {
+            return None;
+        }
+        try_pids(&client, "pair", 4)
+            .await
+            .ok()
+            .filter(|pids| pids.len() == 2)
+    })
+    .await;
+    assert!(!after.contains_key(&hung), "{after:?}");
+    send_signal(child.id().expect("running"), "TERM");
+    let exit = child.wait().await.expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    for pid in after.keys() {
+        assert!(!is_running(*pid), "copy {pid} left behind");
+    }
 }

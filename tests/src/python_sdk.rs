@@ -84,6 +84,11 @@ impl PyBackend {
         format!("http://{}", self.addr)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Kills the process (SIGKILL by PID) and waits for it to exit.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -58,6 +58,10 @@ pub struct RemoteServer {
     pub read_timeout: Duration,
     /// `max_concurrency`: calls in flight to this server per data plane.
     pub max_concurrency: Option<u32>,
+    /// `stall_timeout_s` (default 2 s; 0 turns it off): with calls
+    /// outstanding, this long without a byte from the server makes the data
+    /// plane probe it, and a failed probe takes it out of rotation at once.
+    pub stall_timeout: Duration,
 }
 
 /// `auth: {type: basic, username, password}`.
@@ -101,6 +105,8 @@ pub struct SubprocessServer {
     pub description: Option<String>,
     /// `max_concurrency`: calls in flight to one copy.
     pub max_concurrency: Option<u32>,
+    /// `stall_timeout_s`, as for a remote server.
+    pub stall_timeout: Duration,
 }
 
 /// A `mode: group` server.
@@ -173,6 +179,9 @@ impl RemoteServer {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// `http.read_timeout` when the file leaves it out (MCP Hangar's).
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `stall_timeout_s` when the file leaves it out (remote and
+    /// subprocess servers alike).
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 // === impl SubprocessServer ===

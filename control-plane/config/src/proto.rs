@@ -47,6 +47,7 @@ fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
         }),
         connect_timeout_ms: millis_ceil(server.connect_timeout),
         read_timeout_ms: millis_ceil(server.read_timeout),
+        stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
         basic_auth: server.basic_auth.as_ref().map(|basic| v1::BasicAuth {
             username: basic.username.to_string(),
@@ -64,7 +65,10 @@ fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
         headers: Vec::new(),
         tls: None,
         connect_timeout_ms: 0,
-        read_timeout_ms: 0,
+        // A call fails when the process writes nothing for as long as a
+        // remote server's default read timeout.
+        read_timeout_ms: millis_ceil(RemoteServer::DEFAULT_READ_TIMEOUT),
+        stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
         transport: Some(v1::server::Transport::Subprocess(v1::Subprocess {
             command: server.command.clone(),

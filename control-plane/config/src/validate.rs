@@ -47,6 +47,7 @@ struct Shared {
     max_consecutive_failures: u32,
     description: Option<String>,
     max_concurrency: Option<u32>,
+    stall_timeout: std::time::Duration,
 }
 
 /// Reads the keys every member server has. `idle_ttl_s` is checked and
@@ -64,12 +65,21 @@ fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shared> {
     let description = cx.optional(fields, "description", Ctx::string);
     let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
     let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
+    // 0 turns the hang watch off.
+    let stall = cx
+        .optional(fields, "stall_timeout_s", |cx, p, n| match n {
+            Node::Int(0) => Some(std::time::Duration::ZERO),
+            Node::Float(x) if *x == 0.0 => Some(std::time::Duration::ZERO),
+            _ => cx.seconds(p, n),
+        })
+        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));
     idle_ttl?;
     Some(Shared {
         health_check_interval: interval?,
         max_consecutive_failures: failures?,
         description: description?,
         max_concurrency: max_concurrency?,
+        stall_timeout: stall?,
     })
 }
 

@@ -27,6 +27,7 @@ fn remote(endpoint: &str) -> Server {
         connect_timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(30),
         max_concurrency: None,
+        stall_timeout: Duration::from_secs(2),
     })
 }
 
@@ -108,6 +109,7 @@ fn recipe_05_compiles_to_snapshot() {
         tls: Some(v1::Tls::default()),
         connect_timeout_ms: 10_000,
         read_timeout_ms: 30_000,
+        stall_timeout_ms: 2_000,
         ..Default::default()
     };
     let member = |id: &str| v1::Member {
@@ -198,6 +200,7 @@ fn optional_keys_are_read() {
         connect_timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(30),
         max_concurrency: None,
+        stall_timeout: Duration::from_secs(2),
     });
     assert_eq!(config.servers["a"], want_a);
     let want_g = Server::Group(Group {

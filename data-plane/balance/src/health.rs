@@ -19,6 +19,10 @@ pub enum Outcome {
     /// The member could not be reached, failed at the transport level,
     /// answered 5xx or timed out.
     Failure,
+    /// The member has calls outstanding, sent nothing for its stall
+    /// timeout, and failed the probe that checked: it is hung, not busy.
+    /// Ejects at once, whatever the failure count.
+    Hung,
 }
 
 /// A change of rotation caused by an outcome.
@@ -70,6 +74,11 @@ impl Health {
         self.consecutive_failures
     }
 
+    /// Failures in a row that take the member out of rotation.
+    pub fn max_consecutive_failures(&self) -> u32 {
+        self.max_consecutive_failures
+    }
+
     /// Changes the ejection threshold, keeping the current state.
     pub fn set_max_consecutive_failures(&mut self, max: u32) {
         self.max_consecutive_failures = max.max(1);
@@ -91,6 +100,15 @@ impl Health {
                 } else {
                     self.healthy = true;
                     Some(Transition::Restored)
+                }
+            }
+            Outcome::Hung => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                if self.healthy {
+                    self.healthy = false;
+                    Some(Transition::Ejected)
+                } else {
+                    None
                 }
             }
             Outcome::Failure => {
@@ -124,6 +142,15 @@ mod tests {
     }
 
     /// A success in between resets the count, so failures must be consecutive.
+    #[test]
+    fn a_hung_member_leaves_at_once() {
+        let mut h = Health::new(3);
+        assert_eq!(h.observe(Outcome::Hung), Some(Transition::Ejected));
+        assert_eq!(h.observe(Outcome::Hung), None);
+        assert_eq!(h.consecutive_failures(), 2);
+        assert_eq!(h.observe(Outcome::ProbeSuccess), Some(Transition::Restored));
+    }
+
     #[test]
     fn success_resets_the_count() {
         let mut h = Health::new(2);

@@ -97,6 +97,7 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::Saturated(_) => "member_busy",
         UpstreamError::Unavailable(_) => "process_unavailable",
         UpstreamError::Exited(_) => "process_exited",
+        UpstreamError::Hung { .. } => "member_hung",
     }
 }
 

@@ -1,5 +1,16 @@
 //! One member (an MCP server of the config) as this data plane sees it: its
 //! MCP client, health, counters, and the probe loop that keeps health fresh.
+//!
+//! The probe loop also watches for a hung member: one with calls
+//! outstanding that has sent nothing (not a byte) for its `stall_timeout`,
+//! or whose call just went silent (read timeout, deadline). It probes such
+//! a member at once, with half the stall timeout as the probe's deadline: an
+//! answer means busy (a long call), and nothing changes; no answer means
+//! hung, and the member leaves rotation at once instead of after
+//! `max_consecutive_failures` read timeouts. A silent call on its own never
+//! counts against the member, so a slow tool cannot eject a healthy one.
+//! A subprocess copy that fails `max_consecutive_failures` probes in a row
+//! is killed and started again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -21,6 +32,18 @@ use crate::upstream::{Upstream, UpstreamError};
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
 const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(10);
+/// Shortest period of the stall watch.
+const STALL_TICK_FLOOR: Duration = Duration::from_millis(50);
+
+/// Why the probe loop probes now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The probe period came round.
+    Regular,
+    /// Calls are outstanding and the member has been silent for its stall
+    /// timeout, or one of its calls just went silent.
+    Stall,
+}
 
 /// Where a call's outcome is written: the metric handles of the group (or
 /// of the server named directly) and member it went through, and the
@@ -58,6 +81,16 @@ pub struct Member {
     /// When a probe last succeeded: a group's open circuit closes on
     /// members that answered one since it opened.
     last_probe_success: Mutex<Option<tokio::time::Instant>>,
+    /// Silence with calls outstanding after which the member is checked
+    /// for a hang; `None` turns the watch off.
+    stall_timeout: Option<Duration>,
+    /// Since when calls have been outstanding without a break (`None` while
+    /// none are).
+    busy_since: Mutex<Option<tokio::time::Instant>>,
+    /// When a stall check last found the member busy, not hung.
+    stall_cleared: Mutex<Option<tokio::time::Instant>>,
+    /// A call went silent: check the member now.
+    suspect: Notify,
     /// Where calls that name this server directly (not a group) are
     /// counted; made on the first such call, so servers only ever called
     /// through groups add no series.
@@ -110,11 +143,21 @@ impl Member {
             last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
             last_probe_success: Mutex::new(None),
+            stall_timeout: None,
+            busy_since: Mutex::new(None),
+            stall_cleared: Mutex::new(None),
+            suspect: Notify::new(),
             direct_metrics: OnceLock::new(),
             call_families,
             health_changed,
             stop,
         }
+    }
+
+    /// Watches the member for hangs (`stall_timeout`); 0 turns it off.
+    pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
+        self.stall_timeout = Some(stall).filter(|s| !s.is_zero());
+        self
     }
 
     /// Caps the calls in flight to this member at `max` (`max_concurrency`).
@@ -202,7 +245,9 @@ impl Member {
     /// Not subject to `max_concurrency`: for streams that are not calls.
     pub fn begin_call(self: &Arc<Self>, ledger: Ledger<'_>) -> InFlightCall {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            *self.busy_since.lock() = Some(tokio::time::Instant::now());
+        }
         InFlightCall {
             member: self.clone(),
             metrics: ledger.metrics.clone(),
@@ -237,13 +282,10 @@ impl Member {
     pub fn spawn_probe(self: &Arc<Self>) {
         let member = self.clone();
         let span = tracing::info_span!(parent: None, "probe", member.id = %self.id);
-        let timeout = self
-            .probe_interval
-            .clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CAP);
         let task = async move {
             let probed = member.clone();
             member
-                .run_probes(move || {
+                .run_probes(move |timeout| {
                     let probed = probed.clone();
                     async move { probed.upstream.probe(timeout).await }
                 })
@@ -252,34 +294,122 @@ impl Member {
         tokio::spawn(tracing::Instrument::instrument(task, span));
     }
 
-    /// Runs `probe` every probe period (the first at once) and feeds its
-    /// outcome to health, until the member is stopped.
+    /// Runs `probe` (given its deadline) every probe period, the first at
+    /// once, and whenever the member may be hung (see the module docs);
+    /// feeds the outcome to health, until the member is stopped.
     pub(crate) async fn run_probes<F, Fut>(&self, mut probe: F)
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Result<(), UpstreamError>>,
     {
+        let regular_timeout = self
+            .probe_interval
+            .clamp(PROBE_TIMEOUT_FLOOR, PROBE_TIMEOUT_CAP);
         let mut ticks = tokio::time::interval(self.probe_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stall_period = self
+            .stall_timeout
+            .map_or(Duration::MAX, |s| (s / 4).max(STALL_TICK_FLOOR));
+        let mut stall_ticks = tokio::time::interval(stall_period);
+        stall_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                () = self.stop.cancelled() => return,
-            }
-            let result = tokio::select! {
-                r = probe() => r,
+            let check = tokio::select! {
+                _ = ticks.tick() => Check::Regular,
+                // A member out of rotation is left to the regular probes.
+                _ = stall_ticks.tick(), if self.stall_timeout.is_some() => {
+                    if !self.is_healthy() || !self.is_stalled() {
+                        continue;
+                    }
+                    Check::Stall
+                }
+                () = self.suspect.notified() => {
+                    if !self.is_healthy() {
+                        continue;
+                    }
+                    Check::Stall
+                }
                 () = self.stop.cancelled() => return,
             };
-            match result {
-                Ok(()) => {
-                    *self.last_probe_success.lock() = Some(tokio::time::Instant::now());
-                    self.observe(Outcome::ProbeSuccess, None);
+            // A busy member still answers a ping at once; waiting long for
+            // it would only keep a hung one in rotation.
+            let timeout = match (check, self.stall_timeout) {
+                (Check::Stall, Some(stall)) => (stall / 2).min(regular_timeout),
+                _ => regular_timeout,
+            };
+            let result = tokio::select! {
+                r = probe(timeout) => r,
+                () = self.stop.cancelled() => return,
+            };
+            self.probed(check, result);
+        }
+    }
+
+    /// Whether calls are outstanding and the member has sent nothing for
+    /// its stall timeout (since the calls began, or a check found it busy).
+    fn is_stalled(&self) -> bool {
+        let (Some(stall), Some(activity)) = (self.stall_timeout, self.upstream.activity()) else {
+            return false;
+        };
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        // Set when calls began; a race between the last call ending and a
+        // new one starting may have cleared it: calls are outstanding now.
+        let busy_since = *self
+            .busy_since
+            .lock()
+            .get_or_insert_with(tokio::time::Instant::now);
+        let mut quiet_since = busy_since.max(activity.last());
+        if let Some(cleared) = *self.stall_cleared.lock() {
+            quiet_since = quiet_since.max(cleared);
+        }
+        quiet_since.elapsed() >= stall
+    }
+
+    /// Feeds one probe's outcome to health.
+    fn probed(&self, check: Check, result: Result<(), UpstreamError>) {
+        let now = tokio::time::Instant::now();
+        match (result, check) {
+            (Ok(()), check) => {
+                *self.last_probe_success.lock() = Some(now);
+                if check == Check::Stall {
+                    // Busy, not hung: the next check waits a full stall timeout.
+                    *self.stall_cleared.lock() = Some(now);
+                    tracing::debug!("silent member answered its probe: busy, not hung");
                 }
-                Err(err) => {
-                    tracing::debug!(error = %err, "probe failed");
-                    self.observe(Outcome::Failure, Some(&err));
-                }
+                self.observe(Outcome::ProbeSuccess, None);
             }
+            (Err(err), Check::Stall) => {
+                let hung = UpstreamError::Hung {
+                    stall: self.stall_timeout.unwrap_or_default(),
+                    probe: Box::new(err),
+                };
+                self.observe(Outcome::Hung, Some(&hung));
+                self.restart_if_failing();
+            }
+            (Err(err), Check::Regular) => {
+                tracing::debug!(error = %err, "probe failed");
+                self.observe(Outcome::Failure, Some(&err));
+                self.restart_if_failing();
+            }
+        }
+    }
+
+    /// Kills and restarts a subprocess copy that failed its probes
+    /// `max_consecutive_failures` times in a row: a process that answers
+    /// nothing will not come back by itself.
+    fn restart_if_failing(&self) {
+        let Some(stdio) = self.upstream.stdio() else {
+            return;
+        };
+        let health = self.health.lock();
+        let (failures, max) = (
+            health.consecutive_failures(),
+            health.max_consecutive_failures(),
+        );
+        drop(health);
+        if failures >= max {
+            stdio.restart(format!("it failed {failures} probes in a row"));
         }
     }
 
@@ -381,9 +511,16 @@ impl InFlightCall {
     }
 
     /// The call failed; only failures that say the member is unwell
-    /// (transport, 5xx, timeout) count against it.
+    /// (transport, 5xx, timeout) count against it. A call that went silent
+    /// (read timeout, deadline) on a member watched for hangs asks for a
+    /// stall check instead: the probe tells busy from hung.
     pub fn failed(&self, err: &UpstreamError) {
         if !self.settle(metrics::CallOutcome::of(err)) {
+            return;
+        }
+        if err.is_silence() && self.member.stall_timeout.is_some() {
+            self.member.errors.fetch_add(1, Ordering::Relaxed);
+            self.member.suspect.notify_one();
             return;
         }
         let breaker = self.breaker.as_deref();
@@ -418,7 +555,9 @@ impl InFlightCall {
 impl Drop for InFlightCall {
     fn drop(&mut self) {
         self.settle(metrics::CallOutcome::Cancelled);
-        self.member.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.member.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            *self.member.busy_since.lock() = None;
+        }
     }
 }
 

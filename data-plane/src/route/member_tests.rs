@@ -34,7 +34,7 @@ fn probe_with(member: &Arc<Member>, script: &[bool]) {
     ));
     let m = member.clone();
     tokio::spawn(async move {
-        m.run_probes(move || {
+        m.run_probes(move |_deadline| {
             let ok = script.lock().pop_front().unwrap_or(true);
             async move {
                 if ok {
@@ -102,7 +102,7 @@ async fn stop_ends_probing() {
     let looped = m.clone();
     let task = tokio::spawn(async move {
         looped
-            .run_probes(move || {
+            .run_probes(move |_deadline| {
                 counted.fetch_add(1, Ordering::Relaxed);
                 async { Ok(()) }
             })
@@ -168,4 +168,132 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
     assert!(member.is_healthy(), "being busy is not being unwell");
     drop(held);
     assert_eq!(member.in_flight(), 0);
+}
+
+/// A member that sends nothing is watched only through a real client's
+/// activity: an HTTP member that is never actually called.
+fn watched_member(stall: Duration) -> Arc<Member> {
+    let server = hangar_proto::v1::Server {
+        id: "m".into(),
+        transport: Some(hangar_proto::v1::server::Transport::Endpoint(
+            "http://127.0.0.1:1/mcp".into(),
+        )),
+        ..Default::default()
+    };
+    let upstream = Upstream::remote(&server, &Default::default());
+    Arc::new(
+        Member::new(
+            "m".into(),
+            upstream,
+            PERIOD,
+            3,
+            true,
+            Default::default(),
+            Arc::new(Notify::new()),
+            CancellationToken::new(),
+        )
+        .with_stall_timeout(stall),
+    )
+}
+
+/// Probes with `answer` for any probe after the first (at t=0, which
+/// succeeds); records each probe's deadline.
+fn probe_answering(member: &Arc<Member>, answer: bool) -> Arc<Mutex<Vec<Duration>>> {
+    let deadlines = Arc::new(Mutex::new(Vec::new()));
+    let seen = deadlines.clone();
+    let m = member.clone();
+    tokio::spawn(async move {
+        m.run_probes(move |deadline| {
+            let first = {
+                let mut seen = seen.lock();
+                seen.push(deadline);
+                seen.len() == 1
+            };
+            async move {
+                if first || answer {
+                    Ok(())
+                } else {
+                    Err(UpstreamError::Timeout(deadline))
+                }
+            }
+        })
+        .await;
+    });
+    deadlines
+}
+
+/// A member with a call outstanding that sends nothing for its stall
+/// timeout and fails the check leaves rotation at once (below
+/// `max_consecutive_failures`), without waiting for the probe period.
+#[tokio::test(start_paused = true)]
+async fn a_silent_member_that_fails_its_check_leaves_at_once() {
+    let m = watched_member(Duration::from_secs(2));
+    let deadlines = probe_answering(&m, false);
+    let families = crate::metrics::CallFamilies::default();
+    let metrics = families.handles("g", "m");
+    let _call = m.begin_call(Ledger {
+        metrics: &metrics,
+        breaker: None,
+    });
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    assert!(m.is_healthy(), "silent for less than the stall timeout");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!m.is_healthy(), "hung: out after one failed check");
+    assert_eq!(m.consecutive_failures(), 1);
+    assert!(
+        m.report().last_error.starts_with("hung"),
+        "{}",
+        m.report().last_error
+    );
+    assert_eq!(
+        deadlines.lock()[1],
+        Duration::from_secs(1),
+        "the check's deadline"
+    );
+    m.stop();
+}
+
+/// The same silence on a member that answers the check is a long call:
+/// it stays in rotation, and is checked again only after another full
+/// stall timeout.
+#[tokio::test(start_paused = true)]
+async fn a_silent_member_that_answers_its_check_is_busy() {
+    let m = watched_member(Duration::from_secs(2));
+    let deadlines = probe_answering(&m, true);
+    let families = crate::metrics::CallFamilies::default();
+    let metrics = families.handles("g", "m");
+    let _call = m.begin_call(Ledger {
+        metrics: &metrics,
+        breaker: None,
+    });
+    tokio::time::sleep(Duration::from_millis(9000)).await;
+    assert!(m.is_healthy());
+    // t=0 regular, then checks at about 2, 4, 6 and 8 s: not one per tick.
+    let checks = deadlines.lock().len() - 1;
+    assert!((3..=5).contains(&checks), "{checks} checks in 9 s");
+    m.stop();
+}
+
+/// A call that went silent (its read timeout) does not count against a
+/// watched member by itself: it asks for a check, which finds it busy.
+#[tokio::test(start_paused = true)]
+async fn a_silent_call_asks_for_a_check_instead_of_counting() {
+    let m = watched_member(Duration::from_secs(2));
+    let deadlines = probe_answering(&m, true);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let families = crate::metrics::CallFamilies::default();
+    let metrics = families.handles("g", "m");
+    for _ in 0..5 {
+        let call = m.begin_call(Ledger {
+            metrics: &metrics,
+            breaker: None,
+        });
+        call.failed(&UpstreamError::Quiet(Duration::from_secs(30)));
+        drop(call);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(m.is_healthy(), "five read timeouts, each one a busy member");
+    assert_eq!(m.consecutive_failures(), 0);
+    assert!(deadlines.lock().len() >= 2, "the silence was checked");
+    m.stop();
 }

@@ -385,6 +385,7 @@ impl Routes {
             self.health_changed.clone(),
             stop,
         );
+        member = member.with_stall_timeout(Duration::from_millis(server.stall_timeout_ms));
         if server.max_concurrency > 0 {
             member = member.with_max_concurrency(server.max_concurrency);
         }

@@ -68,6 +68,15 @@ pub enum UpstreamError {
     /// was in flight; it may have run the call.
     #[error("member process ended during the request: {0}")]
     Exited(String),
+    /// The member had calls outstanding, sent nothing for its stall timeout
+    /// and failed the probe that checked on it: why it left rotation.
+    #[error("hung: sent nothing for {stall:?} with calls outstanding, and a probe failed: {probe}")]
+    Hung {
+        /// The member's `stall_timeout`.
+        stall: Duration,
+        /// How the probe failed.
+        probe: Box<UpstreamError>,
+    },
     /// The member answered with a JSON-RPC error: an answer, not a failure.
     #[error("json-rpc error {code}: {message}")]
     JsonRpc {
@@ -93,6 +102,13 @@ impl UpstreamError {
             self,
             Self::Connect(_) | Self::Unusable(_) | Self::Saturated(_) | Self::Unavailable(_)
         )
+    }
+
+    /// True when the member went silent: no answer within the deadline, or
+    /// nothing for its read timeout. Busy and hung look alike here; a probe
+    /// tells them apart.
+    pub fn is_silence(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Quiet(_))
     }
 
     /// True when the error counts as a failure of the member (transport

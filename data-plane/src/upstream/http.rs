@@ -21,6 +21,7 @@ use arc_swap::ArcSwapOption;
 use http::{HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 
+use super::activity::Activity;
 use super::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
 use super::clients::HttpClient;
 use super::error::UpstreamError;
@@ -54,6 +55,8 @@ pub struct HttpUpstream {
     pub(super) headers: http::HeaderMap,
     /// `read_timeout` of the member's answers, if any.
     pub(super) read_timeout: Option<Duration>,
+    /// When the member last sent bytes.
+    pub(super) activity: Arc<Activity>,
     session: ArcSwapOption<Session>,
     tools: ToolNames,
     /// Serializes handshakes so a burst of calls makes one session.
@@ -79,6 +82,7 @@ impl HttpUpstream {
             client,
             headers,
             read_timeout,
+            activity: Arc::default(),
             session: ArcSwapOption::empty(),
             tools: ToolNames::default(),
             handshake: tokio::sync::Mutex::new(()),

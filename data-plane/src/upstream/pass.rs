@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
 
+use super::activity::Activity;
 use super::error::{BoxError, UpstreamError};
 use super::http::{HttpUpstream, Session};
 
@@ -54,7 +56,9 @@ impl HttpUpstream {
             None => sent.await,
         };
         let response = answer.map_err(UpstreamError::from_send)?;
-        Ok(response.map(|body| Quiet::new(body, patience)))
+        self.activity.touch();
+        let activity = self.activity.clone();
+        Ok(response.map(|body| Quiet::new(body, patience, activity)))
     }
 }
 
@@ -115,20 +119,22 @@ impl HttpUpstream {
 }
 
 /// `inner`, failed with [`UpstreamError::Quiet`] when it sends nothing for
-/// `limit`.
+/// `limit`; every frame counts as the member's activity.
 #[derive(Debug)]
 pub struct Quiet<B> {
     inner: B,
     limit: Option<Duration>,
+    activity: Arc<Activity>,
     /// Armed at the first wait only: most answers arrive whole with their head.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Quiet<B> {
-    fn new(inner: B, limit: Option<Duration>) -> Self {
+    fn new(inner: B, limit: Option<Duration>, activity: Arc<Activity>) -> Self {
         Self {
             inner,
             limit,
+            activity,
             timer: None,
         }
     }
@@ -149,6 +155,7 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
+                this.activity.touch();
                 if let (Some(limit), Some(timer)) = (this.limit, &mut this.timer) {
                     timer.as_mut().reset(tokio::time::Instant::now() + limit);
                 }

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use self::session::Session;
+use super::activity::Activity;
 use super::error::UpstreamError;
 use super::tools::{ListTools, ToolNames};
 
@@ -89,6 +90,14 @@ struct Shared {
     notifications: broadcast::Sender<Arc<Value>>,
     /// Cancelled when the supervisor has stopped the process for good.
     stopped: CancellationToken,
+    /// When the process last wrote a line to stdout.
+    activity: Arc<Activity>,
+    /// Longest silence of the process while a request waits: its read timeout.
+    read_timeout: Option<Duration>,
+    /// Wakes the supervisor to kill the running process and start it again.
+    restart: tokio::sync::Notify,
+    /// Why the restart was asked for.
+    restart_reason: Mutex<String>,
 }
 
 // === impl StdioUpstream ===
@@ -96,10 +105,13 @@ struct Shared {
 impl StdioUpstream {
     /// Starts the supervisor task (spawned on `tracker`), which runs the
     /// process, restarts it with capped jittered backoff when it exits or
-    /// crashes, and stops it when `stop` is cancelled. `member_id` is for logs.
+    /// crashes, and stops it when `stop` is cancelled. `member_id` is for
+    /// logs. A request fails with [`UpstreamError::Quiet`] when the process
+    /// writes nothing for `read_timeout`.
     pub fn start(
         spec: ProcessSpec,
         member_id: String,
+        read_timeout: Option<Duration>,
         stop: CancellationToken,
         tracker: &TaskTracker,
     ) -> Arc<Self> {
@@ -110,6 +122,10 @@ impl StdioUpstream {
             restarts: AtomicU64::new(0),
             notifications: broadcast::channel(NOTIFICATION_BUFFER).0,
             stopped: CancellationToken::new(),
+            activity: Arc::default(),
+            read_timeout,
+            restart: tokio::sync::Notify::new(),
+            restart_reason: Mutex::new(String::new()),
         });
         let stop = stop.child_token();
         // A root span: the process outlives whatever task applied the
@@ -168,6 +184,21 @@ impl StdioUpstream {
             .load()
             .as_ref()
             .and_then(|s| s.initialize_result())
+    }
+
+    /// When the process last wrote to stdout.
+    pub fn activity(&self) -> &Activity {
+        &self.shared.activity
+    }
+
+    /// Kills the running process (it is hung: it fails its probes) so the
+    /// supervisor starts it again; nothing happens while none runs.
+    pub fn restart(&self, reason: String) {
+        if self.shared.session.load().is_none() {
+            return;
+        }
+        *self.shared.restart_reason.lock() = reason;
+        self.shared.restart.notify_one();
     }
 
     /// PID of the running process (also the id of its process group), if any.

@@ -172,3 +172,88 @@ async fn a_broken_sse_answer_ends_with_an_error_naming_the_member() {
     let message = event["error"]["message"].as_str().unwrap();
     assert!(message.contains("member 'py'"), "{message}");
 }
+
+/// Three members of the official Python SDK under steady calls; one is
+/// stopped with SIGSTOP (it accepts connections and answers nothing). It
+/// leaves rotation long before three read timeouts or three failed probes
+/// could take it out (30 s each here): its calls went silent and its check
+/// failed. Calls started after that are served by the other two; the calls
+/// that were on it finish once it is continued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_member_leaves_rotation_without_waiting_for_timeouts() {
+    use hangar_tests::process::send_signal;
+    use hangar_tests::python_sdk::{Mode, PyBackend};
+
+    let backends = [
+        PyBackend::start("p0", Mode::Stateful).await,
+        PyBackend::start("p1", Mode::Stateful).await,
+        PyBackend::start("p2", Mode::Stateful).await,
+    ];
+    let mut yaml = String::from("mcp_servers:\n");
+    for (i, backend) in backends.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  p{i}:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 30\n",
+            backend.url()
+        ));
+    }
+    yaml.push_str("  g:\n    mode: group\n    members: [{id: p0}, {id: p1}, {id: p2}]\n");
+    let stack = Stack::start(&yaml).await;
+    for id in ["p0", "p1", "p2"] {
+        wait_for_state(&stack, id, "ready").await;
+    }
+    let hung = backends[1].pid().unwrap();
+    send_signal(hung, "STOP");
+    let client = stack.client().await;
+    let call = json!({"mcp_server": "g", "tool": "add", "arguments": {"a": 1, "b": 2}});
+    // One batch lands a call on the stopped member; it stays in flight.
+    let in_flight = tokio::spawn({
+        let client = stack.client().await;
+        let call = call.clone();
+        async move { client.hangar_call(json!({"calls": vec![call; 3]})).await }
+    });
+    wait_for_state(&stack, "p1", "dead").await;
+    let status = stack.cp.status().await;
+    let p1 = status.servers.iter().find(|s| s.id == "p1").unwrap();
+    assert!(p1.last_error.starts_with("hung"), "{}", p1.last_error);
+
+    let out = client.hangar_call(json!({"calls": vec![call; 6]})).await;
+    let results = out["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["success"] == true), "{out}");
+    assert!(results.iter().all(|r| r["served_by"] != "p1"), "{out}");
+
+    send_signal(hung, "CONT");
+    let earlier = in_flight.await.unwrap();
+    let results = earlier["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["success"] == true), "{earlier}");
+}
+
+/// A tool that answers in one JSON body after longer than the member's
+/// read timeout fails that call, but the member answers its probe, so it is
+/// busy, not broken: three such calls leave it in rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_calls_do_not_eject_a_member_that_answers_its_probe() {
+    use hangar_tests::python_sdk::{Mode, PyBackend};
+
+    let backend = PyBackend::start("slow", Mode::JsonResponse).await;
+    let yaml = format!(
+        "mcp_servers:\n  slow:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 30\n    http:\n      read_timeout: 0.5\n",
+        backend.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    wait_for_state(&stack, "slow", "ready").await;
+    let client = stack.client().await;
+    let long = json!({"mcp_server": "slow", "tool": "sleep", "arguments": {"ms": 1500}});
+    for _ in 0..3 {
+        let out = client.hangar_call(json!({"calls": [long.clone()]})).await;
+        assert_eq!(out["results"][0]["error_type"], "TimeoutError", "{out}");
+    }
+    let add = json!({"mcp_server": "slow", "tool": "add", "arguments": {"a": 1, "b": 2}});
+    let out = client.hangar_call(json!({"calls": [add]})).await;
+    assert_eq!(out["results"][0]["success"], true, "{out}");
+    // The data plane's own view, with no report interval in between.
+    let local = client.call("hangar_status", json!({})).await;
+    let slow = &local["servers"][0];
+    assert_eq!(slow["id"], "slow", "{local}");
+    assert_eq!(slow["healthy"], true, "{local}");
+    assert_eq!(slow["consecutive_failures"], 0, "{local}");
+}

@@ -24,6 +24,7 @@ pub(super) const REMOTE_KEYS: Keys = Keys {
         "tls",
         "http",
         "max_concurrency",
+        "stall_timeout_s",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -125,6 +126,7 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
         connect_timeout: connect_timeout.unwrap_or(RemoteServer::DEFAULT_CONNECT_TIMEOUT),
         read_timeout: read_timeout.unwrap_or(RemoteServer::DEFAULT_READ_TIMEOUT),
         max_concurrency: shared.max_concurrency,
+        stall_timeout: shared.stall_timeout,
     })
 }
 

@@ -20,6 +20,7 @@ pub(super) const SUBPROCESS_KEYS: Keys = Keys {
         "health_check_interval_s",
         "max_consecutive_failures",
         "max_concurrency",
+        "stall_timeout_s",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -55,6 +56,7 @@ pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<Subpro
         max_consecutive_failures: shared.max_consecutive_failures,
         description: shared.description,
         max_concurrency: shared.max_concurrency,
+        stall_timeout: shared.stall_timeout,
     })
 }
 

@@ -18,7 +18,7 @@ fn unknown_server_key() {
         got,
         "config.yaml:5:5: mcp_servers.a.endpont: unknown key 'endpont' (expected one of: \
          mode, endpoint, description, health_check_interval_s, max_consecutive_failures, \
-         headers, auth, tls, http, max_concurrency, idle_ttl_s)"
+         headers, auth, tls, http, max_concurrency, stall_timeout_s, idle_ttl_s)"
     );
 }
 

@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::server::jsonrpc::METHOD_NOT_FOUND;
+use crate::upstream::activity::Activity;
 use crate::upstream::answer::into_result;
 use crate::upstream::error::UpstreamError;
 
@@ -58,6 +59,10 @@ pub(super) struct Session {
     /// Cancelled by [`Session::end`]: stops the reader and writer; the
     /// writer then drops stdin, which tells the server to exit.
     closed: CancellationToken,
+    /// When the process last wrote a line.
+    activity: Arc<Activity>,
+    /// A request fails when the process writes nothing for this long.
+    read_timeout: Option<Duration>,
 }
 
 /// Requests waiting for their answer.
@@ -85,6 +90,8 @@ impl Session {
         stdin: ChildStdin,
         stdout: ChildStdout,
         notifications: broadcast::Sender<Arc<Value>>,
+        activity: Arc<Activity>,
+        read_timeout: Option<Duration>,
         tracker: &TaskTracker,
     ) -> Arc<Self> {
         let (outbox, lines) = mpsc::unbounded_channel();
@@ -97,6 +104,8 @@ impl Session {
             io_lost: Mutex::new(None),
             io_lost_token: CancellationToken::new(),
             closed: CancellationToken::new(),
+            activity,
+            read_timeout,
         });
         let span = tracing::Span::current();
         tracker.spawn(
@@ -162,13 +171,33 @@ impl Session {
             // The writer is gone, so the line was never written.
             return Err(UpstreamError::Unavailable(self.end_reason()));
         }
-        match tokio::time::timeout(timeout, answer_rx).await {
-            Ok(Ok(answer)) => answer,
-            // The sender went away without an answer: the session ended.
-            Ok(Err(_)) => Err(UpstreamError::Exited(self.end_reason())),
-            Err(_) => {
-                in_flight.cancel_reason = "timed out";
-                Err(UpstreamError::Timeout(timeout))
+        let sent = tokio::time::Instant::now();
+        let deadline = sent + timeout;
+        tokio::pin!(answer_rx);
+        loop {
+            // Silence counts from the later of the request and the
+            // process's last line: progress or other answers are signs of life.
+            let quiet_until = self
+                .read_timeout
+                .map(|quiet| self.activity.last().max(sent) + quiet);
+            let wake = quiet_until.map_or(deadline, |quiet| quiet.min(deadline));
+            match tokio::time::timeout_at(wake, &mut answer_rx).await {
+                Ok(Ok(answer)) => return answer,
+                // The sender went away without an answer: the session ended.
+                Ok(Err(_)) => return Err(UpstreamError::Exited(self.end_reason())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    in_flight.cancel_reason = "timed out";
+                    return Err(UpstreamError::Timeout(timeout));
+                }
+                Err(_) => {
+                    let still_quiet = self
+                        .read_timeout
+                        .filter(|&quiet| self.activity.last().max(sent) + quiet <= wake);
+                    if let Some(quiet) = still_quiet {
+                        in_flight.cancel_reason = "the process went quiet";
+                        return Err(UpstreamError::Quiet(quiet));
+                    }
+                }
             }
         }
     }
@@ -260,6 +289,9 @@ impl Session {
                 () = self.closed.cancelled() => return,
                 read = read_line(&mut reader, &mut line, MAX_LINE) => read,
             };
+            if matches!(read, Ok(Some(_))) {
+                self.activity.touch();
+            }
             match read {
                 Ok(Some(Line::Complete)) => self.dispatch_line(&line),
                 Ok(Some(Line::TooLong)) => {

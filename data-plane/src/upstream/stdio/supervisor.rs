@@ -54,6 +54,8 @@ enum Event {
     Exited(io::Result<ExitStatus>),
     IoLost(String),
     Stop,
+    /// The member asked for the process to be killed and started again.
+    Restart(String),
 }
 
 /// Runs the process until `stop` is cancelled, restarting it whenever it
@@ -122,7 +124,14 @@ async fn run(
     tracing::info!(pid, "member process started");
     let stderr_done = CancellationToken::new();
     tracker.spawn(log_stderr(stderr, stderr_done.clone()).in_current_span());
-    let session = Session::start(stdin, stdout, shared.notifications.clone(), tracker);
+    let session = Session::start(
+        stdin,
+        stdout,
+        shared.notifications.clone(),
+        shared.activity.clone(),
+        shared.read_timeout,
+        tracker,
+    );
 
     let ran = drive(shared, &mut child, group, &session, stop).await;
 
@@ -159,6 +168,7 @@ async fn drive(
         status = child.wait() => Event::Exited(status),
         reason = session.io_lost() => Event::IoLost(reason),
         () = stop.cancelled() => Event::Stop,
+        () = shared.restart.notified() => Event::Restart(shared.restart_reason.lock().clone()),
     };
     // Unpublished before the session ends, so a request that finds no
     // session was surely never written.
@@ -192,6 +202,15 @@ async fn end(child: &mut Child, group: Option<Pid>, session: &Session, event: Ev
             }
             let reason = format!("the process is unusable: {lost}");
             let _ = process::terminate(child, || session.end(&reason)).await;
+            Ran::Ended(reason)
+        }
+        Event::Restart(reason) => {
+            // Hung: a process that answers no probe will not read a closed
+            // stdin or act on SIGTERM either.
+            let reason = format!("the process was killed: {reason}");
+            session.end(&reason);
+            process::kill_leftovers(group);
+            let _ = child.kill().await;
             Ran::Ended(reason)
         }
         Event::Initialized(result) => {
