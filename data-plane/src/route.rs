@@ -10,6 +10,7 @@
 //! - [`breaker`]: a group's circuit breaker (recipe 03).
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
+//! - [`sessions`]: client sessions this data plane moved to another member.
 
 pub(crate) mod breaker;
 pub(crate) mod compile;
@@ -17,4 +18,5 @@ pub(crate) mod dispatch;
 pub(crate) mod failover;
 pub(crate) mod limit;
 pub(crate) mod member;
+pub(crate) mod sessions;
 pub(crate) mod table;

@@ -151,6 +151,27 @@ impl Upstream {
         }
     }
 
+    /// Opens a session on this member for a client with the client's own
+    /// `initialize` params (session recovery); the member's session id. A
+    /// subprocess copy has one session, the data plane's: the client gets
+    /// a fresh id for it.
+    pub async fn open_client_session(
+        &self,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        match self {
+            Self::Http(http) => http.open_client_session(params, timeout).await,
+            Self::Stdio(stdio) => match stdio.initialize_result() {
+                Some(_) => Ok(uuid::Uuid::new_v4().simple().to_string().into_bytes()),
+                None => Err(UpstreamError::Unavailable(
+                    "the member process has not finished starting".into(),
+                )),
+            },
+            Self::Unusable(reason) => Err(UpstreamError::Unusable(reason.clone())),
+        }
+    }
+
     /// Sends a client's request as it is to a remote member (see
     /// [`HttpUpstream`]); subprocess copies are answered by the caller.
     pub async fn pass(

@@ -6,6 +6,7 @@
 //! - [`bench`](mod@bench): load generation and measurements for `hangar-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
+//! - [`conversation`]: a session client kept running between a test's steps.
 //! - [`etcd`]: a real etcd on loopback, for replicated control planes.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`metrics`]: scraping `/metrics` and reading the samples.
@@ -22,6 +23,7 @@
 pub mod bench;
 pub mod configs;
 pub mod control_plane;
+pub mod conversation;
 pub mod data_plane;
 pub mod etcd;
 pub mod eventually;

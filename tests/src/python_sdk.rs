@@ -146,6 +146,16 @@ impl PyBackend {
     }
 }
 
+/// The Python SDK's client holding one session with `url`
+/// (`tests/interop/python/session_client.py`), and its handshake line.
+pub async fn session_client(url: &str) -> (crate::conversation::Conversation, serde_json::Value) {
+    let mut command = Command::new(python());
+    command
+        .arg(workspace_root().join("tests/interop/python/session_client.py"))
+        .arg(url);
+    crate::conversation::Conversation::start(command, "session_client.py").await
+}
+
 /// Runs `examples/python/client.py` (official Python SDK client) with `args`.
 pub async fn run_client(args: &[&str]) -> crate::process::ClientOutput {
     let mut command = Command::new(python());

@@ -126,6 +126,11 @@ pub struct Group {
     /// `circuit_breaker.failure_threshold`: failed calls in a row through
     /// the group that open its circuit (default 10, at least 1).
     pub circuit_failure_threshold: u32,
+    /// `session_recovery` (default true): a client session of the group's
+    /// transparent endpoint whose member is gone is re-opened on another
+    /// member; false answers 404, for servers whose per-session state must
+    /// not be silently lost.
+    pub session_recovery: bool,
 }
 
 /// One entry of a group's `members` list.

@@ -104,6 +104,7 @@ fn group(id: &str, group: &Group) -> v1::Group {
         members: members.collect(),
         max_concurrency: group.max_concurrency.unwrap_or(0),
         circuit_failure_threshold: group.circuit_failure_threshold,
+        session_recovery: group.session_recovery,
     }
 }
 

@@ -69,6 +69,7 @@ fn recipe_05_loads_unchanged() {
         description: None,
         max_concurrency: None,
         circuit_failure_threshold: 10,
+        session_recovery: true,
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -136,6 +137,7 @@ fn recipe_05_compiles_to_snapshot() {
             ],
             max_concurrency: 0,
             circuit_failure_threshold: 10,
+            session_recovery: true,
         }],
     };
     assert_eq!(snapshot, want);
@@ -214,6 +216,7 @@ fn optional_keys_are_read() {
         description: Some("pool".into()),
         max_concurrency: None,
         circuit_failure_threshold: 10,
+        session_recovery: true,
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);

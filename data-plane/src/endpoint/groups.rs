@@ -5,9 +5,10 @@
 //! handed to the client wrapped with the member's id (see [`session`]), so
 //! every later request of the session (POST, GET stream, DELETE, responses
 //! to server requests, cancellations) goes to the same member from any data
-//! plane. A session whose member is out of rotation gets 404, which makes
-//! the client initialize again and land on a healthy member. Requests
-//! without a session (stateless members) are balanced one by one.
+//! plane. A session whose member is out of rotation or lost it is re-opened
+//! on a healthy member with the client's `initialize` params, which the id
+//! also carries (session recovery, [`sticky`]); the client keeps its id.
+//! Requests without a session (stateless members) are balanced one by one.
 //!
 //! 2026-07-28 requests are stateless: each is balanced on its own, after the
 //! `Mcp-Method`/`Mcp-Name` headers are checked against the body.
@@ -18,9 +19,11 @@
 
 mod forward;
 mod local;
+mod recovery;
 pub(crate) mod session;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -29,6 +32,7 @@ use serde_json::Value;
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
+use crate::route::sessions::{Known, Moved};
 use crate::route::table::{GroupRoute, Routes};
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
@@ -78,7 +82,7 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
     } else {
         None
     };
-    let response = serve(group, request).await;
+    let response = serve(routes, group, request).await;
     match slot {
         // The slot is freed when the answer (maybe a stream) is done.
         Some(slot) => forward::hold_until_sent(response, slot),
@@ -87,7 +91,7 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
 }
 
 /// [`route`] once the group is known and has room.
-async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
+async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> Response {
     let modern = is_modern(&request);
     let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());
     match (&request.method, modern, session) {
@@ -103,7 +107,7 @@ async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
         // The stateless protocol has no GET stream and no sessions to end.
         (_, true, _) => method_not_allowed(),
         (&Method::POST | &Method::GET | &Method::DELETE, false, Some(session)) => {
-            sticky(group, &request, &session).await
+            sticky(routes, group, &request, &session).await
         }
         (&Method::POST | &Method::GET, false, None) => {
             // Without a session only a stateless member can serve anything
@@ -128,14 +132,23 @@ async fn serve(group: &GroupRoute, request: ClientRequest) -> Response {
     }
 }
 
-/// A request of the session's member, or 404 so the client starts over.
-async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> Response {
-    let member = session::decode(session).and_then(|(id, member_session)| {
-        let member = group.members.iter().find(|m| m.member.id() == id)?;
-        Some((member, member_session))
-    });
-    let Some((group_member, member_session)) = member.filter(|(m, _)| m.member.is_healthy()) else {
-        return session_not_found();
+/// How long re-opening a client's session on another member may take.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request in a client's session: sent to the member that holds the
+/// session. When that member is gone (out of rotation, unreachable) or
+/// lost the session (404, or 400 naming it), the session is re-opened on a
+/// healthy member by replaying the client's `initialize` (session
+/// recovery), unless the group turned that off; then the client gets 404
+/// and starts over, as the spec has it.
+async fn sticky(
+    routes: &Routes,
+    group: &GroupRoute,
+    request: &ClientRequest,
+    client_session: &[u8],
+) -> Response {
+    let Some(id) = session::decode(client_session) else {
+        return session_not_found(request);
     };
     // An open circuit refuses calls in sessions too; other requests
     // (notifications, responses, streams) still reach the member.
@@ -144,14 +157,121 @@ async fn sticky(group: &GroupRoute, request: &ClientRequest, session: &[u8]) -> 
     {
         return unavailable(request, &open.to_string());
     }
-    let member = &group_member.member;
-    let ledger = group_member.ledger(group);
-    match deliver(member, ledger, request, Some(&member_session)).await {
-        Ok(response) => response,
-        // The member is gone: the client re-initializes on a healthy one.
-        Err(UpstreamError::Connect(_) | UpstreamError::Unavailable(_)) => session_not_found(),
-        Err(err) => bad_gateway(member, &err),
+    let known = routes.moved_sessions().get(client_session);
+    let (holder, member_session) = match &known {
+        Some(Known::Ended) => return session_not_found(request),
+        Some(Known::Moved(moved)) => (moved.member.as_str(), moved.member_session.as_slice()),
+        None => (id.member.as_str(), id.member_session.as_slice()),
+    };
+    let naming = Naming::Keep(client_session);
+    let holder = group
+        .members
+        .iter()
+        .find(|m| m.member.id() == holder && m.member.is_healthy());
+    if let Some(holder) = holder {
+        let ledger = holder.ledger(group);
+        match deliver(
+            &holder.member,
+            ledger,
+            request,
+            Some(member_session),
+            &naming,
+        )
+        .await
+        {
+            Ok(response) => {
+                let (lost, response) = recovery::refuses_session(response).await;
+                if !lost {
+                    if request.method == Method::DELETE && response.status().is_success() {
+                        routes.moved_sessions().end(client_session);
+                    }
+                    return response;
+                }
+                if !group.session_recovery || id.init.is_none() {
+                    return response;
+                }
+                tracing::debug!(member.id = %holder.member.id(), "member lost a client session");
+            }
+            // Never delivered: the member is gone.
+            Err(UpstreamError::Connect(_) | UpstreamError::Unavailable(_)) => {}
+            Err(err) => return bad_gateway(request, &holder.member, &err),
+        }
     }
+    match id.init.as_ref() {
+        Some(init) if group.session_recovery && request.method != Method::DELETE => {
+            reopen(routes, group, request, client_session, init).await
+        }
+        _ => session_not_found(request),
+    }
+}
+
+/// Re-opens the client's session on a member in rotation (the strategy's
+/// pick, failing over as any request does) with the client's `initialize`
+/// params, remembers where it lives now, and sends the request there. The
+/// client keeps its session id.
+async fn reopen(
+    routes: &Routes,
+    group: &GroupRoute,
+    request: &ClientRequest,
+    client_session: &[u8],
+    init: &Value,
+) -> Response {
+    let attempt = |index: usize| {
+        let member = &group.members[index].member;
+        async move {
+            member
+                .upstream()
+                .open_client_session(init, RECOVERY_TIMEOUT)
+                .await
+        }
+    };
+    let (member_session, index) = match failover::run(group, group.order(), attempt).await {
+        Ok(opened) => opened,
+        Err(Failover::NoAvailableMember(refusal)) => {
+            return unavailable(request, &refusal.to_string());
+        }
+        Err(Failover::CircuitOpen(open)) => return unavailable(request, &open.to_string()),
+        Err(Failover::Member { index, error }) => {
+            return bad_gateway(request, &group.members[index].member, &error);
+        }
+    };
+    let holder = &group.members[index];
+    tracing::info!(
+        group = %group.id,
+        member.id = %holder.member.id(),
+        "client session re-opened on another member"
+    );
+    routes.moved_sessions().insert(
+        client_session,
+        Moved {
+            member: holder.member.id().to_owned(),
+            member_session: member_session.clone(),
+        },
+    );
+    let naming = Naming::Keep(client_session);
+    let ledger = holder.ledger(group);
+    match deliver(
+        &holder.member,
+        ledger,
+        request,
+        Some(&member_session),
+        &naming,
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(err) => bad_gateway(request, &holder.member, &err),
+    }
+}
+
+/// Which session id a member's answer hands the client.
+enum Naming<'a> {
+    /// A new session (an answer to `initialize`): the member's id wrapped
+    /// with the member and the client's `initialize` params.
+    New(Option<Value>),
+    /// A request in a session: the client's own id, always, so it never
+    /// changes under the client (even when the session moved).
+    Keep(&'a [u8]),
 }
 
 /// Sends `request` to `member` and returns its answer for the client: over
@@ -161,15 +281,20 @@ async fn deliver(
     ledger: Ledger<'_>,
     request: &ClientRequest,
     member_session: Option<&[u8]>,
+    naming: &Naming<'_>,
 ) -> Result<Response, UpstreamError> {
     if let Some(stdio) = member.upstream().stdio() {
         return local::answer(member, stdio, ledger, request).await;
     }
     let (response, call) = forward::send(member, ledger, request, member_session).await?;
+    let name = |member_session: &[u8]| match naming {
+        Naming::New(init) => session::encode(member.id(), member_session, init.as_ref()),
+        Naming::Keep(client) => String::from_utf8_lossy(client).into_owned(),
+    };
     Ok(forward::relay(
         response,
         call,
-        |s| session::encode(member.id(), s),
+        name,
         &request.peek.id,
         member.id(),
     ))
@@ -210,13 +335,20 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     }
     let attempt = |index: usize| {
         let member = &group.members[index];
-        deliver(&member.member, member.ledger(group), request, None)
+        let naming = Naming::New(
+            is_initialize(request)
+                .then(|| session::init_params(&request.body))
+                .flatten(),
+        );
+        async move { deliver(&member.member, member.ledger(group), request, None, &naming).await }
     };
     match failover::run(group, order, attempt).await {
         Ok((response, _)) => response,
         Err(Failover::NoAvailableMember(refusal)) => unavailable(request, &refusal.to_string()),
         Err(Failover::CircuitOpen(open)) => unavailable(request, &open.to_string()),
-        Err(Failover::Member { index, error }) => bad_gateway(&group.members[index].member, &error),
+        Err(Failover::Member { index, error }) => {
+            bad_gateway(request, &group.members[index].member, &error)
+        }
     }
 }
 
@@ -275,10 +407,11 @@ fn unavailable(request: &ClientRequest, message: &str) -> Response {
     )
 }
 
-fn session_not_found() -> Response {
+/// 404: the session is gone, and the client should start over.
+fn session_not_found(request: &ClientRequest) -> Response {
     jsonrpc_error(
         StatusCode::NOT_FOUND,
-        Value::Null,
+        request.peek.id.clone(),
         INVALID_REQUEST,
         "Session not found",
     )
@@ -299,7 +432,7 @@ fn method_not_allowed() -> Response {
 
 /// 502 naming the member by id; its address and the transport's detail
 /// stay in the log.
-fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
+fn bad_gateway(request: &ClientRequest, member: &Member, err: &UpstreamError) -> Response {
     tracing::debug!(member.id = %member.id(), error = %err, "member failed");
     let message = format!("member '{}' failed: {}", member.id(), err.for_client());
     let status = match err {
@@ -307,5 +440,5 @@ fn bad_gateway(member: &Member, err: &UpstreamError) -> Response {
         UpstreamError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
-    jsonrpc_error(status, Value::Null, SERVER_ERROR, &message)
+    jsonrpc_error(status, request.peek.id.clone(), SERVER_ERROR, &message)
 }

@@ -23,6 +23,7 @@ use crate::route::compile::{GroupPlan, MemberSpec, Plan, ServerPlan, SnapshotErr
 use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::{Ledger, Member};
+use crate::route::sessions::MovedSessions;
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
 
@@ -64,6 +65,9 @@ pub struct GroupRoute {
     pub limit: Option<ConcurrencyLimit>,
     /// The group's circuit breaker (`circuit_breaker.failure_threshold`).
     pub breaker: Arc<CircuitBreaker>,
+    /// Whether a session whose member is gone is re-opened on another one
+    /// (`session_recovery`, on by default).
+    pub session_recovery: bool,
     balancer: Balancer,
 }
 
@@ -197,6 +201,8 @@ pub struct Routes {
     shutdown: CancellationToken,
     /// The supervisors of subprocess members' processes.
     processes: TaskTracker,
+    /// Client sessions moved to another member; they outlive snapshots.
+    moved_sessions: MovedSessions,
 }
 
 // === impl Routes ===
@@ -211,6 +217,7 @@ impl Routes {
             metrics,
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
+            moved_sessions: MovedSessions::default(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -234,6 +241,12 @@ impl Routes {
     /// The call counters and latency histograms of every table.
     pub fn call_families(&self) -> &CallFamilies {
         &self.metrics
+    }
+
+    /// Client sessions of the transparent endpoint that this data plane
+    /// moved to another member.
+    pub fn moved_sessions(&self) -> &MovedSessions {
+        &self.moved_sessions
     }
 
     /// Notified whenever a member enters or leaves rotation.
@@ -322,6 +335,7 @@ impl Routes {
                                 self.health_changed.clone(),
                             ))
                         }),
+                    session_recovery: group.session_recovery,
                     balancer: Balancer::new(strategy, rand::random()),
                 };
                 (group.id.clone(), route)
@@ -412,6 +426,7 @@ impl Routes {
             limit: None,
             // The copies of one server named directly: no group, no circuit.
             breaker: Arc::new(CircuitBreaker::new(id, 0, self.health_changed.clone())),
+            session_recovery: false,
             balancer: Balancer::new(StrategyKind::RoundRobin, rand::random()),
         }
     }

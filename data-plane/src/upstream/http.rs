@@ -213,6 +213,47 @@ impl HttpUpstream {
         Ok(session)
     }
 
+    /// Opens a session on this member for a client, with the client's own
+    /// `initialize` params (session recovery): `initialize`, then
+    /// `notifications/initialized` in the new session. The member's session
+    /// id; empty for a member that keeps no sessions.
+    pub(super) async fn open_client_session(
+        &self,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let asked = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or(HeaderValue::from_static(LEGACY_VERSION));
+        let bare = Session {
+            id: None,
+            protocol_version: asked.clone(),
+            modern: false,
+        };
+        let (result, session_id) = self
+            .exchange(&bare, "initialize", params, timeout)
+            .await
+            .map_err(Sent::into_error)?;
+        let negotiated = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or(asked);
+        let session = Session {
+            id: session_id,
+            protocol_version: negotiated,
+            modern: false,
+        };
+        self.notify(&session, "notifications/initialized", timeout)
+            .await?;
+        Ok(session
+            .id
+            .map(|id| id.as_bytes().to_vec())
+            .unwrap_or_default())
+    }
+
     /// Confirms a 2026-07-28 member with `server/discover`.
     async fn discover(&self, timeout: Duration) -> Result<Session, UpstreamError> {
         let session = Session {

@@ -257,3 +257,119 @@ async fn long_calls_do_not_eject_a_member_that_answers_its_probe() {
     assert_eq!(slow["healthy"], true, "{local}");
     assert_eq!(slow["consecutive_failures"], 0, "{local}");
 }
+
+/// Two members of the official Python SDK server in a group with short
+/// probes, and a stack serving them.
+async fn stateful_pair(extra: &str) -> ([hangar_tests::python_sdk::PyBackend; 2], Stack) {
+    use hangar_tests::python_sdk::{Mode, PyBackend};
+
+    let backends = [
+        PyBackend::start("p0", Mode::Stateful).await,
+        PyBackend::start("p1", Mode::Stateful).await,
+    ];
+    let mut yaml = String::from("mcp_servers:\n");
+    for (i, backend) in backends.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  p{i}:\n    mode: remote\n    endpoint: \"{}\"\n    health_check_interval_s: 0.2\n    max_consecutive_failures: 1\n",
+            backend.url()
+        ));
+    }
+    yaml.push_str(&format!(
+        "  g:\n    mode: group\n    members: [{{id: p0}}, {{id: p1}}]\n{extra}"
+    ));
+    let stack = Stack::start(&yaml).await;
+    for id in ["p0", "p1"] {
+        wait_for_state(&stack, id, "ready").await;
+    }
+    (backends, stack)
+}
+
+/// The official SDK clients keep their session after its member dies and
+/// never initialize again by themselves. With session recovery (on by
+/// default) their next call is served by the other member, in the same
+/// session id; the call in between the kill and the member's ejection is
+/// the only one that may fail.
+async fn sdk_session_survives_its_member(
+    start: impl AsyncFnOnce(&str) -> (hangar_tests::conversation::Conversation, serde_json::Value),
+) {
+    let (mut backends, stack) = stateful_pair("").await;
+    let (mut client, hello) = start(&stack.group_url("g")).await;
+    let first = client.call().await;
+    assert_eq!(first["ok"], true, "{first}");
+    let holder = first["served_by"].as_str().unwrap().to_owned();
+    let index = usize::from(holder == "p1");
+    backends[index].stop().await;
+    wait_for_state(&stack, &holder, "dead").await;
+    for _ in 0..3 {
+        let next = client.call().await;
+        assert_eq!(next["ok"], true, "{next}");
+        assert_ne!(next["served_by"], holder, "{next}");
+        if let Some(id) = hello.get("sessionId") {
+            assert_eq!(next["sessionId"], *id, "the client's session id stays");
+        }
+    }
+    client.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_sdk_session_survives_its_member() {
+    sdk_session_survives_its_member(hangar_tests::ts_sdk::session_client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_sdk_session_survives_its_member() {
+    sdk_session_survives_its_member(hangar_tests::python_sdk::session_client).await;
+}
+
+/// `session_recovery: false` keeps the spec's answer for servers whose
+/// per-session state must not be silently lost: 404, and the client starts
+/// over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_session_recovery_a_dead_members_session_is_not_found() {
+    let (mut backends, stack) = stateful_pair("    session_recovery: false\n").await;
+    let (mut client, _) = hangar_tests::ts_sdk::session_client(&stack.group_url("g")).await;
+    let first = client.call().await;
+    let holder = first["served_by"].as_str().unwrap().to_owned();
+    backends[usize::from(holder == "p1")].stop().await;
+    wait_for_state(&stack, &holder, "dead").await;
+    let next = client.call().await;
+    assert_eq!(next["ok"], false, "{next}");
+    assert!(
+        next["error"]
+            .as_str()
+            .unwrap()
+            .contains("Session not found"),
+        "{next}"
+    );
+    client.finish().await;
+}
+
+/// A session opened on one data plane is recovered by another that never
+/// saw it: the id carries what it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_data_plane_recovers_a_session_it_never_saw() {
+    use hangar_tests::data_plane::DataPlane;
+    use hangar_tests::raw::Raw;
+
+    let (mut backends, stack) = stateful_pair("").await;
+    let first = Raw {
+        http: reqwest::Client::new(),
+        url: stack.group_url("g"),
+    };
+    let session = first.initialize().await;
+    let holder = first.whoami(&session).await.unwrap();
+    backends[usize::from(holder == "p1")].stop().await;
+    wait_for_state(&stack, &holder, "dead").await;
+
+    let other = DataPlane::start(&stack.cp.url(), "dp-2").await;
+    let second = Raw {
+        http: reqwest::Client::new(),
+        url: format!("http://{}/groups/g/mcp", other.addr()),
+    };
+    let served = eventually("dp-2 to serve the session", || async {
+        second.whoami(&session).await.ok()
+    })
+    .await;
+    assert_ne!(served, holder);
+    other.stop().await;
+}

@@ -17,6 +17,7 @@ pub(super) const GROUP_KEYS: Keys = Keys {
         "description",
         "max_concurrency",
         "circuit_breaker",
+        "session_recovery",
     ],
     unsupported: &["auto_start"],
     hint: "",
@@ -77,6 +78,9 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         .and_then(|min| check_min_healthy(cx, &fields.path.key("min_healthy"), min, count));
     let description = cx.optional(fields, "description", Ctx::string);
     let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
+    let recovery = cx
+        .optional(fields, "session_recovery", Ctx::boolean)
+        .map(|v| v.unwrap_or(true));
     let circuit = cx
         .optional(fields, "circuit_breaker", circuit_breaker)
         .map(|t| t.unwrap_or(Group::DEFAULT_FAILURE_THRESHOLD));
@@ -87,6 +91,7 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         description: description?,
         max_concurrency: max_concurrency?,
         circuit_failure_threshold: circuit?,
+        session_recovery: recovery?,
     })
 }
 

@@ -76,7 +76,11 @@ pub(crate) async fn send(
             headers.append(name, value.clone());
         }
     }
-    if let Some(session) = member_session.and_then(|s| HeaderValue::from_bytes(s).ok()) {
+    // A member without sessions has an empty one: no header.
+    if let Some(session) = member_session
+        .filter(|s| !s.is_empty())
+        .and_then(|s| HeaderValue::from_bytes(s).ok())
+    {
         headers.insert(SESSION, session);
     }
     let body = if request.method == Method::POST {

@@ -112,6 +112,7 @@ fn initialize(
     let session_id = session::encode(
         member.id(),
         uuid::Uuid::new_v4().simple().to_string().as_bytes(),
+        session::init_params(&request.body).as_ref(),
     );
     let mut response = json_body(json!({"jsonrpc": "2.0", "id": id, "result": result}));
     if let Ok(value) = HeaderValue::from_str(&session_id) {
