@@ -36,7 +36,6 @@
 //! - `listener`: connection tracking so that stopping cuts live connections.
 //! - `tls`: HTTPS for [`FakeMcp::tls`].
 
-use std::collections::HashSet;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -51,10 +50,12 @@ use tokio_util::sync::CancellationToken;
 
 use self::listener::{Connections, TrackingListener};
 use self::protocol::ServerInfo;
+use self::state::{Run, Shared};
 
 mod listener;
 mod protocol;
 mod server;
+mod state;
 mod tls;
 mod tools;
 
@@ -295,43 +296,6 @@ impl Running {
     }
 }
 
-/// What the handlers of one run share: the server state and the run's stop
-/// token (long tool calls end when it fires).
-#[derive(Debug)]
-struct Run {
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-}
-
-// === impl Shared ===
-
-/// State that outlives restarts: configuration, pre-rendered constant results,
-/// sessions and counters.
-#[derive(Debug)]
-struct Shared {
-    name: String,
-    stateless: bool,
-    json_response: bool,
-    latency: Duration,
-    addr: SocketAddr,
-    server_info: ServerInfo,
-    /// `tools/list` result object.
-    tools_list: Vec<u8>,
-    /// `server/discover` result object.
-    discover: Vec<u8>,
-    /// Members appended to every modern result.
-    modern_members: Vec<u8>,
-    /// Members appended to a modern `tools/list` result (cache hints too).
-    modern_list_members: Vec<u8>,
-    sessions: Mutex<HashSet<String>>,
-    calls: AtomicU64,
-    in_flight: AtomicU64,
-    /// `Bearer <token>` that `/mcp` requires, if any.
-    bearer: Option<HeaderValue>,
-    unauthorized: AtomicU64,
-    tls: Option<tls::Acceptor>,
-}
-
 impl Shared {
     fn new(config: FakeMcp, addr: SocketAddr) -> Self {
         let server_info = ServerInfo {
@@ -361,23 +325,5 @@ impl Shared {
             unauthorized: AtomicU64::new(0),
             tls: config.tls.as_ref().map(tls::acceptor),
         }
-    }
-
-    /// Mints a session id (32 hex digits, like the Python SDK's `uuid4().hex`).
-    fn open_session(&self) -> HeaderValue {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let header = HeaderValue::from_str(&id).expect("hex digits are a valid header value");
-        self.sessions.lock().insert(id);
-        header
-    }
-
-    fn has_session(&self, id: &HeaderValue) -> bool {
-        id.to_str()
-            .is_ok_and(|id| self.sessions.lock().contains(id))
-    }
-
-    /// Ends a session; false if it was unknown.
-    fn close_session(&self, id: &HeaderValue) -> bool {
-        id.to_str().is_ok_and(|id| self.sessions.lock().remove(id))
     }
 }

@@ -5,18 +5,18 @@
 //! config author wants all of them, each with its line and column.
 
 mod group;
+mod kinds;
 mod read;
 mod remote;
 mod subprocess;
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
 
+use self::kinds::{Kind, Kinds};
 use self::read::{Ctx, Keys};
 use crate::error::ConfigErrors;
 use crate::locate::{Index, Path};
-use crate::model::{Config, RemoteServer, Server};
+use crate::model::{Config, Server};
 use crate::parse::Node;
 
 /// MCP Hangar modes that Hangar does not implement yet.
@@ -27,61 +27,6 @@ const TOP_KEYS: Keys = Keys {
     unsupported: &[],
     hint: "",
 };
-
-/// What a server id names, for checking group members before (or without)
-/// fully validating the server itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Remote,
-    Subprocess,
-    Group,
-    /// Missing or bad mode: the server reports that itself.
-    Other,
-}
-
-type Kinds<'n> = HashMap<&'n str, Kind>;
-
-/// What remote and subprocess servers both have.
-struct Shared {
-    health_check_interval: std::time::Duration,
-    max_consecutive_failures: u32,
-    description: Option<String>,
-    max_concurrency: Option<u32>,
-    stall_timeout: std::time::Duration,
-}
-
-/// Reads the keys every member server has. `idle_ttl_s` is checked and
-/// dropped: accepted so MCP Hangar files load, while Hangar keeps members
-/// warm (see the README).
-fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shared> {
-    let interval = cx
-        .optional(fields, "health_check_interval_s", Ctx::seconds)
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_HEALTH_CHECK_INTERVAL));
-    let failures = cx
-        .optional(fields, "max_consecutive_failures", |cx, p, n| {
-            cx.uint(p, n, 1)
-        })
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_MAX_CONSECUTIVE_FAILURES));
-    let description = cx.optional(fields, "description", Ctx::string);
-    let max_concurrency = cx.optional(fields, "max_concurrency", |cx, p, n| cx.uint(p, n, 1));
-    let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
-    // 0 turns the hang watch off.
-    let stall = cx
-        .optional(fields, "stall_timeout_s", |cx, p, n| match n {
-            Node::Int(0) => Some(std::time::Duration::ZERO),
-            Node::Float(x) if *x == 0.0 => Some(std::time::Duration::ZERO),
-            _ => cx.seconds(p, n),
-        })
-        .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));
-    idle_ttl?;
-    Some(Shared {
-        health_check_interval: interval?,
-        max_consecutive_failures: failures?,
-        description: description?,
-        max_concurrency: max_concurrency?,
-        stall_timeout: stall?,
-    })
-}
 
 /// Validates a parsed file. `Err` holds every error, sorted by position.
 pub(crate) fn validate(

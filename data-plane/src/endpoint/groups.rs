@@ -30,6 +30,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
+use self::session::LEGACY_VERSIONS;
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
 use crate::route::sessions::{Known, Moved};
@@ -37,9 +38,6 @@ use crate::route::table::{GroupRoute, Routes};
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
-
-/// Versions that have sessions; anything else is the stateless protocol.
-const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// Serves a request to `/groups/{group}/mcp` that passed the guard.
 pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Response {

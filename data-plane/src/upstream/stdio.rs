@@ -12,13 +12,16 @@
 //! # Layout
 //! - `process`: spawning, stopping a process group, restart backoff;
 //! - `session`: the JSON-RPC multiplexer over stdin/stdout;
-//! - `supervisor`: the run/restart loop tying the two together.
+//! - `supervisor`: the run/restart loop tying the two together;
+//! - `spec`: what to run; `shared`: the state the handles and the
+//!   supervisor share.
 
 mod process;
 mod session;
+mod shared;
+mod spec;
 mod supervisor;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,37 +34,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use self::session::Session;
+use self::shared::Shared;
+pub use self::spec::{ProcessSpec, resolve_env};
 use super::activity::Activity;
 use super::error::UpstreamError;
 use super::tools::{ListTools, ToolNames};
 
 /// Server notifications kept for a slow subscriber before it misses some.
 const NOTIFICATION_BUFFER: usize = 256;
-
-/// What to run: from the snapshot's `Subprocess` message, with env
-/// references already resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessSpec {
-    /// Program and arguments; the program is looked up in `PATH`.
-    pub command: Vec<String>,
-    /// Variables set on top of this data plane's own environment.
-    pub env: Vec<(String, String)>,
-    /// Working directory; this data plane's own when `None`.
-    pub cwd: Option<PathBuf>,
-}
-
-/// Resolves the references in a subprocess server's environment on this
-/// data plane; the error names the variable or file, never a value.
-pub fn resolve_env(env: &[hangar_proto::v1::Header]) -> Result<Vec<(String, String)>, String> {
-    env.iter()
-        .map(|var| {
-            let value = hangar_template::resolve(&var.value, &hangar_template::System)
-                .map_err(|e| format!("env {}: {e}", var.name))?;
-            Ok((var.name.clone(), value))
-        })
-        .collect()
-}
 
 /// One supervised copy of a stdio MCP server.
 ///
@@ -74,30 +54,6 @@ pub struct StdioUpstream {
     tools: ToolNames,
     /// Stops the supervisor if every handle is dropped without a stop.
     _stop_on_drop: DropGuard,
-}
-
-/// State shared by the handles and the supervisor task.
-#[derive(Debug)]
-struct Shared {
-    /// The session of the running, initialized process; `None` otherwise.
-    session: ArcSwapOption<Session>,
-    /// Why there is no session, for [`UpstreamError::Unavailable`].
-    down: Mutex<String>,
-    /// PID of the current process; 0 when there is none.
-    pid: AtomicU32,
-    restarts: AtomicU64,
-    /// Outlives sessions, so subscribers keep their place across restarts.
-    notifications: broadcast::Sender<Arc<Value>>,
-    /// Cancelled when the supervisor has stopped the process for good.
-    stopped: CancellationToken,
-    /// When the process last wrote a line to stdout.
-    activity: Arc<Activity>,
-    /// Longest silence of the process while a request waits: its read timeout.
-    read_timeout: Option<Duration>,
-    /// Wakes the supervisor to kill the running process and start it again.
-    restart: tokio::sync::Notify,
-    /// Why the restart was asked for.
-    restart_reason: Mutex<String>,
 }
 
 // === impl StdioUpstream ===
@@ -222,14 +178,6 @@ impl StdioUpstream {
     /// `stop` was cancelled).
     pub async fn stopped(&self) {
         self.shared.stopped.cancelled().await;
-    }
-}
-
-// === impl Shared ===
-
-impl Shared {
-    fn set_down(&self, reason: impl Into<String>) {
-        *self.down.lock() = reason.into();
     }
 }
 

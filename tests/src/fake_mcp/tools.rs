@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::{Number, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::protocol::{Arguments, to_json};
+use super::state::Shared;
 
 /// Calls tool `name` and returns the rendered `CallToolResult` object.
 ///

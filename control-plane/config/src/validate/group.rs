@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::kinds::{Kind, Kinds};
 use super::read::{Ctx, Fields, Keys};
-use super::{Kind, Kinds};
 use crate::locate::Path;
 use crate::model::{Group, Member, StrategyKind};
 use crate::parse::Node;

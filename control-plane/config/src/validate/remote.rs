@@ -94,7 +94,7 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
     let endpoint = cx
         .required(fields, "endpoint")
         .and_then(|node| endpoint(cx, &fields.path.key("endpoint"), node));
-    let shared = super::shared(cx, fields);
+    let shared = super::kinds::shared(cx, fields);
     let mut headers = Headers::default();
     let top_headers = cx.optional(fields, "headers", |cx, p, n| headers.add_map(cx, p, n));
     let http = cx.optional(fields, "http", |cx, p, n| http(cx, p, n, &mut headers));

@@ -43,7 +43,7 @@ pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<Subpro
     let env = cx.optional(fields, "env", env);
     let cwd = cx.optional(fields, "cwd", Ctx::string);
     let replicas = cx.optional(fields, "replicas", replicas);
-    let shared = super::shared(cx, fields);
+    let shared = super::kinds::shared(cx, fields);
     let mut command = command?;
     command.extend(args?.unwrap_or_default());
     let shared = shared?;

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::forward::{ClientRequest, QUEUE_PATIENCE, SESSION};
-use super::{LEGACY_VERSIONS, session};
+use super::session::{self, LEGACY_VERSIONS};
 use crate::route::member::{Ledger, Member};
 use crate::upstream::UpstreamError;
 use crate::upstream::stdio::StdioUpstream;

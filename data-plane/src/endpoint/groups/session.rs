@@ -14,6 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+/// Versions that have sessions; anything else is the stateless protocol.
+pub(crate) const LEGACY_VERSIONS: [&str; 4] =
+    ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
 const PREFIX_V1: &str = "hgr1.";
 const PREFIX: &str = "hgr2.";
 /// Most bytes of `initialize` params an id carries; a client whose params

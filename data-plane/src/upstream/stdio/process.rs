@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use super::ProcessSpec;
+use super::spec::ProcessSpec;
 
 /// How long each polite step of a stop may take (stdin closed, then SIGTERM).
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -19,7 +19,8 @@ use hangar_runtime::backoff::Backoff;
 
 use super::process;
 use super::session::{self, Line, Session};
-use super::{ProcessSpec, Shared};
+use super::shared::Shared;
+use super::spec::ProcessSpec;
 use crate::upstream::error::UpstreamError;
 
 /// Longest wait for the answer to `initialize`; generous because `npx` and

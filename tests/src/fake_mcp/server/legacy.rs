@@ -5,10 +5,12 @@
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
-use super::super::Run;
 use super::super::protocol::{Body, MCP_SESSION_ID, Message, code, initialize_result};
+use super::super::state::Run;
 use super::super::tools;
-use super::{accepted, accepts, answer, http_error, is_json, missing_session, session_not_found};
+use super::reply::{
+    accepted, accepts, answer, http_error, is_json, missing_session, session_not_found,
+};
 
 pub(super) async fn post(run: &Run, headers: &HeaderMap, body: &[u8]) -> Response {
     let shared = &*run.shared;

@@ -8,10 +8,10 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
-use super::super::Run;
 use super::super::protocol::{Body, MCP_METHOD, MCP_NAME, MODERN_VERSION, Message, code};
+use super::super::state::Run;
 use super::super::tools;
-use super::{accepted, answer, http_error};
+use super::reply::{accepted, answer, http_error};
 
 pub(super) async fn post(
     run: &Run,

@@ -1,0 +1,46 @@
+//! The state of one copy that its handles and its supervisor task share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::session::Session;
+use crate::upstream::activity::Activity;
+
+/// State shared by the handles and the supervisor task.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// The session of the running, initialized process; `None` otherwise.
+    pub(super) session: ArcSwapOption<Session>,
+    /// Why there is no session, for [`UpstreamError::Unavailable`].
+    pub(super) down: Mutex<String>,
+    /// PID of the current process; 0 when there is none.
+    pub(super) pid: AtomicU32,
+    pub(super) restarts: AtomicU64,
+    /// Outlives sessions, so subscribers keep their place across restarts.
+    pub(super) notifications: broadcast::Sender<Arc<Value>>,
+    /// Cancelled when the supervisor has stopped the process for good.
+    pub(super) stopped: CancellationToken,
+    /// When the process last wrote a line to stdout.
+    pub(super) activity: Arc<Activity>,
+    /// Longest silence of the process while a request waits: its read timeout.
+    pub(super) read_timeout: Option<Duration>,
+    /// Wakes the supervisor to kill the running process and start it again.
+    pub(super) restart: tokio::sync::Notify,
+    /// Why the restart was asked for.
+    pub(super) restart_reason: Mutex<String>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    pub(super) fn set_down(&self, reason: impl Into<String>) {
+        *self.down.lock() = reason.into();
+    }
+}
