@@ -148,8 +148,21 @@ fn group_status(
         .filter(|p| p.groups.get(id).is_some_and(|g| g.circuit_open))
         .map(|p| p.node_id.clone())
         .collect();
+    // A member one data plane cannot use still serves the others, but that
+    // data plane's calls avoid it: the group is not ready there.
+    let degraded_on: Vec<String> = planes
+        .iter()
+        .filter(|p| {
+            group
+                .members
+                .iter()
+                .any(|m| p.health.get(&m.id).is_some_and(|h| !h.healthy))
+        })
+        .map(|p| p.node_id.clone())
+        .collect();
     let state = if reported {
         GroupState::of(healthy as usize, total as usize, group.min_healthy)
+            .with_local_outages(!degraded_on.is_empty())
             .with_circuit(!circuit_open_on.is_empty())
             .as_str()
     } else {
@@ -163,9 +176,72 @@ fn group_status(
         total_members: total,
         min_healthy: group.min_healthy,
         circuit_open_on,
+        degraded_on,
     }
 }
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hangar_proto::v1::{HealthReport, Hello, MemberHealth};
+
+    use super::*;
+    use crate::fleet::Fleet;
+
+    const EXPIRY: Duration = Duration::from_secs(30);
+
+    fn report(healthy: &[(&str, bool)]) -> HealthReport {
+        HealthReport {
+            members: healthy
+                .iter()
+                .map(|(id, ok)| MemberHealth {
+                    server_id: (*id).into(),
+                    healthy: *ok,
+                    ..Default::default()
+                })
+                .collect(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// A group whose members all serve somewhere is still not `ready` while
+    /// one data plane has a member out of rotation: status says `degraded`
+    /// and names that data plane.
+    #[tokio::test(start_paused = true)]
+    async fn a_member_out_on_one_data_plane_degrades_the_group() {
+        let config = hangar_config::load(
+            "config.yaml",
+            "mcp_servers:\n  a: {mode: remote, endpoint: http://a}\n  b: {mode: remote, endpoint: http://b}\n  g: {mode: group, members: [{id: a}, {id: b}]}\n",
+        )
+        .unwrap();
+        let fleet = Fleet::new(EXPIRY);
+        let hello = |node: &str| Hello {
+            node_id: node.into(),
+            ..Default::default()
+        };
+        let one = fleet.connect(&hello("dp-1"), None);
+        let two = fleet.connect(&hello("dp-2"), None);
+        fleet.report(&one, report(&[("a", true), ("b", true)]));
+        fleet.report(&two, report(&[("a", true), ("b", false)]));
+        let status = rollup(1, &config, &fleet.planes(), EXPIRY);
+        let group = &status.groups[0];
+        assert_eq!(group.state, "degraded");
+        assert_eq!(group.degraded_on, ["dp-2"]);
+        assert_eq!(group.healthy_members, 2);
+        let b = status.servers.iter().find(|s| s.id == "b").unwrap();
+        assert_eq!(
+            (b.state.as_str(), b.healthy_on, b.reported_by),
+            ("degraded", 1, 2)
+        );
+
+        fleet.report(&two, report(&[("a", true), ("b", true)]));
+        let status = rollup(1, &config, &fleet.planes(), EXPIRY);
+        assert_eq!(status.groups[0].state, "ready");
+        assert!(status.groups[0].degraded_on.is_empty());
+    }
 }

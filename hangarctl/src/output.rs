@@ -63,6 +63,9 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
             "strategy={}  members={}/{} healthy",
             g.strategy, g.healthy_members, g.total_members
         );
+        if !g.degraded_on.is_empty() {
+            let _ = write!(details, "  member out on {}", g.degraded_on.join(","));
+        }
         if !g.circuit_open_on.is_empty() {
             let _ = write!(details, "  circuit open on {}", g.circuit_open_on.join(","));
         }
@@ -163,6 +166,7 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
             "name": g.id, "mode": "group", "state": g.state, "strategy": g.strategy,
             "healthy_members": g.healthy_members, "total_members": g.total_members,
             "min_healthy": g.min_healthy, "circuit_open_on": g.circuit_open_on,
+            "degraded_on": g.degraded_on,
         })).collect::<Vec<_>>(),
         "data_planes": dataplanes_json(status)["data_planes"],
     })

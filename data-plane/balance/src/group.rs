@@ -5,8 +5,11 @@
 /// How a group stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
-    /// Every member is in rotation.
+    /// Every member is in rotation (on every data plane that reports it).
     Ready,
+    /// Every member is in rotation somewhere, but some data plane has one
+    /// out of rotation: that data plane's calls avoid it.
+    Degraded,
     /// Some members are out, but at least `min_healthy` (and at least one)
     /// are in: calls are served.
     Partial,
@@ -29,6 +32,15 @@ impl GroupState {
         }
     }
 
+    /// A ready group is [`GroupState::Degraded`] while some data plane has
+    /// one of its members out of rotation.
+    pub fn with_local_outages(self, any: bool) -> Self {
+        match self {
+            Self::Ready if any => Self::Degraded,
+            other => other,
+        }
+    }
+
     /// [`GroupState::of`], or [`GroupState::CircuitOpen`] while the
     /// circuit is open: that refuses calls whatever the members' health.
     pub fn with_circuit(self, circuit_open: bool) -> Self {
@@ -39,11 +51,12 @@ impl GroupState {
         }
     }
 
-    /// The name shown by status (`ready`, `partial`, `unavailable`,
-    /// `circuit_open`).
+    /// The name shown by status (`ready`, `degraded`, `partial`,
+    /// `unavailable`, `circuit_open`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ready => "ready",
+            Self::Degraded => "degraded",
             Self::Partial => "partial",
             Self::Unavailable => "unavailable",
             Self::CircuitOpen => "circuit_open",
