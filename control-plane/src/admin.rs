@@ -151,11 +151,13 @@ impl Admin {
         }
         // After the read from etcd, so the config is the freshest one.
         let current = self.state.current();
+        let ejected = self.fleet.ejected().borrow().clone();
         status::rollup(
             current.version,
             &current.config,
             &planes,
             self.fleet.expiry(),
+            &ejected,
         )
     }
 

@@ -8,7 +8,7 @@
 //! forgotten. Only connected data planes that reported within the expiry
 //! count in the health rollup.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,7 +108,18 @@ pub(crate) struct Fleet {
     /// `unhealthy_everywhere` of one health epoch: every stream of a push
     /// reads it, so it is computed once, not once per stream.
     unhealthy_cache: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+    /// More than this share of the data planes that report a server, and
+    /// at least [`MIN_FAILING_PLANES`], must see it failing to eject it
+    /// fleet-wide.
+    quorum: f64,
+    /// The servers out of rotation fleet-wide; streams re-send the
+    /// snapshot when it changes.
+    ejected: watch::Sender<Arc<BTreeSet<String>>>,
 }
+
+/// Data planes that must see a server failing before it is ejected for
+/// every data plane: one alone never decides for the others.
+pub(crate) const MIN_FAILING_PLANES: usize = 2;
 
 // === impl Fleet ===
 
@@ -122,7 +133,58 @@ impl Fleet {
             changes: watch::Sender::new(0),
             health_epoch: AtomicU64::new(0),
             unhealthy_cache: Mutex::new(None),
+            quorum: 0.5,
+            ejected: watch::Sender::new(Arc::default()),
         }
+    }
+
+    /// Sets the share of reporting data planes that must see a server
+    /// failing to eject it fleet-wide (1 never ejects).
+    pub(crate) fn with_quorum(mut self, quorum: f64) -> Self {
+        self.quorum = quorum;
+        self
+    }
+
+    /// The servers out of rotation fleet-wide, following changes.
+    pub(crate) fn ejected(&self) -> watch::Receiver<Arc<BTreeSet<String>>> {
+        self.ejected.subscribe()
+    }
+
+    /// Recomputes the servers out of rotation fleet-wide, telling the
+    /// streams when the set changed.
+    fn refresh_ejected(&self) {
+        let ejected = self.compute_ejected();
+        self.ejected.send_if_modified(|current| {
+            if **current == ejected {
+                return false;
+            }
+            tracing::info!(servers = ?ejected, "servers out of rotation fleet-wide");
+            *current = Arc::new(ejected);
+            true
+        });
+    }
+
+    fn compute_ejected(&self) -> BTreeSet<String> {
+        let now = Instant::now();
+        let planes = self.planes.lock();
+        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for plane in planes.values() {
+            if plane.state(now, self.expiry) != PlaneState::Connected {
+                continue;
+            }
+            for (id, health) in &plane.health {
+                let (reporting, failing) = counts.entry(id.as_str()).or_default();
+                *reporting += 1;
+                *failing += usize::from(!health.healthy);
+            }
+        }
+        counts
+            .into_iter()
+            .filter(|(_, (reporting, failing))| {
+                *failing >= MIN_FAILING_PLANES && *failing as f64 > self.quorum * *reporting as f64
+            })
+            .map(|(id, _)| id.to_owned())
+            .collect()
     }
 
     /// How long a data plane may stay silent before it stops counting.
@@ -170,6 +232,7 @@ impl Fleet {
             true
         });
         self.health_epoch.fetch_add(1, Ordering::Relaxed);
+        self.refresh_ejected();
     }
 
     /// Records that the data plane applied `version`.
@@ -217,6 +280,8 @@ impl Fleet {
             }
             changed
         });
+        // Cheap next to the report itself: one pass over the fleet's health.
+        self.refresh_ejected();
     }
 
     /// Forgets disconnected data planes silent for longer than the expiry.
@@ -231,6 +296,7 @@ impl Fleet {
         drop(planes);
         // Planes may have gone stale since the last sweep.
         self.health_epoch.fetch_add(1, Ordering::Relaxed);
+        self.refresh_ejected();
         if removed {
             self.bump();
         }

@@ -98,3 +98,25 @@ async fn reconnect_replaces_and_old_disconnect_is_ignored() {
     assert!(planes[0].connected);
     assert_eq!(planes[0].acked_version, 4);
 }
+
+/// More than the quorum of the connected reporters, and at least two,
+/// eject a server fleet-wide; a single reporter never does.
+#[tokio::test(start_paused = true)]
+async fn ejection_needs_a_quorum_of_at_least_two() {
+    let fleet = Fleet::new(EXPIRY).with_quorum(0.5);
+    let planes: Vec<_> = (0..4)
+        .map(|i| fleet.connect(&hello(&format!("dp-{i}")), None))
+        .collect();
+    let ejected = || fleet.ejected().borrow().iter().cloned().collect::<Vec<_>>();
+    fleet.report(&planes[0], report(&[("a", false), ("solo", false)]));
+    assert!(ejected().is_empty(), "one failing reporter");
+    fleet.report(&planes[1], report(&[("a", false)]));
+    fleet.report(&planes[2], report(&[("a", true)]));
+    fleet.report(&planes[3], report(&[("a", true)]));
+    assert!(ejected().is_empty(), "2 of 4 is not more than half");
+    fleet.report(&planes[2], report(&[("a", false)]));
+    assert_eq!(ejected(), ["a"], "3 of 4");
+    fleet.disconnect(&planes[2]);
+    fleet.disconnect(&planes[1]);
+    assert!(ejected().is_empty(), "1 of the 2 connected");
+}

@@ -55,6 +55,9 @@ pub struct Settings {
     /// A data plane silent for this long stops counting in the health
     /// rollup; a disconnected one is forgotten after it.
     pub dataplane_expiry: Duration,
+    /// A member is out of rotation fleet-wide when more than this share of
+    /// the data planes that report it, and at least two, see it failing.
+    pub fleet_quorum: f64,
     /// Tokens of the admin and data-plane APIs.
     pub access: Access,
     /// TLS for the gRPC listener; plain HTTP/2 when `None`.
@@ -64,6 +67,8 @@ pub struct Settings {
 impl Settings {
     /// Default of [`Settings::dataplane_expiry`]: several report periods.
     pub const DEFAULT_DATAPLANE_EXPIRY: Duration = Duration::from_secs(30);
+    /// Default of [`Settings::fleet_quorum`]: a majority.
+    pub const DEFAULT_FLEET_QUORUM: f64 = 0.5;
 
     /// Settings for a state directory, with defaults for the rest.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
@@ -79,6 +84,7 @@ impl Settings {
         Self {
             store,
             dataplane_expiry: Self::DEFAULT_DATAPLANE_EXPIRY,
+            fleet_quorum: Self::DEFAULT_FLEET_QUORUM,
             access: Access::default(),
             tls: None,
         }
@@ -150,7 +156,8 @@ impl ControlPlane {
             config.store = %location,
             "config loaded"
         );
-        let fleet = Arc::new(Fleet::new(settings.dataplane_expiry));
+        let fleet =
+            Arc::new(Fleet::new(settings.dataplane_expiry).with_quorum(settings.fleet_quorum));
         Ok(Self {
             metrics: Arc::new(Metrics::new(state.clone(), fleet.clone())),
             state,

@@ -33,6 +33,12 @@ struct Args {
     /// counting; a disconnected one is forgotten after that long.
     #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
     dataplane_expiry: f64,
+    /// A member leaves rotation on every data plane when more than this
+    /// share of the connected data planes that report it (and at least two)
+    /// see it failing; one data plane alone never ejects it for the others.
+    /// 1 turns fleet-wide ejection off.
+    #[arg(long, default_value_t = 0.5, value_parser = share)]
+    fleet_quorum: f64,
     /// File with the token `hangarctl` must present (apply, status).
     /// Without it and --dataplane-token-file, only a loopback --listen is allowed.
     #[arg(long)]
@@ -52,6 +58,13 @@ struct Args {
     /// Log line format on stderr (filter: HANGAR_LOG).
     #[arg(long, value_enum, default_value_t)]
     log_format: hangar_runtime::LogFormat,
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(q) if (0.0..=1.0).contains(&q) => Ok(q),
+        _ => Err(format!("'{text}' is not a share between 0 and 1")),
+    }
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -111,6 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settings = hangar_control_plane::Settings {
         store,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
+        fleet_quorum: args.fleet_quorum,
         access,
         tls,
     };

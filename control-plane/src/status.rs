@@ -8,6 +8,8 @@
 //! one data plane can use it: a member only one data plane cannot reach is
 //! that data plane's local problem.
 
+use std::collections::BTreeSet;
+
 use hangar_balance::GroupState;
 use hangar_config::{Config, Group, Server};
 use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
@@ -16,12 +18,14 @@ use tokio::time::Instant;
 use crate::fleet::{DataPlane, PlaneState};
 
 /// Builds the status of config `version` from the data planes; those not
-/// heard from within `expiry` are listed but do not count.
+/// heard from within `expiry` are listed but do not count. `ejected` are
+/// the servers out of rotation fleet-wide.
 pub(crate) fn rollup(
     version: u64,
     config: &Config,
     planes: &[DataPlane],
     expiry: std::time::Duration,
+    ejected: &BTreeSet<String>,
 ) -> StatusResponse {
     let now = Instant::now();
     let counting: Vec<&DataPlane> = planes
@@ -33,7 +37,9 @@ pub(crate) fn rollup(
         .iter()
         .filter_map(|(id, server)| {
             let described = describe(server)?;
-            Some(server_status(id, described, &counting))
+            let mut status = server_status(id, described, &counting);
+            status.fleet_ejected = ejected.contains(id);
+            Some(status)
         })
         .collect();
     let groups = config
@@ -103,7 +109,13 @@ fn server_status(id: &str, described: ServerStatus, planes: &[&DataPlane]) -> Se
         id: id.to_owned(),
         ..described
     };
-    for health in planes.iter().filter_map(|p| p.health.get(id)) {
+    for plane in planes {
+        let Some(health) = plane.health.get(id) else {
+            continue;
+        };
+        if !health.healthy {
+            status.failing_on.push(plane.node_id.clone());
+        }
         status.reported_by += 1;
         status.calls += health.calls;
         status.p50_ms = status.p50_ms.max(health.p50_ms);
@@ -228,7 +240,7 @@ mod tests {
         let two = fleet.connect(&hello("dp-2"), None);
         fleet.report(&one, report(&[("a", true), ("b", true)]));
         fleet.report(&two, report(&[("a", true), ("b", false)]));
-        let status = rollup(1, &config, &fleet.planes(), EXPIRY);
+        let status = rollup(1, &config, &fleet.planes(), EXPIRY, &BTreeSet::new());
         let group = &status.groups[0];
         assert_eq!(group.state, "degraded");
         assert_eq!(group.degraded_on, ["dp-2"]);
@@ -240,7 +252,7 @@ mod tests {
         );
 
         fleet.report(&two, report(&[("a", true), ("b", true)]));
-        let status = rollup(1, &config, &fleet.planes(), EXPIRY);
+        let status = rollup(1, &config, &fleet.planes(), EXPIRY, &BTreeSet::new());
         assert_eq!(status.groups[0].state, "ready");
         assert!(status.groups[0].degraded_on.is_empty());
     }

@@ -5,6 +5,7 @@
 //! version, and then with every new snapshot. Up the stream come ACK/NACK per
 //! version and periodic health reports.
 
+use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -99,7 +100,9 @@ impl DataPlaneService for DataPlanes {
 }
 
 /// Sends the current snapshot (unless the data plane holds it) and every
-/// later one, until the stream or the server closes.
+/// later one, until the stream or the server closes; sends it again, same
+/// version, whenever the servers out of rotation fleet-wide change, so a
+/// data plane that never called such a server sends it nothing.
 async fn push_snapshots(
     service: DataPlanes,
     hello: Hello,
@@ -113,14 +116,20 @@ async fn push_snapshots(
         shutdown,
     } = service;
     let mut snapshots = state.subscribe();
+    let mut ejections = fleet.ejected();
     let mut sent = hello.held_version;
+    // What this stream last told its data plane was ejected fleet-wide.
+    let mut sent_ejected = Arc::default();
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
-        if snapshot.version != sent && snapshot.version != 0 {
+        let ejected = ejections.borrow_and_update().clone();
+        let news = snapshot.version != sent || ejected != sent_ejected;
+        if news && snapshot.version != 0 {
             sent = snapshot.version;
+            sent_ejected = ejected.clone();
             let msg = ControlPlaneMessage {
                 kind: Some(control_plane_message::Kind::Snapshot(with_fleet_health(
-                    &snapshot, &fleet,
+                    &snapshot, &fleet, &ejected,
                 ))),
             };
             *unanswered.lock() = Some((sent, metrics.snapshot_sent()));
@@ -131,6 +140,7 @@ async fn push_snapshots(
         }
         tokio::select! {
             changed = snapshots.changed() => if changed.is_err() { return },
+            changed = ejections.changed() => if changed.is_err() { return },
             () = tx.closed() => return,
             () = shutdown.cancelled() => return,
         }
@@ -140,11 +150,17 @@ async fn push_snapshots(
 /// The snapshot with the servers that every data plane sees failing marked,
 /// so that a data plane that has not probed them yet starts them out of
 /// rotation.
-fn with_fleet_health(snapshot: &Snapshot, fleet: &Fleet) -> Snapshot {
+/// Group members whose server is `ejected` (a quorum of the data planes
+/// sees it failing) are marked not eligible, so every data plane leaves
+/// them out of rotation.
+fn with_fleet_health(snapshot: &Snapshot, fleet: &Fleet, ejected: &BTreeSet<String>) -> Snapshot {
     let unhealthy = fleet.unhealthy_everywhere();
     let mut snapshot = snapshot.clone();
     for server in &mut snapshot.servers {
         server.fleet_unhealthy = unhealthy.contains(&server.id);
+    }
+    for member in snapshot.groups.iter_mut().flat_map(|g| &mut g.members) {
+        member.eligible = !ejected.contains(&member.server_id);
     }
     snapshot
 }

@@ -48,6 +48,12 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if s.reported_by > 1 {
             let _ = write!(details, "  healthy_on={}/{}", s.healthy_on, s.reported_by);
         }
+        if !s.failing_on.is_empty() && s.reported_by > 1 {
+            let _ = write!(details, "  failing_on={}", s.failing_on.join(","));
+        }
+        if s.fleet_ejected {
+            details.push_str("  out of rotation fleet-wide");
+        }
         if s.healthy_on < s.reported_by && !s.last_error.is_empty() {
             // Enough of the cause to act on; `-o json` has all of it.
             let cause: String = s.last_error.chars().take(100).collect();
@@ -152,6 +158,7 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
                 "healthy_on": s.healthy_on, "reported_by": s.reported_by,
                 "consecutive_failures": s.consecutive_failures, "last_error": s.last_error,
                 "calls": s.calls, "errors": s.errors, "p50_ms": s.p50_ms, "p99_ms": s.p99_ms,
+                "failing_on": s.failing_on, "fleet_ejected": s.fleet_ejected,
             });
             if s.mode == "subprocess" {
                 server["command"] = json!(s.command);

@@ -18,6 +18,7 @@
 //! - [`raw`]: a raw Streamable HTTP client for wire-level checks.
 //! - [`stack`]: a control plane and a data plane with a config applied.
 //! - [`eventually`]: bounded polling instead of fixed sleeps.
+//! - [`witness`]: a simulated data plane reporting a chosen health view.
 //! - [`everything`]: the MCP project's reference server, `server-everything`.
 
 pub mod bench;
@@ -36,6 +37,7 @@ pub mod python_sdk;
 pub mod raw;
 pub mod stack;
 pub mod ts_sdk;
+pub mod witness;
 
 /// A loopback port that was free a moment ago, for programs that can only
 /// be told a fixed port (the Python example servers, a binary restarted on the same

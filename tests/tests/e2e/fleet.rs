@@ -200,3 +200,74 @@ async fn late_data_plane_starts_fleet_dead_member_out_of_rotation() {
     dp2.stop().await;
     cp.stop().await;
 }
+
+/// Whether `member` of `group` is in rotation on the data plane `client`
+/// talks to.
+async fn in_rotation(client: &McpClient, group: &str, member: &str) -> bool {
+    let status = local_status(client).await;
+    status["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["name"] == group))
+        .and_then(|g| g["members"].as_array())
+        .and_then(|members| members.iter().find(|m| m["id"] == member))
+        .is_some_and(|m| m["in_rotation"] == true)
+}
+
+/// A quorum of the data planes that use a member (more than half, and at
+/// least two) seeing it failing takes it out of rotation on every data
+/// plane, also one that can reach it and never failed a call on it; one
+/// data plane alone never does. When the quorum is lost it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_of_data_planes_takes_a_member_out_for_the_whole_fleet() {
+    use hangar_tests::witness::Witness;
+
+    let servers = backends(2).await;
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp.url(), "dp-1").await;
+    let yaml = format!(
+        "mcp_servers:\n  s0:\n    mode: remote\n    endpoint: \"{}\"\n  s1:\n    mode: remote\n    endpoint: \"{}\"\n  g:\n    mode: group\n    members: [{{id: s0}}, {{id: s1}}]\n",
+        servers[0].url(),
+        servers[1].url()
+    );
+    cp.apply_and_wait(&yaml, 1).await;
+    let client = dp.client().await;
+    eventually("dp-1 to use both members", || async {
+        (in_rotation(&client, "g", "s0").await && in_rotation(&client, "g", "s1").await)
+            .then_some(())
+    })
+    .await;
+
+    let view = [("s0", true), ("s1", false)];
+    let w1 = Witness::connect(&cp.url(), "w-1", &view).await;
+    let status = eventually("w-1's report to count", || async {
+        let status = cp.status().await;
+        let s1 = status.servers.iter().find(|s| s.id == "s1")?.clone();
+        (s1.reported_by == 2).then_some(s1)
+    })
+    .await;
+    assert!(!status.fleet_ejected, "one data plane alone: {status:?}");
+    assert_eq!(status.failing_on, ["w-1"]);
+    assert!(in_rotation(&client, "g", "s1").await);
+
+    let w2 = Witness::connect(&cp.url(), "w-2", &view).await;
+    eventually("s1 out of rotation on dp-1 too", || async {
+        (!in_rotation(&client, "g", "s1").await).then_some(())
+    })
+    .await;
+    let status = cp.status().await;
+    let s1 = status.servers.iter().find(|s| s.id == "s1").unwrap();
+    assert!(s1.fleet_ejected, "{s1:?}");
+    assert_eq!(s1.failing_on, ["w-1", "w-2"]);
+    let served = client.batch("g", "add", json!({"a": 1, "b": 1}), 4).await;
+    let results = served["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["served_by"] == "s0"), "{served}");
+
+    drop(w2);
+    eventually("s1 back once the quorum is gone", || async {
+        in_rotation(&client, "g", "s1").await.then_some(())
+    })
+    .await;
+    drop(w1);
+    dp.stop().await;
+    cp.stop().await;
+}
