@@ -104,13 +104,7 @@ impl ConfigState {
                     })?;
                 current_of(stored.version, config, revision)
             }
-            None => current_of(
-                0,
-                Config {
-                    servers: Default::default(),
-                },
-                0,
-            ),
+            None => current_of(0, Config::default(), 0),
         };
         let (snapshots, _) = watch::channel(current.snapshot.clone());
         Ok(Self {

@@ -8,6 +8,7 @@
 //! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
 //! - [`failover`]: circuit, min_healthy, strategy order, skip unreached members, record.
 //! - [`breaker`]: a group's circuit breaker (recipe 03).
+//! - [`retry`]: a group's retry policy for delivered calls.
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 //! - [`sessions`]: client sessions this data plane moved to another member.
@@ -18,5 +19,6 @@ pub(crate) mod dispatch;
 pub(crate) mod failover;
 pub(crate) mod limit;
 pub(crate) mod member;
+pub(crate) mod retry;
 pub(crate) mod sessions;
 pub(crate) mod table;

@@ -141,6 +141,16 @@ impl Upstream {
         }
     }
 
+    /// Whether the member marks `tool` (in its `tools/list`) `readOnlyHint`
+    /// or `idempotentHint`: the only tools a delivered call may be resent for.
+    pub fn retry_safe(&self, tool: &str) -> bool {
+        match self {
+            Self::Http(http) => http.retry_safe(tool),
+            Self::Stdio(stdio) => stdio.retry_safe(tool),
+            Self::Unusable(_) => false,
+        }
+    }
+
     /// Checks that the member answers MCP (`ping`, or `server/discover` for
     /// 2026-07-28 members).
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {

@@ -68,6 +68,7 @@ pub struct FakeMcp {
     latency: Duration,
     bearer: Option<String>,
     tls: Option<crate::pki::CertFiles>,
+    fail_calls: bool,
 }
 
 impl FakeMcp {
@@ -81,6 +82,7 @@ impl FakeMcp {
             latency: Duration::ZERO,
             bearer: None,
             tls: None,
+            fail_calls: false,
         }
     }
 
@@ -115,6 +117,13 @@ impl FakeMcp {
     /// `--latency-ms`). Default: none.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Answers every `tools/call` with HTTP 500 once it has it (the call was
+    /// delivered); probes and listings still succeed.
+    pub fn fail_calls(mut self) -> Self {
+        self.fail_calls = true;
         self
     }
 
@@ -324,6 +333,7 @@ impl Shared {
             }),
             unauthorized: AtomicU64::new(0),
             tls: config.tls.as_ref().map(tls::acceptor),
+            fail_calls: config.fail_calls,
         }
     }
 }

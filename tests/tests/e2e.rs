@@ -16,6 +16,7 @@ mod e2e {
     mod metrics;
     mod persistence;
     mod recovery;
+    mod retries;
     mod security;
     mod strategies;
     mod transparent;

@@ -12,10 +12,60 @@ use indexmap::IndexMap;
 use url::Url;
 
 /// A whole config file (`mcp_servers:` in MCP Hangar's `config.yaml`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// Servers and groups by id, in file order.
     pub servers: IndexMap<String, Server>,
+    /// `retry:`: when a call that reached a member may be sent again.
+    pub retry: RetrySettings,
+}
+
+/// MCP Hangar's top-level `retry:` block.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetrySettings {
+    /// `default_policy`, for every server and group without its own.
+    pub default_policy: Option<RetryPolicy>,
+    /// `per_mcp_server`: policies by server or group id.
+    pub per_server: IndexMap<String, RetryPolicy>,
+}
+
+impl RetrySettings {
+    /// The policy of the server or group `id`, if any.
+    pub fn policy_for(&self, id: &str) -> Option<&RetryPolicy> {
+        self.per_server.get(id).or(self.default_policy.as_ref())
+    }
+}
+
+/// One retry policy. Hangar resends a call that reached a member only on
+/// another member of a group, and only for tools that member marks
+/// `readOnlyHint` or `idempotentHint`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// `max_attempts` (default 3): tries of one call, the first included.
+    pub max_attempts: u32,
+    /// `backoff` (default exponential).
+    pub backoff: Backoff,
+    /// `initial_delay` (default 1 s): the wait before the first retry.
+    pub initial_delay: Duration,
+    /// `max_delay` (default 30 s): the longest wait.
+    pub max_delay: Duration,
+    /// `retry_on`: the failures that may be retried; empty for Hangar's
+    /// default (timeouts, connection and transport errors, HTTP 5xx).
+    pub retry_on: Vec<String>,
+    /// `jitter` (default true) and `jitter_factor` (default 0.1): each wait
+    /// varies by up to this share.
+    pub jitter_factor: f64,
+}
+
+/// How the wait between retries grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// `initial_delay` doubles each time.
+    Exponential,
+    /// `initial_delay` times the retry's number.
+    Linear,
+    /// Always `initial_delay`.
+    Constant,
 }
 
 /// One entry under `mcp_servers`, chosen by its `mode`.

@@ -8,7 +8,7 @@ use hangar_proto::v1;
 use hangar_template::Template;
 use indexmap::IndexMap;
 
-use crate::model::{Config, Group, RemoteServer, Server, SubprocessServer};
+use crate::model::{Backoff, Config, Group, RemoteServer, RetryPolicy, Server, SubprocessServer};
 
 impl Config {
     /// The snapshot for config `version` (0 is reserved for "no config").
@@ -27,7 +27,14 @@ impl Config {
                     Server::Group(_) => None,
                 })
                 .collect(),
-            groups: self.groups().map(|(id, g)| group(id, g)).collect(),
+            groups: self
+                .groups()
+                .map(|(id, g)| {
+                    let mut group = group(id, g);
+                    group.retry = self.retry.policy_for(id).map(retry_policy);
+                    group
+                })
+                .collect(),
         }
     }
 }
@@ -90,6 +97,22 @@ fn headers(map: &IndexMap<String, Template>) -> Vec<v1::Header> {
         .collect()
 }
 
+fn retry_policy(policy: &RetryPolicy) -> v1::RetryPolicy {
+    v1::RetryPolicy {
+        max_attempts: policy.max_attempts,
+        backoff: match policy.backoff {
+            Backoff::Exponential => "exponential",
+            Backoff::Linear => "linear",
+            Backoff::Constant => "constant",
+        }
+        .to_owned(),
+        initial_delay_ms: millis_ceil(policy.initial_delay),
+        max_delay_ms: millis_ceil(policy.max_delay),
+        retry_on: policy.retry_on.clone(),
+        jitter_factor: policy.jitter_factor,
+    }
+}
+
 fn group(id: &str, group: &Group) -> v1::Group {
     let members = group.members.iter().map(|m| v1::Member {
         server_id: m.id.clone(),
@@ -105,6 +128,7 @@ fn group(id: &str, group: &Group) -> v1::Group {
         max_concurrency: group.max_concurrency.unwrap_or(0),
         circuit_failure_threshold: group.circuit_failure_threshold,
         session_recovery: group.session_recovery,
+        retry: None,
     }
 }
 

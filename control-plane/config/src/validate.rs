@@ -8,6 +8,7 @@ mod group;
 mod kinds;
 mod read;
 mod remote;
+mod retry;
 mod subprocess;
 
 use indexmap::IndexMap;
@@ -23,7 +24,7 @@ use crate::parse::Node;
 const UNSUPPORTED_MODES: &[&str] = &["docker", "container", "podman"];
 
 const TOP_KEYS: Keys = Keys {
-    known: &["mcp_servers"],
+    known: &["mcp_servers", "retry"],
     unsupported: &[],
     hint: "",
 };
@@ -35,9 +36,7 @@ pub(crate) fn validate(
     root: &Node,
 ) -> Result<Config, ConfigErrors> {
     let mut cx = Ctx::new(source_name, index);
-    let config = Config {
-        servers: top(&mut cx, root),
-    };
+    let config = top(&mut cx, root);
     if cx.errors.is_empty() {
         Ok(config)
     } else {
@@ -45,19 +44,45 @@ pub(crate) fn validate(
     }
 }
 
-fn top(cx: &mut Ctx<'_>, root: &Node) -> IndexMap<String, Server> {
+fn top(cx: &mut Ctx<'_>, root: &Node) -> Config {
     let path = Path::root();
     if *root == Node::Null {
         // An empty file, or one holding only comments.
         cx.at_key(&path, "missing required key 'mcp_servers'");
-        return IndexMap::new();
+        return Config::default();
     }
     let Some(fields) = cx.mapping(&path, root, &TOP_KEYS) else {
-        return IndexMap::new();
+        return Config::default();
     };
-    match cx.required(&fields, "mcp_servers") {
-        Some(node) => servers(cx, &path.key("mcp_servers"), node),
-        None => IndexMap::new(),
+    let (servers, ids) = match cx.required(&fields, "mcp_servers") {
+        Some(node) => {
+            let ids = server_ids(node);
+            (servers(cx, &path.key("mcp_servers"), node), ids)
+        }
+        None => (IndexMap::new(), Vec::new()),
+    };
+    // Ids of invalid servers count too, so one mistake is not reported twice.
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let retry = cx
+        .optional(&fields, "retry", |cx, p, n| {
+            retry::retry(cx, p, n, &servers, &ids)
+        })
+        .flatten()
+        .unwrap_or_default();
+    Config { servers, retry }
+}
+
+/// Every id under `mcp_servers`, valid or not.
+fn server_ids(node: &Node) -> Vec<String> {
+    match node {
+        Node::Map(pairs) => pairs
+            .iter()
+            .filter_map(|(k, _)| match k {
+                Node::Str(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -138,6 +138,7 @@ fn recipe_05_compiles_to_snapshot() {
             max_concurrency: 0,
             circuit_failure_threshold: 10,
             session_recovery: true,
+            retry: None,
         }],
     };
     assert_eq!(snapshot, want);
@@ -390,4 +391,32 @@ fn recipe_03_loads_with_its_circuit_breaker() {
 
     let plain = recipe_05().to_snapshot(1);
     assert_eq!(plain.groups[0].circuit_failure_threshold, 10);
+}
+
+/// MCP Hangar's `retry:` keys load; a group gets its `per_mcp_server`
+/// policy, else the default one, in the snapshot.
+#[test]
+fn retry_policies_load_and_reach_the_groups() {
+    let text = "mcp_servers:\n  a: {mode: remote, endpoint: http://a}\n  g: {mode: group, members: [{id: a}]}\n  h: {mode: group, members: [{id: a}]}\nretry:\n  default_policy:\n    max_attempts: 3\n    backoff: exponential\n    initial_delay: 0.5\n    max_delay: 10\n    retry_on: [TimeoutError, ConnectionError]\n    jitter: true\n    jitter_factor: 0.2\n  per_mcp_server:\n    h:\n      max_attempts: 2\n      backoff: constant\n      jitter: false\n";
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let snapshot = config.to_snapshot(1);
+    let g = snapshot.groups[0].retry.as_ref().expect("default policy");
+    assert_eq!(
+        (
+            g.max_attempts,
+            g.backoff.as_str(),
+            g.initial_delay_ms,
+            g.max_delay_ms
+        ),
+        (3, "exponential", 500, 10_000)
+    );
+    assert_eq!(g.retry_on, ["TimeoutError", "ConnectionError"]);
+    assert!((g.jitter_factor - 0.2).abs() < 1e-9);
+    let h = snapshot.groups[1].retry.as_ref().expect("its own policy");
+    assert_eq!(
+        (h.max_attempts, h.backoff.as_str(), h.jitter_factor),
+        (2, "constant", 0.0)
+    );
+    let plain = recipe_05().to_snapshot(1);
+    assert_eq!(plain.groups[0].retry, None);
 }

@@ -223,7 +223,7 @@ async fn reopen(
                 .await
         }
     };
-    let (member_session, index) = match failover::run(group, group.order(), attempt).await {
+    let (member_session, index) = match failover::run(group, group.order(), None, attempt).await {
         Ok(opened) => opened,
         Err(Failover::NoAvailableMember(refusal)) => {
             return unavailable(request, &refusal.to_string());
@@ -340,7 +340,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         );
         async move { deliver(&member.member, member.ledger(group), request, None, &naming).await }
     };
-    match failover::run(group, order, attempt).await {
+    match failover::run(group, order, None, attempt).await {
         Ok((response, _)) => response,
         Err(Failover::NoAvailableMember(refusal)) => unavailable(request, &refusal.to_string()),
         Err(Failover::CircuitOpen(open)) => unavailable(request, &open.to_string()),

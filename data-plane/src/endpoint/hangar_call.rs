@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::route::dispatch;
+use crate::route::retry::Retried;
 use crate::route::table::RoutingTable;
 
 /// Most calls one batch may hold.
@@ -80,6 +81,17 @@ struct CallResponse {
     elapsed_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     served_by: Option<String>,
+    /// When the target has a retry policy, as MCP Hangar reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_metadata: Option<RetryMetadata>,
+}
+
+/// The tries of one call under a retry policy.
+#[derive(Debug, Serialize)]
+struct RetryMetadata {
+    attempts: usize,
+    retries: Vec<Retried>,
+    total_time_ms: f64,
 }
 
 /// A batch refused before any call was made, shaped like MCP Hangar's.
@@ -204,7 +216,8 @@ async fn run_one(
         Duration::from_secs_f64(t.min(TIMEOUT_RANGE_S.1)).min(remaining)
     });
     let arguments = Value::Object(call.arguments);
-    let outcome = dispatch::call(table, &call.mcp_server, &call.tool, &arguments, timeout).await;
+    let (outcome, retries) =
+        dispatch::call(table, &call.mcp_server, &call.tool, &arguments, timeout).await;
     let mut response = CallResponse {
         index,
         call_id: uuid::Uuid::new_v4().to_string(),
@@ -214,6 +227,7 @@ async fn run_one(
         error_type: None,
         elapsed_ms: 0.0,
         served_by: None,
+        retry_metadata: None,
     };
     match outcome {
         Ok(served) => {
@@ -236,6 +250,11 @@ async fn run_one(
         }
     }
     response.elapsed_ms = millis(started.elapsed());
+    response.retry_metadata = retries.map(|retries| RetryMetadata {
+        attempts: retries.len() + 1,
+        retries,
+        total_time_ms: response.elapsed_ms,
+    });
     response
 }
 
@@ -249,6 +268,7 @@ fn skipped(index: usize) -> CallResponse {
         error_type: Some("FailFastSkipped"),
         elapsed_ms: 0.0,
         served_by: None,
+        retry_metadata: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn group(id: &str, strategy: Strategy, members: &[&str]) -> v1::Group {
         max_concurrency: 0,
         circuit_failure_threshold: 10,
         session_recovery: true,
+        retry: None,
     }
 }
 

@@ -12,9 +12,10 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::route::breaker::CircuitOpen;
-use crate::route::failover::{self, Failover, NoAvailableMember, Pool};
+use crate::route::failover::{self, Failover, NoAvailableMember, Pool, Retry};
 use crate::route::member::{Ledger, Member};
-use crate::route::table::RoutingTable;
+use crate::route::retry::{Retried, RetryPolicy};
+use crate::route::table::{GroupRoute, RoutingTable};
 use crate::server::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::upstream::UpstreamError;
 
@@ -110,6 +111,10 @@ pub(crate) struct Served {
     pub served_by: String,
 }
 
+/// What one call came to, and the retries it took when its group has a
+/// retry policy (`None` without one).
+pub(crate) type Called = (Result<Served, CallError>, Option<Vec<Retried>>);
+
 /// Calls `tool` on the server or group named `target`. A server named
 /// directly is called whatever its health: the caller asked for it.
 pub(crate) async fn call(
@@ -118,11 +123,32 @@ pub(crate) async fn call(
     tool: &str,
     arguments: &Value,
     timeout: Duration,
-) -> Result<Served, CallError> {
+) -> Called {
     if let Some(group) = table
         .groups
         .get(target)
         .or_else(|| table.replicas.get(target))
+    {
+        let mut retries = Vec::new();
+        let policy = group.retry.as_ref();
+        let outcome = call_group(group, tool, arguments, timeout, policy, &mut retries).await;
+        return (outcome, policy.map(|_| retries));
+    }
+    (
+        call_server(table, target, tool, arguments, timeout).await,
+        None,
+    )
+}
+
+/// A call through a group's failover loop.
+async fn call_group(
+    group: &GroupRoute,
+    tool: &str,
+    arguments: &Value,
+    timeout: Duration,
+    policy: Option<&RetryPolicy>,
+    retries: &mut Vec<Retried>,
+) -> Result<Served, CallError> {
     {
         let started = tokio::time::Instant::now();
         let _slot = group
@@ -132,18 +158,20 @@ pub(crate) async fn call(
                 group: group.id.clone(),
                 source,
             })?;
-        let timeout = timeout.saturating_sub(started.elapsed());
+        let deadline = started + timeout;
         let attempt = |index: usize| {
             let member = &group.members[index];
-            call_member(
-                &member.member,
-                member.ledger(group),
-                tool,
-                arguments,
-                timeout,
-            )
+            // Retries share the call's deadline.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            call_member(&member.member, member.ledger(group), tool, arguments, left)
         };
-        return match failover::run(group, group.order(), attempt).await {
+        let safe = |index: usize| group.members[index].member.upstream().retry_safe(tool);
+        let retry = policy.map(|policy| Retry {
+            policy,
+            safe: &safe,
+            log: retries,
+        });
+        match failover::run(group, group.order(), retry, attempt).await {
             Ok((result, index)) => Ok(Served {
                 result,
                 served_by: group.members[index].member.id().to_owned(),
@@ -154,8 +182,18 @@ pub(crate) async fn call(
                 member: group.members[index].member.id().to_owned(),
                 source: error,
             }),
-        };
+        }
     }
+}
+
+/// A call to a server named directly.
+async fn call_server(
+    table: &RoutingTable,
+    target: &str,
+    tool: &str,
+    arguments: &Value,
+    timeout: Duration,
+) -> Result<Served, CallError> {
     match table.members.get(target) {
         Some(member) => {
             let ledger = Ledger {

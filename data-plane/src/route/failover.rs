@@ -11,7 +11,9 @@
 //!    first ([`Pool::order`]), narrowed by the caller to the members that can
 //!    serve this request;
 //! 5. try each in turn; a request that never reached its member goes to the
-//!    next one at once, a request that reached one is never resent
+//!    next one at once; a request that reached one is resent to the next
+//!    only under the group's retry policy, for a tool that member marks
+//!    `readOnlyHint` or `idempotentHint` ([`Retry`]), else never
 //!    (`tools/call` is not idempotent);
 //! 6. record: a member that served after the first pick failed tells the
 //!    strategy ([`Pool::record_failover`]), so rotation continues after it.
@@ -23,6 +25,7 @@
 use std::future::Future;
 
 use crate::route::breaker::CircuitOpen;
+use crate::route::retry::{FailureClass, Retried, RetryPolicy};
 
 /// A group's members as the failover loop sees them.
 pub(crate) trait Pool {
@@ -49,12 +52,45 @@ pub(crate) trait AttemptError {
     /// True when the request never reached the member (no connection, no
     /// process, no free slot), so another member may take it.
     fn never_delivered(&self) -> bool;
+    /// What kind of failure it is, for a retry policy's `retry_on`; `None`
+    /// for answers and refusals, which are never retried.
+    fn failure_class(&self) -> Option<FailureClass>;
+    /// The failure as MCP clients may see it.
+    fn describe(&self) -> String;
 }
 
 impl AttemptError for crate::upstream::UpstreamError {
     fn never_delivered(&self) -> bool {
         self.may_try_another_member()
     }
+
+    fn failure_class(&self) -> Option<FailureClass> {
+        use crate::upstream::UpstreamError::*;
+        match self {
+            Timeout(_) | Quiet(_) | Hung { .. } => Some(FailureClass::Timeout),
+            Transport(_) | Exited(_) => Some(FailureClass::Connection),
+            ServerError { .. } => Some(FailureClass::ServerError),
+            Protocol(_) => Some(FailureClass::Protocol),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.for_client().to_string()
+    }
+}
+
+/// When a request that reached its member and failed may go to the next
+/// member: the group's policy allows it and the member says the tool is
+/// safe to repeat.
+pub(crate) struct Retry<'a> {
+    /// The group's `retry:` policy.
+    pub(crate) policy: &'a RetryPolicy,
+    /// Whether member `index` marks the request's tool read-only or
+    /// idempotent.
+    pub(crate) safe: &'a (dyn Fn(usize) -> bool + Sync),
+    /// The retries made, filled in by the loop.
+    pub(crate) log: &'a mut Vec<Retried>,
 }
 
 /// The group has fewer members that can serve the request than
@@ -94,10 +130,12 @@ pub(crate) enum Failover<E> {
 /// Sends a request to the members of `order` in turn with `attempt` until
 /// one answers; returns the answer and the index of the member that gave it.
 /// `order` is [`Pool::order`], possibly narrowed to the members that can
-/// serve this request.
+/// serve this request. Without `retry`, a request that reached a member is
+/// never sent again.
 pub(crate) async fn run<P, T, E, F, Fut>(
     pool: &P,
     order: Vec<usize>,
+    mut retry: Option<Retry<'_>>,
     mut attempt: F,
 ) -> Result<(T, usize), Failover<E>>
 where
@@ -116,6 +154,8 @@ where
         }));
     }
     let mut unreached = None;
+    // Attempts that reached their member.
+    let mut sent = 0;
     for (tried, &index) in order.iter().enumerate() {
         match attempt(index).await {
             Ok(answer) => {
@@ -132,7 +172,33 @@ where
                 );
                 unreached = Some(Failover::Member { index, error });
             }
-            Err(error) => return Err(Failover::Member { index, error }),
+            Err(error) => {
+                sent += 1;
+                let more = tried + 1 < order.len();
+                if let Some(retry) = retry.as_mut()
+                    && more
+                    && retry.policy.allows(sent, error.failure_class())
+                    && (retry.safe)(index)
+                {
+                    let delay = retry
+                        .policy
+                        .delay(u32::try_from(retry.log.len()).unwrap_or(u32::MAX) + 1);
+                    tracing::info!(
+                        group = pool.id(),
+                        member = pool.member_id(index),
+                        ?delay,
+                        "retrying on the next member: the tool is marked safe to repeat"
+                    );
+                    retry.log.push(Retried {
+                        member: pool.member_id(index).to_owned(),
+                        error: error.describe(),
+                        delay_ms: delay.as_secs_f64() * 1000.0,
+                    });
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                return Err(Failover::Member { index, error });
+            }
         }
     }
     Err(unreached.expect("order is not empty"))

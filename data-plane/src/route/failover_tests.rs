@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use hangar_balance::{Balancer, Candidate, StrategyKind};
 
 use super::*;
+use crate::route::retry::{FailureClass, RetryPolicy};
 
 /// How a scripted member takes a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,12 @@ struct ScriptError {
 impl AttemptError for ScriptError {
     fn never_delivered(&self) -> bool {
         !self.delivered
+    }
+    fn failure_class(&self) -> Option<FailureClass> {
+        Some(FailureClass::ServerError)
+    }
+    fn describe(&self) -> String {
+        format!("member {} failed", self.index)
     }
 }
 
@@ -114,8 +121,17 @@ enum Ended {
 
 /// Runs one request; returns how it ended and the members tried, in order.
 async fn request(pool: &TestPool, order: Vec<usize>) -> (Ended, Vec<usize>) {
+    request_with(pool, order, None).await
+}
+
+/// [`request`] under `retry`.
+async fn request_with(
+    pool: &TestPool,
+    order: Vec<usize>,
+    retry: Option<Retry<'_>>,
+) -> (Ended, Vec<usize>) {
     let tried = RefCell::new(Vec::new());
-    let result = run(pool, order, |index| {
+    let result = run(pool, order, retry, |index| {
         tried.borrow_mut().push(index);
         let script = pool.members[index];
         async move {
@@ -328,4 +344,72 @@ async fn an_open_circuit_refuses_without_trying_a_member() {
     let (ended, tried) = request(&pool, pool.order()).await;
     assert_eq!(ended, Ended::CircuitOpen);
     assert!(tried.is_empty(), "{tried:?}");
+}
+
+fn policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::of(Some(&hangar_proto::v1::RetryPolicy {
+        max_attempts,
+        backoff: "constant".into(),
+        initial_delay_ms: 100,
+        max_delay_ms: 100,
+        retry_on: Vec::new(),
+        jitter_factor: 0.0,
+    }))
+    .unwrap()
+}
+
+/// A call that reached a member and failed goes to the next member only
+/// when the group has a retry policy and that member marks the tool safe
+/// to repeat; each retry is logged with its wait, and `max_attempts`
+/// counts the attempts that reached a member.
+#[tokio::test(start_paused = true)]
+async fn delivered_calls_are_retried_only_under_a_policy_for_safe_tools() {
+    let pool = TestPool::new(StrategyKind::Priority, &[Fails, Fails, Answers], 1);
+    let order = vec![0, 1, 2];
+    let (ended, _) = request(&pool, order.clone()).await;
+    assert_eq!(
+        ended,
+        Ended::FailedOn {
+            index: 0,
+            delivered: true
+        },
+        "no policy: never resent"
+    );
+
+    let three = policy(3);
+    let unsafe_tool = |_: usize| false;
+    let mut log = Vec::new();
+    let retry = Retry {
+        policy: &three,
+        safe: &unsafe_tool,
+        log: &mut log,
+    };
+    let (ended, tried) = request_with(&pool, order.clone(), Some(retry)).await;
+    assert_eq!(tried, [0], "a tool not marked safe is not resent");
+    assert!(matches!(ended, Ended::FailedOn { index: 0, .. }));
+    assert!(log.is_empty());
+
+    let safe_tool = |_: usize| true;
+    let retry = Retry {
+        policy: &three,
+        safe: &safe_tool,
+        log: &mut log,
+    };
+    let started = tokio::time::Instant::now();
+    let (ended, tried) = request_with(&pool, order.clone(), Some(retry)).await;
+    assert_eq!((ended, tried), (Ended::ServedBy(2), vec![0, 1, 2]));
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].member, "m");
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(200));
+
+    let two = policy(2);
+    let mut log = Vec::new();
+    let retry = Retry {
+        policy: &two,
+        safe: &safe_tool,
+        log: &mut log,
+    };
+    let (ended, tried) = request_with(&pool, order, Some(retry)).await;
+    assert_eq!(tried, [0, 1], "max_attempts 2");
+    assert!(matches!(ended, Ended::FailedOn { index: 1, .. }));
 }

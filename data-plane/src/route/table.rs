@@ -23,6 +23,7 @@ use crate::route::compile::{GroupPlan, MemberSpec, Plan, ServerPlan, SnapshotErr
 use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::{Ledger, Member};
+use crate::route::retry::RetryPolicy;
 use crate::route::sessions::MovedSessions;
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
@@ -68,6 +69,8 @@ pub struct GroupRoute {
     /// Whether a session whose member is gone is re-opened on another one
     /// (`session_recovery`, on by default).
     pub session_recovery: bool,
+    /// When a delivered call may go to the next member (`retry:`).
+    pub(crate) retry: Option<RetryPolicy>,
     balancer: Balancer,
 }
 
@@ -336,6 +339,7 @@ impl Routes {
                             ))
                         }),
                     session_recovery: group.session_recovery,
+                    retry: RetryPolicy::of(group.retry.as_ref()),
                     balancer: Balancer::new(strategy, rand::random()),
                 };
                 (group.id.clone(), route)
@@ -427,6 +431,7 @@ impl Routes {
             // The copies of one server named directly: no group, no circuit.
             breaker: Arc::new(CircuitBreaker::new(id, 0, self.health_changed.clone())),
             session_recovery: false,
+            retry: None,
             balancer: Balancer::new(StrategyKind::RoundRobin, rand::random()),
         }
     }

@@ -112,6 +112,11 @@ impl HttpUpstream {
         self.request("tools/call", params, timeout).await
     }
 
+    /// Whether the member marks `tool` read-only or idempotent.
+    pub(super) fn retry_safe(&self, tool: &str) -> bool {
+        self.tools.retry_safe(tool)
+    }
+
     /// Checks that the member answers MCP: `ping` in the held session, or
     /// `server/discover` for 2026-07-28 members.
     /// A failed probe drops the held session, so the next probe (and call)

@@ -126,6 +126,11 @@ impl StdioUpstream {
         self.request("tools/call", params, timeout).await
     }
 
+    /// Whether the server marks `tool` read-only or idempotent.
+    pub fn retry_safe(&self, tool: &str) -> bool {
+        self.tools.retry_safe(tool)
+    }
+
     /// Health: the process is running, initialized, and answers `ping`
     /// within `timeout`.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {

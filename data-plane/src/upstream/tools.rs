@@ -1,8 +1,10 @@
 //! The tool names a member lists, so a call to a tool it does not have is
 //! refused without being sent: fetched once, and again when a call names a
-//! tool not in the list (tools can be added at run time).
+//! tool not in the list (tools can be added at run time). Kept with each
+//! name: whether the member marks the tool `readOnlyHint` or
+//! `idempotentHint`, the only tools a delivered call may be retried for.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,10 @@ pub(super) trait ListTools: Sync {
     ) -> impl Future<Output = Result<Value, UpstreamError>> + Send;
 }
 
-/// A member's tool names, as last listed.
+/// A member's tool names, as last listed, each with whether it is safe to
+/// send twice.
 #[derive(Debug, Default)]
-pub(super) struct ToolNames(ArcSwapOption<HashSet<String>>);
+pub(super) struct ToolNames(ArcSwapOption<HashMap<String, bool>>);
 
 impl ToolNames {
     /// Confirms the member lists `name`, listing its tools again once when
@@ -38,17 +41,27 @@ impl ToolNames {
         member: &impl ListTools,
         timeout: Duration,
     ) -> Result<(), UpstreamError> {
-        if self.0.load().as_ref().is_some_and(|t| t.contains(name)) {
+        if self.0.load().as_ref().is_some_and(|t| t.contains_key(name)) {
             return Ok(());
         }
         let tools = Arc::new(list_all(member, timeout).await?);
-        let listed = tools.contains(name);
+        let listed = tools.contains_key(name);
         self.0.store(Some(tools));
         if listed {
             Ok(())
         } else {
             Err(UpstreamError::ToolNotFound(name.to_owned()))
         }
+    }
+
+    /// Whether the member marks `name` read-only or idempotent, as it last
+    /// listed it; false for a tool not listed.
+    pub(super) fn retry_safe(&self, name: &str) -> bool {
+        self.0
+            .load()
+            .as_ref()
+            .and_then(|tools| tools.get(name).copied())
+            .unwrap_or(false)
     }
 
     /// Drops the list: the member may have other tools now (a new session
@@ -58,12 +71,13 @@ impl ToolNames {
     }
 }
 
-/// Every tool name, following `nextCursor` for at most `MAX_TOOL_PAGES` pages.
+/// Every tool name and whether it is safe to send twice, following
+/// `nextCursor` for at most `MAX_TOOL_PAGES` pages.
 async fn list_all(
     member: &impl ListTools,
     timeout: Duration,
-) -> Result<HashSet<String>, UpstreamError> {
-    let mut names = HashSet::new();
+) -> Result<HashMap<String, bool>, UpstreamError> {
+    let mut names = HashMap::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_TOOL_PAGES {
         let params = match &cursor {
@@ -74,12 +88,14 @@ async fn list_all(
         let tools = page.get("tools").and_then(Value::as_array).ok_or_else(|| {
             UpstreamError::Protocol("tools/list result without a tools array".into())
         })?;
-        names.extend(
-            tools
-                .iter()
-                .filter_map(|t| t.get("name").and_then(Value::as_str))
-                .map(str::to_owned),
-        );
+        names.extend(tools.iter().filter_map(|tool| {
+            let name = tool.get("name").and_then(Value::as_str)?;
+            let hint = |key: &str| tool["annotations"][key].as_bool() == Some(true);
+            Some((
+                name.to_owned(),
+                hint("readOnlyHint") || hint("idempotentHint"),
+            ))
+        }));
         cursor = page
             .get("nextCursor")
             .and_then(Value::as_str)

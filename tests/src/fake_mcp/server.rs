@@ -45,10 +45,22 @@ async fn post_mcp(State(run): State<Arc<Run>>, headers: HeaderMap, body: Bytes) 
         )
             .into_response();
     }
+    if run.shared.fail_calls && is_tool_call(&body) {
+        run.shared
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "tool calls fail here").into_response();
+    }
     match headers.get(MCP_PROTOCOL_VERSION) {
         Some(version) if !is_legacy(version) => modern::post(&run, &headers, version, &body).await,
         _ => legacy::post(&run, &headers, &body).await,
     }
+}
+
+/// Whether `body` is a `tools/call` request (a cheap look, for `fail_calls`).
+fn is_tool_call(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|message| message["method"] == "tools/call")
 }
 
 /// No standalone SSE stream is offered (allowed by the spec: "405 if not offered").

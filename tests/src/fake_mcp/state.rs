@@ -47,6 +47,8 @@ pub(super) struct Shared {
     pub(super) bearer: Option<HeaderValue>,
     pub(super) unauthorized: AtomicU64,
     pub(super) tls: Option<tls::Acceptor>,
+    /// Every `tools/call` is answered with HTTP 500 (after it was received).
+    pub(super) fail_calls: bool,
 }
 
 impl Shared {

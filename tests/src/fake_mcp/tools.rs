@@ -90,13 +90,16 @@ pub(super) fn list() -> Vec<u8> {
             "outputSchema": output,
         })
     };
+    let mut add = tool(
+        "add",
+        "Add two numbers; the result names the serving instance.",
+        json!({"a": number, "b": number}),
+        &["a", "b"],
+    );
+    // Pure: safe to send twice, as a retry policy needs to know.
+    add["annotations"] = json!({"readOnlyHint": true, "idempotentHint": true});
     let tools = [
-        tool(
-            "add",
-            "Add two numbers; the result names the serving instance.",
-            json!({"a": number, "b": number}),
-            &["a", "b"],
-        ),
+        add,
         tool(
             "echo",
             "Echo the text back; the result names the serving instance.",

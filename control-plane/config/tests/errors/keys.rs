@@ -7,7 +7,7 @@ fn unknown_top_level_key() {
     let got = errors(&["mcp_servers: {}", "servers: {}"]);
     assert_eq!(
         got,
-        "config.yaml:2:1: servers: unknown key 'servers' (expected mcp_servers)"
+        "config.yaml:2:1: servers: unknown key 'servers' (expected one of: mcp_servers, retry)"
     );
 }
 
@@ -126,5 +126,29 @@ fn duplicate_server() {
     assert_eq!(
         got,
         "config.yaml:5:3: mcp_servers.a: duplicate key 'a' (first on line 2)"
+    );
+}
+
+#[test]
+fn retry_policies_are_checked() {
+    let got = super::with_a(&[
+        "retry:",
+        "  default_policy: {max_attempts: 0, backoff: sometimes}",
+        "  per_mcp_server:",
+        "    nope: {max_attempts: 2}",
+    ]);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 3, "{got}");
+    assert!(
+        lines[0].contains("retry.default_policy.max_attempts: must be at least 1"),
+        "{got}"
+    );
+    assert!(
+        lines[1].contains("retry.default_policy.backoff: unknown backoff 'sometimes'"),
+        "{got}"
+    );
+    assert!(
+        lines[2].contains("retry.per_mcp_server.nope: no server or group named 'nope'"),
+        "{got}"
     );
 }
