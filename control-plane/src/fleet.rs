@@ -375,4 +375,4 @@ fn same_health(a: &BTreeMap<String, MemberHealth>, b: &BTreeMap<String, MemberHe
 
 #[cfg(test)]
 #[path = "fleet_tests.rs"]
-mod tests;
+pub(crate) mod tests;

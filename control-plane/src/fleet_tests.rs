@@ -16,7 +16,8 @@ fn hello(node: &str) -> Hello {
     }
 }
 
-fn report(healthy: &[(&str, bool)]) -> HealthReport {
+/// A health report with each `(server, healthy)` of `healthy`.
+pub(crate) fn report(healthy: &[(&str, bool)]) -> HealthReport {
     HealthReport {
         members: healthy
             .iter()

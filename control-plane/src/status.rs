@@ -200,26 +200,13 @@ fn millis(d: std::time::Duration) -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use hangar_proto::v1::{HealthReport, Hello, MemberHealth};
+    use hangar_proto::v1::Hello;
 
     use super::*;
     use crate::fleet::Fleet;
+    use crate::fleet::tests::report;
 
     const EXPIRY: Duration = Duration::from_secs(30);
-
-    fn report(healthy: &[(&str, bool)]) -> HealthReport {
-        HealthReport {
-            members: healthy
-                .iter()
-                .map(|(id, ok)| MemberHealth {
-                    server_id: (*id).into(),
-                    healthy: *ok,
-                    ..Default::default()
-                })
-                .collect(),
-            groups: Vec::new(),
-        }
-    }
 
     /// A group whose members all serve somewhere is still not `ready` while
     /// one data plane has a member out of rotation: status says `degraded`

@@ -31,6 +31,7 @@ pub use self::error::UpstreamError;
 pub use self::http::HttpUpstream;
 pub use self::pass::PassedBody;
 use self::stdio::{ProcessSpec, StdioUpstream};
+use self::tools::ToolServer;
 
 /// MCP client of one member.
 #[derive(Debug)]

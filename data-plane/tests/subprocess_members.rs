@@ -52,6 +52,21 @@ async fn pids(client: &McpClient, target: &str, n: usize) -> BTreeMap<u64, usize
         .unwrap_or_else(|failed| panic!("every call succeeds: {failed}"))
 }
 
+/// The data plane binary following `cp` as `node_id` on a free port.
+fn spawn_data_plane(cp: &ControlPlane, node_id: &str) -> (tokio::process::Child, u16) {
+    let port = hangar_tests::free_port();
+    let child = tokio::process::Command::new(BIN)
+        .args(["--control-plane", &cp.url(), "--node-id", node_id])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn data plane");
+    (child, port)
+}
+
 fn is_running(pid: u64) -> bool {
     // A zombie still has a /proc entry; it is reaped, not running.
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -61,16 +76,7 @@ fn is_running(pid: u64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_and_groups_of_stdio_servers_are_balanced_restarted_and_stopped() {
     let cp = ControlPlane::start().await;
-    let port = hangar_tests::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", "dp-sub"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn data plane");
+    let (mut child, port) = spawn_data_plane(&cp, "dp-sub");
     let yaml = format!(
         "mcp_servers:\n{}{}{}{}  trio:\n    mode: group\n    strategy: round_robin\n    members: [{{id: s1}}, {{id: s2}}, {{id: s3}}]\n",
         stdio_server("math", "m", 3),
@@ -174,16 +180,7 @@ async fn replicas_and_groups_of_stdio_servers_are_balanced_restarted_and_stopped
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_copy_is_killed_and_restarted() {
     let cp = ControlPlane::start().await;
-    let port = hangar_tests::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", "dp-hung"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn data plane");
+    let (mut child, port) = spawn_data_plane(&cp, "dp-hung");
     let yaml = format!("mcp_servers:\n{}", stdio_server("pair", "pair", 2))
         .replace("max_consecutive_failures: 1", "max_consecutive_failures: 2");
     cp.apply_and_wait(&yaml, 1).await;

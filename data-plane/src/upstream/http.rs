@@ -13,6 +13,7 @@
 //! per-request `_meta` and mirror headers, and are probed with
 //! `server/discover`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +26,7 @@ use super::activity::Activity;
 use super::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
 use super::clients::HttpClient;
 use super::error::UpstreamError;
-use super::tools::{ListTools, ToolNames};
+use super::tools::{ToolNames, ToolServer};
 
 /// Newest protocol version with sessions, asked for at `initialize`.
 pub(super) const LEGACY_VERSION: &str = "2025-11-25";
@@ -97,19 +98,6 @@ impl HttpUpstream {
             .load()
             .as_ref()
             .map(|s| s.modern || s.id.is_none())
-    }
-
-    /// Calls a tool; the result is the member's whole `CallToolResult`.
-    /// A tool the member does not list is refused without sending the call.
-    pub(super) async fn call_tool(
-        &self,
-        name: &str,
-        arguments: &Value,
-        timeout: Duration,
-    ) -> Result<Value, UpstreamError> {
-        self.tools.check(name, self, timeout).await?;
-        let params = json!({ "name": name, "arguments": arguments });
-        self.request("tools/call", params, timeout).await
     }
 
     /// Whether the member marks `tool` read-only or idempotent.
@@ -387,8 +375,17 @@ impl From<UpstreamError> for Sent {
     }
 }
 
-impl ListTools for HttpUpstream {
-    async fn list_tools(&self, params: Value, timeout: Duration) -> Result<Value, UpstreamError> {
-        self.request("tools/list", params, timeout).await
+impl ToolServer for HttpUpstream {
+    fn mcp_request<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send + 'a {
+        self.request(method, params, timeout)
+    }
+
+    fn tool_names(&self) -> &ToolNames {
+        &self.tools
     }
 }

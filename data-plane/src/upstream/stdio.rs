@@ -22,6 +22,7 @@ mod shared;
 mod spec;
 mod supervisor;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,7 +39,7 @@ use self::shared::Shared;
 pub use self::spec::{ProcessSpec, resolve_env};
 use super::activity::Activity;
 use super::error::UpstreamError;
-use super::tools::{ListTools, ToolNames};
+use super::tools::{ToolNames, ToolServer};
 
 /// Server notifications kept for a slow subscriber before it misses some.
 const NOTIFICATION_BUFFER: usize = 256;
@@ -113,19 +114,6 @@ impl StdioUpstream {
         }
     }
 
-    /// Calls a tool; the result is the process's whole `CallToolResult`.
-    /// A tool the server does not list is refused without sending the call.
-    pub async fn call_tool(
-        &self,
-        name: &str,
-        arguments: &Value,
-        timeout: Duration,
-    ) -> Result<Value, UpstreamError> {
-        self.tools.check(name, self, timeout).await?;
-        let params = json!({ "name": name, "arguments": arguments });
-        self.request("tools/call", params, timeout).await
-    }
-
     /// Whether the server marks `tool` read-only or idempotent.
     pub fn retry_safe(&self, tool: &str) -> bool {
         self.tools.retry_safe(tool)
@@ -186,8 +174,17 @@ impl StdioUpstream {
     }
 }
 
-impl ListTools for StdioUpstream {
-    async fn list_tools(&self, params: Value, timeout: Duration) -> Result<Value, UpstreamError> {
-        self.request("tools/list", params, timeout).await
+impl ToolServer for StdioUpstream {
+    fn mcp_request<'a>(
+        &'a self,
+        method: &'a str,
+        params: Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send + 'a {
+        self.request(method, params, timeout)
+    }
+
+    fn tool_names(&self) -> &ToolNames {
+        &self.tools
     }
 }

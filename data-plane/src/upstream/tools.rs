@@ -17,14 +17,37 @@ use super::error::UpstreamError;
 /// Most `tools/list` pages read from one member.
 const MAX_TOOL_PAGES: usize = 100;
 
-/// A member that answers `tools/list`.
-pub(super) trait ListTools: Sync {
-    /// One `tools/list` request with `params` (the page's cursor); its result.
-    fn list_tools(
-        &self,
+/// A member that answers MCP requests and keeps the names of its tools:
+/// calls a tool only when the member lists it.
+pub(super) trait ToolServer: Sync {
+    /// One JSON-RPC request in the member's session; its `result`.
+    fn mcp_request<'a>(
+        &'a self,
+        method: &'a str,
         params: Value,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send;
+    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send + 'a;
+
+    /// The member's tools, as last listed.
+    fn tool_names(&self) -> &ToolNames;
+
+    /// Calls a tool; the result is the member's whole `CallToolResult`.
+    /// A tool the member does not list is refused without sending the call.
+    fn call_tool<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: &'a Value,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Value, UpstreamError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            self.tool_names().check(name, self, timeout).await?;
+            let params = json!({ "name": name, "arguments": arguments });
+            self.mcp_request("tools/call", params, timeout).await
+        }
+    }
 }
 
 /// A member's tool names, as last listed, each with whether it is safe to
@@ -38,7 +61,7 @@ impl ToolNames {
     pub(super) async fn check(
         &self,
         name: &str,
-        member: &impl ListTools,
+        member: &impl ToolServer,
         timeout: Duration,
     ) -> Result<(), UpstreamError> {
         if self.0.load().as_ref().is_some_and(|t| t.contains_key(name)) {
@@ -74,7 +97,7 @@ impl ToolNames {
 /// Every tool name and whether it is safe to send twice, following
 /// `nextCursor` for at most `MAX_TOOL_PAGES` pages.
 async fn list_all(
-    member: &impl ListTools,
+    member: &impl ToolServer,
     timeout: Duration,
 ) -> Result<HashMap<String, bool>, UpstreamError> {
     let mut names = HashMap::new();
@@ -84,7 +107,7 @@ async fn list_all(
             Some(cursor) => json!({ "cursor": cursor }),
             None => json!({}),
         };
-        let page = member.list_tools(params, timeout).await?;
+        let page = member.mcp_request("tools/list", params, timeout).await?;
         let tools = page.get("tools").and_then(Value::as_array).ok_or_else(|| {
             UpstreamError::Protocol("tools/list result without a tools array".into())
         })?;
