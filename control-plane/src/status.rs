@@ -152,7 +152,11 @@ fn group_status(
         .iter()
         .filter_map(|m| servers.iter().find(|s| s.id == m.id))
         .collect();
-    let healthy = members.iter().filter(|s| s.healthy_on > 0).count() as u32;
+    // A member out of rotation fleet-wide serves no data plane.
+    let healthy = members
+        .iter()
+        .filter(|s| s.healthy_on > 0 && !s.fleet_ejected)
+        .count() as u32;
     let total = group.members.len() as u32;
     let reported = members.iter().any(|s| s.reported_by > 0);
     let circuit_open_on: Vec<String> = planes

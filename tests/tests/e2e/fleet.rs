@@ -258,6 +258,12 @@ async fn a_quorum_of_data_planes_takes_a_member_out_for_the_whole_fleet() {
     let s1 = status.servers.iter().find(|s| s.id == "s1").unwrap();
     assert!(s1.fleet_ejected, "{s1:?}");
     assert_eq!(s1.failing_on, ["w-1", "w-2"]);
+    let g = status.groups.iter().find(|g| g.id == "g").unwrap();
+    assert_eq!(
+        (g.state.as_str(), g.healthy_members),
+        ("partial", 1),
+        "{g:?}"
+    );
     let served = client.batch("g", "add", json!({"a": 1, "b": 1}), 4).await;
     let results = served["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["served_by"] == "s0"), "{served}");
