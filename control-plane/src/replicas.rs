@@ -161,6 +161,12 @@ struct SharedMember {
     p50_ms: f64,
     p99_ms: f64,
     last_error: String,
+    /// Copies of a server with replicas, and those in rotation (absent in
+    /// records of older replicas).
+    #[serde(default)]
+    copies: u32,
+    #[serde(default)]
+    copies_in_rotation: u32,
 }
 
 // === impl SharedPlane ===
@@ -196,6 +202,8 @@ impl SharedPlane {
                     p50_ms: m.p50_ms,
                     p99_ms: m.p99_ms,
                     last_error: m.last_error.clone(),
+                    copies: m.copies,
+                    copies_in_rotation: m.copies_in_rotation,
                 })
                 .collect(),
             circuits_open: plane
@@ -230,6 +238,8 @@ impl SharedPlane {
                     p50_ms: m.p50_ms,
                     p99_ms: m.p99_ms,
                     last_error: m.last_error,
+                    copies: m.copies,
+                    copies_in_rotation: m.copies_in_rotation,
                 };
                 (m.server_id, member)
             })

@@ -113,7 +113,9 @@ fn server_status(id: &str, described: ServerStatus, planes: &[&DataPlane]) -> Se
         let Some(health) = plane.health.get(id) else {
             continue;
         };
-        if !health.healthy {
+        // A copy out of rotation is a problem of that data plane too,
+        // though the server still serves there.
+        if !health.healthy || health.copies_in_rotation < health.copies {
             status.failing_on.push(plane.node_id.clone());
         }
         status.reported_by += 1;
@@ -134,7 +136,8 @@ fn server_status(id: &str, described: ServerStatus, planes: &[&DataPlane]) -> Se
     status.state = match (status.healthy_on, status.reported_by) {
         (_, 0) => "unknown",
         (0, _) => "dead",
-        (h, r) if h == r => "ready",
+        // Healthy everywhere, but a copy is out of rotation somewhere.
+        (h, r) if h == r && status.failing_on.is_empty() => "ready",
         _ => "degraded",
     }
     .to_owned();
@@ -169,10 +172,11 @@ fn group_status(
     let degraded_on: Vec<String> = planes
         .iter()
         .filter(|p| {
-            group
-                .members
-                .iter()
-                .any(|m| p.health.get(&m.id).is_some_and(|h| !h.healthy))
+            group.members.iter().any(|m| {
+                p.health
+                    .get(&m.id)
+                    .is_some_and(|h| !h.healthy || h.copies_in_rotation < h.copies)
+            })
         })
         .map(|p| p.node_id.clone())
         .collect();
@@ -246,5 +250,19 @@ mod tests {
         let status = rollup(1, &config, &fleet.planes(), EXPIRY, &BTreeSet::new());
         assert_eq!(status.groups[0].state, "ready");
         assert!(status.groups[0].degraded_on.is_empty());
+
+        // A server with replicas is healthy while any copy is, but one copy
+        // out of rotation still degrades it and its groups there.
+        let mut copies = report(&[("a", true), ("b", true)]);
+        copies.members[1].copies = 2;
+        copies.members[1].copies_in_rotation = 1;
+        fleet.report(&two, copies);
+        let status = rollup(1, &config, &fleet.planes(), EXPIRY, &BTreeSet::new());
+        let b = status.servers.iter().find(|s| s.id == "b").unwrap();
+        assert_eq!(
+            (b.state.as_str(), b.failing_on.as_slice()),
+            ("degraded", &["dp-2".to_owned()][..])
+        );
+        assert_eq!(status.groups[0].state, "degraded");
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if s.reported_by > 1 {
             let _ = write!(details, "  healthy_on={}/{}", s.healthy_on, s.reported_by);
         }
-        if !s.failing_on.is_empty() && s.reported_by > 1 {
+        if !s.failing_on.is_empty() && (s.reported_by > 1 || s.healthy_on > 0) {
             let _ = write!(details, "  failing_on={}", s.failing_on.join(","));
         }
         if s.fleet_ejected {

@@ -462,6 +462,9 @@ impl Member {
             p50_ms: 0.0,
             p99_ms: 0.0,
             last_error: self.last_error.lock().clone(),
+            // Filled in for servers with replicas, which report as a whole.
+            copies: 0,
+            copies_in_rotation: 0,
         }
     }
 

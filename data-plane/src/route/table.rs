@@ -506,5 +506,10 @@ fn merge_copies(id: &str, copies: &[Arc<Member>]) -> v1::MemberHealth {
         }
     }
     merged.server_id = id.to_owned();
+    if copies.len() > 1 {
+        merged.copies = u32::try_from(copies.len()).unwrap_or(u32::MAX);
+        merged.copies_in_rotation =
+            u32::try_from(copies.iter().filter(|m| m.is_healthy()).count()).unwrap_or(u32::MAX);
+    }
     merged
 }
