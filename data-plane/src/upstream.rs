@@ -9,7 +9,7 @@
 //! request with the reason and so stays out of rotation and says why.
 
 pub mod activity;
-mod answer;
+pub(crate) mod answer;
 pub mod clients;
 pub mod error;
 pub mod http;

@@ -225,13 +225,7 @@ async fn reopen(
     };
     let (member_session, index) = match failover::run(group, group.order(), None, attempt).await {
         Ok(opened) => opened,
-        Err(Failover::NoAvailableMember(refusal)) => {
-            return unavailable(request, &refusal.to_string());
-        }
-        Err(Failover::CircuitOpen(open)) => return unavailable(request, &open.to_string()),
-        Err(Failover::Member { index, error }) => {
-            return bad_gateway(request, &group.members[index].member, &error);
-        }
+        Err(failed) => return failover_refusal(request, group, failed),
     };
     let holder = &group.members[index];
     tracing::info!(
@@ -316,7 +310,11 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     let mut order = group.order();
     if members == Members::Modern {
         let is_copy = |i: &usize| group.members[*i].member.upstream().stdio().is_some();
-        if (0..group.members.len()).all(|i| is_copy(&i)) && !group.members.is_empty() {
+        let only_copies = group
+            .members
+            .iter()
+            .all(|m| m.member.upstream().stdio().is_some());
+        if only_copies && !group.members.is_empty() {
             // Every member speaks only the legacy protocol: say what a
             // legacy-only server says, so a dual-era client falls back to
             // `initialize` (and a legacy session).
@@ -331,20 +329,31 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
             order.retain(stateless);
         }
     }
+    let naming = Naming::New(
+        is_initialize(request)
+            .then(|| session::init_params(&request.body))
+            .flatten(),
+    );
     let attempt = |index: usize| {
         let member = &group.members[index];
-        let naming = Naming::New(
-            is_initialize(request)
-                .then(|| session::init_params(&request.body))
-                .flatten(),
-        );
-        async move { deliver(&member.member, member.ledger(group), request, None, &naming).await }
+        deliver(&member.member, member.ledger(group), request, None, &naming)
     };
     match failover::run(group, order, None, attempt).await {
         Ok((response, _)) => response,
-        Err(Failover::NoAvailableMember(refusal)) => unavailable(request, &refusal.to_string()),
-        Err(Failover::CircuitOpen(open)) => unavailable(request, &open.to_string()),
-        Err(Failover::Member { index, error }) => {
+        Err(failed) => failover_refusal(request, group, failed),
+    }
+}
+
+/// The client's answer when the failover loop produced none.
+fn failover_refusal(
+    request: &ClientRequest,
+    group: &GroupRoute,
+    failed: Failover<UpstreamError>,
+) -> Response {
+    match failed {
+        Failover::NoAvailableMember(refusal) => unavailable(request, &refusal.to_string()),
+        Failover::CircuitOpen(open) => unavailable(request, &open.to_string()),
+        Failover::Member { index, error } => {
             bad_gateway(request, &group.members[index].member, &error)
         }
     }

@@ -11,7 +11,7 @@
 //! both endpoints; the failover loop asks [`CircuitBreaker::check`] before
 //! it picks a member.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use std::sync::Arc;
 
@@ -25,18 +25,17 @@ pub struct CircuitBreaker {
     group: String,
     /// Failed calls in a row that open the circuit; 0 means never.
     threshold: u32,
-    state: Mutex<State>,
+    /// Failed calls in a row while closed.
+    failures: AtomicU32,
+    /// Whether the circuit is open: the one thing every call reads, so it
+    /// is an atomic; `opened_at` is locked only while open.
+    open: AtomicBool,
+    /// When the circuit opened; `None` while closed.
+    opened_at: Mutex<Option<Instant>>,
     /// How often the circuit opened, for metrics.
     opened: AtomicU64,
     /// Wakes the control-plane reporter when the circuit opens or closes.
     changed: Arc<Notify>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    consecutive_failures: u32,
-    /// When the circuit opened; `None` while closed.
-    opened_at: Option<Instant>,
 }
 
 /// The group's circuit is open: the call was refused without being sent.
@@ -72,7 +71,9 @@ impl CircuitBreaker {
         Self {
             group: group.to_owned(),
             threshold,
-            state: Mutex::new(State::default()),
+            failures: AtomicU32::new(0),
+            open: AtomicBool::new(false),
+            opened_at: Mutex::new(None),
             opened: AtomicU64::new(0),
             changed,
         }
@@ -91,14 +92,19 @@ impl CircuitBreaker {
         min_healthy: u32,
         back_since: impl FnOnce(Instant) -> usize,
     ) -> Result<(), CircuitOpen> {
-        let mut state = self.state.lock();
-        let Some(opened_at) = state.opened_at else {
+        if !self.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut opened_at = self.opened_at.lock();
+        let Some(since) = *opened_at else {
             return Ok(());
         };
         let needed = min_healthy.max(1);
-        if back_since(opened_at) >= needed as usize {
-            *state = State::default();
-            drop(state);
+        if back_since(since) >= needed as usize {
+            *opened_at = None;
+            self.failures.store(0, Ordering::Relaxed);
+            self.open.store(false, Ordering::Release);
+            drop(opened_at);
             tracing::info!(group = %self.group, "circuit closed: members are back in rotation");
             self.changed.notify_one();
             return Ok(());
@@ -112,23 +118,27 @@ impl CircuitBreaker {
 
     /// A call through the group got an answer.
     pub fn record_success(&self) {
-        let mut state = self.state.lock();
-        if state.opened_at.is_none() {
-            state.consecutive_failures = 0;
+        // An answer to a call sent before the circuit opened closes nothing.
+        if !self.open.load(Ordering::Acquire) && self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
         }
     }
 
     /// A call through the group failed in a way that says its member is
     /// unwell.
     pub fn record_failure(&self) {
-        if self.threshold == 0 {
+        if self.threshold == 0 || self.open.load(Ordering::Acquire) {
             return;
         }
-        let mut state = self.state.lock();
-        state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-        if state.opened_at.is_none() && state.consecutive_failures >= self.threshold {
-            state.opened_at = Some(Instant::now());
-            drop(state);
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < self.threshold {
+            return;
+        }
+        let mut opened_at = self.opened_at.lock();
+        if opened_at.is_none() {
+            *opened_at = Some(Instant::now());
+            self.open.store(true, Ordering::Release);
+            drop(opened_at);
             self.opened.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 group = %self.group,
@@ -142,10 +152,9 @@ impl CircuitBreaker {
     /// The breaker's state now (an open circuit that could close stays
     /// open until the next call checks it).
     pub fn view(&self) -> BreakerView {
-        let state = self.state.lock();
         BreakerView {
-            open: state.opened_at.is_some(),
-            consecutive_failures: state.consecutive_failures,
+            open: self.open.load(Ordering::Acquire),
+            consecutive_failures: self.failures.load(Ordering::Relaxed),
             opened: self.opened.load(Ordering::Relaxed),
         }
     }

@@ -79,7 +79,8 @@ pub struct Member {
     last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
     /// When a probe last succeeded: a group's open circuit closes on
-    /// members that answered one since it opened.
+    /// members that answered one since it opened, and the stall watch
+    /// counts it as a sign of life.
     last_probe_success: Mutex<Option<tokio::time::Instant>>,
     /// Silence with calls outstanding after which the member is checked
     /// for a hang; `None` turns the watch off.
@@ -87,8 +88,6 @@ pub struct Member {
     /// Since when calls have been outstanding without a break (`None` while
     /// none are).
     busy_since: Mutex<Option<tokio::time::Instant>>,
-    /// When a stall check last found the member busy, not hung.
-    stall_cleared: Mutex<Option<tokio::time::Instant>>,
     /// A call went silent: check the member now.
     suspect: Notify,
     /// Where calls that name this server directly (not a group) are
@@ -145,7 +144,6 @@ impl Member {
             last_probe_success: Mutex::new(None),
             stall_timeout: None,
             busy_since: Mutex::new(None),
-            stall_cleared: Mutex::new(None),
             suspect: Notify::new(),
             direct_metrics: OnceLock::new(),
             call_families,
@@ -359,9 +357,10 @@ impl Member {
             .busy_since
             .lock()
             .get_or_insert_with(tokio::time::Instant::now);
+        // A probe that answered since counts as a sign of life: busy, not hung.
         let mut quiet_since = busy_since.max(activity.last());
-        if let Some(cleared) = *self.stall_cleared.lock() {
-            quiet_since = quiet_since.max(cleared);
+        if let Some(answered) = *self.last_probe_success.lock() {
+            quiet_since = quiet_since.max(answered);
         }
         quiet_since.elapsed() >= stall
     }
@@ -371,10 +370,10 @@ impl Member {
         let now = tokio::time::Instant::now();
         match (result, check) {
             (Ok(()), check) => {
+                // Also restarts the stall watch's clock: the next check
+                // waits a full stall timeout.
                 *self.last_probe_success.lock() = Some(now);
                 if check == Check::Stall {
-                    // Busy, not hung: the next check waits a full stall timeout.
-                    *self.stall_cleared.lock() = Some(now);
                     tracing::debug!("silent member answered its probe: busy, not hung");
                 }
                 self.observe(Outcome::ProbeSuccess, None);

@@ -17,6 +17,21 @@ const MODERN_ERROR_CODES: [i64; 3] = [
 /// Longest piece of an error body kept for messages.
 const ERROR_BODY_LIMIT: usize = 200;
 
+/// Whether a member's answer to a request with a session id says it does
+/// not know the session, so the request was not processed: 404, as the
+/// spec asks, or 400 naming the session, as the TypeScript SDK's servers
+/// answer an unknown id ("Bad Request: No valid session ID provided").
+/// Both our own requests and the transparent endpoint's go by this.
+pub(crate) fn rejects_session(status: StatusCode, body: &[u8]) -> bool {
+    match status {
+        StatusCode::NOT_FOUND => true,
+        StatusCode::BAD_REQUEST => String::from_utf8_lossy(body)
+            .to_ascii_lowercase()
+            .contains("session"),
+        _ => false,
+    }
+}
+
 /// A 2026-07-28-only server refuses `initialize` with a modern error code.
 pub(super) fn is_modern_refusal(err: &UpstreamError) -> bool {
     match err {

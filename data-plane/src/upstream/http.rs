@@ -23,7 +23,9 @@ use http::{HeaderValue, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use super::activity::Activity;
-use super::answer::{find_response_in_sse, into_result, is_modern_refusal, status_error};
+use super::answer::{
+    find_response_in_sse, into_result, is_modern_refusal, rejects_session, status_error,
+};
 use super::clients::HttpClient;
 use super::error::UpstreamError;
 use super::tools::{ToolNames, ToolServer};
@@ -331,20 +333,6 @@ impl HttpUpstream {
                 .map_err(|e| UpstreamError::Protocol(format!("response is not json: {e}")))?
         };
         Ok((into_result(answer)?, session_id))
-    }
-}
-
-/// Whether a member's answer to a request with a session id says it does
-/// not know the session, so the request was not processed: 404, as the
-/// spec asks, or 400 naming the session, as the TypeScript SDK's servers
-/// answer an unknown id ("Bad Request: No valid session ID provided").
-fn rejects_session(status: StatusCode, body: &[u8]) -> bool {
-    match status {
-        StatusCode::NOT_FOUND => true,
-        StatusCode::BAD_REQUEST => String::from_utf8_lossy(body)
-            .to_ascii_lowercase()
-            .contains("session"),
-        _ => false,
     }
 }
 

@@ -50,6 +50,14 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
         .optional(fields, "stall_timeout_s", |cx, p, n| match n {
             Node::Int(0) => Some(std::time::Duration::ZERO),
             Node::Float(x) if *x == 0.0 => Some(std::time::Duration::ZERO),
+            Node::Int(i) if *i < 0 => {
+                cx.at_value(p, format!("must be 0 (no hang watch) or more, got {i}"));
+                None
+            }
+            Node::Float(x) if *x < 0.0 => {
+                cx.at_value(p, format!("must be 0 (no hang watch) or more, got {x}"));
+                None
+            }
             _ => cx.seconds(p, n),
         })
         .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));

@@ -92,3 +92,18 @@ fn quoted_number_is_a_string() {
         "config.yaml:5:30: mcp_servers.a.health_check_interval_s: expected a number of seconds, got string '10'"
     );
 }
+
+#[test]
+fn stall_timeout_may_be_zero_but_not_negative() {
+    let got = super::errors(&[
+        "mcp_servers:",
+        "  a:",
+        "    mode: remote",
+        "    endpoint: http://h",
+        "    stall_timeout_s: -1",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:5:22: mcp_servers.a.stall_timeout_s: must be 0 (no hang watch) or more, got -1"
+    );
+}

@@ -1,30 +1,31 @@
-//! Telling that a member lost a client's session: its answer to a request
-//! in that session is 404, or 400 naming the session (the TypeScript SDK's
-//! servers answer an unknown id with "Bad Request: No valid session ID
-//! provided"). Such a request was not processed, so the session may be
-//! re-opened elsewhere and the request sent there.
+//! Telling from a relayed answer that a member lost a client's session
+//! ([`rejects_session`], the rule our own requests use too): such a request
+//! was not processed, so the session may be re-opened elsewhere and the
+//! request sent there. Only a short 400 body is read to tell.
 
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::upstream::answer::rejects_session;
+
 /// Longest error body read to tell a lost session from another refusal.
 const MAX_REFUSAL_BODY: usize = 16 * 1024;
 
-/// Whether `response` says the member does not know the session, and the
-/// response itself (rebuilt when its body had to be read to tell).
+/// Whether `response` says the member does not know the session (see
+/// [`rejects_session`]), and the response itself (rebuilt when its body had
+/// to be read to tell).
 pub(super) async fn refuses_session(response: Response) -> (bool, Response) {
-    match response.status() {
+    let status = response.status();
+    match status {
         StatusCode::NOT_FOUND => (true, response),
         StatusCode::BAD_REQUEST => {
             let (parts, body) = response.into_parts();
             match axum::body::to_bytes(body, MAX_REFUSAL_BODY).await {
-                Ok(bytes) => {
-                    let lost = String::from_utf8_lossy(&bytes)
-                        .to_ascii_lowercase()
-                        .contains("session");
-                    (lost, Response::from_parts(parts, Body::from(bytes)))
-                }
+                Ok(bytes) => (
+                    rejects_session(status, &bytes),
+                    Response::from_parts(parts, Body::from(bytes)),
+                ),
                 // Too long or broken off: not the short refusal we look for.
                 Err(_) => (false, Response::from_parts(parts, Body::empty())),
             }
