@@ -147,6 +147,10 @@ struct SharedPlane {
     /// records of older replicas).
     #[serde(default)]
     circuits_open: Vec<String>,
+    /// Members ejected by outlier detection, by group (absent in records
+    /// of older replicas).
+    #[serde(default)]
+    ejected: BTreeMap<String, Vec<String>>,
 }
 
 /// [`MemberHealth`] as written to etcd.
@@ -212,6 +216,12 @@ impl SharedPlane {
                 .filter(|g| g.circuit_open)
                 .map(|g| g.group_id.clone())
                 .collect(),
+            ejected: plane
+                .groups
+                .values()
+                .filter(|g| !g.ejected.is_empty())
+                .map(|g| (g.group_id.clone(), g.ejected.clone()))
+                .collect(),
         }
     }
 
@@ -244,6 +254,19 @@ impl SharedPlane {
                 (m.server_id, member)
             })
             .collect();
+        let mut groups: BTreeMap<String, GroupHealth> = BTreeMap::new();
+        fn group(groups: &mut BTreeMap<String, GroupHealth>, id: String) -> &mut GroupHealth {
+            groups.entry(id.clone()).or_insert_with(|| GroupHealth {
+                group_id: id,
+                ..GroupHealth::default()
+            })
+        }
+        for id in self.circuits_open {
+            group(&mut groups, id).circuit_open = true;
+        }
+        for (id, members) in self.ejected {
+            group(&mut groups, id).ejected = members;
+        }
         DataPlane {
             node_id: self.node_id,
             address: self.address,
@@ -257,18 +280,7 @@ impl SharedPlane {
             acked_version: self.acked_version,
             last_nack: self.last_nack,
             health,
-            groups: self
-                .circuits_open
-                .into_iter()
-                .map(|group_id| {
-                    let group = GroupHealth {
-                        group_id: group_id.clone(),
-                        circuit_open: true,
-                        ..GroupHealth::default()
-                    };
-                    (group_id, group)
-                })
-                .collect(),
+            groups,
             // Never registered in this replica's fleet, so no stream's
             // messages are matched against it.
             connection: u64::MAX,

@@ -169,14 +169,26 @@ fn group_status(
         .collect();
     // A member one data plane cannot use still serves the others, but that
     // data plane's calls avoid it: the group is not ready there.
+    // Outlier detection ejects a member from one group on one data plane.
+    let ejected: Vec<String> = planes
+        .iter()
+        .flat_map(|p| {
+            let members = p.groups.get(id).map(|g| g.ejected.as_slice());
+            members
+                .unwrap_or_default()
+                .iter()
+                .map(|m| format!("{m}@{}", p.node_id))
+        })
+        .collect();
     let degraded_on: Vec<String> = planes
         .iter()
         .filter(|p| {
-            group.members.iter().any(|m| {
-                p.health
-                    .get(&m.id)
-                    .is_some_and(|h| !h.healthy || h.copies_in_rotation < h.copies)
-            })
+            p.groups.get(id).is_some_and(|g| !g.ejected.is_empty())
+                || group.members.iter().any(|m| {
+                    p.health
+                        .get(&m.id)
+                        .is_some_and(|h| !h.healthy || h.copies_in_rotation < h.copies)
+                })
         })
         .map(|p| p.node_id.clone())
         .collect();
@@ -197,6 +209,7 @@ fn group_status(
         min_healthy: group.min_healthy,
         circuit_open_on,
         degraded_on,
+        ejected,
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod dispatch;
 pub(crate) mod failover;
 pub(crate) mod limit;
 pub(crate) mod member;
+pub(crate) mod outlier;
 pub(crate) mod retry;
 pub(crate) mod sessions;
 pub(crate) mod table;

@@ -72,6 +72,9 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         if !g.degraded_on.is_empty() {
             let _ = write!(details, "  member out on {}", g.degraded_on.join(","));
         }
+        if !g.ejected.is_empty() {
+            let _ = write!(details, "  ejected {}", g.ejected.join(","));
+        }
         if !g.circuit_open_on.is_empty() {
             let _ = write!(details, "  circuit open on {}", g.circuit_open_on.join(","));
         }
@@ -173,7 +176,7 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
             "name": g.id, "mode": "group", "state": g.state, "strategy": g.strategy,
             "healthy_members": g.healthy_members, "total_members": g.total_members,
             "min_healthy": g.min_healthy, "circuit_open_on": g.circuit_open_on,
-            "degraded_on": g.degraded_on,
+            "degraded_on": g.degraded_on, "ejected": g.ejected,
         })).collect::<Vec<_>>(),
         "data_planes": dataplanes_json(status)["data_planes"],
     })

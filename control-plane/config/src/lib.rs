@@ -37,8 +37,8 @@ use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
-    Backoff, BasicAuth, Config, Group, Member, RemoteServer, RetryPolicy, RetrySettings, Server,
-    StrategyKind, SubprocessServer, TlsSettings,
+    Backoff, BasicAuth, Config, Group, Member, OutlierDetection, RemoteServer, RetryPolicy,
+    RetrySettings, Server, StrategyKind, SubprocessServer, TlsSettings,
 };
 pub use hangar_template::Template;
 

@@ -181,6 +181,43 @@ pub struct Group {
     /// member; false answers 404, for servers whose per-session state must
     /// not be silently lost.
     pub session_recovery: bool,
+    /// `outlier_detection`: members whose calls keep failing leave the
+    /// group for a time that grows with each ejection; `None` when the
+    /// config turns it off (`enabled: false`).
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// A group's `outlier_detection:` block (passive health, as Envoy's):
+/// delivered calls that fail in a row eject a member from the group for a
+/// while, whatever its probes say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    /// `consecutive_failures`: delivered calls in a row that failed
+    /// (transport, 5xx, timeout; never a tool error) and eject the member.
+    pub consecutive_failures: u32,
+    /// `base_ejection_time_s`: the first ejection's length; the n-th lasts
+    /// n times as long.
+    pub base_ejection_time: Duration,
+    /// `max_ejection_time_s`: the longest ejection.
+    pub max_ejection_time: Duration,
+    /// `max_ejection_percent`: most of the group's members ejected at once
+    /// (one is always allowed).
+    pub max_ejection_percent: u32,
+    /// `slow_start_s`: a member back in rotation gets a share that grows
+    /// from a tenth to full over this time; zero for none.
+    pub slow_start: Duration,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: 50,
+            slow_start: Duration::from_secs(10),
+        }
+    }
 }
 
 /// One entry of a group's `members` list.

@@ -8,7 +8,9 @@ use hangar_proto::v1;
 use hangar_template::Template;
 use indexmap::IndexMap;
 
-use crate::model::{Backoff, Config, Group, RemoteServer, RetryPolicy, Server, SubprocessServer};
+use crate::model::{
+    Backoff, Config, Group, OutlierDetection, RemoteServer, RetryPolicy, Server, SubprocessServer,
+};
 
 impl Config {
     /// The snapshot for config `version` (0 is reserved for "no config").
@@ -129,6 +131,17 @@ fn group(id: &str, group: &Group) -> v1::Group {
         circuit_failure_threshold: group.circuit_failure_threshold,
         session_recovery: group.session_recovery,
         retry: None,
+        outlier_detection: group.outlier_detection.as_ref().map(outlier_detection),
+    }
+}
+
+fn outlier_detection(o: &OutlierDetection) -> v1::OutlierDetection {
+    v1::OutlierDetection {
+        consecutive_failures: o.consecutive_failures,
+        base_ejection_time_ms: millis_ceil(o.base_ejection_time),
+        max_ejection_time_ms: millis_ceil(o.max_ejection_time),
+        max_ejection_percent: o.max_ejection_percent,
+        slow_start_ms: millis_ceil(o.slow_start),
     }
 }
 

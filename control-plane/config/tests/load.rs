@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar_config::{Config, Group, Member, RemoteServer, Server, StrategyKind, TlsSettings};
+use hangar_config::{
+    Config, Group, Member, OutlierDetection, RemoteServer, Server, StrategyKind, TlsSettings,
+};
 use hangar_proto::v1;
 
 const RECIPE_05: &str = include_str!("fixtures/recipe-05.yaml");
@@ -70,6 +72,7 @@ fn recipe_05_loads_unchanged() {
         max_concurrency: None,
         circuit_failure_threshold: 10,
         session_recovery: true,
+        outlier_detection: Some(OutlierDetection::default()),
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -139,6 +142,13 @@ fn recipe_05_compiles_to_snapshot() {
             circuit_failure_threshold: 10,
             session_recovery: true,
             retry: None,
+            outlier_detection: Some(v1::OutlierDetection {
+                consecutive_failures: 5,
+                base_ejection_time_ms: 30_000,
+                max_ejection_time_ms: 300_000,
+                max_ejection_percent: 50,
+                slow_start_ms: 10_000,
+            }),
         }],
     };
     assert_eq!(snapshot, want);
@@ -218,6 +228,7 @@ fn optional_keys_are_read() {
         max_concurrency: None,
         circuit_failure_threshold: 10,
         session_recovery: true,
+        outlier_detection: Some(OutlierDetection::default()),
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
@@ -419,4 +430,34 @@ fn retry_policies_load_and_reach_the_groups() {
     );
     let plain = recipe_05().to_snapshot(1);
     assert_eq!(plain.groups[0].retry, None);
+}
+
+/// A group gets outlier detection by default; `enabled: false` turns it
+/// off, and a block sets what it names, the rest keeping their defaults.
+#[test]
+fn outlier_detection_defaults_and_opt_out() {
+    let text = "mcp_servers:\n  a: {mode: remote, endpoint: http://a}\n  g: {mode: group, members: [{id: a}]}\n  off: {mode: group, members: [{id: a}], outlier_detection: {enabled: false}}\n  set: {mode: group, members: [{id: a}], outlier_detection: {consecutive_failures: 2, base_ejection_time_s: 0.5}}\n";
+    let snapshot = hangar_config::load("config.yaml", text)
+        .expect("valid")
+        .to_snapshot(1);
+    let by_id = |id: &str| snapshot.groups.iter().find(|g| g.id == id).unwrap();
+    let default = by_id("g")
+        .outlier_detection
+        .as_ref()
+        .expect("on by default");
+    assert_eq!(
+        (default.consecutive_failures, default.base_ejection_time_ms),
+        (5, 30_000)
+    );
+    assert_eq!(by_id("off").outlier_detection, None);
+    let set = by_id("set").outlier_detection.as_ref().unwrap();
+    assert_eq!(
+        (
+            set.consecutive_failures,
+            set.base_ejection_time_ms,
+            set.max_ejection_time_ms,
+            set.slow_start_ms
+        ),
+        (2, 500, 300_000, 10_000)
+    );
 }

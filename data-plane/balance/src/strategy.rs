@@ -77,6 +77,9 @@ pub struct Candidate {
     pub priority: i32,
     /// Calls in flight to this member from this data plane.
     pub in_flight: u32,
+    /// Its share in percent (1 to 100): below 100 while it ramps up after
+    /// coming back into rotation (slow start).
+    pub ramp_percent: u8,
 }
 
 /// Per-group balancing state.
@@ -147,8 +150,14 @@ impl Balancer {
             StrategyKind::Priority => order.sort_by_key(|&i| members[i].priority),
             _ => {}
         }
+        // Rotation goes on after the strategy's pick, even if slow start
+        // gives its call to another member.
         if let Some(&pick) = order.first() {
             state.last = Some(pick);
+        }
+        // Weighted round robin scales the weight instead.
+        if self.kind != StrategyKind::WeightedRoundRobin {
+            slow_start(self.kind, &mut order, members, &mut state.rng);
         }
         order
     }
@@ -158,6 +167,35 @@ impl Balancer {
     pub fn record_pick(&self, index: usize) {
         self.state.lock().last = Some(index);
     }
+}
+
+/// A pick that is ramping up keeps the call with the chance of its share;
+/// otherwise one of the next best members takes it, chosen at random among
+/// equals so no one member gets all the ramping one's calls. The ramping
+/// member goes to the end of the order, still there for failover.
+fn slow_start(kind: StrategyKind, order: &mut Vec<usize>, members: &[Candidate], rng: &mut StdRng) {
+    let Some(&pick) = order.first() else {
+        return;
+    };
+    let share = members[pick].ramp_percent.clamp(1, 100);
+    if share == 100 || order.len() < 2 || rng.random_range(0..100) < share {
+        return;
+    }
+    // The order is sorted by rank, so the next best are a run from 1.
+    let rank = |i: usize| match kind {
+        StrategyKind::LeastConnections => i64::from(members[i].in_flight),
+        StrategyKind::Priority => i64::from(members[i].priority),
+        _ => 0,
+    };
+    let next_best = rank(order[1]);
+    let equals = order[1..]
+        .iter()
+        .take_while(|&&i| rank(i) == next_best)
+        .count();
+    let taker = rng.random_range(1..=equals);
+    order.swap(0, taker);
+    let deferred = order.remove(taker);
+    order.push(deferred);
 }
 
 fn eligible_indices(members: &[Candidate]) -> impl Iterator<Item = usize> + '_ {
@@ -174,7 +212,9 @@ fn smooth_weighted_pick(current: &mut Vec<i64>, members: &[Candidate]) -> Option
     let mut total = 0i64;
     let mut best: Option<usize> = None;
     for i in eligible_indices(members) {
-        let weight = i64::from(members[i].weight.max(1));
+        // In hundredths, so a ramping member's share is exact.
+        let ramp = i64::from(members[i].ramp_percent.clamp(1, 100));
+        let weight = i64::from(members[i].weight.max(1)) * ramp;
         current[i] += weight;
         total += weight;
         if best.is_none_or(|b| current[i] > current[b]) {

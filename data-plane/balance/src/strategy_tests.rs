@@ -8,7 +8,8 @@ fn healthy(n: usize) -> Vec<Candidate> {
             eligible: true,
             weight: 1,
             priority: 1,
-            in_flight: 0
+            in_flight: 0,
+            ramp_percent: 100,
         };
         n
     ]
@@ -110,6 +111,45 @@ fn no_eligible_member_gives_empty_order() {
     }
 }
 
+/// A member ramping up after coming back gets about its share of the
+/// calls it would get at full weight, and the others take the rest.
+#[test]
+fn a_ramping_member_gets_its_share() {
+    for kind in [
+        StrategyKind::RoundRobin,
+        StrategyKind::Random,
+        StrategyKind::LeastConnections,
+    ] {
+        let mut members = healthy(3);
+        members[2].ramp_percent = 20;
+        let got = counts(&Balancer::new(kind, 7), &members, 3000);
+        // At full weight each gets 1000; at 20 % the third gets about 200.
+        assert!((120..=300).contains(&got[2]), "{kind}: {got:?}");
+        assert!(got[0] > 1200 && got[1] > 1200, "{kind}: {got:?}");
+    }
+}
+
+/// Weighted round robin scales a ramping member's weight exactly.
+#[test]
+fn weighted_ramp_scales_the_weight() {
+    let mut members = healthy(2);
+    members[0].weight = 2;
+    members[1].weight = 2;
+    members[1].ramp_percent = 50;
+    let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
+    assert_eq!(counts(&b, &members, 300), [200, 100]);
+}
+
+/// A ramping member that is the only one left still takes every call.
+#[test]
+fn a_ramping_member_alone_takes_every_call() {
+    let mut members = healthy(2);
+    members[0].eligible = false;
+    members[1].ramp_percent = 10;
+    let got = counts(&Balancer::new(StrategyKind::RoundRobin, 0), &members, 50);
+    assert_eq!(got, [0, 50]);
+}
+
 fn candidate() -> impl Strategy<Value = Candidate> {
     (any::<bool>(), 1u32..10, 0i32..3, 0u32..4).prop_map(
         |(eligible, weight, priority, in_flight)| Candidate {
@@ -117,6 +157,7 @@ fn candidate() -> impl Strategy<Value = Candidate> {
             weight,
             priority,
             in_flight,
+            ramp_percent: 100,
         },
     )
 }
@@ -154,7 +195,7 @@ proptest! {
         for eligible in rounds {
             let members: Vec<Candidate> = eligible
                 .iter()
-                .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0 })
+                .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0, ramp_percent: 100 })
                 .collect();
             let order = b.order(&members);
             if let (Some(prev), Some(&pick)) = (previous, order.first())
@@ -176,7 +217,7 @@ proptest! {
     ) {
         let members: Vec<Candidate> = weights
             .iter()
-            .map(|&w| Candidate { eligible: true, weight: w, priority: 1, in_flight: 0 })
+            .map(|&w| Candidate { eligible: true, weight: w, priority: 1, in_flight: 0, ramp_percent: 100 })
             .collect();
         let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
         counts(&b, &members, warmup);

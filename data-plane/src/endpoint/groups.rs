@@ -33,6 +33,7 @@ pub(crate) use self::forward::{ClientRequest, SESSION};
 use self::session::LEGACY_VERSIONS;
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
+use crate::route::outlier::LazyNow;
 use crate::route::sessions::{Known, Moved};
 use crate::route::table::{GroupRoute, Routes};
 use crate::server::guard::Checked;
@@ -162,12 +163,12 @@ async fn sticky(
         None => (id.member.as_str(), id.member_session.as_slice()),
     };
     let naming = Naming::Keep(client_session);
-    let holder = group
-        .members
-        .iter()
-        .find(|m| m.member.id() == holder && m.member.is_healthy());
-    if let Some(holder) = holder {
-        let ledger = holder.ledger(group);
+    let mut now = LazyNow::default();
+    let holder = (0..group.members.len())
+        .find(|&i| group.members[i].member.id() == holder && group.in_rotation(i, &mut now));
+    if let Some(index) = holder {
+        let holder = &group.members[index];
+        let ledger = group.ledger(index);
         match deliver(
             &holder.member,
             ledger,
@@ -241,7 +242,7 @@ async fn reopen(
         },
     );
     let naming = Naming::Keep(client_session);
-    let ledger = holder.ledger(group);
+    let ledger = group.ledger(index);
     match deliver(
         &holder.member,
         ledger,
@@ -336,7 +337,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     );
     let attempt = |index: usize| {
         let member = &group.members[index];
-        deliver(&member.member, member.ledger(group), request, None, &naming)
+        deliver(&member.member, group.ledger(index), request, None, &naming)
     };
     match failover::run(group, order, None, attempt).await {
         Ok((response, _)) => response,

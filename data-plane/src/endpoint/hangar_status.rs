@@ -7,6 +7,7 @@ use hangar_balance::GroupState;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::route::outlier::LazyNow;
 use crate::route::table::RoutingTable;
 
 /// The tool's output.
@@ -62,6 +63,7 @@ pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
         .groups
         .values()
         .map(|g| {
+            let mut now = LazyNow::default();
             let healthy = g.healthy_count();
             let total = g.members.len();
             let breaker = g.breaker.view();
@@ -79,9 +81,10 @@ pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
                 members: g
                     .members
                     .iter()
-                    .map(|m| MemberView {
+                    .enumerate()
+                    .map(|(i, m)| MemberView {
                         id: m.member.id().to_owned(),
-                        in_rotation: m.eligible && m.member.is_healthy(),
+                        in_rotation: g.in_rotation(i, &mut now),
                         weight: m.weight,
                         priority: m.priority,
                     })

@@ -111,6 +111,20 @@ impl Collector for TableCollector {
             by_group,
             |g| ConstCounter::new(g.breaker.view().opened),
         )?;
+        per_label(
+            e,
+            "hangar_group_ejected_members",
+            "Members of the group ejected by outlier detection now.",
+            by_group,
+            |g| gauge(g.ejected().len() as u64),
+        )?;
+        per_label(
+            e,
+            "hangar_group_outlier_ejections",
+            "Times outlier detection ejected a member of the group.",
+            by_group,
+            |g| ConstCounter::new(g.outliers.as_ref().map_or(0, |o| o.ejections())),
+        )?;
         let sources = [Origin::ControlPlane, Origin::Cache, Origin::None];
         let by_source = ("source", sources.as_slice());
         per_label(

@@ -43,6 +43,7 @@ fn group(id: &str, strategy: Strategy, members: &[&str]) -> v1::Group {
         circuit_failure_threshold: 10,
         session_recovery: true,
         retry: None,
+        outlier_detection: None,
     }
 }
 

@@ -163,7 +163,7 @@ async fn call_group(
             let member = &group.members[index];
             // Retries share the call's deadline.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            call_member(&member.member, member.ledger(group), tool, arguments, left)
+            call_member(&member.member, group.ledger(index), tool, arguments, left)
         };
         let safe = |index: usize| group.members[index].member.upstream().retry_safe(tool);
         let retry = policy.map(|policy| Retry {
@@ -199,6 +199,7 @@ async fn call_server(
             let ledger = Ledger {
                 metrics: member.direct_metrics(),
                 breaker: None,
+                outliers: None,
             };
             call_member(member, ledger, tool, arguments, timeout)
                 .await

@@ -84,6 +84,7 @@ impl Pool for TestPool {
                 weight: 1,
                 priority: 1,
                 in_flight: 0,
+                ramp_percent: 100,
             })
             .collect();
         self.balancer.order(&view)

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{self, CallFamilies, CallMetrics};
 use crate::route::breaker::CircuitBreaker;
 use crate::route::limit::{ConcurrencyLimit, Slot};
+use crate::route::outlier::Outliers;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
@@ -54,6 +55,8 @@ pub struct Ledger<'a> {
     pub metrics: &'a Arc<CallMetrics>,
     /// The group's breaker.
     pub breaker: Option<&'a Arc<CircuitBreaker>>,
+    /// The group's outlier detection and the member's index in the group.
+    pub(crate) outliers: Option<(&'a Arc<Outliers>, usize)>,
 }
 
 /// A member and its state on this data plane.
@@ -78,6 +81,14 @@ pub struct Member {
     /// `last_error` without addresses, for MCP clients (`hangar_status`).
     last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
+    /// The base of the member's [`Stamp`]s.
+    born: tokio::time::Instant,
+    /// When the member last came back into rotation, for slow start.
+    restored_at: AtomicU64,
+    /// Probes that failed, ever: an outlier ejection ends early once the
+    /// member has failed a probe and come back (it went down, and what
+    /// answers now is a new process).
+    probe_failures: AtomicU64,
     /// When a probe last succeeded: a group's open circuit closes on
     /// members that answered one since it opened, and the stall watch
     /// counts it as a sign of life.
@@ -141,6 +152,9 @@ impl Member {
             last_error: Mutex::new(String::new()),
             last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
+            born: tokio::time::Instant::now(),
+            restored_at: AtomicU64::new(Stamp::NEVER.0),
+            probe_failures: AtomicU64::new(0),
             last_probe_success: Mutex::new(None),
             stall_timeout: None,
             busy_since: Mutex::new(None),
@@ -211,6 +225,26 @@ impl Member {
         self.stop.cancel();
     }
 
+    /// `at` as a [`Stamp`] of this member.
+    pub(crate) fn stamp(&self, at: tokio::time::Instant) -> Stamp {
+        let nanos = at.saturating_duration_since(self.born).as_nanos();
+        Stamp(
+            u64::try_from(nanos)
+                .unwrap_or(u64::MAX - 1)
+                .saturating_add(1),
+        )
+    }
+
+    /// When the member last came back into rotation, if it ever did.
+    pub(crate) fn restored_at(&self) -> Stamp {
+        Stamp(self.restored_at.load(Ordering::Relaxed))
+    }
+
+    /// Failed probes since the member was built.
+    pub(crate) fn probe_failures(&self) -> u64 {
+        self.probe_failures.load(Ordering::Relaxed)
+    }
+
     /// Whether the member is in rotation and answered a probe at `since`
     /// or later.
     pub fn back_since(&self, since: tokio::time::Instant) -> bool {
@@ -250,6 +284,7 @@ impl Member {
             member: self.clone(),
             metrics: ledger.metrics.clone(),
             breaker: ledger.breaker.cloned(),
+            outliers: ledger.outliers.map(|(o, i)| (o.clone(), i)),
             started: tokio::time::Instant::now(),
             _slot: None,
             settled: AtomicBool::new(false),
@@ -379,6 +414,7 @@ impl Member {
                 self.observe(Outcome::ProbeSuccess, None);
             }
             (Err(err), Check::Stall) => {
+                self.probe_failures.fetch_add(1, Ordering::Relaxed);
                 let hung = UpstreamError::Hung {
                     stall: self.stall_timeout.unwrap_or_default(),
                     probe: Box::new(err),
@@ -387,6 +423,7 @@ impl Member {
                 self.restart_if_failing();
             }
             (Err(err), Check::Regular) => {
+                self.probe_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %err, "probe failed");
                 self.observe(Outcome::Failure, Some(&err));
                 self.restart_if_failing();
@@ -432,6 +469,8 @@ impl Member {
                 tracing::warn!(member.id = %self.id, failures, reason = %self.last_error.lock(), "member left rotation");
             }
             Some(Transition::Restored) => {
+                let now = self.stamp(tokio::time::Instant::now());
+                self.restored_at.store(now.0, Ordering::Relaxed);
                 self.last_error.lock().clear();
                 self.last_error_for_clients.lock().clear();
                 tracing::info!(member.id = %self.id, reason = "probe succeeded", "member back in rotation");
@@ -481,6 +520,33 @@ impl Member {
     }
 }
 
+/// A point in time of one member, in nanoseconds since the member was
+/// built plus one, so it fits an atomic; 0 is [`Stamp::NEVER`]. Stamps of
+/// different members do not compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Stamp(pub(crate) u64);
+
+impl Stamp {
+    /// No time: the event never happened.
+    pub(crate) const NEVER: Stamp = Stamp(0);
+
+    /// Whether the event happened.
+    pub(crate) fn is_set(self) -> bool {
+        self != Self::NEVER
+    }
+
+    /// The time from `earlier` to this stamp (zero if it is later).
+    pub(crate) fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+
+    /// This stamp moved `by` later.
+    pub(crate) fn after(self, by: Duration) -> Stamp {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        Stamp(self.0.saturating_add(by))
+    }
+}
+
 /// A latency histogram from 1 µs to 1 hour with 2 significant digits (1 %
 /// resolution is plenty for p50/p99 and keeps the per-report reset cheap).
 fn new_histogram() -> Histogram<u64> {
@@ -493,6 +559,8 @@ pub struct InFlightCall {
     member: Arc<Member>,
     metrics: Arc<CallMetrics>,
     breaker: Option<Arc<CircuitBreaker>>,
+    /// The group's outlier detection and the member's index in it.
+    outliers: Option<(Arc<Outliers>, usize)>,
     started: tokio::time::Instant,
     /// The `max_concurrency` slot, freed with the call.
     _slot: Option<Slot>,
@@ -508,6 +576,9 @@ impl InFlightCall {
             self.member.observe(Outcome::CallSuccess, None);
             if let Some(breaker) = &self.breaker {
                 breaker.record_success();
+            }
+            if let Some((outliers, index)) = &self.outliers {
+                outliers.record_answer(*index);
             }
         }
     }
@@ -530,6 +601,13 @@ impl InFlightCall {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
             self.member.observe(Outcome::Failure, Some(err));
             breaker.inspect(|b| b.record_failure());
+            // A call that never reached the member says it is down, which
+            // the probes handle; only delivered calls make an outlier.
+            if let Some((outliers, index)) = &self.outliers
+                && !err.may_try_another_member()
+            {
+                outliers.record_failure(*index);
+            }
         } else {
             self.member.observe(Outcome::CallSuccess, None);
             breaker.inspect(|b| b.record_success());

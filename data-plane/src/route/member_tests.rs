@@ -140,6 +140,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
     let ledger = |metrics| Ledger {
         metrics,
         breaker: None,
+        outliers: None,
     };
     let held = member
         .admit(ledger(&metrics), Duration::ZERO)
@@ -152,6 +153,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
             let ledger = Ledger {
                 metrics: &metrics,
                 breaker: None,
+                outliers: None,
             };
             member.admit(ledger, Duration::from_secs(5)).await.map(drop)
         }
@@ -234,6 +236,7 @@ async fn a_silent_member_that_fails_its_check_leaves_at_once() {
     let _call = m.begin_call(Ledger {
         metrics: &metrics,
         breaker: None,
+        outliers: None,
     });
     tokio::time::sleep(Duration::from_millis(1900)).await;
     assert!(m.is_healthy(), "silent for less than the stall timeout");
@@ -265,6 +268,7 @@ async fn a_silent_member_that_answers_its_check_is_busy() {
     let _call = m.begin_call(Ledger {
         metrics: &metrics,
         breaker: None,
+        outliers: None,
     });
     tokio::time::sleep(Duration::from_millis(9000)).await;
     assert!(m.is_healthy());
@@ -287,6 +291,7 @@ async fn a_silent_call_asks_for_a_check_instead_of_counting() {
         let call = m.begin_call(Ledger {
             metrics: &metrics,
             breaker: None,
+            outliers: None,
         });
         call.failed(&UpstreamError::Quiet(Duration::from_secs(30)));
         drop(call);

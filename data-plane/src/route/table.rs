@@ -23,6 +23,7 @@ use crate::route::compile::{GroupPlan, MemberSpec, Plan, ServerPlan, SnapshotErr
 use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::{Ledger, Member};
+use crate::route::outlier::{LazyNow, OutlierPolicy, Outliers};
 use crate::route::retry::RetryPolicy;
 use crate::route::sessions::MovedSessions;
 use crate::upstream::Upstream;
@@ -43,16 +44,6 @@ pub struct GroupMember {
     pub metrics: Arc<CallMetrics>,
 }
 
-impl GroupMember {
-    /// Where a call through `group` to this member is written.
-    pub fn ledger<'a>(&'a self, group: &'a GroupRoute) -> Ledger<'a> {
-        Ledger {
-            metrics: &self.metrics,
-            breaker: Some(&group.breaker),
-        }
-    }
-}
-
 /// A group and its balancing state.
 #[derive(Debug)]
 pub struct GroupRoute {
@@ -71,6 +62,8 @@ pub struct GroupRoute {
     pub session_recovery: bool,
     /// When a delivered call may go to the next member (`retry:`).
     pub(crate) retry: Option<RetryPolicy>,
+    /// Passive outlier ejection (`outlier_detection:`), unless turned off.
+    pub(crate) outliers: Option<Arc<Outliers>>,
     balancer: Balancer,
 }
 
@@ -82,10 +75,46 @@ impl GroupRoute {
 
     /// Members that are in rotation now.
     pub fn healthy_count(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| m.eligible && m.member.is_healthy())
+        let mut now = LazyNow::default();
+        (0..self.members.len())
+            .filter(|&i| self.in_rotation(i, &mut now))
             .count()
+    }
+
+    /// Whether member `index` takes calls through this group now: the
+    /// fleet has not ejected it, its probes pass and outlier detection has
+    /// not ejected it from the group.
+    pub(crate) fn in_rotation(&self, index: usize, now: &mut LazyNow) -> bool {
+        self.standing(index, now).is_some()
+    }
+
+    /// Member `index`'s share in percent if it is in rotation, else `None`.
+    fn standing(&self, index: usize, now: &mut LazyNow) -> Option<u8> {
+        let m = &self.members[index];
+        if !m.eligible || !m.member.is_healthy() {
+            return None;
+        }
+        match self.outliers.as_ref().map(|o| o.standing(index, now)) {
+            Some(standing) if standing.ejected => None,
+            Some(standing) => Some(standing.ramp_percent),
+            None => Some(100),
+        }
+    }
+
+    /// Where a call through this group to member `index` is written.
+    pub fn ledger(&self, index: usize) -> Ledger<'_> {
+        Ledger {
+            metrics: &self.members[index].metrics,
+            breaker: Some(&self.breaker),
+            outliers: self.outliers.as_ref().map(|o| (o, index)),
+        }
+    }
+
+    /// Members ejected by outlier detection now.
+    pub fn ejected(&self) -> Vec<String> {
+        self.outliers
+            .as_ref()
+            .map_or_else(Vec::new, |o| o.ejected())
     }
 
     /// Takes a slot of the group's `max_concurrency`, waiting at most
@@ -117,14 +146,20 @@ impl Pool for GroupRoute {
     }
 
     fn order(&self) -> Vec<usize> {
+        let mut now = LazyNow::default();
         let view: Vec<Candidate> = self
             .members
             .iter()
-            .map(|m| Candidate {
-                eligible: m.eligible && m.member.is_healthy(),
-                weight: m.weight,
-                priority: m.priority,
-                in_flight: m.member.in_flight(),
+            .enumerate()
+            .map(|(i, m)| {
+                let standing = self.standing(i, &mut now);
+                Candidate {
+                    eligible: standing.is_some(),
+                    weight: m.weight,
+                    priority: m.priority,
+                    in_flight: m.member.in_flight(),
+                    ramp_percent: standing.unwrap_or(100),
+                }
             })
             .collect();
         self.balancer.order(&view)
@@ -303,7 +338,7 @@ impl Routes {
             .into_iter()
             .map(|GroupPlan { group, strategy }| {
                 // A server with replicas stands in a group as all its copies.
-                let members = group
+                let members: Vec<GroupMember> = group
                     .members
                     .iter()
                     .flat_map(|m| {
@@ -317,6 +352,15 @@ impl Routes {
                         })
                     })
                     .collect();
+                let outliers = OutlierPolicy::of(group.outlier_detection.as_ref()).map(|policy| {
+                    let shared: Vec<_> = members.iter().map(|m| m.member.clone()).collect();
+                    let old = old
+                        .groups
+                        .get(&group.id)
+                        .and_then(|g| g.outliers.as_deref());
+                    let changed = self.health_changed.clone();
+                    Arc::new(Outliers::new(&group.id, policy, &shared, old, changed))
+                });
                 let route = GroupRoute {
                     id: group.id.clone(),
                     min_healthy: group.min_healthy,
@@ -340,6 +384,7 @@ impl Routes {
                         }),
                     session_recovery: group.session_recovery,
                     retry: RetryPolicy::of(group.retry.as_ref()),
+                    outliers,
                     balancer: Balancer::new(strategy, rand::random()),
                 };
                 (group.id.clone(), route)
@@ -432,6 +477,7 @@ impl Routes {
             breaker: Arc::new(CircuitBreaker::new(id, 0, self.health_changed.clone())),
             session_recovery: false,
             retry: None,
+            outliers: None,
             balancer: Balancer::new(StrategyKind::RoundRobin, rand::random()),
         }
     }
@@ -468,6 +514,7 @@ impl Routes {
                     circuit_open: open,
                     consecutive_failures: breaker.consecutive_failures,
                     circuit_opened: breaker.opened,
+                    ejected: group.ejected(),
                 }
             })
             .collect();

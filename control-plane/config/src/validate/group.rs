@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::kinds::{Kind, Kinds};
 use super::read::{Ctx, Fields, Keys};
 use crate::locate::Path;
-use crate::model::{Group, Member, StrategyKind};
+use crate::model::{Group, Member, OutlierDetection, StrategyKind};
 use crate::parse::Node;
 
 pub(super) const GROUP_KEYS: Keys = Keys {
@@ -18,6 +18,7 @@ pub(super) const GROUP_KEYS: Keys = Keys {
         "max_concurrency",
         "circuit_breaker",
         "session_recovery",
+        "outlier_detection",
     ],
     unsupported: &["auto_start"],
     hint: "",
@@ -28,6 +29,20 @@ pub(super) const GROUP_KEYS: Keys = Keys {
 /// not on a timer.
 const CIRCUIT_BREAKER_KEYS: Keys = Keys {
     known: &["failure_threshold", "reset_timeout_s"],
+    unsupported: &[],
+    hint: "",
+};
+
+/// `outlier_detection:` of a group (Hangar's own; MCP Hangar has none).
+const OUTLIER_KEYS: Keys = Keys {
+    known: &[
+        "enabled",
+        "consecutive_failures",
+        "base_ejection_time_s",
+        "max_ejection_time_s",
+        "max_ejection_percent",
+        "slow_start_s",
+    ],
     unsupported: &[],
     hint: "",
 };
@@ -84,6 +99,9 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
     let circuit = cx
         .optional(fields, "circuit_breaker", circuit_breaker)
         .map(|t| t.unwrap_or(Group::DEFAULT_FAILURE_THRESHOLD));
+    let outliers = cx
+        .optional(fields, "outlier_detection", outlier_detection)
+        .map(|o| o.unwrap_or_else(|| Some(OutlierDetection::default())));
     Some(Group {
         strategy: strategy?,
         min_healthy: min_healthy?,
@@ -92,7 +110,63 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         max_concurrency: max_concurrency?,
         circuit_failure_threshold: circuit?,
         session_recovery: recovery?,
+        outlier_detection: outliers?,
     })
+}
+
+/// An `outlier_detection:` block; `Some(None)` when it says `enabled: false`.
+fn outlier_detection(
+    cx: &mut Ctx<'_>,
+    path: &Path,
+    node: &Node,
+) -> Option<Option<OutlierDetection>> {
+    let fields = cx.mapping(path, node, &OUTLIER_KEYS)?;
+    let defaults = OutlierDetection::default();
+    let enabled = cx
+        .optional(&fields, "enabled", Ctx::boolean)
+        .map(|v| v.unwrap_or(true));
+    let failures = cx
+        .optional(&fields, "consecutive_failures", |cx, p, n| cx.uint(p, n, 1))
+        .map(|v| v.unwrap_or(defaults.consecutive_failures));
+    let base = cx
+        .optional(&fields, "base_ejection_time_s", Ctx::seconds)
+        .map(|v| v.unwrap_or(defaults.base_ejection_time));
+    let max = cx
+        .optional(&fields, "max_ejection_time_s", Ctx::seconds)
+        .map(|v| v.unwrap_or(defaults.max_ejection_time.max(base.unwrap_or_default())));
+    let percent = cx
+        .optional(&fields, "max_ejection_percent", |cx, p, n| {
+            let percent = cx.uint(p, n, 1)?;
+            if percent > 100 {
+                cx.at_value(p, format!("must be at most 100, got {percent}"));
+                return None;
+            }
+            Some(percent)
+        })
+        .map(|v| v.unwrap_or(defaults.max_ejection_percent));
+    let slow_start = cx
+        .optional(&fields, "slow_start_s", |cx, p, n| {
+            cx.seconds_or_zero(p, n, "no slow start")
+        })
+        .map(|v| v.unwrap_or(defaults.slow_start));
+    let (base, max) = (base?, max?);
+    if max < base {
+        let message = format!(
+            "must be at least base_ejection_time_s ({}), got {}",
+            base.as_secs_f64(),
+            max.as_secs_f64()
+        );
+        cx.at_value(&path.key("max_ejection_time_s"), message);
+        return None;
+    }
+    let detection = OutlierDetection {
+        consecutive_failures: failures?,
+        base_ejection_time: base,
+        max_ejection_time: max,
+        max_ejection_percent: percent?,
+        slow_start: slow_start?,
+    };
+    Some(enabled?.then_some(detection))
 }
 
 /// The `failure_threshold` of a `circuit_breaker:` block.

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use super::read::{self, Ctx};
 use crate::model::RemoteServer;
-use crate::parse::Node;
 
 /// What a server id names, for checking group members before (or without)
 /// fully validating the server itself.
@@ -47,18 +46,8 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
     let idle_ttl = cx.optional(fields, "idle_ttl_s", Ctx::seconds);
     // 0 turns the hang watch off.
     let stall = cx
-        .optional(fields, "stall_timeout_s", |cx, p, n| match n {
-            Node::Int(0) => Some(std::time::Duration::ZERO),
-            Node::Float(x) if *x == 0.0 => Some(std::time::Duration::ZERO),
-            Node::Int(i) if *i < 0 => {
-                cx.at_value(p, format!("must be 0 (no hang watch) or more, got {i}"));
-                None
-            }
-            Node::Float(x) if *x < 0.0 => {
-                cx.at_value(p, format!("must be 0 (no hang watch) or more, got {x}"));
-                None
-            }
-            _ => cx.seconds(p, n),
+        .optional(fields, "stall_timeout_s", |cx, p, n| {
+            cx.seconds_or_zero(p, n, "no hang watch")
         })
         .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));
     idle_ttl?;

@@ -341,6 +341,29 @@ impl<'a> Ctx<'a> {
         }
         duration
     }
+
+    /// A number of seconds where 0 is allowed and means `zero_means`
+    /// (said in the error for a negative value).
+    pub(super) fn seconds_or_zero(
+        &mut self,
+        path: &Path,
+        node: &Node,
+        zero_means: &str,
+    ) -> Option<Duration> {
+        match node {
+            Node::Int(0) => Some(Duration::ZERO),
+            Node::Float(x) if *x == 0.0 => Some(Duration::ZERO),
+            Node::Int(i) if *i < 0 => {
+                self.at_value(path, format!("must be 0 ({zero_means}) or more, got {i}"));
+                None
+            }
+            Node::Float(x) if *x < 0.0 => {
+                self.at_value(path, format!("must be 0 ({zero_means}) or more, got {x}"));
+                None
+            }
+            _ => self.seconds(path, node),
+        }
+    }
 }
 
 fn int_text(node: &Node) -> String {

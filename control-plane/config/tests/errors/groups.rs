@@ -129,3 +129,35 @@ fn circuit_breaker_threshold_and_keys() {
         "config.yaml:10:7: mcp_servers.g.circuit_breaker.half_open: unknown key 'half_open' (expected one of: failure_threshold, reset_timeout_s)"
     );
 }
+
+/// Every mistake in `outlier_detection:` is named, all at once.
+#[test]
+fn outlier_detection_values_and_keys() {
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    outlier_detection:",
+        "      consecutive_failures: 0",
+        "      max_ejection_percent: 150",
+        "      slow_start_s: -1",
+        "      interval: 10",
+        "    members: [{id: a}]",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:8:29: mcp_servers.g.outlier_detection.consecutive_failures: must be at least 1, got 0\n\
+         config.yaml:9:29: mcp_servers.g.outlier_detection.max_ejection_percent: must be at most 100, got 150\n\
+         config.yaml:10:21: mcp_servers.g.outlier_detection.slow_start_s: must be 0 (no slow start) or more, got -1\n\
+         config.yaml:11:7: mcp_servers.g.outlier_detection.interval: unknown key 'interval' (expected one of: enabled, consecutive_failures, base_ejection_time_s, max_ejection_time_s, max_ejection_percent, slow_start_s)"
+    );
+    let got = with_a(&[
+        "  g:",
+        "    mode: group",
+        "    outlier_detection: {base_ejection_time_s: 60, max_ejection_time_s: 30}",
+        "    members: [{id: a}]",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:7:72: mcp_servers.g.outlier_detection.max_ejection_time_s: must be at least base_ejection_time_s (60), got 30"
+    );
+}
