@@ -407,11 +407,17 @@ impl Member {
             (Ok(()), check) => {
                 // Also restarts the stall watch's clock: the next check
                 // waits a full stall timeout.
-                *self.last_probe_success.lock() = Some(now);
+                let answered_before = self.last_probe_success.lock().replace(now).is_some();
                 if check == Check::Stall {
                     tracing::debug!("silent member answered its probe: busy, not hung");
                 }
-                self.observe(Outcome::ProbeSuccess, None);
+                let transition = self.observe(Outcome::ProbeSuccess, None);
+                // Slow start is for a member that served and comes back, not
+                // for one entering rotation for the first time.
+                if transition == Some(Transition::Restored) && answered_before {
+                    let at = self.stamp(now);
+                    self.restored_at.store(at.0, Ordering::Relaxed);
+                }
             }
             (Err(err), Check::Stall) => {
                 self.probe_failures.fetch_add(1, Ordering::Relaxed);
@@ -454,7 +460,8 @@ impl Member {
         self.rotation_changes.load(Ordering::Relaxed)
     }
 
-    fn observe(&self, outcome: Outcome, error: Option<&UpstreamError>) {
+    /// Feeds `outcome` to health; returns the rotation change it caused.
+    fn observe(&self, outcome: Outcome, error: Option<&UpstreamError>) -> Option<Transition> {
         if let Some(err) = error {
             *self.last_error.lock() = err.to_string();
             *self.last_error_for_clients.lock() = err.for_client().to_string();
@@ -469,16 +476,15 @@ impl Member {
                 tracing::warn!(member.id = %self.id, failures, reason = %self.last_error.lock(), "member left rotation");
             }
             Some(Transition::Restored) => {
-                let now = self.stamp(tokio::time::Instant::now());
-                self.restored_at.store(now.0, Ordering::Relaxed);
                 self.last_error.lock().clear();
                 self.last_error_for_clients.lock().clear();
                 tracing::info!(member.id = %self.id, reason = "probe succeeded", "member back in rotation");
             }
-            None => return,
+            None => return None,
         }
         self.rotation_changes.fetch_add(1, Ordering::Relaxed);
         self.health_changed.notify_one();
+        transition
     }
 
     /// Why the member last failed, as MCP clients may see it: without its

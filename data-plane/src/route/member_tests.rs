@@ -71,6 +71,39 @@ async fn leaves_after_threshold_and_returns_on_one_probe() {
     m.stop();
 }
 
+/// A member that served, went out and came back is stamped for slow start;
+/// one entering rotation for the first time is not.
+#[tokio::test(start_paused = true)]
+async fn only_a_return_is_stamped_for_slow_start() {
+    let start = tokio::time::Instant::now();
+    let m = member(1);
+    probe_with(&m, &[true, false, true]);
+    at(0, start).await;
+    assert!(!m.restored_at().is_set(), "in rotation from the start");
+    at(10, start).await;
+    assert!(!m.is_healthy());
+    at(20, start).await;
+    assert!(m.is_healthy());
+    assert_eq!(m.restored_at(), m.stamp(start + Duration::from_secs(20)));
+    m.stop();
+
+    let late = Arc::new(Member::new(
+        "late".into(),
+        Upstream::Unusable("never called".into()),
+        PERIOD,
+        1,
+        false,
+        Default::default(),
+        Arc::new(Notify::new()),
+        CancellationToken::new(),
+    ));
+    probe_with(&late, &[true]);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert!(late.is_healthy(), "its first probe brings it in");
+    assert!(!late.restored_at().is_set(), "a first entry is no return");
+    late.stop();
+}
+
 /// A flapping member whose calls keep failing is readmitted at most once per
 /// probe period: successful calls never readmit it, so it cannot oscillate
 /// faster than the probes run.
