@@ -122,7 +122,14 @@ impl Balancer {
     pub fn order(&self, members: &[Candidate]) -> Vec<usize> {
         let mut state = self.state.lock();
         let n = members.len();
-        let after_last = state.last.map_or(0, |last| (last + 1) % n.max(1));
+        // A new balancer (a new process, or a new snapshot) starts at a
+        // random point of the rotation, so processes started together, such
+        // as one per IDE window or one per pipeline step, do not all send
+        // their first call to the first member.
+        let after_last = match state.last {
+            Some(last) => (last + 1) % n.max(1),
+            None => state.rng.random_range(0..n.max(1)),
+        };
         let start = match self.kind {
             StrategyKind::Random => {
                 let eligible = members.iter().filter(|m| m.eligible).count();
@@ -133,7 +140,12 @@ impl Balancer {
                 eligible_indices(members).nth(nth).unwrap_or(0)
             }
             StrategyKind::WeightedRoundRobin => {
-                match smooth_weighted_pick(&mut state.current_weights, members) {
+                let State {
+                    current_weights,
+                    rng,
+                    ..
+                } = &mut *state;
+                match smooth_weighted_pick(current_weights, members, rng) {
                     Some(pick) => pick,
                     None => return Vec::new(),
                 }
@@ -170,9 +182,10 @@ impl Balancer {
 }
 
 /// A pick that is ramping up keeps the call with the chance of its share;
-/// otherwise one of the next best members takes it, chosen at random among
-/// equals so no one member gets all the ramping one's calls. The ramping
-/// member goes to the end of the order, still there for failover.
+/// otherwise one of its peers (members the strategy ranks the same) takes
+/// it, chosen at random so no one peer gets all the ramping one's calls.
+/// The ramping member goes to the end of the order, still there for
+/// failover.
 fn slow_start(kind: StrategyKind, order: &mut Vec<usize>, members: &[Candidate], rng: &mut StdRng) {
     let Some(&pick) = order.first() else {
         return;
@@ -181,18 +194,22 @@ fn slow_start(kind: StrategyKind, order: &mut Vec<usize>, members: &[Candidate],
     if share == 100 || order.len() < 2 || rng.random_range(0..100) < share {
         return;
     }
-    // The order is sorted by rank, so the next best are a run from 1.
+    // The order is sorted by rank, so the peers are a run from 1. Only a
+    // peer takes its calls: slow start never sends a primary's calls to a
+    // backup, nor a least loaded member's to a busier one.
     let rank = |i: usize| match kind {
         StrategyKind::LeastConnections => i64::from(members[i].in_flight),
         StrategyKind::Priority => i64::from(members[i].priority),
         _ => 0,
     };
-    let next_best = rank(order[1]);
-    let equals = order[1..]
+    let peers = order[1..]
         .iter()
-        .take_while(|&&i| rank(i) == next_best)
+        .take_while(|&&i| rank(i) == rank(pick))
         .count();
-    let taker = rng.random_range(1..=equals);
+    if peers == 0 {
+        return;
+    }
+    let taker = rng.random_range(1..=peers);
     order.swap(0, taker);
     let deferred = order.remove(taker);
     order.push(deferred);
@@ -205,10 +222,25 @@ fn eligible_indices(members: &[Candidate]) -> impl Iterator<Item = usize> + '_ {
 /// nginx's smooth weighted round robin: every eligible member gains its
 /// weight, the largest wins and pays back the total. Over any run of
 /// `total` picks each member is chosen exactly `weight` times, interleaved.
-fn smooth_weighted_pick(current: &mut Vec<i64>, members: &[Candidate]) -> Option<usize> {
+fn smooth_weighted_pick(
+    current: &mut Vec<i64>,
+    members: &[Candidate],
+    rng: &mut StdRng,
+) -> Option<usize> {
     if current.len() != members.len() {
         *current = vec![0; members.len()];
+        // Start at a random point of the smooth order, as round robin does.
+        let total: u64 = members.iter().map(|m| u64::from(m.weight.max(1))).sum();
+        for _ in 0..rng.random_range(0..total.max(1)) {
+            smooth_weighted_step(current, members);
+        }
     }
+    smooth_weighted_step(current, members)
+}
+
+/// One step of the smooth order: every eligible member gains its weight,
+/// the largest wins and pays back the total.
+fn smooth_weighted_step(current: &mut [i64], members: &[Candidate]) -> Option<usize> {
     let mut total = 0i64;
     let mut best: Option<usize> = None;
     for i in eligible_indices(members) {

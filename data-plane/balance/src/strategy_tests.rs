@@ -47,14 +47,32 @@ fn round_robin_stays_even_without_a_member() {
     assert_eq!(counts(&b, &members, 30), [0, 15, 15]);
 }
 
-/// Smooth WRR with weights 3/1/1 interleaves instead of bursting.
+/// Smooth WRR with weights 3/1/1 interleaves instead of bursting: whatever
+/// point of its cycle a balancer starts at, it follows nginx's order.
 #[test]
 fn weighted_round_robin_is_smooth() {
-    let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
-    let mut members = healthy(3);
-    members[0].weight = 3;
-    let picks: Vec<usize> = (0..10).map(|_| b.order(&members)[0]).collect();
-    assert_eq!(picks, [0, 1, 0, 2, 0, 0, 1, 0, 2, 0]);
+    let cycle = [0, 1, 0, 2, 0];
+    for seed in 0..20 {
+        let b = Balancer::new(StrategyKind::WeightedRoundRobin, seed);
+        let mut members = healthy(3);
+        members[0].weight = 3;
+        let picks: Vec<usize> = (0..10).map(|_| b.order(&members)[0]).collect();
+        let follows = (0..5).any(|k| (0..10).all(|i| picks[i] == cycle[(k + i) % 5]));
+        assert!(follows, "seed {seed}: {picks:?} is not the smooth order");
+    }
+}
+
+/// Balancers start at a random point of the rotation, so processes started
+/// together do not all send their first call to the same member.
+#[test]
+fn new_balancers_start_at_random_points() {
+    for kind in [StrategyKind::RoundRobin, StrategyKind::WeightedRoundRobin] {
+        let mut firsts = [0; 3];
+        for seed in 0..300 {
+            firsts[Balancer::new(kind, seed).order(&healthy(3))[0]] += 1;
+        }
+        assert!(firsts.iter().all(|&n| n > 50), "{kind}: {firsts:?}");
+    }
 }
 
 /// Priority picks the lowest number while it is eligible, then the backup,
@@ -138,6 +156,17 @@ fn weighted_ramp_scales_the_weight() {
     members[1].ramp_percent = 50;
     let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
     assert_eq!(counts(&b, &members, 300), [200, 100]);
+}
+
+/// Slow start hands calls only to peers: a primary coming back takes all
+/// the calls at once, not a tenth with the backup taking the rest.
+#[test]
+fn priority_fails_back_at_once() {
+    let mut members = healthy(2);
+    members[1].priority = 2;
+    members[0].ramp_percent = 10;
+    let got = counts(&Balancer::new(StrategyKind::Priority, 0), &members, 50);
+    assert_eq!(got, [50, 0]);
 }
 
 /// A ramping member that is the only one left still takes every call.
