@@ -77,9 +77,19 @@ pub(crate) async fn run(
                 // credentials, but the data plane keeps trying so it joins
                 // as soon as they are fixed on either side.
                 tracing::error!(control_plane = %url, error = %describe(&err), "control plane refused this data plane, serving the last snapshot");
+                let trouble = format!(
+                    "the control plane at {url} refused this data plane: {}",
+                    describe(&err)
+                );
+                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
             }
             Err(err) => {
                 tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
+                let trouble = format!(
+                    "the control plane at {url} is unreachable: {}",
+                    describe(&err)
+                );
+                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
             }
         }
         let delay = backoff.next_delay();
@@ -87,6 +97,16 @@ pub(crate) async fn run(
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// Why a data plane without a config has none, for its clients: and that
+/// `--cache-dir` would have served the last one, when it was not given.
+fn with_cache_hint(trouble: String, cached: bool) -> String {
+    if cached {
+        trouble
+    } else {
+        format!("{trouble} (with --cache-dir, the last config would be served meanwhile)")
     }
 }
 

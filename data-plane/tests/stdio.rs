@@ -128,3 +128,56 @@ async fn group_over_stdio_for_sdk_clients() {
     assert_eq!(lines[1]["structuredContent"]["sum"], 5, "{lines:?}");
     cp.stop().await;
 }
+
+/// An IDE started with a group name that does not exist, or before any
+/// config has arrived, shows why at once: the error answers its
+/// `initialize` (with its id), naming the groups there are, or the control
+/// plane that did not answer; the client does not wait for a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_group_or_no_config_is_said_to_the_client() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let stdio = |cp_url: String, group: &'static str| {
+        let mut args = vec![
+            "add".to_owned(),
+            r#"{"a":2,"b":3}"#.to_owned(),
+            "--".to_owned(),
+            BIN.to_owned(),
+        ];
+        args.extend(
+            [
+                "--control-plane",
+                &cp_url,
+                "--node-id",
+                "ide",
+                "--stdio",
+                "--group",
+                group,
+            ]
+            .map(str::to_owned),
+        );
+        args
+    };
+    let args = stdio(cp.url(), "nope");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, _, stderr) = ts_sdk::run("stdio_client.mjs", &args).await;
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("unknown group 'nope' (groups: {RECIPE_GROUP})")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+
+    let nowhere = format!("http://127.0.0.1:{}", hangar_tests::free_port());
+    let args = stdio(nowhere.clone(), RECIPE_GROUP);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, _, stderr) = ts_sdk::run("stdio_client.mjs", &args).await;
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "no config has arrived yet: the control plane at {nowhere} is unreachable"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--cache-dir"), "{stderr}");
+    cp.stop().await;
+}

@@ -61,6 +61,19 @@ impl Target {
         })
     }
 
+    /// What a failed Admin API call says: that the address is not a
+    /// control plane at all when plain HTTP answered, else why `what` failed.
+    fn failed(&self, what: &str, status: &tonic::Status) -> anyhow::Error {
+        if answered_http(status) {
+            return anyhow::anyhow!(
+                "{} is not a Hangar control plane: it answered plain HTTP, not gRPC ({}); point --control-plane (or HANGAR_CONTROL_PLANE) at the address hangar-control-plane listens on, not a data plane's",
+                self.url,
+                status.message()
+            );
+        }
+        anyhow::anyhow!("{what} failed: {}", status.message())
+    }
+
     async fn admin(&self) -> anyhow::Result<AdminServiceClient<ControlPlaneChannel>> {
         let channel = hangar_proto::client::connect(&self.url, &self.client).await?;
         Ok(AdminServiceClient::new(channel))
@@ -71,10 +84,12 @@ fn validate(file: &Path) -> anyhow::Result<()> {
     match hangar_config::load_file(file) {
         Ok(config) => {
             let groups = config.groups().count();
-            let remotes = config.servers.len() - groups;
+            let servers = config.servers.len() - groups;
             println!(
-                "{}: valid ({remotes} servers, {groups} groups)",
-                file.display()
+                "{}: valid ({}, {})",
+                file.display(),
+                counted(servers, "server"),
+                counted(groups, "group")
             );
             Ok(())
         }
@@ -112,7 +127,7 @@ async fn apply(target: &Target, file: &Path) -> anyhow::Result<()> {
                 _ => bail!("control plane rejected the config: {}", status.message()),
             }
         }
-        Err(status) => bail!("apply failed: {}", status.message()),
+        Err(status) => Err(target.failed("apply", &status)),
     }
 }
 
@@ -121,7 +136,7 @@ async fn fetch_status(target: &Target) -> anyhow::Result<StatusResponse> {
     let status = client
         .status(StatusRequest {})
         .await
-        .map_err(|s| anyhow::anyhow!("status failed: {}", s.message()))?;
+        .map_err(|s| target.failed("status", &s))?;
     Ok(status.into_inner())
 }
 
@@ -142,7 +157,7 @@ async fn watch(target: &Target, format: Format) -> anyhow::Result<()> {
     let mut updates = client
         .watch_status(StatusRequest {})
         .await
-        .map_err(|s| anyhow::anyhow!("watch failed: {}", s.message()))?
+        .map_err(|s| target.failed("watch", &s))?
         .into_inner();
     let terminal = std::io::stdout().is_terminal();
     loop {
@@ -187,11 +202,26 @@ async fn version(target: &Target) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(status) if status.code() == tonic::Code::Unimplemented => {
+        Err(status) if status.code() == tonic::Code::Unimplemented && !answered_http(&status) => {
             bail!("control plane at {url} is too old to report its version")
         }
-        Err(status) => bail!("version failed: {}", status.message()),
+        Err(status) => Err(target.failed("version", &status)),
     }
+}
+
+/// `1 group`, `3 groups`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Whether the server answered without gRPC's trailers: an HTTP server
+/// that is not a control plane (a data plane, a proxy).
+fn answered_http(status: &tonic::Status) -> bool {
+    status.message().starts_with("grpc-status header missing")
 }
 
 fn pretty(value: &serde_json::Value) -> anyhow::Result<String> {

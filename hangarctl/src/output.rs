@@ -56,7 +56,7 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         }
         if s.healthy_on < s.reported_by && !s.last_error.is_empty() {
             // Enough of the cause to act on; `-o json` has all of it.
-            let cause: String = s.last_error.chars().take(100).collect();
+            let cause = shortened(&s.last_error, 160);
             let _ = write!(details, "  last_error=\"{cause}\"");
         }
         if s.p99_ms > 0.0 {
@@ -194,4 +194,30 @@ pub(crate) fn dataplanes_json(status: &StatusResponse) -> Value {
             "connected_for_ms": p.connected_for_ms,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `text` cut to at most `max` characters at a word's end, with `…` when
+/// cut; the full text is in `-o json`.
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let at_word = cut.rfind(' ').filter(|&i| i > max / 2).unwrap_or(cut.len());
+    format!("{}…", &cut[..at_word])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_errors_are_cut_at_a_word() {
+        assert_eq!(shortened("short one", 160), "short one");
+        let long = "member rejected the request with HTTP 400 Bad Request: Bad Request: No valid session ID provided";
+        assert_eq!(
+            shortened(long, 40),
+            "member rejected the request with HTTP…"
+        );
+    }
 }

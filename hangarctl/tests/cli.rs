@@ -62,7 +62,7 @@ fn validate_accepts_the_recipe() {
     let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/recipe-05.yaml");
     let out = hangarctl(&["validate", recipe]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).ends_with(": valid (3 servers, 1 groups)\n"));
+    assert!(text(&out.stdout).ends_with(": valid (3 servers, 1 group)\n"));
 }
 
 /// An unreachable control plane gives one clear line and exit code 1.
@@ -78,6 +78,26 @@ fn unreachable_control_plane_is_one_line() {
         stderr.starts_with(&format!("cannot reach control plane at {url}: ")),
         "{stderr}"
     );
+}
+
+/// Pointed at a data plane (plain HTTP, not gRPC), hangarctl says the
+/// address is not a control plane instead of relaying a gRPC header error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_address_is_not_a_control_plane() {
+    let cp = ControlPlane::start().await;
+    let dp = DataPlane::start(&cp.url(), "dp-1").await;
+    let url = format!("http://{}", dp.addr());
+    let out = hangarctl_async(vec!["--control-plane".into(), url.clone(), "status".into()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{url} is not a Hangar control plane: it answered plain HTTP, not gRPC"
+        )),
+        "{stderr}"
+    );
+    dp.stop().await;
+    cp.stop().await;
 }
 
 /// `version` prints the client's version and the control plane's, with

@@ -18,9 +18,40 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A duration as people read it in a message: `60s`, `1.5s`, `250ms`;
+/// rounded, so a deadline's remainder shows as `60s`, not `59.99995345s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rounded(pub std::time::Duration);
+
+impl std::fmt::Display for Rounded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = self.0.as_secs_f64() * 1000.0;
+        if millis < 999.5 {
+            return write!(f, "{}ms", millis.round());
+        }
+        let tenths = (millis / 100.0).round() / 10.0;
+        if tenths.fract() == 0.0 {
+            write!(f, "{tenths:.0}s")
+        } else {
+            write!(f, "{tenths:.1}s")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_rounded() {
+        use std::time::Duration;
+        let shown = |d: Duration| Rounded(d).to_string();
+        assert_eq!(shown(Duration::from_secs_f64(59.999_953_45)), "60s");
+        assert_eq!(shown(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(shown(Duration::from_millis(250)), "250ms");
+        assert_eq!(shown(Duration::from_micros(999_700)), "1s");
+        assert_eq!(shown(Duration::ZERO), "0ms");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("{text}")]

@@ -1,6 +1,6 @@
 //! What every Hangar process shares: how it logs and learns to stop, and
-//! the small helpers with one home here: [`error_chain`] for error
-//! messages, [`backoff::Backoff`] for retry loops, [`durable::replace_file`]
+//! the small helpers with one home here: [`error_chain`] and [`Rounded`]
+//! for messages, [`backoff::Backoff`] for retry loops, [`durable::replace_file`]
 //! for state that must survive a crash.
 //!
 //! Logs always go to stderr, because a data plane started with `--stdio`
@@ -14,7 +14,7 @@ pub mod durable;
 mod errors;
 pub mod metrics;
 
-pub use errors::error_chain;
+pub use errors::{Rounded, error_chain};
 
 use tokio_util::sync::CancellationToken;
 

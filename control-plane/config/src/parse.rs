@@ -49,6 +49,19 @@ fn syntax_error(source_name: &str, text: &str, err: &serde_norway::Error) -> Con
             (pos.line, pos.column)
         }
     };
+    // libyaml's words for a tab say nothing of tabs.
+    let tabbed = usize::try_from(line)
+        .ok()
+        .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+        .is_some_and(|l| {
+            l.chars()
+                .take_while(|c| c.is_whitespace())
+                .any(|c| c == '\t')
+        });
+    if tabbed {
+        message =
+            format!("tabs are not allowed for indentation in YAML; indent with spaces ({message})");
+    }
     ConfigError {
         source_name: source_name.to_owned(),
         line,
@@ -219,6 +232,19 @@ mod tests {
             let err = parse("t.yaml", text).expect_err("two documents");
             assert!(err.line == line && err.column >= 1, "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_tab_is_named() {
+        let err = parse("t.yaml", "mcp_servers:\n\ta:\n    mode: remote\n").expect_err("tab");
+        assert_eq!((err.line, err.column), (2, 1));
+        assert!(
+            err.message.starts_with(
+                "invalid YAML: tabs are not allowed for indentation in YAML; indent with spaces"
+            ),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

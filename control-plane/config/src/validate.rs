@@ -72,6 +72,17 @@ fn top(cx: &mut Ctx<'_>, root: &Node) -> Config {
     Config { servers, retry }
 }
 
+/// Longest server id.
+const MAX_ID_LEN: usize = 64;
+
+/// MCP Hangar's id rule, `[A-Za-z0-9_-]{1,64}`.
+fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Every id under `mcp_servers`, valid or not.
 fn server_ids(node: &Node) -> Vec<String> {
     match node {
@@ -103,6 +114,13 @@ fn servers(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> IndexMap<String, Serve
         let server_path = path.key(id);
         if id.is_empty() {
             cx.at_key(&server_path, "server id must not be empty");
+            continue;
+        }
+        if !is_valid_id(id) {
+            let message = format!(
+                "server id '{id}' may hold only letters, digits, '_' and '-', 1 to {MAX_ID_LEN} of them (as in MCP Hangar): a group's id names it in URLs (/groups/{{id}}/mcp)"
+            );
+            cx.at_key(&server_path, message);
             continue;
         }
         if let Some(server) = server(cx, &server_path, node, &kinds) {

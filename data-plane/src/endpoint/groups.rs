@@ -35,7 +35,7 @@ use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
 use crate::route::outlier::LazyNow;
 use crate::route::sessions::{Known, Moved};
-use crate::route::table::{GroupRoute, Routes};
+use crate::route::table::{GroupRoute, Routes, RoutingTable};
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
@@ -57,12 +57,11 @@ pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Re
 pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) -> Response {
     let table = routes.load();
     let Some(group) = table.groups.get(group) else {
-        let message = format!("unknown group '{group}'");
         return jsonrpc_error(
             StatusCode::NOT_FOUND,
-            Value::Null,
+            request.peek.id.clone(),
             INVALID_REQUEST,
-            &message,
+            &unknown_group(routes, &table, group),
         );
     };
     let slot = if forward::is_call(&request) {
@@ -86,6 +85,19 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
         // The slot is freed when the answer (maybe a stream) is done.
         Some(slot) => forward::hold_until_sent(response, slot),
         None => response,
+    }
+}
+
+/// Why a group name finds nothing, naming the groups that exist.
+fn unknown_group(routes: &Routes, table: &RoutingTable, group: &str) -> String {
+    let mut known: Vec<&str> = table.groups.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    if table.version == 0 {
+        return format!("unknown group '{group}': {}", routes.why_no_config());
+    }
+    match known.as_slice() {
+        [] => format!("unknown group '{group}': the config in force has no groups"),
+        _ => format!("unknown group '{group}' (groups: {})", known.join(", ")),
     }
 }
 

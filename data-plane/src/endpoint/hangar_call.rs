@@ -105,7 +105,7 @@ pub(crate) struct ValidationFailure {
 #[derive(Debug, Serialize)]
 struct FieldError {
     index: Option<usize>,
-    field: &'static str,
+    field: String,
     message: String,
 }
 
@@ -118,13 +118,37 @@ impl ValidationFailure {
         }
     }
 
-    /// A failure for input that does not match the schema.
-    pub(crate) fn schema(message: String) -> Self {
+    /// A failure for input that does not match the schema, naming the
+    /// call (`index`) and field where it went wrong.
+    fn schema(error: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        use serde_path_to_error::Segment;
+        let segments: Vec<&Segment> = error.path().iter().collect();
+        let index = match segments.as_slice() {
+            [Segment::Map { key }, Segment::Seq { index }, ..] if key == "calls" => Some(*index),
+            _ => None,
+        };
+        let message = error.inner().to_string();
+        // serde names a missing field in its message, not in the path.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (segments.last(), missing) {
+            (_, Some(missing)) => missing.to_owned(),
+            (Some(Segment::Map { key }), None) => key.clone(),
+            _ => "arguments".to_owned(),
+        };
         Self::new(vec![FieldError {
-            index: None,
-            field: "arguments",
+            index,
+            field,
             message,
         }])
+    }
+}
+
+impl BatchRequest {
+    /// The batch in a `hangar_call`'s arguments, or what is wrong with them.
+    pub(crate) fn parse(arguments: Value) -> Result<Self, ValidationFailure> {
+        serde_path_to_error::deserialize(arguments).map_err(ValidationFailure::schema)
     }
 }
 
@@ -135,7 +159,7 @@ pub(crate) fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
     if batch.calls.len() > MAX_CALLS {
         errors.push(FieldError {
             index: None,
-            field: "calls",
+            field: "calls".into(),
             message: format!(
                 "at most {MAX_CALLS} calls per batch, got {}",
                 batch.calls.len()
@@ -146,7 +170,7 @@ pub(crate) fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
         if call.timeout.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
             errors.push(FieldError {
                 index: Some(index),
-                field: "timeout",
+                field: "timeout".into(),
                 message: "timeout must be a positive number of seconds".into(),
             });
         }
@@ -232,8 +256,9 @@ async fn run_one(
     match outcome {
         Ok(served) => {
             if served.result.get("isError").and_then(Value::as_bool) == Some(true) {
-                response.error = Some(format!("tool_error: {}", first_text(&served.result)));
-                response.error_type = Some("ToolInvocationError");
+                let text = first_text(&served.result);
+                response.error_type = Some(tool_error_type(text));
+                response.error = Some(format!("tool_error: {text}"));
             } else {
                 response.success = true;
             }
@@ -269,6 +294,18 @@ fn skipped(index: usize) -> CallResponse {
         elapsed_ms: 0.0,
         served_by: None,
         retry_metadata: None,
+    }
+}
+
+/// The `error_type` of an `isError` result: SDK servers report arguments
+/// that fail the tool's input schema as such a result carrying JSON-RPC's
+/// invalid-params code (TypeScript: "MCP error -32602: Input validation
+/// error: ..."), which is the caller's mistake, not the tool's.
+fn tool_error_type(text: &str) -> &'static str {
+    if text.contains("-32602") || text.contains("Input validation error") {
+        "InvalidArgumentsError"
+    } else {
+        "ToolInvocationError"
     }
 }
 

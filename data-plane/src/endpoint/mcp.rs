@@ -14,7 +14,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::hangar_call::{self, BatchRequest, ValidationFailure};
+use super::hangar_call::{self, BatchRequest};
 use super::hangar_status;
 use crate::route::table::Routes;
 
@@ -63,9 +63,9 @@ impl HangarServer {
 
     async fn hangar_call(&self, params: CallToolRequestParams) -> CallToolResult {
         let arguments = serde_json::Value::Object(params.arguments.unwrap_or_default());
-        let batch: BatchRequest = match serde_json::from_value(arguments) {
+        let batch = match BatchRequest::parse(arguments) {
             Ok(batch) => batch,
-            Err(e) => return json_result(&ValidationFailure::schema(e.to_string()), true),
+            Err(failure) => return json_result(&failure, true),
         };
         let table = self
             .routes

@@ -38,7 +38,7 @@ pub enum LimitError {
         waiting: u32,
     },
     /// No slot freed up before the call's deadline.
-    #[error("no free slot among max_concurrency {max} within {waited:?}")]
+    #[error("no free slot among max_concurrency {max} within {}", hangar_runtime::Rounded(*.waited))]
     TimedOut {
         /// The cap.
         max: u32,

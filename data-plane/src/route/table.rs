@@ -241,6 +241,9 @@ pub struct Routes {
     processes: TaskTracker,
     /// Client sessions moved to another member; they outlive snapshots.
     moved_sessions: MovedSessions,
+    /// Why the control plane has not answered lately, for clients of a
+    /// data plane that has no config yet.
+    control_trouble: parking_lot::Mutex<Option<String>>,
 }
 
 // === impl Routes ===
@@ -256,6 +259,7 @@ impl Routes {
             health_changed: Arc::new(Notify::new()),
             version: watch::Sender::new(0),
             moved_sessions: MovedSessions::default(),
+            control_trouble: parking_lot::Mutex::new(None),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -285,6 +289,19 @@ impl Routes {
     /// moved to another member.
     pub fn moved_sessions(&self) -> &MovedSessions {
         &self.moved_sessions
+    }
+
+    /// Records why the control plane could not be followed just now.
+    pub(crate) fn note_control_trouble(&self, trouble: String) {
+        *self.control_trouble.lock() = Some(trouble);
+    }
+
+    /// Why no config has arrived: the control plane's last trouble, if any.
+    pub(crate) fn why_no_config(&self) -> String {
+        match &*self.control_trouble.lock() {
+            Some(trouble) => format!("no config has arrived yet: {trouble}"),
+            None => "no config has arrived yet from the control plane".to_owned(),
+        }
     }
 
     /// Notified whenever a member enters or leaves rotation.

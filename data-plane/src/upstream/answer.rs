@@ -46,15 +46,28 @@ pub(super) fn is_modern_refusal(err: &UpstreamError) -> bool {
 /// The error of an answer with a status other than 2xx, with the start of
 /// its body for the operator.
 pub(super) fn status_error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    let body = String::from_utf8_lossy(body)
-        .chars()
-        .take(ERROR_BODY_LIMIT)
-        .collect();
+    let body = error_body(body);
     if status.is_server_error() {
         UpstreamError::ServerError { status, body }
     } else {
         UpstreamError::Rejected { status, body }
     }
+}
+
+/// What an error body says, for a message: a JSON-RPC error's message and
+/// code rather than the JSON around them (the cause first, not cut off
+/// mid-object), else the start of the text.
+fn error_body(body: &[u8]) -> String {
+    let error = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        let error = v.get("error")?;
+        let message = error.get("message")?.as_str()?.to_owned();
+        Some(match error.get("code").and_then(Value::as_i64) {
+            Some(code) => format!("{message} (JSON-RPC {code})"),
+            None => message,
+        })
+    });
+    let text = error.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    text.chars().take(ERROR_BODY_LIMIT).collect()
 }
 
 /// The JSON-RPC response with `id` among an SSE body's events (progress and
@@ -85,5 +98,27 @@ pub(super) fn into_result(mut answer: Value) -> Result<Value, UpstreamError> {
         None => Err(UpstreamError::Protocol(
             "json-rpc message has neither result nor error".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JSON-RPC error body reads as its message and code, so a status
+    /// line shows the cause instead of JSON cut off mid-object.
+    #[test]
+    fn error_bodies_say_their_cause() {
+        let body = br#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"}}"#;
+        let err = status_error(StatusCode::BAD_REQUEST, body);
+        assert_eq!(
+            err.to_string(),
+            "member rejected the request with HTTP 400 Bad Request: Bad Request: No valid session ID provided (JSON-RPC -32000)"
+        );
+        let err = status_error(StatusCode::BAD_GATEWAY, b"  upstream down\n");
+        assert_eq!(
+            err.to_string(),
+            "member answered HTTP 502 Bad Gateway: upstream down"
+        );
     }
 }

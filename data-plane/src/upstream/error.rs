@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hangar_runtime::error_chain;
+use hangar_runtime::{Rounded, error_chain};
 
 use http::StatusCode;
 use serde_json::Value;
@@ -20,11 +20,11 @@ pub enum UpstreamError {
     #[error("connection failed: {}", root_cause(.0.as_ref()))]
     Connect(#[source] BoxError),
     /// No answer within the deadline; the member may have run the call.
-    #[error("timed out after {0:?}")]
+    #[error("timed out after {}", Rounded(*.0))]
     Timeout(Duration),
     /// The member sent nothing for this long in the middle of an answer
     /// (its `read_timeout`); it may have run the call.
-    #[error("the member sent nothing for {0:?} (read_timeout)")]
+    #[error("the member sent nothing for {} (read_timeout)", Rounded(*.0))]
     Quiet(Duration),
     /// The connection broke after the request was sent.
     #[error("transport error: {}", error_chain(.0.as_ref()))]
@@ -70,7 +70,7 @@ pub enum UpstreamError {
     Exited(String),
     /// The member had calls outstanding, sent nothing for its stall timeout
     /// and failed the probe that checked on it: why it left rotation.
-    #[error("hung: sent nothing for {stall:?} with calls outstanding, and a probe failed: {probe}")]
+    #[error("hung: sent nothing for {} with calls outstanding, and a probe failed: {probe}", Rounded(*.stall))]
     Hung {
         /// The member's `stall_timeout`.
         stall: Duration,

@@ -126,3 +126,23 @@ async fn member_addresses_never_reach_clients() {
     assert_eq!(refused_view.endpoint, format!("http://{refused}/mcp"));
     stack.stop().await;
 }
+
+/// Arguments that fail a tool's input schema are the caller's mistake:
+/// `server-everything` (the TypeScript SDK) answers them with an `isError`
+/// result carrying -32602, which `hangar_call` classes
+/// `InvalidArgumentsError`, not `ToolInvocationError`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_arguments_are_named_as_such() {
+    let everything = hangar_tests::everything::Everything::start().await;
+    let yaml = format!(
+        "mcp_servers:\n  e:\n    mode: remote\n    endpoint: \"{}\"\n",
+        everything.url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let client = stack.client().await;
+    let call = json!({"mcp_server": "e", "tool": "get-sum", "arguments": {"a": "one", "b": 2}});
+    let out = client.hangar_call(json!({"calls": [call]})).await;
+    let result = &out["results"][0];
+    assert_eq!(result["error_type"], "InvalidArgumentsError", "{out}");
+    assert_eq!(result["result"]["isError"], true, "{out}");
+}

@@ -88,6 +88,21 @@ async fn batch_limits_and_fail_fast() {
         "timeout"
     );
 
+    // A call without its arguments is named by its index and field.
+    let missing = json!({"calls": [
+        {"mcp_server": "my-mcp", "tool": "add", "arguments": {}},
+        {"mcp_server": "my-mcp", "tool": "add"},
+    ]});
+    let before = a.calls();
+    let out = client.hangar_call(missing).await;
+    let error = &out["validation_errors"][0];
+    assert_eq!(
+        (&error["index"], &error["field"]),
+        (&json!(1), &json!("arguments")),
+        "{out}"
+    );
+    assert_eq!(a.calls(), before, "a refused batch makes no call");
+
     let calls: Vec<_> = ["fail", "add", "add"]
         .iter()
         .map(|tool| json!({"mcp_server": "my-mcp-group", "tool": tool, "arguments": {"a": 1, "b": 1}}))

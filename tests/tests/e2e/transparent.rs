@@ -117,7 +117,11 @@ async fn edge_rules() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"]["message"], "unknown group 'nope'");
+    assert_eq!(
+        error["error"]["message"],
+        format!("unknown group 'nope' (groups: {RECIPE_GROUP})")
+    );
+    assert_eq!(error["id"], 1, "the refusal carries the request's id");
 
     let group = format!("{base}/groups/{RECIPE_GROUP}/mcp");
     let response = post(

@@ -32,6 +32,27 @@ pub(super) struct Keys {
     pub(super) hint: &'static str,
 }
 
+/// Server keys of one mode, named as such when they appear elsewhere (a
+/// `replicas` on a remote server is misplaced, not a typo).
+const OTHER_MODES: &[(&str, &str)] = &[
+    ("replicas", "subprocess"),
+    ("command", "subprocess"),
+    ("args", "subprocess"),
+    ("env", "subprocess"),
+    ("cwd", "subprocess"),
+    ("endpoint", "remote"),
+    ("headers", "remote"),
+    ("auth", "remote"),
+    ("tls", "remote"),
+    ("http", "remote"),
+    ("members", "group"),
+    ("strategy", "group"),
+    ("min_healthy", "group"),
+    ("circuit_breaker", "group"),
+    ("outlier_detection", "group"),
+    ("session_recovery", "group"),
+];
+
 /// A mapping's entries with unique string keys, in file order.
 #[derive(Debug)]
 pub(super) struct Fields<'n> {
@@ -151,10 +172,13 @@ impl<'a> Ctx<'a> {
                     [one] => (*one).to_owned(),
                     many => format!("one of: {}", many.join(", ")),
                 };
-                self.at_key(
-                    &path.key(key),
-                    format!("unknown key '{key}' (expected {expected})"),
-                );
+                let message = match OTHER_MODES.iter().find(|(k, _)| *k == key) {
+                    Some((_, mode)) => format!(
+                        "key '{key}' applies to mode: {mode} servers, not here (expected {expected})"
+                    ),
+                    None => format!("unknown key '{key}' (expected {expected})"),
+                };
+                self.at_key(&path.key(key), message);
             }
         }
         Fields {

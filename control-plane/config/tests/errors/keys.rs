@@ -152,3 +152,17 @@ fn retry_policies_are_checked() {
         "{got}"
     );
 }
+
+/// Ids follow MCP Hangar's rule; a group's id is part of its URL.
+#[test]
+fn server_ids_follow_the_id_rule() {
+    let got = with_a(&[
+        "  \"my group\":",
+        "    mode: group",
+        "    members: [{id: a}]",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:5:3: mcp_servers.my group: server id 'my group' may hold only letters, digits, '_' and '-', 1 to 64 of them (as in MCP Hangar): a group's id names it in URLs (/groups/{id}/mcp)"
+    );
+}

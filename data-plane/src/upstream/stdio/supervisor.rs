@@ -217,7 +217,10 @@ async fn end(child: &mut Child, group: Option<Pid>, session: &Session, event: Ev
         Event::Initialized(result) => {
             let reason = match result {
                 Err(UpstreamError::Timeout(after)) => {
-                    format!("no answer to initialize within {after:?}")
+                    format!(
+                        "no answer to initialize within {}",
+                        hangar_runtime::Rounded(after)
+                    )
                 }
                 Err(e) => format!("initialize failed: {e}"),
                 Ok(_) => "initialize ended the run".into(),
