@@ -50,7 +50,7 @@ fn validate_reports_every_error() {
         text(&out.stderr),
         format!(
             "{file}:4:15: mcp_servers.a.endpoint: 'localhost:8080' is not an http or https URL (missing 'http://'?)\n\
-             {file}:7:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: round_robin, random, least_connections, weighted_round_robin, priority)\n\
+             {file}:7:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: round_robin, random, least_connections, weighted_round_robin, priority, least_latency)\n\
              {file}:10:17: mcp_servers.g.members[0].weight: must be at least 1, got 0\n"
         )
     );

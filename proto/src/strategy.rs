@@ -13,6 +13,7 @@ impl From<StrategyKind> for v1::Strategy {
             StrategyKind::LeastConnections => Self::LeastConnections,
             StrategyKind::WeightedRoundRobin => Self::WeightedRoundRobin,
             StrategyKind::Priority => Self::Priority,
+            StrategyKind::LeastLatency => Self::LeastLatency,
         }
     }
 }
@@ -26,6 +27,7 @@ impl From<v1::Strategy> for StrategyKind {
             v1::Strategy::LeastConnections => Self::LeastConnections,
             v1::Strategy::WeightedRoundRobin => Self::WeightedRoundRobin,
             v1::Strategy::Priority => Self::Priority,
+            v1::Strategy::LeastLatency => Self::LeastLatency,
             v1::Strategy::RoundRobin | v1::Strategy::Unspecified => Self::RoundRobin,
         }
     }
@@ -49,6 +51,7 @@ mod tests {
                 "STRATEGY_LEAST_CONNECTIONS",
                 "STRATEGY_WEIGHTED_ROUND_ROBIN",
                 "STRATEGY_PRIORITY",
+                "STRATEGY_LEAST_LATENCY",
             ]
         );
     }

@@ -193,6 +193,13 @@ impl FakeMcpHandle {
         self.shared.calls.load(Ordering::Relaxed)
     }
 
+    /// Changes the latency added to every tool call from now on (see
+    /// [`FakeMcp::latency`]).
+    pub fn set_latency(&self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
     /// Tool calls in progress right now (`whoami` excluded, like the example server).
     pub fn in_flight(&self) -> u64 {
         self.shared.in_flight.load(Ordering::Relaxed)
@@ -318,7 +325,9 @@ impl Shared {
             name: config.name,
             stateless: config.stateless,
             json_response: config.json_response,
-            latency: config.latency,
+            latency_nanos: std::sync::atomic::AtomicU64::new(
+                u64::try_from(config.latency.as_nanos()).unwrap_or(u64::MAX),
+            ),
             addr,
             tools_list: tools::list(),
             discover: protocol::discover_result(&server_info),

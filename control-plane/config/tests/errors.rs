@@ -91,7 +91,7 @@ fn all_errors_are_reported_in_order() {
     assert_eq!(
         got,
         "config.yaml:4:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: \
-         round_robin, random, least_connections, weighted_round_robin, priority)\n\
+         round_robin, random, least_connections, weighted_round_robin, priority, least_latency)\n\
          config.yaml:7:17: mcp_servers.g.members[0].weight: must be at least 1, got 0\n\
          config.yaml:10:15: mcp_servers.a.endpoint: 'ftp://h' is not an http or https URL"
     );

@@ -31,6 +31,10 @@ pub enum StrategyKind {
     WeightedRoundRobin,
     /// `priority`: lowest priority number among eligible members, ties rotated.
     Priority,
+    /// `least_latency`: the power of two choices over each member's peak
+    /// EWMA latency times its calls in flight plus one (Linkerd's
+    /// balancer). Hangar's own; MCP Hangar has no latency-aware strategy.
+    LeastLatency,
 }
 
 impl StrategyKind {
@@ -41,6 +45,7 @@ impl StrategyKind {
         Self::LeastConnections,
         Self::WeightedRoundRobin,
         Self::Priority,
+        Self::LeastLatency,
     ];
 
     /// The strategy named `name` (exact snake_case match), if any.
@@ -56,6 +61,7 @@ impl StrategyKind {
             Self::LeastConnections => "least_connections",
             Self::WeightedRoundRobin => "weighted_round_robin",
             Self::Priority => "priority",
+            Self::LeastLatency => "least_latency",
         }
     }
 }
@@ -80,6 +86,9 @@ pub struct Candidate {
     /// Its share in percent (1 to 100): below 100 while it ramps up after
     /// coming back into rotation (slow start).
     pub ramp_percent: u8,
+    /// Its latency for this call, in microseconds (a [`PeakEwma`](crate::PeakEwma));
+    /// 0 while unknown. Only `least_latency` reads it.
+    pub latency_micros: u64,
 }
 
 /// Per-group balancing state.
@@ -150,6 +159,11 @@ impl Balancer {
                     None => return Vec::new(),
                 }
             }
+            StrategyKind::LeastLatency => {
+                let order = least_latency(members, &mut state.rng);
+                state.last = order.first().copied();
+                return order;
+            }
             _ => after_last,
         };
         let mut order: Vec<usize> = (0..n)
@@ -213,6 +227,49 @@ fn slow_start(kind: StrategyKind, order: &mut Vec<usize>, members: &[Candidate],
     order.swap(0, taker);
     let deferred = order.remove(taker);
     order.push(deferred);
+}
+
+/// `least_latency`: of two eligible members drawn at random, the one whose
+/// next call should end soonest (latency times calls in flight plus one,
+/// over its slow-start share); then the rest by that cost, for failover.
+/// A member without samples costs the mean of those with some, so a new
+/// member is neither shunned nor flooded. Two random choices rather than
+/// the best of all: every data plane balancing on stale numbers would
+/// otherwise herd onto the same member.
+fn least_latency(members: &[Candidate], rng: &mut StdRng) -> Vec<usize> {
+    let mut order: Vec<usize> = eligible_indices(members).collect();
+    if order.len() < 2 {
+        return order;
+    }
+    let known: Vec<u64> = order
+        .iter()
+        .map(|&i| members[i].latency_micros)
+        .filter(|&l| l > 0)
+        .collect();
+    let neutral = match known.len() {
+        0 => 1,
+        n => known.iter().sum::<u64>() / n as u64,
+    };
+    let cost = |i: usize| {
+        let m = &members[i];
+        let latency = u128::from(if m.latency_micros == 0 {
+            neutral
+        } else {
+            m.latency_micros
+        });
+        latency * u128::from(m.in_flight + 1) * 100 / u128::from(m.ramp_percent.clamp(1, 100))
+    };
+    let first = rng.random_range(0..order.len());
+    let mut second = rng.random_range(0..order.len() - 1);
+    if second >= first {
+        second += 1;
+    }
+    let (a, b) = (order[first], order[second]);
+    let pick = if cost(b) < cost(a) { b } else { a };
+    order.retain(|&i| i != pick);
+    order.sort_by_key(|&i| cost(i));
+    order.insert(0, pick);
+    order
 }
 
 fn eligible_indices(members: &[Candidate]) -> impl Iterator<Item = usize> + '_ {

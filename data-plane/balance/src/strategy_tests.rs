@@ -10,6 +10,7 @@ fn healthy(n: usize) -> Vec<Candidate> {
             priority: 1,
             in_flight: 0,
             ramp_percent: 100,
+            latency_micros: 0,
         };
         n
     ]
@@ -187,6 +188,7 @@ fn candidate() -> impl Strategy<Value = Candidate> {
             priority,
             in_flight,
             ramp_percent: 100,
+            latency_micros: 0,
         },
     )
 }
@@ -224,7 +226,7 @@ proptest! {
         for eligible in rounds {
             let members: Vec<Candidate> = eligible
                 .iter()
-                .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0, ramp_percent: 100 })
+                .map(|&e| Candidate { eligible: e, weight: 1, priority: 1, in_flight: 0, ramp_percent: 100, latency_micros: 0 })
                 .collect();
             let order = b.order(&members);
             if let (Some(prev), Some(&pick)) = (previous, order.first())
@@ -246,7 +248,7 @@ proptest! {
     ) {
         let members: Vec<Candidate> = weights
             .iter()
-            .map(|&w| Candidate { eligible: true, weight: w, priority: 1, in_flight: 0, ramp_percent: 100 })
+            .map(|&w| Candidate { eligible: true, weight: w, priority: 1, in_flight: 0, ramp_percent: 100, latency_micros: 0 })
             .collect();
         let b = Balancer::new(StrategyKind::WeightedRoundRobin, 0);
         counts(&b, &members, warmup);
@@ -276,5 +278,57 @@ proptest! {
             let least = members.iter().filter(|m| m.eligible).map(|m| m.in_flight).min();
             prop_assert_eq!(Some(members[pick].in_flight), least);
         }
+    }
+}
+
+fn with_latency(latencies: &[u64]) -> Vec<Candidate> {
+    let mut members = healthy(latencies.len());
+    for (m, &l) in members.iter_mut().zip(latencies) {
+        m.latency_micros = l;
+    }
+    members
+}
+
+/// A member ten times slower than the others gets under a tenth of the
+/// calls (none at all while nothing is in flight: two random choices
+/// always include a faster one).
+#[test]
+fn least_latency_avoids_a_slow_member() {
+    let b = Balancer::new(StrategyKind::LeastLatency, 3);
+    let got = counts(&b, &with_latency(&[2_000, 2_000, 20_000]), 3000);
+    assert!(got[2] < 300, "{got:?}");
+    assert!(got[0] > 1200 && got[1] > 1200, "{got:?}");
+}
+
+/// Calls in flight count: a fast member with a queue loses to a slower
+/// idle one (latency times calls in flight plus one).
+#[test]
+fn least_latency_weighs_calls_in_flight() {
+    let b = Balancer::new(StrategyKind::LeastLatency, 0);
+    let mut members = with_latency(&[1_000, 2_000]);
+    members[0].in_flight = 9;
+    assert_eq!(counts(&b, &members, 100), [0, 100]);
+}
+
+/// A member without samples costs the mean of the others: it beats the
+/// slower, loses to the faster, and is never starved.
+#[test]
+fn a_new_member_gets_a_neutral_score() {
+    let b = Balancer::new(StrategyKind::LeastLatency, 0);
+    let got = counts(&b, &with_latency(&[1_000, 3_000, 0]), 3000);
+    assert!(got[0] > got[2] && got[2] > got[1], "{got:?}");
+    assert!(got[2] > 500, "{got:?}");
+}
+
+/// The failover order after the pick is by cost, cheapest first.
+#[test]
+fn least_latency_fails_over_to_the_next_cheapest() {
+    let b = Balancer::new(StrategyKind::LeastLatency, 0);
+    for _ in 0..20 {
+        let order = b.order(&with_latency(&[5_000, 1_000, 3_000, 9_000]));
+        let rest: Vec<usize> = order[1..].to_vec();
+        let mut sorted = rest.clone();
+        sorted.sort_by_key(|&i| [5_000, 1_000, 3_000, 9_000][i]);
+        assert_eq!(rest, sorted, "{order:?}");
     }
 }

@@ -320,7 +320,10 @@ enum Members {
 /// A request balanced over the group with its strategy, through the
 /// failover loop ([`failover::run`]).
 async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
-    let mut order = group.order();
+    let tool = forward::is_call(request)
+        .then_some(request.peek.name.as_deref())
+        .flatten();
+    let mut order = group.order_for(tool);
     if members == Members::Modern {
         let is_copy = |i: &usize| group.members[*i].member.upstream().stdio().is_some();
         let only_copies = group
@@ -349,7 +352,13 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     );
     let attempt = |index: usize| {
         let member = &group.members[index];
-        deliver(&member.member, group.ledger(index), request, None, &naming)
+        deliver(
+            &member.member,
+            group.ledger_for(index, tool),
+            request,
+            None,
+            &naming,
+        )
     };
     match failover::run(group, order, None, attempt).await {
         Ok((response, _)) => response,

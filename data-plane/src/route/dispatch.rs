@@ -12,7 +12,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::route::breaker::CircuitOpen;
-use crate::route::failover::{self, Failover, NoAvailableMember, Pool, Retry};
+use crate::route::failover::{self, Failover, NoAvailableMember, Retry};
 use crate::route::member::{Ledger, Member};
 use crate::route::retry::{Retried, RetryPolicy};
 use crate::route::table::{GroupRoute, RoutingTable};
@@ -163,7 +163,13 @@ async fn call_group(
             let member = &group.members[index];
             // Retries share the call's deadline.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            call_member(&member.member, group.ledger(index), tool, arguments, left)
+            call_member(
+                &member.member,
+                group.ledger_for(index, Some(tool)),
+                tool,
+                arguments,
+                left,
+            )
         };
         let safe = |index: usize| group.members[index].member.upstream().retry_safe(tool);
         let retry = policy.map(|policy| Retry {
@@ -171,7 +177,7 @@ async fn call_group(
             safe: &safe,
             log: retries,
         });
-        match failover::run(group, group.order(), retry, attempt).await {
+        match failover::run(group, group.order_for(Some(tool)), retry, attempt).await {
             Ok((result, index)) => Ok(Served {
                 result,
                 served_by: group.members[index].member.id().to_owned(),
@@ -200,6 +206,7 @@ async fn call_server(
                 metrics: member.direct_metrics(),
                 breaker: None,
                 outliers: None,
+                tool: None,
             };
             call_member(member, ledger, tool, arguments, timeout)
                 .await

@@ -85,6 +85,7 @@ impl Pool for TestPool {
                 priority: 1,
                 in_flight: 0,
                 ramp_percent: 100,
+                latency_micros: 0,
             })
             .collect();
         self.balancer.order(&view)

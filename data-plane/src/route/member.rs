@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use hangar_balance::{Health, Outcome, Transition};
+use hangar_balance::{Health, Outcome, PeakEwma, Transition};
 use hangar_proto::v1::MemberHealth;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
@@ -57,6 +57,8 @@ pub struct Ledger<'a> {
     pub breaker: Option<&'a Arc<CircuitBreaker>>,
     /// The group's outlier detection and the member's index in the group.
     pub(crate) outliers: Option<(&'a Arc<Outliers>, usize)>,
+    /// The tool called, when its latency is kept apart (`least_latency`).
+    pub(crate) tool: Option<&'a str>,
 }
 
 /// A member and its state on this data plane.
@@ -75,6 +77,8 @@ pub struct Member {
     queued: AtomicU32,
     /// Latency of answered calls since the last report, in microseconds.
     latency: Mutex<Histogram<u64>>,
+    /// Latency for `least_latency`: of every answer, and per tool.
+    ewma: Mutex<Ewmas>,
     calls: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<String>,
@@ -144,6 +148,7 @@ impl Member {
             health: Mutex::new(health),
             healthy: AtomicBool::new(in_rotation),
             latency: Mutex::new(new_histogram()),
+            ewma: Mutex::new(Ewmas::default()),
             in_flight: AtomicU32::new(0),
             limit: None,
             queued: AtomicU32::new(0),
@@ -240,6 +245,40 @@ impl Member {
         Stamp(self.restored_at.load(Ordering::Relaxed))
     }
 
+    /// Its latency for a call of `tool` (or any request without one), in
+    /// microseconds; 0 while unknown.
+    pub(crate) fn latency_micros(&self, tool: Option<&str>) -> u64 {
+        let now = Duration::from_nanos(self.stamp(tokio::time::Instant::now()).0);
+        let ewma = self.ewma.lock();
+        let average = match tool {
+            // A tool it has not run yet is unknown here, whatever its
+            // other tools take; past the map's bound, the overall average.
+            Some(tool) if ewma.by_tool.len() < MAX_TOOL_LATENCIES => ewma.by_tool.get(tool),
+            Some(tool) => ewma.by_tool.get(tool).or(ewma.any.as_ref()),
+            None => ewma.any.as_ref(),
+        };
+        average.map_or(0, |e| e.micros_at(now))
+    }
+
+    /// Folds an answer's latency into the averages `least_latency` reads.
+    fn observe_latency(&self, tool: Option<&str>, latency: Duration) {
+        let now = Duration::from_nanos(self.stamp(tokio::time::Instant::now()).0);
+        let mut ewma = self.ewma.lock();
+        match &mut ewma.any {
+            Some(any) => any.observe(latency, now),
+            None => ewma.any = Some(PeakEwma::new(latency, now)),
+        }
+        let Some(tool) = tool else {
+            return;
+        };
+        if let Some(per_tool) = ewma.by_tool.get_mut(tool) {
+            per_tool.observe(latency, now);
+        } else if ewma.by_tool.len() < MAX_TOOL_LATENCIES {
+            ewma.by_tool
+                .insert(tool.into(), PeakEwma::new(latency, now));
+        }
+    }
+
     /// Failed probes since the member was built.
     pub(crate) fn probe_failures(&self) -> u64 {
         self.probe_failures.load(Ordering::Relaxed)
@@ -285,6 +324,7 @@ impl Member {
             metrics: ledger.metrics.clone(),
             breaker: ledger.breaker.cloned(),
             outliers: ledger.outliers.map(|(o, i)| (o.clone(), i)),
+            tool: ledger.tool.map(Box::from),
             started: tokio::time::Instant::now(),
             _slot: None,
             settled: AtomicBool::new(false),
@@ -526,6 +566,20 @@ impl Member {
     }
 }
 
+/// Tools whose latency a member keeps apart; calls of others count only
+/// in the member's overall average, so a client naming tools at random
+/// cannot grow the map.
+const MAX_TOOL_LATENCIES: usize = 64;
+
+/// A member's latency averages for `least_latency`.
+#[derive(Debug, Default)]
+struct Ewmas {
+    /// Over every answer.
+    any: Option<PeakEwma>,
+    /// Per tool: a server's tools may differ by orders of magnitude.
+    by_tool: std::collections::HashMap<Box<str>, PeakEwma>,
+}
+
 /// A point in time of one member, in nanoseconds since the member was
 /// built plus one, so it fits an atomic; 0 is [`Stamp::NEVER`]. Stamps of
 /// different members do not compare.
@@ -567,6 +621,8 @@ pub struct InFlightCall {
     breaker: Option<Arc<CircuitBreaker>>,
     /// The group's outlier detection and the member's index in it.
     outliers: Option<(Arc<Outliers>, usize)>,
+    /// The tool, when its latency is kept apart (`least_latency`).
+    tool: Option<Box<str>>,
     started: tokio::time::Instant,
     /// The `max_concurrency` slot, freed with the call.
     _slot: Option<Slot>,
@@ -596,6 +652,12 @@ impl InFlightCall {
     pub fn failed(&self, err: &UpstreamError) {
         if !self.settle(metrics::CallOutcome::of(err)) {
             return;
+        }
+        // A call that failed slowly says the member is slow: least_latency
+        // counts the time it took, as it does an answer's.
+        if err.counts_against_member() && !err.may_try_another_member() {
+            let elapsed = self.started.elapsed();
+            self.member.observe_latency(self.tool.as_deref(), elapsed);
         }
         if err.is_silence() && self.member.stall_timeout.is_some() {
             self.member.errors.fetch_add(1, Ordering::Relaxed);
@@ -633,6 +695,7 @@ impl InFlightCall {
             let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             // Saturates instead of failing for values beyond the histogram's range.
             self.member.latency.lock().saturating_record(micros);
+            self.member.observe_latency(self.tool.as_deref(), elapsed);
         }
         true
     }

@@ -104,6 +104,24 @@ async fn only_a_return_is_stamped_for_slow_start() {
     late.stop();
 }
 
+/// `least_latency` judges a member tool by tool: what `search` takes says
+/// nothing of a tool the member has not run yet, which stays unknown (the
+/// balancer scores it neutral); requests without a tool use the overall
+/// average.
+#[tokio::test(start_paused = true)]
+async fn latency_is_kept_per_tool() {
+    let m = member(3);
+    m.observe_latency(Some("search"), Duration::from_millis(200));
+    assert_eq!(m.latency_micros(Some("search")), 200_000);
+    assert_eq!(m.latency_micros(Some("add")), 0, "not run yet: unknown");
+    assert_eq!(m.latency_micros(None), 200_000);
+    m.observe_latency(Some("add"), Duration::from_millis(2));
+    assert_eq!(m.latency_micros(Some("add")), 2_000);
+    // Unseen for a decay time, an average falls, so the member is tried again.
+    tokio::time::advance(hangar_balance::latency::DECAY).await;
+    assert!(m.latency_micros(Some("search")) < 80_000);
+}
+
 /// A flapping member whose calls keep failing is readmitted at most once per
 /// probe period: successful calls never readmit it, so it cannot oscillate
 /// faster than the probes run.
@@ -174,6 +192,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
         metrics,
         breaker: None,
         outliers: None,
+        tool: None,
     };
     let held = member
         .admit(ledger(&metrics), Duration::ZERO)
@@ -187,6 +206,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
                 metrics: &metrics,
                 breaker: None,
                 outliers: None,
+                tool: None,
             };
             member.admit(ledger, Duration::from_secs(5)).await.map(drop)
         }
@@ -270,6 +290,7 @@ async fn a_silent_member_that_fails_its_check_leaves_at_once() {
         metrics: &metrics,
         breaker: None,
         outliers: None,
+        tool: None,
     });
     tokio::time::sleep(Duration::from_millis(1900)).await;
     assert!(m.is_healthy(), "silent for less than the stall timeout");
@@ -302,6 +323,7 @@ async fn a_silent_member_that_answers_its_check_is_busy() {
         metrics: &metrics,
         breaker: None,
         outliers: None,
+        tool: None,
     });
     tokio::time::sleep(Duration::from_millis(9000)).await;
     assert!(m.is_healthy());
@@ -325,6 +347,7 @@ async fn a_silent_call_asks_for_a_check_instead_of_counting() {
             metrics: &metrics,
             breaker: None,
             outliers: None,
+            tool: None,
         });
         call.failed(&UpstreamError::Quiet(Duration::from_secs(30)));
         drop(call);

@@ -107,7 +107,46 @@ impl GroupRoute {
             metrics: &self.members[index].metrics,
             breaker: Some(&self.breaker),
             outliers: self.outliers.as_ref().map(|o| (o, index)),
+            tool: None,
         }
+    }
+
+    /// [`GroupRoute::ledger`] for a call of `tool`, whose latency
+    /// `least_latency` keeps apart.
+    pub fn ledger_for<'a>(&'a self, index: usize, tool: Option<&'a str>) -> Ledger<'a> {
+        Ledger {
+            tool: tool.filter(|_| self.strategy() == StrategyKind::LeastLatency),
+            ..self.ledger(index)
+        }
+    }
+
+    /// The members in rotation in the order to try them for a request of
+    /// `tool` (or none): [`Pool::order`], with each member's latency for
+    /// that tool for `least_latency`.
+    pub(crate) fn order_for(&self, tool: Option<&str>) -> Vec<usize> {
+        let latency_aware = self.strategy() == StrategyKind::LeastLatency;
+        let mut now = LazyNow::default();
+        let view: Vec<Candidate> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let standing = self.standing(i, &mut now);
+                Candidate {
+                    eligible: standing.is_some(),
+                    weight: m.weight,
+                    priority: m.priority,
+                    in_flight: m.member.in_flight(),
+                    ramp_percent: standing.unwrap_or(100),
+                    latency_micros: if latency_aware {
+                        m.member.latency_micros(tool)
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        self.balancer.order(&view)
     }
 
     /// Members ejected by outlier detection now.
@@ -146,23 +185,7 @@ impl Pool for GroupRoute {
     }
 
     fn order(&self) -> Vec<usize> {
-        let mut now = LazyNow::default();
-        let view: Vec<Candidate> = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let standing = self.standing(i, &mut now);
-                Candidate {
-                    eligible: standing.is_some(),
-                    weight: m.weight,
-                    priority: m.priority,
-                    in_flight: m.member.in_flight(),
-                    ramp_percent: standing.unwrap_or(100),
-                }
-            })
-            .collect();
-        self.balancer.order(&view)
+        self.order_for(None)
     }
 
     /// Rotation continues after the member that really served, so it does

@@ -22,15 +22,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hangar_proto::v1::ApplyRequest;
-use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use hangar_tests::bench::load::{self, Target};
 use hangar_tests::bench::nginx::Nginx;
 use hangar_tests::bench::procfs;
+use hangar_tests::bench::stack::Planes;
 use hangar_tests::configs::GroupConfig;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--json FILE]\n  --worker-threads: passed to the data plane (default: one per CPU)";
 
@@ -81,33 +79,6 @@ fn args() -> anyhow::Result<Args> {
 }
 
 /// A child process killed on drop.
-struct Process(Child);
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.0.id().unwrap_or(0)
-    }
-}
-
-fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
-fn spawn(bin: PathBuf, args: &[String]) -> anyhow::Result<Process> {
-    let child = Command::new(&bin)
-        .args(args)
-        .env("HANGAR_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (run `cargo build --release --bins`)",
-                bin.display()
-            )
-        })?;
-    Ok(Process(child))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
@@ -135,36 +106,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let state = tempfile::tempdir()?;
-    let (cp_addr, dp_addr) = (free_addr()?, free_addr()?);
-    let _cp = spawn(
-        args.bin_dir.join("hangar-control-plane"),
-        &[
-            "--listen".into(),
-            cp_addr.to_string(),
-            "--state-dir".into(),
-            state.path().display().to_string(),
-        ],
-    )?;
-    let mut dp_args = vec![
-        "--control-plane".into(),
-        format!("http://{cp_addr}"),
-        "--node-id".into(),
-        "bench".into(),
-        "--listen".into(),
-        dp_addr.to_string(),
-    ];
+    let mut dp_args = Vec::new();
     if let Some(threads) = args.worker_threads {
         dp_args.extend(["--worker-threads".into(), threads.to_string()]);
     }
-    let dp = spawn(args.bin_dir.join("hangar-data-plane"), &dp_args)?;
+    let planes = Planes::start(&args.bin_dir, state.path(), &dp_args)?;
+    let dp = &planes.dp;
     let endpoints: Vec<String> = backends.iter().map(FakeMcpHandle::url).collect();
     let config = GroupConfig {
         health_check_interval_s: 5.0,
         ..GroupConfig::recipe(&endpoints)
     };
-    apply(&format!("http://{cp_addr}"), &config.yaml()).await?;
-    let group = format!("http://{dp_addr}/groups/my-mcp-group/mcp");
-    wait_until_served(&group).await?;
+    planes.apply(&config.yaml()).await?;
+    let group = planes.group_url("my-mcp-group");
+    planes.wait_until_served("my-mcp-group").await?;
 
     let nginx_dir = tempfile::tempdir()?;
     let nginx = match Nginx::find() {
@@ -199,7 +154,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     targets.push(Target::tool("hangar /groups", &group, "add", add.clone()));
     targets.push(Target::hangar_call(
         "hangar hangar_call",
-        &format!("http://{dp_addr}/mcp"),
+        &format!("http://{}/mcp", planes.dp_addr),
         "my-mcp-group",
         "add",
         add,
@@ -304,33 +259,6 @@ fn print_row(row: &Value, earlier: &[Value]) {
         opt(&row["proxy_cpu_us_per_call"]),
         opt(&row["dp_rss_mib"]),
     );
-}
-
-async fn apply(cp_url: &str, yaml: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if let Ok(mut admin) = AdminServiceClient::connect(cp_url.to_owned()).await {
-            admin
-                .apply(ApplyRequest {
-                    yaml: yaml.to_owned(),
-                    source_name: "bench.yaml".into(),
-                })
-                .await?;
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("control plane did not start")
-}
-
-async fn wait_until_served(group: &str) -> anyhow::Result<()> {
-    let probe = Target::tool("probe", group, "add", json!({"a": 1, "b": 1}));
-    for _ in 0..200 {
-        if load::run(&probe, 1, Duration::from_millis(20)).await.ok > 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("the data plane never served the group")
 }
 
 /// Holds `n` slow calls in flight through the data plane and compares its

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use http::HeaderValue;
 use parking_lot::Mutex;
@@ -29,7 +28,9 @@ pub(super) struct Shared {
     pub(super) name: String,
     pub(super) stateless: bool,
     pub(super) json_response: bool,
-    pub(super) latency: Duration,
+    /// Added to every tool call but `whoami`, in nanoseconds; may change
+    /// while serving.
+    pub(super) latency_nanos: std::sync::atomic::AtomicU64,
     pub(super) addr: SocketAddr,
     pub(super) server_info: ServerInfo,
     /// `tools/list` result object.

@@ -36,7 +36,8 @@ pub(super) async fn call(
         });
     }
     let (_guard, in_flight_at_start) = InFlight::enter(&shared.in_flight);
-    if !shared.latency.is_zero() && !pause(stop, shared.latency).await {
+    let latency = Duration::from_nanos(shared.latency_nanos.load(Ordering::Relaxed));
+    if !latency.is_zero() && !pause(stop, latency).await {
         return stopped();
     }
     let served_by = &*shared.name;

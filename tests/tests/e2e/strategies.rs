@@ -112,6 +112,44 @@ async fn least_connections_avoids_the_slow_member() {
     stack.stop().await;
 }
 
+/// `least_latency` learns that a member answers ten times slower and sends
+/// it almost nothing, even when calls come one at a time (where
+/// least_connections sees every member idle and rotates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_latency_avoids_the_slow_member() {
+    let servers = vec![
+        FakeMcp::new("slow")
+            .latency(Duration::from_millis(30))
+            .start()
+            .await,
+        FakeMcp::new("b")
+            .latency(Duration::from_millis(3))
+            .start()
+            .await,
+        FakeMcp::new("c")
+            .latency(Duration::from_millis(3))
+            .start()
+            .await,
+    ];
+    let stack = Stack::start(&config("least_latency", &servers).yaml()).await;
+    let client = stack.client().await;
+    let add = json!({"mcp_server": RECIPE_GROUP, "tool": "add", "arguments": {"a": 1, "b": 1}});
+    let out = client
+        .hangar_call(json!({"calls": vec![add; 60], "max_concurrency": 1}))
+        .await;
+    assert_eq!(out["succeeded"], 60, "{out}");
+    let counts = served_counts(&out);
+    let slow = counts.get("my-mcp").copied().unwrap_or(0);
+    assert!(
+        slow < 6,
+        "the slow member got {slow} of 60 calls: {counts:?}"
+    );
+
+    let status = stack.cp.status().await;
+    assert_eq!(status.groups[0].strategy, "least_latency");
+    stack.stop().await;
+}
+
 /// `priority` sends everything to the lowest number; when it fails the
 /// backups share the traffic without losing a call, and traffic returns to
 /// the primary once a probe finds it back.

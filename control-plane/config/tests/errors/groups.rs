@@ -99,7 +99,7 @@ fn unknown_strategy() {
     assert_eq!(
         got,
         "config.yaml:7:15: mcp_servers.g.strategy: unknown strategy 'fastest' (expected one of: \
-         round_robin, random, least_connections, weighted_round_robin, priority)"
+         round_robin, random, least_connections, weighted_round_robin, priority, least_latency)"
     );
 }
 
