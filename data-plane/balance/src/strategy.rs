@@ -130,6 +130,34 @@ impl Balancer {
     /// Eligible members in the order to try them for one call.
     pub fn order(&self, members: &[Candidate]) -> Vec<usize> {
         let mut state = self.state.lock();
+        self.order_locked(&mut state, members)
+    }
+
+    /// The order the next call would get, without taking its turn: for a
+    /// request that is not a call, such as a client's era probe
+    /// (`server/discover`), so the `initialize` that follows it lands on
+    /// the same member and sessions still spread evenly.
+    pub fn peek(&self, members: &[Candidate]) -> Vec<usize> {
+        let mut state = self.state.lock();
+        let n = members.len();
+        if self.kind == StrategyKind::WeightedRoundRobin {
+            let State {
+                current_weights,
+                rng,
+                ..
+            } = &mut *state;
+            warm_up(current_weights, members, rng);
+        }
+        let (last, weights) = (state.last, state.current_weights.clone());
+        let order = self.order_locked(&mut state, members);
+        // A balancer that never picked keeps the start point it drew, so
+        // the next call starts at the member this one saw first.
+        state.last = last.or_else(|| order.first().map(|&pick| (pick + n - 1) % n));
+        state.current_weights = weights;
+        order
+    }
+
+    fn order_locked(&self, state: &mut State, members: &[Candidate]) -> Vec<usize> {
         let n = members.len();
         // A new balancer (a new process, or a new snapshot) starts at a
         // random point of the rotation, so processes started together, such
@@ -153,7 +181,7 @@ impl Balancer {
                     current_weights,
                     rng,
                     ..
-                } = &mut *state;
+                } = state;
                 match smooth_weighted_pick(current_weights, members, rng) {
                     Some(pick) => pick,
                     None => return Vec::new(),
@@ -284,15 +312,20 @@ fn smooth_weighted_pick(
     members: &[Candidate],
     rng: &mut StdRng,
 ) -> Option<usize> {
+    warm_up(current, members, rng);
+    smooth_weighted_step(current, members)
+}
+
+/// Sets up the smooth order's weights for `members` if they are new, at a
+/// random point of it, as round robin starts at a random member.
+fn warm_up(current: &mut Vec<i64>, members: &[Candidate], rng: &mut StdRng) {
     if current.len() != members.len() {
         *current = vec![0; members.len()];
-        // Start at a random point of the smooth order, as round robin does.
         let total: u64 = members.iter().map(|m| u64::from(m.weight.max(1))).sum();
         for _ in 0..rng.random_range(0..total.max(1)) {
             smooth_weighted_step(current, members);
         }
     }
-    smooth_weighted_step(current, members)
 }
 
 /// One step of the smooth order: every eligible member gains its weight,

@@ -332,3 +332,24 @@ fn least_latency_fails_over_to_the_next_cheapest() {
         assert_eq!(rest, sorted, "{order:?}");
     }
 }
+
+/// A peek takes no turn: a client's era probe and the `initialize` after
+/// it land on the same member, and sessions still spread evenly (the
+/// Python SDK's `auto` mode sends both).
+#[test]
+fn a_peek_takes_no_turn() {
+    for kind in [StrategyKind::RoundRobin, StrategyKind::WeightedRoundRobin] {
+        for seed in 0..10 {
+            let b = Balancer::new(kind, seed);
+            let members = healthy(2);
+            let mut sessions = [0; 2];
+            for _ in 0..10 {
+                let probed = b.peek(&members)[0];
+                let picked = b.order(&members)[0];
+                assert_eq!(probed, picked, "{kind} seed {seed}");
+                sessions[picked] += 1;
+            }
+            assert_eq!(sessions, [5, 5], "{kind} seed {seed}");
+        }
+    }
+}

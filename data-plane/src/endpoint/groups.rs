@@ -323,20 +323,27 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
     let tool = forward::is_call(request)
         .then_some(request.peek.name.as_deref())
         .flatten();
-    let mut order = group.order_for(tool);
+    // A client's era probe takes no turn, so the `initialize` it is
+    // followed by (if the members speak only the legacy protocol) lands
+    // where it did, and sessions spread evenly.
+    let mut order = if is_discover(request) {
+        group.peek_order()
+    } else {
+        group.order_for(tool)
+    };
     if members == Members::Modern {
-        let is_copy = |i: &usize| group.members[*i].member.upstream().stdio().is_some();
-        let only_copies = group
-            .members
-            .iter()
-            .all(|m| m.member.upstream().stdio().is_some());
-        if only_copies && !group.members.is_empty() {
-            // Every member speaks only the legacy protocol: say what a
-            // legacy-only server says, so a dual-era client falls back to
-            // `initialize` (and a legacy session).
+        // Subprocess copies hold one legacy session; other members may
+        // have shown they speak only the legacy protocol.
+        let legacy = |i: usize| {
+            let member = &group.members[i].member;
+            member.upstream().stdio().is_some() || member.is_legacy_only()
+        };
+        if !group.members.is_empty() && (0..group.members.len()).all(legacy) {
+            // Say what a legacy-only server says, so a dual-era client
+            // falls back to `initialize` (and a legacy session).
             return legacy_only();
         }
-        order.retain(|i| !is_copy(i));
+        order.retain(|&i| !legacy(i));
     }
     if members == Members::Stateless {
         let stateless =
@@ -361,9 +368,20 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         )
     };
     match failover::run(group, order, None, attempt).await {
+        Ok((response, index)) if members == Members::Modern => {
+            let (legacy, response) = recovery::refuses_modern(response).await;
+            if legacy {
+                group.members[index].member.mark_legacy_only();
+            }
+            response
+        }
         Ok((response, _)) => response,
         Err(failed) => failover_refusal(request, group, failed),
     }
+}
+
+fn is_discover(request: &ClientRequest) -> bool {
+    request.peek.method.as_deref() == Some("server/discover")
 }
 
 /// The client's answer when the failover loop produced none.

@@ -89,6 +89,9 @@ pub struct Member {
     born: tokio::time::Instant,
     /// When the member last came back into rotation, for slow start.
     restored_at: AtomicU64,
+    /// When the member answered a 2026-07-28 request as a legacy-only
+    /// server does; such requests skip it for a while.
+    legacy_only_at: AtomicU64,
     /// Probes that failed, ever: an outlier ejection ends early once the
     /// member has failed a probe and come back (it went down, and what
     /// answers now is a new process).
@@ -160,6 +163,7 @@ impl Member {
             born: tokio::time::Instant::now(),
             restored_at: AtomicU64::new(Stamp::NEVER.0),
             probe_failures: AtomicU64::new(0),
+            legacy_only_at: AtomicU64::new(Stamp::NEVER.0),
             last_probe_success: Mutex::new(None),
             stall_timeout: None,
             busy_since: Mutex::new(None),
@@ -277,6 +281,24 @@ impl Member {
             ewma.by_tool
                 .insert(tool.into(), PeakEwma::new(latency, now));
         }
+    }
+
+    /// Notes that the member answered a 2026-07-28 request as a
+    /// legacy-only server does (400 without a modern error code).
+    pub(crate) fn mark_legacy_only(&self) {
+        let now = self.stamp(tokio::time::Instant::now());
+        if !self.is_legacy_only() {
+            tracing::info!(member.id = %self.id, "member speaks only the legacy protocol: 2026-07-28 requests go elsewhere");
+        }
+        self.legacy_only_at.store(now.0, Ordering::Relaxed);
+    }
+
+    /// Whether the member answered a 2026-07-28 request as a legacy-only
+    /// server within [`LEGACY_RECHECK`] and has not restarted since (a new
+    /// version may speak it).
+    pub(crate) fn is_legacy_only(&self) -> bool {
+        let at = Stamp(self.legacy_only_at.load(Ordering::Relaxed));
+        at.is_set() && self.stamp(tokio::time::Instant::now()).since(at) < LEGACY_RECHECK
     }
 
     /// Failed probes since the member was built.
@@ -517,6 +539,7 @@ impl Member {
             }
             Some(Transition::Restored) => {
                 self.last_error.lock().clear();
+                self.legacy_only_at.store(Stamp::NEVER.0, Ordering::Relaxed);
                 self.last_error_for_clients.lock().clear();
                 tracing::info!(member.id = %self.id, reason = "probe succeeded", "member back in rotation");
             }
@@ -565,6 +588,10 @@ impl Member {
         report
     }
 }
+
+/// How long a member that answered a 2026-07-28 request as legacy-only is
+/// kept from such requests before one is tried again.
+pub(crate) const LEGACY_RECHECK: Duration = Duration::from_secs(300);
 
 /// Tools whose latency a member keeps apart; calls of others count only
 /// in the member's overall average, so a client naming tools at random

@@ -124,10 +124,20 @@ impl GroupRoute {
     /// `tool` (or none): [`Pool::order`], with each member's latency for
     /// that tool for `least_latency`.
     pub(crate) fn order_for(&self, tool: Option<&str>) -> Vec<usize> {
+        self.balancer.order(&self.candidates(tool))
+    }
+
+    /// The order the next request would get, without taking its turn (see
+    /// `Balancer::peek`): for probes such as `server/discover`.
+    pub(crate) fn peek_order(&self) -> Vec<usize> {
+        self.balancer.peek(&self.candidates(None))
+    }
+
+    /// What the strategy may know of each member for a request of `tool`.
+    fn candidates(&self, tool: Option<&str>) -> Vec<Candidate> {
         let latency_aware = self.strategy() == StrategyKind::LeastLatency;
         let mut now = LazyNow::default();
-        let view: Vec<Candidate> = self
-            .members
+        self.members
             .iter()
             .enumerate()
             .map(|(i, m)| {
@@ -145,8 +155,7 @@ impl GroupRoute {
                     },
                 }
             })
-            .collect();
-        self.balancer.order(&view)
+            .collect()
     }
 
     /// Members ejected by outlier detection now.

@@ -32,6 +32,18 @@ pub(crate) fn rejects_session(status: StatusCode, body: &[u8]) -> bool {
     }
 }
 
+/// Whether a member's answer to a 2026-07-28 request says it speaks only
+/// the legacy protocol: 400 without one of the modern error codes (mcp
+/// 1.x answers `server/discover` with 400 "Missing session ID"; a modern
+/// server refusing a bad request names a modern code).
+pub(crate) fn is_legacy_refusal(status: StatusCode, body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    status == StatusCode::BAD_REQUEST
+        && !MODERN_ERROR_CODES
+            .iter()
+            .any(|code| text.contains(&code.to_string()))
+}
+
 /// A 2026-07-28-only server refuses `initialize` with a modern error code.
 pub(super) fn is_modern_refusal(err: &UpstreamError) -> bool {
     match err {

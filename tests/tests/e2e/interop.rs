@@ -84,3 +84,58 @@ async fn python_sdk_backends_in_every_mode() {
     dp.stop().await;
     cp.stop().await;
 }
+
+/// The official Python SDK client in its default `auto` mode probes each
+/// new connection with `server/discover`, then falls back to `initialize`
+/// against legacy-only members (`server-everything`, TypeScript SDK 1.x).
+/// The probe takes no rotation turn, so sessions still spread over the
+/// group; the members' 400 to it counts as `rejected`, not `ok`; and once
+/// the data plane has seen both members refuse it, it answers the probe
+/// itself as a legacy-only server would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_auto_mode_spreads_sessions_over_legacy_members() {
+    use hangar_tests::everything::Everything;
+    use hangar_tests::metrics::Scrape;
+    use hangar_tests::stack::Stack;
+
+    let servers = [Everything::start().await, Everything::start().await];
+    let yaml = format!(
+        "mcp_servers:\n  e0:\n    mode: remote\n    endpoint: \"{}\"\n  e1:\n    mode: remote\n    endpoint: \"{}\"\n  g:\n    mode: group\n    members: [{{id: e0}}, {{id: e1}}]\n",
+        servers[0].url(),
+        servers[1].url()
+    );
+    let stack = Stack::start(&yaml).await;
+    let group = stack.group_url("g");
+    let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
+        &group,
+        "call",
+        "echo",
+        r#"{"message":"hi"}"#,
+        "--n",
+        "10",
+        "--fresh",
+    ])
+    .await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lines.len(), 10);
+    let scrape = Scrape::fetch(&stack.dp.metrics_url()).await;
+    let count = |member: &str, outcome: &str| {
+        let labels = [("group", "g"), ("member", member), ("outcome", outcome)];
+        scrape.value("hangar_calls_total", &labels).unwrap_or(0.0)
+    };
+    // Every request of a session goes to its member: before the probe
+    // took no turn, all ten sessions landed on one member.
+    let (e0, e1) = (count("e0", "ok"), count("e1", "ok"));
+    let share = e0 / (e0 + e1);
+    assert!(
+        (0.3..=0.7).contains(&share),
+        "requests on e0: {e0}, on e1: {e1}"
+    );
+    // Each member refused the probe once; later probes were answered here.
+    let rejected = count("e0", "rejected") + count("e1", "rejected");
+    assert!(
+        (1.0..=2.0).contains(&rejected),
+        "probes rejected: {rejected}"
+    );
+    stack.stop().await;
+}

@@ -100,9 +100,16 @@ pub(crate) async fn send(
     };
     match member.upstream().pass(outgoing).await {
         Ok(response) => {
-            if response.status().is_server_error() {
+            // Settled here, by status: the body is the client's.
+            let status = response.status();
+            if status.is_server_error() {
                 call.failed(&UpstreamError::ServerError {
-                    status: response.status(),
+                    status,
+                    body: String::new(),
+                });
+            } else if status.is_client_error() {
+                call.failed(&UpstreamError::Rejected {
+                    status,
                     body: String::new(),
                 });
             }
@@ -162,7 +169,7 @@ pub(crate) fn relay(
         // Tell any proxy in front of us not to buffer the stream either.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
-    let mut settled = parts.status.is_server_error();
+    let mut settled = parts.status.is_server_error() || parts.status.is_client_error();
     // Relayed unchanged (no content decoding), so the member's length holds.
     let length = body.size_hint().exact();
     if length == Some(0) && !settled {

@@ -1,13 +1,15 @@
 //! Telling from a relayed answer that a member lost a client's session
 //! ([`rejects_session`], the rule our own requests use too): such a request
 //! was not processed, so the session may be re-opened elsewhere and the
-//! request sent there. Only a short 400 body is read to tell.
+//! request sent there; and that a member speaks only the legacy protocol
+//! ([`is_legacy_refusal`]), so 2026-07-28 requests skip it. Only a short
+//! 400 body is read to tell.
 
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::upstream::answer::rejects_session;
+use crate::upstream::answer::{is_legacy_refusal, rejects_session};
 
 /// Longest error body read to tell a lost session from another refusal.
 const MAX_REFUSAL_BODY: usize = 16 * 1024;
@@ -16,21 +18,33 @@ const MAX_REFUSAL_BODY: usize = 16 * 1024;
 /// [`rejects_session`]), and the response itself (rebuilt when its body had
 /// to be read to tell).
 pub(super) async fn refuses_session(response: Response) -> (bool, Response) {
-    let status = response.status();
-    match status {
+    match response.status() {
         StatusCode::NOT_FOUND => (true, response),
-        StatusCode::BAD_REQUEST => {
-            let (parts, body) = response.into_parts();
-            match axum::body::to_bytes(body, MAX_REFUSAL_BODY).await {
-                Ok(bytes) => (
-                    rejects_session(status, &bytes),
-                    Response::from_parts(parts, Body::from(bytes)),
-                ),
-                // Too long or broken off: not the short refusal we look for.
-                Err(_) => (false, Response::from_parts(parts, Body::empty())),
-            }
-        }
+        StatusCode::BAD_REQUEST => read_refusal(response, rejects_session).await,
         _ => (false, response),
+    }
+}
+
+/// Whether `response`, to a 2026-07-28 request, says the member speaks only
+/// the legacy protocol (see [`is_legacy_refusal`]), and the response itself.
+pub(super) async fn refuses_modern(response: Response) -> (bool, Response) {
+    match response.status() {
+        StatusCode::BAD_REQUEST => read_refusal(response, is_legacy_refusal).await,
+        _ => (false, response),
+    }
+}
+
+/// Reads a short refusal's body to judge it with `rule`; rebuilds the
+/// response for the client.
+async fn read_refusal(response: Response, rule: fn(StatusCode, &[u8]) -> bool) -> (bool, Response) {
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, MAX_REFUSAL_BODY).await {
+        Ok(bytes) => (
+            rule(parts.status, &bytes),
+            Response::from_parts(parts, Body::from(bytes)),
+        ),
+        // Too long or broken off: not the short refusal we look for.
+        Err(_) => (false, Response::from_parts(parts, Body::empty())),
     }
 }
 
