@@ -27,6 +27,20 @@ pub(crate) struct Connection {
     id: u64,
 }
 
+/// A second process asked to join under the node id of a data plane that
+/// is connected and reporting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "node id '{node_id}' is in use by another data plane, connected{}: give each data plane its own --node-id",
+    address.map(|a| format!(" from {a}")).unwrap_or_default()
+)]
+pub(crate) struct NodeIdInUse {
+    /// The node id.
+    pub node_id: String,
+    /// Where the data plane holding it connected from.
+    pub address: Option<SocketAddr>,
+}
+
 /// Where a data plane stands, as `hangarctl get dataplanes` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PlaneState {
@@ -62,6 +76,9 @@ pub(crate) struct DataPlane {
     pub labels: HashMap<String, String>,
     /// Build version from the hello.
     pub build_version: String,
+    /// The process's instance id from the hello (empty from older data
+    /// planes).
+    pub instance: String,
     /// Version the data plane held when it connected.
     pub held_version: u64,
     /// When the stream opened.
@@ -197,16 +214,36 @@ impl Fleet {
         self.changes.subscribe()
     }
 
-    /// Registers a new stream from a data plane.
-    pub(crate) fn connect(&self, hello: &Hello, address: Option<SocketAddr>) -> Connection {
-        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+    /// Registers a new stream from a data plane. A data plane that
+    /// reconnects (the same process) replaces its old entry; another
+    /// process with the node id of a data plane that is connected and
+    /// reporting is refused, so two never merge into one row.
+    pub(crate) fn connect(
+        &self,
+        hello: &Hello,
+        address: Option<SocketAddr>,
+    ) -> Result<Connection, NodeIdInUse> {
         let now = Instant::now();
+        let mut planes = self.planes.lock();
+        if let Some(live) = planes.get(&hello.node_id).filter(|p| {
+            p.state(now, self.expiry) == PlaneState::Connected
+                && !p.instance.is_empty()
+                && !hello.instance.is_empty()
+                && p.instance != hello.instance
+        }) {
+            return Err(NodeIdInUse {
+                node_id: hello.node_id.clone(),
+                address: live.address,
+            });
+        }
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let plane = DataPlane {
             node_id: hello.node_id.clone(),
             address,
             listen_addr: hello.listen_addr.clone(),
             labels: hello.labels.clone(),
             build_version: hello.build_version.clone(),
+            instance: hello.instance.clone(),
             held_version: hello.held_version,
             connected_at: now,
             connected: true,
@@ -217,12 +254,13 @@ impl Fleet {
             groups: BTreeMap::new(),
             connection: id,
         };
-        self.planes.lock().insert(hello.node_id.clone(), plane);
+        planes.insert(hello.node_id.clone(), plane);
+        drop(planes);
         self.bump();
-        Connection {
+        Ok(Connection {
             node_id: hello.node_id.clone(),
             id,
-        }
+        })
     }
 
     /// Marks a data plane whose stream ended.

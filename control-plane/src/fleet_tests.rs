@@ -36,8 +36,8 @@ pub(crate) fn report(healthy: &[(&str, bool)]) -> HealthReport {
 #[tokio::test(start_paused = true)]
 async fn silent_planes_go_stale_and_disconnected_ones_expire() {
     let fleet = Fleet::new(EXPIRY);
-    let quiet = fleet.connect(&hello("quiet"), None);
-    let gone = fleet.connect(&hello("gone"), None);
+    let quiet = fleet.connect(&hello("quiet"), None).unwrap();
+    let gone = fleet.connect(&hello("gone"), None).unwrap();
     fleet.disconnect(&gone);
     let state = |node: &str| {
         fleet
@@ -66,8 +66,8 @@ async fn silent_planes_go_stale_and_disconnected_ones_expire() {
 #[tokio::test(start_paused = true)]
 async fn unhealthy_everywhere_needs_every_reporter() {
     let fleet = Fleet::new(EXPIRY);
-    let a = fleet.connect(&hello("a"), None);
-    let b = fleet.connect(&hello("b"), None);
+    let a = fleet.connect(&hello("a"), None).unwrap();
+    let b = fleet.connect(&hello("b"), None).unwrap();
     fleet.report(&a, report(&[("x", false), ("y", false)]));
     fleet.report(&b, report(&[("x", false), ("y", true)]));
     assert_eq!(
@@ -90,8 +90,8 @@ async fn unhealthy_everywhere_needs_every_reporter() {
 #[tokio::test(start_paused = true)]
 async fn reconnect_replaces_and_old_disconnect_is_ignored() {
     let fleet = Fleet::new(EXPIRY);
-    let old = fleet.connect(&hello("dp"), None);
-    let new = fleet.connect(&hello("dp"), None);
+    let old = fleet.connect(&hello("dp"), None).unwrap();
+    let new = fleet.connect(&hello("dp"), None).unwrap();
     fleet.disconnect(&old);
     fleet.ack(&new, 4);
     let planes = fleet.planes();
@@ -106,7 +106,7 @@ async fn reconnect_replaces_and_old_disconnect_is_ignored() {
 async fn ejection_needs_a_quorum_of_at_least_two() {
     let fleet = Fleet::new(EXPIRY).with_quorum(0.5);
     let planes: Vec<_> = (0..4)
-        .map(|i| fleet.connect(&hello(&format!("dp-{i}")), None))
+        .map(|i| fleet.connect(&hello(&format!("dp-{i}")), None).unwrap())
         .collect();
     let ejected = || fleet.ejected().borrow().iter().cloned().collect::<Vec<_>>();
     fleet.report(&planes[0], report(&[("a", false), ("solo", false)]));
@@ -120,4 +120,37 @@ async fn ejection_needs_a_quorum_of_at_least_two() {
     fleet.disconnect(&planes[2]);
     fleet.disconnect(&planes[1]);
     assert!(ejected().is_empty(), "1 of the 2 connected");
+}
+
+fn instance(node: &str, instance: &str) -> Hello {
+    Hello {
+        instance: instance.into(),
+        ..hello(node)
+    }
+}
+
+/// Another process under the node id of a connected, reporting data plane
+/// is refused (two never merge into one row); the same process
+/// reconnecting replaces its entry; once the first is gone or silent past
+/// the expiry, the id is free.
+#[tokio::test(start_paused = true)]
+async fn a_node_id_in_use_is_refused_to_another_process() {
+    let fleet = Fleet::new(EXPIRY);
+    let first = fleet.connect(&instance("ide", "p1"), None).unwrap();
+    let refused = fleet.connect(&instance("ide", "p2"), None).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("node id 'ide' is in use by another data plane")
+    );
+    let again = fleet.connect(&instance("ide", "p1"), None).unwrap();
+    assert_eq!(fleet.planes().len(), 1);
+    fleet.disconnect(&first);
+    fleet.disconnect(&again);
+    fleet.connect(&instance("ide", "p2"), None).unwrap();
+
+    let quiet = fleet.connect(&instance("quiet", "p1"), None).unwrap();
+    tokio::time::advance(EXPIRY + Duration::from_secs(1)).await;
+    fleet.connect(&instance("quiet", "p2"), None).unwrap();
+    drop(quiet);
 }

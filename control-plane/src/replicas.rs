@@ -133,6 +133,9 @@ struct SharedPlane {
     listen_addr: String,
     labels: HashMap<String, String>,
     build_version: String,
+    /// The data plane's process (absent in records of older replicas).
+    #[serde(default)]
+    instance: String,
     held_version: u64,
     connected: bool,
     /// When the report was written (ms since the Unix epoch), so that the
@@ -186,6 +189,7 @@ impl SharedPlane {
             listen_addr: plane.listen_addr.clone(),
             labels: plane.labels.clone(),
             build_version: plane.build_version.clone(),
+            instance: plane.instance.clone(),
             held_version: plane.held_version,
             connected: plane.connected,
             written_unix_ms,
@@ -273,6 +277,7 @@ impl SharedPlane {
             listen_addr: self.listen_addr,
             labels: self.labels,
             build_version: self.build_version,
+            instance: self.instance,
             held_version: self.held_version,
             connected_at: ago(self.connected_ms),
             connected: self.connected,

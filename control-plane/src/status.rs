@@ -244,8 +244,8 @@ mod tests {
             node_id: node.into(),
             ..Default::default()
         };
-        let one = fleet.connect(&hello("dp-1"), None);
-        let two = fleet.connect(&hello("dp-2"), None);
+        let one = fleet.connect(&hello("dp-1"), None).unwrap();
+        let two = fleet.connect(&hello("dp-2"), None).unwrap();
         fleet.report(&one, report(&[("a", true), ("b", true)]));
         fleet.report(&two, report(&[("a", true), ("b", false)]));
         let status = rollup(1, &config, &fleet.planes(), EXPIRY, &BTreeSet::new());

@@ -85,7 +85,13 @@ impl DataPlaneService for DataPlanes {
                 ));
             }
         };
-        let conn = self.fleet.connect(&hello, peer);
+        let conn = match self.fleet.connect(&hello, peer) {
+            Ok(conn) => conn,
+            Err(in_use) => {
+                tracing::warn!(node.id = %hello.node_id, peer = ?peer, "refused a second data plane with a node id in use");
+                return Err(Status::already_exists(in_use.to_string()));
+            }
+        };
         let span = tracing::info_span!("dataplane", node.id = %hello.node_id);
         span.in_scope(|| tracing::info!(held.version = hello.held_version, "data plane connected"));
 

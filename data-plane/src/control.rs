@@ -41,6 +41,9 @@ pub(crate) struct Identity {
     pub node_id: String,
     /// Address MCP clients reach this data plane on.
     pub listen_addr: String,
+    /// Random per process, so the control plane tells this process
+    /// reconnecting from another one started with the same node id.
+    pub instance: String,
 }
 
 /// Follows the control plane until `shutdown` is cancelled.
@@ -115,7 +118,7 @@ fn with_cache_hint(trouble: String, cached: bool) -> String {
 fn is_refusal(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied | tonic::Code::AlreadyExists
     )
 }
 
@@ -154,6 +157,7 @@ async fn follow(
         build_version: env!("CARGO_PKG_VERSION").to_owned(),
         held_version: routes.load().version,
         listen_addr: identity.listen_addr.clone(),
+        instance: identity.instance.clone(),
         ..Default::default()
     };
     send(&tx, Up::Hello(hello)).await;

@@ -111,6 +111,7 @@ impl DataPlane {
         let identity = Identity {
             node_id: settings.node_id.clone(),
             listen_addr,
+            instance: uuid::Uuid::new_v4().to_string(),
         };
         let task = control::run(
             settings.control_planes.clone(),

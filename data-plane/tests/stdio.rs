@@ -181,3 +181,49 @@ async fn a_wrong_group_or_no_config_is_said_to_the_client() {
     assert!(stderr.contains("--cache-dir"), "{stderr}");
     cp.stop().await;
 }
+
+/// Two IDE windows started with the same `--node-id`: the second data
+/// plane is refused by the control plane instead of being merged into the
+/// first one's row, and its client is told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_data_plane_with_the_same_node_id_is_refused() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let cp_url = cp.url();
+    let args = [
+        "--control-plane",
+        cp_url.as_str(),
+        "--node-id",
+        "ide",
+        "--stdio",
+        "--group",
+        RECIPE_GROUP,
+    ];
+    // The first window: a data plane that stays up (its stdin stays open).
+    let _first = tokio::process::Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn data plane");
+    hangar_tests::eventually::eventually("the first data plane to connect", || async {
+        let status = cp.status().await;
+        status
+            .data_planes
+            .iter()
+            .any(|p| p.node_id == "ide" && p.acked_version == 1)
+            .then_some(())
+    })
+    .await;
+    let mut client = vec!["add", r#"{"a":2,"b":3}"#, "--", BIN];
+    client.extend(args);
+    let (status, _, stderr) = ts_sdk::run("stdio_client.mjs", &client).await;
+    assert!(!status.success());
+    assert!(
+        stderr.contains("node id 'ide' is in use by another data plane"),
+        "{stderr}"
+    );
+    assert_eq!(cp.status().await.data_planes.len(), 1);
+    cp.stop().await;
+}
