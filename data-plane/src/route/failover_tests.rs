@@ -79,10 +79,13 @@ impl Pool for TestPool {
         let view: Vec<Candidate> = self
             .members
             .iter()
-            .map(|script| Candidate {
+            .enumerate()
+            .map(|(i, script)| Candidate {
                 eligible: *script != Out,
                 weight: 1,
-                priority: 1,
+                // In member order, so `priority` tries them in a known order
+                // (ties would start at a random member).
+                priority: i32::try_from(i).unwrap_or(i32::MAX),
                 in_flight: 0,
                 ramp_percent: 100,
                 latency_micros: 0,
