@@ -195,6 +195,14 @@ impl DataPlane {
         served
     }
 
+    /// Builds only `group` and the servers it is made of from every
+    /// snapshot (for [`DataPlane::serve_stdio_group`]): an IDE window that
+    /// serves one group starts no other group's subprocess servers. Call
+    /// before [`DataPlane::spawn_control`].
+    pub fn scope_to_group(&self, group: String) {
+        self.routes.scope_to_group(group);
+    }
+
     /// Serves one MCP client over stdin/stdout until it closes stdin.
     pub async fn serve_stdio(&self) -> anyhow::Result<()> {
         use rmcp::ServiceExt;

@@ -170,6 +170,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             data_plane.serve_http(listener, &limits).await?;
         }
         None => {
+            if let Some(group) = &args.group {
+                data_plane.scope_to_group(group.clone());
+            }
             data_plane.spawn_control(&settings, "stdio".to_owned())?;
             match args.group {
                 Some(group) => data_plane.serve_stdio_group(group).await?,

@@ -227,3 +227,39 @@ async fn a_second_data_plane_with_the_same_node_id_is_refused() {
     assert_eq!(cp.status().await.data_planes.len(), 1);
     cp.stop().await;
 }
+
+/// `--stdio --group` builds only its group: a subprocess server of the
+/// config that the group does not use is never started (an IDE window per
+/// group would otherwise start every stdio server of the config).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_group_starts_only_what_it_uses() {
+    let mut servers = Vec::new();
+    for name in ["a", "b", "c"] {
+        servers.push(FakeMcp::new(name).start().await);
+    }
+    let endpoints: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("started");
+    let unused = format!(
+        "  unused:\n    mode: subprocess\n    command: [sh, -c, \"touch {} && sleep 30\"]\n",
+        marker.display()
+    );
+    let cp = ControlPlane::start().await;
+    cp.apply(&format!(
+        "{}{unused}",
+        GroupConfig::recipe(&endpoints).yaml()
+    ))
+    .await
+    .expect("apply");
+    let command = format!(
+        "{BIN} --control-plane {} --node-id stdio-scope --stdio --group {RECIPE_GROUP}",
+        cp.url()
+    );
+    let mut args = vec!["add", r#"{"a":2,"b":3}"#, "--"];
+    args.extend(command.split(' '));
+    let (status, lines, stderr) = ts_sdk::run("stdio_client.mjs", &args).await;
+    assert!(status.success(), "{stderr}");
+    assert_eq!(lines[1]["structuredContent"]["sum"], 5, "{lines:?}");
+    assert!(!marker.exists(), "the unused subprocess server was started");
+    cp.stop().await;
+}

@@ -90,14 +90,12 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
 
 /// Why a group name finds nothing, naming the groups that exist.
 fn unknown_group(routes: &Routes, table: &RoutingTable, group: &str) -> String {
-    let mut known: Vec<&str> = table.groups.keys().map(String::as_str).collect();
-    known.sort_unstable();
     if table.version == 0 {
         return format!("unknown group '{group}': {}", routes.why_no_config());
     }
-    match known.as_slice() {
+    match table.group_names.as_slice() {
         [] => format!("unknown group '{group}': the config in force has no groups"),
-        _ => format!("unknown group '{group}' (groups: {})", known.join(", ")),
+        known => format!("unknown group '{group}' (groups: {})", known.join(", ")),
     }
 }
 

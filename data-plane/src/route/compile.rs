@@ -91,6 +91,27 @@ pub(crate) struct Plan<'s> {
     pub(crate) servers: Vec<ServerPlan<'s>>,
     /// Every group, in snapshot order.
     pub(crate) groups: Vec<GroupPlan<'s>>,
+    /// The id of every group of the snapshot, also those a scoped plan
+    /// leaves out (for messages).
+    pub(crate) group_names: Vec<&'s str>,
+}
+
+impl Plan<'_> {
+    /// The plan narrowed to `group` and the servers it is made of: a data
+    /// plane that serves one group (`--stdio --group`) builds, probes and
+    /// starts nothing else, such as the subprocess servers of other groups.
+    pub(crate) fn scoped_to(mut self, group: &str) -> Self {
+        let needed: HashSet<&str> = self
+            .groups
+            .iter()
+            .filter(|g| g.group.id == group)
+            .flat_map(|g| g.group.members.iter().map(|m| m.server_id.as_str()))
+            .collect();
+        self.servers
+            .retain(|s| needed.contains(s.server.id.as_str()));
+        self.groups.retain(|g| g.group.id == group);
+        self
+    }
 }
 
 /// One server of the plan.
@@ -157,6 +178,7 @@ pub(crate) fn compile<'s>(
     }
     Ok(Plan {
         version: snapshot.version,
+        group_names: snapshot.groups.iter().map(|g| g.id.as_str()).collect(),
         servers,
         groups,
     })

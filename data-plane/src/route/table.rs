@@ -246,8 +246,11 @@ pub struct RoutingTable {
     /// Every member, by id: a server's id, or `id#N` for copy N of a
     /// subprocess server with replicas.
     pub members: HashMap<String, Arc<Member>>,
-    /// Every group, by id.
+    /// Every group, by id (only the one served, for a data plane scoped
+    /// to one group).
     pub groups: HashMap<String, GroupRoute>,
+    /// The id of every group of the snapshot, sorted, for messages.
+    pub group_names: Vec<String>,
     /// Subprocess servers with more than one replica, balanced round robin
     /// over their copies when named directly.
     pub replicas: HashMap<String, GroupRoute>,
@@ -273,6 +276,9 @@ pub struct Routes {
     processes: TaskTracker,
     /// Client sessions moved to another member; they outlive snapshots.
     moved_sessions: MovedSessions,
+    /// The one group this data plane serves (`--stdio --group`), if any:
+    /// nothing else of a snapshot is built.
+    scope: std::sync::OnceLock<String>,
     /// Why the control plane has not answered lately, for clients of a
     /// data plane that has no config yet.
     control_trouble: parking_lot::Mutex<Option<String>>,
@@ -292,6 +298,7 @@ impl Routes {
             version: watch::Sender::new(0),
             moved_sessions: MovedSessions::default(),
             control_trouble: parking_lot::Mutex::new(None),
+            scope: std::sync::OnceLock::new(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -323,6 +330,12 @@ impl Routes {
         &self.moved_sessions
     }
 
+    /// Serves only `group` from now on: later snapshots build its members
+    /// and nothing else. Call before the first snapshot is applied.
+    pub(crate) fn scope_to_group(&self, group: String) {
+        let _ = self.scope.set(group);
+    }
+
     /// Records why the control plane could not be followed just now.
     pub(crate) fn note_control_trouble(&self, trouble: String) {
         *self.control_trouble.lock() = Some(trouble);
@@ -346,7 +359,10 @@ impl Routes {
     /// be used changes nothing and says why (for a NACK).
     pub fn apply(&self, snapshot: &Snapshot, origin: Origin) -> Result<(), SnapshotError> {
         let old = self.load();
-        let plan = compile(snapshot, &old.specs)?;
+        let mut plan = compile(snapshot, &old.specs)?;
+        if let Some(group) = self.scope.get() {
+            plan = plan.scoped_to(group);
+        }
         let table = self.build(plan, &old, origin);
         let version = table.version;
         let old = self.table.swap(Arc::new(table));
@@ -444,11 +460,14 @@ impl Routes {
             .filter(|(_, copies)| copies.len() > 1)
             .map(|(id, copies)| (id.clone(), self.replica_route(id, copies)))
             .collect();
+        let mut group_names: Vec<String> = plan.group_names.iter().map(|&g| g.to_owned()).collect();
+        group_names.sort_unstable();
         RoutingTable {
             version: plan.version,
             origin,
             members,
             groups,
+            group_names,
             replicas,
             servers,
             specs,
