@@ -426,9 +426,14 @@ impl Member {
                 () = self.stop.cancelled() => return,
             };
             // A busy member still answers a ping at once; waiting long for
-            // it would only keep a hung one in rotation.
+            // it would only keep a hung one in rotation. That holds for a
+            // regular probe of a member with calls outstanding too: the
+            // loop checks for hangs only between probes, so a long regular
+            // probe would hold the stall watch off.
+            let busy = self.in_flight.load(Ordering::Relaxed) > 0;
             let timeout = match (check, self.stall_timeout) {
                 (Check::Stall, Some(stall)) => (stall / 2).min(regular_timeout),
+                (Check::Regular, Some(stall)) if busy => (stall / 2).min(regular_timeout),
                 _ => regular_timeout,
             };
             let result = tokio::select! {
@@ -482,6 +487,17 @@ impl Member {
                 }
             }
             (Err(err), Check::Stall) => {
+                self.probe_failures.fetch_add(1, Ordering::Relaxed);
+                let hung = UpstreamError::Hung {
+                    stall: self.stall_timeout.unwrap_or_default(),
+                    probe: Box::new(err),
+                };
+                self.observe(Outcome::Hung, Some(&hung));
+                self.restart_if_failing();
+            }
+            (Err(err), Check::Regular) if self.is_stalled() => {
+                // Silent with calls outstanding and no answer to the probe
+                // either: as hung as a stall check would have found it.
                 self.probe_failures.fetch_add(1, Ordering::Relaxed);
                 let hung = UpstreamError::Hung {
                     stall: self.stall_timeout.unwrap_or_default(),

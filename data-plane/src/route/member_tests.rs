@@ -310,6 +310,76 @@ async fn a_silent_member_that_fails_its_check_leaves_at_once() {
     m.stop();
 }
 
+/// A member that hangs while probes come often (every 2 s, each waiting
+/// for its deadline) still leaves within its stall timeout and a check's
+/// deadline: a regular probe of a member with calls outstanding is as
+/// short as a check, and failing it while silent is a hang.
+#[tokio::test(start_paused = true)]
+async fn a_hung_member_leaves_fast_even_between_frequent_probes() {
+    let stall = Duration::from_secs(2);
+    let server = hangar_proto::v1::Server {
+        id: "m".into(),
+        transport: Some(hangar_proto::v1::server::Transport::Endpoint(
+            "http://127.0.0.1:1/mcp".into(),
+        )),
+        ..Default::default()
+    };
+    let m = Arc::new(
+        Member::new(
+            "m".into(),
+            Upstream::remote(&server, &Default::default()),
+            Duration::from_secs(2),
+            3,
+            true,
+            Default::default(),
+            Arc::new(Notify::new()),
+            CancellationToken::new(),
+        )
+        .with_stall_timeout(stall),
+    );
+    let probed = m.clone();
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    tokio::spawn(async move {
+        probed
+            .run_probes(move |deadline| {
+                let first = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    if first {
+                        return Ok(());
+                    }
+                    // A stopped process: nothing until the deadline.
+                    tokio::time::sleep(deadline).await;
+                    Err(UpstreamError::Timeout(deadline))
+                }
+            })
+            .await;
+    });
+    // The member hangs between probes: its call begins at 0.3 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let families = crate::metrics::CallFamilies::default();
+    let metrics = families.handles("g", "m");
+    let _call = m.begin_call(Ledger {
+        metrics: &metrics,
+        breaker: None,
+        outliers: None,
+        tool: None,
+    });
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    assert!(m.is_healthy());
+    // The probe at 2 s fails at 3 s, the member silent for 2.7 s by then.
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert!(
+        !m.is_healthy(),
+        "hung: out by 3.6 s, not when a long probe ends"
+    );
+    assert!(
+        m.report().last_error.starts_with("hung"),
+        "{}",
+        m.report().last_error
+    );
+    m.stop();
+}
+
 /// The same silence on a member that answers the check is a long call:
 /// it stays in rotation, and is checked again only after another full
 /// stall timeout.
