@@ -366,7 +366,9 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         )
     };
     match failover::run(group, order, None, attempt).await {
-        Ok((response, index)) if members == Members::Modern => {
+        // Only the era probe tells: a modern server must answer it, while
+        // any request may be refused with 400 for what it carries.
+        Ok((response, index)) if members == Members::Modern && is_discover(request) => {
             let (legacy, response) = recovery::refuses_modern(response).await;
             if legacy {
                 group.members[index].member.mark_legacy_only();

@@ -283,7 +283,7 @@ impl Member {
         }
     }
 
-    /// Notes that the member answered a 2026-07-28 request as a
+    /// Notes that the member answered a 2026-07-28 `server/discover` as a
     /// legacy-only server does (400 without a modern error code).
     pub(crate) fn mark_legacy_only(&self) {
         let now = self.stamp(tokio::time::Instant::now());

@@ -32,10 +32,10 @@ pub(crate) fn rejects_session(status: StatusCode, body: &[u8]) -> bool {
     }
 }
 
-/// Whether a member's answer to a 2026-07-28 request says it speaks only
-/// the legacy protocol: 400 without one of the modern error codes (mcp
-/// 1.x answers `server/discover` with 400 "Missing session ID"; a modern
-/// server refusing a bad request names a modern code).
+/// Whether a member's answer to a 2026-07-28 `server/discover` says it
+/// speaks only the legacy protocol: 400 without one of the modern error
+/// codes (mcp 1.x answers it with 400 "Missing session ID"; a modern
+/// server must answer it, and names a modern code when it refuses).
 pub(crate) fn is_legacy_refusal(status: StatusCode, body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body);
     status == StatusCode::BAD_REQUEST
