@@ -232,6 +232,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.per_kind, args.tool, args.baseline, args.watch
     );
     print!("{}", report::table(&rows));
+    println!(
+        "deliv/never: failed calls a member got / refused before any member; session(aft): session errors (on calls sent after the fault began); lost/fail: clients whose session was first lost in this window / clients with session errors in it; p99/max: latency of successful calls sent from fault to ready; out s: fault start to out of rotation; back s: fault undone to back in rotation; calls/s: baseline > fault (start to ready) > recovery"
+    );
     println!("\nfailed calls by cause:");
     print!("{}", report::causes(&rows));
     if let Some(path) = &args.json {

@@ -45,6 +45,16 @@ pub struct Row {
     pub failed: BTreeMap<Class, u64>,
     /// Session errors on calls sent after the fault started.
     pub session_after_inflight: u64,
+    /// Clients whose first session error of the run came in this window:
+    /// sessions this fault lost (a client never initializes again, so a
+    /// session lost earlier keeps failing in later windows too).
+    pub sessions_lost_here: u64,
+    /// Clients that saw a session error in this window, lost here or before.
+    pub sessions_failing: u64,
+    /// Latency of successful calls sent in the fault window (start to
+    /// ready), so that calls held by a stopped member count when they
+    /// settle later: 50th, 99th percentile and highest, in ms.
+    pub fault_latency_ms: [f64; 3],
     /// Failed calls by cause label.
     pub causes: BTreeMap<String, u64>,
     /// Failed calls by client kind and bucket.
@@ -101,6 +111,9 @@ pub fn row(
         ok: 0,
         failed: BTreeMap::new(),
         session_after_inflight: 0,
+        sessions_lost_here: 0,
+        sessions_failing: 0,
+        fault_latency_ms: latency(events, timing.start, fault_end),
         causes: BTreeMap::new(),
         by_kind: BTreeMap::new(),
         samples: Vec::new(),
@@ -147,8 +160,55 @@ pub fn row(
             row.samples.push(sample);
         }
     }
+    sessions(&mut row, events);
     rotation(&mut row, samples);
     row
+}
+
+fn is_session_error(e: &Event) -> bool {
+    matches!(
+        e.outcome,
+        Outcome::Failed {
+            class: Class::Session,
+            ..
+        }
+    )
+}
+
+fn sessions(row: &mut Row, events: &[Event]) {
+    let in_window = |e: &Event| e.done >= row.timing.start && e.done < row.watch_until;
+    let mut failing: Vec<usize> = events
+        .iter()
+        .filter(|e| in_window(e) && is_session_error(e))
+        .map(|e| e.client)
+        .collect();
+    failing.sort_unstable();
+    failing.dedup();
+    row.sessions_failing = failing.len() as u64;
+    row.sessions_lost_here = failing
+        .iter()
+        .filter(|&&client| {
+            events
+                .iter()
+                .find(|e| e.client == client && is_session_error(e))
+                .is_some_and(in_window)
+        })
+        .count() as u64;
+}
+
+/// p50, p99 and max of successful calls sent in `[from, to)`, in ms.
+fn latency(events: &[Event], from: f64, to: f64) -> [f64; 3] {
+    let mut ms: Vec<f64> = events
+        .iter()
+        .filter(|e| e.sent >= from && e.sent < to && matches!(e.outcome, Outcome::Ok { .. }))
+        .map(|e| (e.done - e.sent) * 1000.0)
+        .collect();
+    if ms.is_empty() {
+        return [0.0; 3];
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    [at(0.5), at(0.99), at(1.0)]
 }
 
 fn rotation(row: &mut Row, samples: &[Sample]) {
@@ -205,14 +265,16 @@ fn rotation(row: &mut Row, samples: &[Sample]) {
 /// The table, one line per fault.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>13} {:>6} {:>7} {:>8} {:>24} {:>7}\n",
+        "{:<8} {:<7} {:>6} {:>6} {:>6} {:>13} {:>9} {:>6} {:>13} {:>7} {:>8} {:>24} {:>7}\n",
         "fault",
         "member",
         "ok",
         "deliv",
         "never",
         "session(aft)",
+        "lost/fail",
         "other",
+        "p99/max ms",
         "out s",
         "back s",
         "calls/s base>fault>rec",
@@ -229,14 +291,16 @@ pub fn table(rows: &[Row]) -> String {
             &r.rotation
         };
         out.push_str(&format!(
-            "{:<8} {:<7} {:>6} {:>6} {:>6} {:>13} {:>6} {:>7} {:>8} {:>24} {:>7}\n",
+            "{:<8} {:<7} {:>6} {:>6} {:>6} {:>13} {:>9} {:>6} {:>13} {:>7} {:>8} {:>24} {:>7}\n",
             r.timing.fault.name(),
             r.timing.member.as_deref().unwrap_or("-"),
             r.ok,
             n(Class::Delivered),
             n(Class::NeverDelivered),
             format!("{} ({})", n(Class::Session), r.session_after_inflight),
+            format!("{}/{}", r.sessions_lost_here, r.sessions_failing),
             n(Class::Other),
+            format!("{:.0}/{:.0}", r.fault_latency_ms[1], r.fault_latency_ms[2]),
             secs(r.out_after_s, "-"),
             secs(r.back_after_s, missing_back),
             format!(
