@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the example server's tools.
 //! - [`bench`](mod@bench): load generation and measurements for `hangar-bench`.
+//! - [`chaos`]: member faults and what clients see, for `hangar-chaos-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
 //! - [`conversation`]: a session client kept running between a test's steps.
@@ -22,6 +23,7 @@
 //! - [`everything`]: the MCP project's reference server, `server-everything`.
 
 pub mod bench;
+pub mod chaos;
 pub mod configs;
 pub mod control_plane;
 pub mod conversation;
