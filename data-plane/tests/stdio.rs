@@ -263,3 +263,33 @@ async fn a_stdio_group_starts_only_what_it_uses() {
     assert!(!marker.exists(), "the unused subprocess server was started");
     cp.stop().await;
 }
+
+/// What a member sends outside any request reaches a stdio client as it
+/// would over HTTP: `server-everything`'s simulated log messages, which it
+/// sends on the session's event stream every few seconds once asked to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_outside_requests_reach_a_stdio_client() {
+    let everything = hangar_tests::everything::Everything::start().await;
+    let cp = ControlPlane::start().await;
+    let yaml = format!(
+        "mcp_servers:\n  e:\n    mode: remote\n    endpoint: \"{}\"\n  g:\n    mode: group\n    members: [{{id: e}}]\n",
+        everything.url()
+    );
+    cp.apply(&yaml).await.expect("apply");
+    let command = format!(
+        "{BIN} --control-plane {} --node-id stdio-events --stdio --group g",
+        cp.url()
+    );
+    let mut args = vec!["toggle-simulated-logging", "--"];
+    args.extend(command.split(' '));
+    let (status, lines, stderr) = ts_sdk::run("stdio_notifications.mjs", &args).await;
+    assert!(status.success(), "{stderr}");
+    let notification = &lines[0]["notification"];
+    assert!(
+        notification["data"]
+            .as_str()
+            .is_some_and(|d| d.contains("message")),
+        "no log message reached the client: {lines:?}"
+    );
+    cp.stop().await;
+}

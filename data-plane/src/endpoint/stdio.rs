@@ -6,13 +6,25 @@
 //! keep it), and every message of the answer (progress, server requests,
 //! the response) is written to stdout as one line, as it arrives. Requests
 //! run concurrently, so a slow tool call does not hold up the next line;
-//! `initialize` is finished before the next line is read.
+//! `initialize` is finished before the next line is read. Once the client
+//! has sent `notifications/initialized`, the session's event stream is
+//! followed too (`listen`), so what the member sends outside requests
+//! reaches the client as it would over HTTP.
+//!
+//! # Layout
+//! - `session`: the session id and version kept, and the headers they give;
+//! - `split`: an answer body into JSON-RPC messages;
+//! - `listen`: the session's event stream.
+
+mod listen;
+mod session;
+mod split;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::Method;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -20,7 +32,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::groups::{self, ClientRequest, SESSION};
+use self::session::{Session, headers_for, remember_session, remember_version};
+use self::split::Events;
+use super::groups::{self, ClientRequest};
 use crate::route::table::Routes;
 use crate::server::guard::Peek;
 
@@ -28,13 +42,6 @@ use crate::server::guard::Peek;
 const OUT_BUFFER: usize = 64;
 /// How long the first message waits for the first snapshot.
 const FIRST_CONFIG_PATIENCE: Duration = Duration::from_secs(5);
-
-/// What the adapter remembers between lines: the session, as a client would.
-#[derive(Debug, Default)]
-struct Session {
-    id: Option<HeaderValue>,
-    protocol_version: Option<HeaderValue>,
-}
 
 /// Serves `group` over stdin/stdout until stdin closes or `shutdown`.
 pub(crate) async fn serve(
@@ -56,6 +63,9 @@ pub(crate) async fn serve(
     let session = Arc::new(Mutex::new(Session::default()));
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut tasks = tokio::task::JoinSet::new();
+    // The session's event stream, once the client is initialized.
+    let mut listening = false;
+    let stop_listening = shutdown.child_token();
     loop {
         let line = tokio::select! {
             line = lines.next_line() => line?,
@@ -72,12 +82,25 @@ pub(crate) async fn serve(
             line,
             out.clone(),
         );
+        let initialized = exchange.is_method("notifications/initialized");
         if exchange.is_initialize {
             exchange.run().await;
         } else {
             tasks.spawn(exchange.run());
         }
+        if initialized && !listening {
+            listening = true;
+            let follow = listen::follow(
+                routes.clone(),
+                group.clone(),
+                session.clone(),
+                out.clone(),
+                stop_listening.clone(),
+            );
+            tasks.spawn(follow);
+        }
     }
+    stop_listening.cancel();
     // Let answers in flight finish before stdout closes.
     while tasks.join_next().await.is_some() {}
     drop(out);
@@ -118,6 +141,13 @@ fn exchange(
 }
 
 impl Exchange {
+    /// Whether the line is a message with `method`.
+    fn is_method(&self, method: &str) -> bool {
+        self.message
+            .as_ref()
+            .is_ok_and(|m| m.get("method").and_then(Value::as_str) == Some(method))
+    }
+
     async fn run(self) {
         let message = match self.message {
             Ok(message) => message,
@@ -166,129 +196,5 @@ impl Exchange {
                 let _ = self.out.send(error.to_string()).await;
             }
         }
-    }
-}
-
-/// The headers an HTTP client would send with `message` in `session`.
-fn headers_for(message: &Value, session: &Session) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "accept",
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let modern_version = message
-        .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
-        .and_then(Value::as_str)
-        .and_then(|v| HeaderValue::from_str(v).ok());
-    if let Some(version) = modern_version {
-        // 2026-07-28: the mirror headers are derived from the body, so they match.
-        headers.insert("mcp-protocol-version", version);
-        let method = message.get("method").and_then(Value::as_str);
-        if let Some(method) = method.and_then(|m| HeaderValue::from_str(m).ok()) {
-            headers.insert("mcp-method", method);
-        }
-        let name = message
-            .pointer("/params/name")
-            .or_else(|| message.pointer("/params/uri"))
-            .and_then(Value::as_str)
-            .and_then(|n| HeaderValue::from_str(n).ok());
-        if let Some(name) = name {
-            headers.insert("mcp-name", name);
-        }
-        return headers;
-    }
-    if let Some(id) = &session.id {
-        headers.insert(SESSION, id.clone());
-    }
-    if let Some(version) = &session.protocol_version {
-        headers.insert("mcp-protocol-version", version.clone());
-    }
-    headers
-}
-
-fn remember_session(session: &Mutex<Session>, headers: &HeaderMap) {
-    session.lock().id = headers.get(SESSION).cloned();
-}
-
-fn remember_version(session: &Mutex<Session>, message: &Value) {
-    let version = message
-        .pointer("/result/protocolVersion")
-        .and_then(Value::as_str)
-        .and_then(|v| HeaderValue::from_str(v).ok());
-    if version.is_some() {
-        session.lock().protocol_version = version;
-    }
-}
-
-/// Splits an answer body into JSON-RPC messages: SSE events' data, or a
-/// plain JSON body once it is complete.
-#[derive(Debug)]
-struct Events {
-    buffer: String,
-    sse: bool,
-}
-
-impl Events {
-    fn new(sse: bool) -> Self {
-        Self {
-            buffer: String::new(),
-            sse,
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8]) -> Vec<Value> {
-        self.buffer.push_str(&String::from_utf8_lossy(chunk));
-        if !self.sse {
-            // A JSON body: complete when it parses.
-            return match serde_json::from_str::<Value>(self.buffer.trim()) {
-                Ok(message) => {
-                    self.buffer.clear();
-                    vec![message]
-                }
-                Err(_) => Vec::new(),
-            };
-        }
-        let mut messages = Vec::new();
-        let normalized = self.buffer.replace("\r\n", "\n");
-        let mut rest = normalized.as_str();
-        while let Some(end) = rest.find("\n\n") {
-            let (event, tail) = rest.split_at(end + 2);
-            rest = tail;
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            if let Ok(message) = serde_json::from_str::<Value>(&data.join("\n")) {
-                messages.push(message);
-            }
-        }
-        self.buffer = rest.to_owned();
-        messages
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Events split across chunks come out whole, in order; priming events
-    /// and comments are dropped; a JSON body comes out once complete.
-    #[test]
-    fn events_across_chunks() {
-        let mut events = Events::new(true);
-        assert!(
-            events
-                .push(b"id: 0\ndata:\n\nevent: message\ndata: {\"a\"")
-                .is_empty()
-        );
-        assert_eq!(
-            events.push(b":1}\n\n: ping\n\ndata: {\"b\":2}\r\n\r\n"),
-            [json!({"a": 1}), json!({"b": 2})]
-        );
-        let mut json_body = Events::new(false);
-        assert!(json_body.push(b"{\"jsonrpc\":").is_empty());
-        assert_eq!(json_body.push(b"\"2.0\"}"), [json!({"jsonrpc": "2.0"})]);
     }
 }

@@ -4,7 +4,7 @@
 //! The probe loop also watches for a hung member: one with calls
 //! outstanding that has sent nothing (not a byte) for its `stall_timeout`,
 //! or whose call just went silent (read timeout, deadline). It probes such
-//! a member at once, with half the stall timeout as the probe's deadline: an
+//! a member at once, with 3/8 of the stall timeout as the probe's deadline: an
 //! answer means busy (a long call), and nothing changes; no answer means
 //! hung, and the member leaves rotation at once instead of after
 //! `max_consecutive_failures` read timeouts. A silent call on its own never
@@ -35,6 +35,14 @@ const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(10);
 /// Shortest period of the stall watch.
 const STALL_TICK_FLOOR: Duration = Duration::from_millis(50);
+
+/// The deadline of a probe that checks a silent member: long enough for a
+/// busy member to answer a ping, short enough that a hung one is out within
+/// one and a half stall timeouts (the watch ticks every eighth of it), 3 s
+/// with the default 2 s.
+fn check_deadline(stall: Duration) -> Duration {
+    stall * 3 / 8
+}
 
 /// Why the probe loop probes now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,7 +412,7 @@ impl Member {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stall_period = self
             .stall_timeout
-            .map_or(Duration::MAX, |s| (s / 4).max(STALL_TICK_FLOOR));
+            .map_or(Duration::MAX, |s| (s / 8).max(STALL_TICK_FLOOR));
         let mut stall_ticks = tokio::time::interval(stall_period);
         stall_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -432,8 +440,8 @@ impl Member {
             // probe would hold the stall watch off.
             let busy = self.in_flight.load(Ordering::Relaxed) > 0;
             let timeout = match (check, self.stall_timeout) {
-                (Check::Stall, Some(stall)) => (stall / 2).min(regular_timeout),
-                (Check::Regular, Some(stall)) if busy => (stall / 2).min(regular_timeout),
+                (Check::Stall, Some(stall)) => check_deadline(stall).min(regular_timeout),
+                (Check::Regular, Some(stall)) if busy => check_deadline(stall).min(regular_timeout),
                 _ => regular_timeout,
             };
             let result = tokio::select! {
