@@ -23,3 +23,4 @@ pub(crate) mod outlier;
 pub(crate) mod retry;
 pub(crate) mod sessions;
 pub(crate) mod table;
+pub(crate) mod vitals;

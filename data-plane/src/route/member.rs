@@ -28,6 +28,8 @@ use crate::metrics::{self, CallFamilies, CallMetrics};
 use crate::route::breaker::CircuitBreaker;
 use crate::route::limit::{ConcurrencyLimit, Slot};
 use crate::route::outlier::Outliers;
+pub(crate) use crate::route::vitals::Stamp;
+use crate::route::vitals::Vitals;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
@@ -76,8 +78,11 @@ pub struct Member {
     upstream: Upstream,
     probe_interval: Duration,
     health: Mutex<Health>,
-    /// Mirror of `health.is_healthy()`, read lock-free on every call.
-    healthy: AtomicBool,
+    /// What others read of it lock-free (in rotation, returns, probes).
+    vitals: Arc<Vitals>,
+    /// When the member answered a 2026-07-28 `server/discover` as a
+    /// legacy-only server does; such requests skip it for a while.
+    legacy_only_at: AtomicU64,
     in_flight: AtomicU32,
     /// `max_concurrency`, if the config caps this member.
     limit: Option<ConcurrencyLimit>,
@@ -93,17 +98,6 @@ pub struct Member {
     /// `last_error` without addresses, for MCP clients (`hangar_status`).
     last_error_for_clients: Mutex<String>,
     rotation_changes: AtomicU64,
-    /// The base of the member's [`Stamp`]s.
-    born: tokio::time::Instant,
-    /// When the member last came back into rotation, for slow start.
-    restored_at: AtomicU64,
-    /// When the member answered a 2026-07-28 request as a legacy-only
-    /// server does; such requests skip it for a while.
-    legacy_only_at: AtomicU64,
-    /// Probes that failed, ever: an outlier ejection ends early once the
-    /// member has failed a probe and come back (it went down, and what
-    /// answers now is a new process).
-    probe_failures: AtomicU64,
     /// When a probe last succeeded: a group's open circuit closes on
     /// members that answered one since it opened, and the stall watch
     /// counts it as a sign of life.
@@ -153,11 +147,11 @@ impl Member {
             Health::out_of_rotation(max_consecutive_failures)
         };
         Self {
+            vitals: Arc::new(Vitals::new(id.clone(), in_rotation)),
             id,
             upstream,
             probe_interval,
             health: Mutex::new(health),
-            healthy: AtomicBool::new(in_rotation),
             latency: Mutex::new(new_histogram()),
             ewma: Mutex::new(Ewmas::default()),
             in_flight: AtomicU32::new(0),
@@ -168,9 +162,6 @@ impl Member {
             last_error: Mutex::new(String::new()),
             last_error_for_clients: Mutex::new(String::new()),
             rotation_changes: AtomicU64::new(0),
-            born: tokio::time::Instant::now(),
-            restored_at: AtomicU64::new(Stamp::NEVER.0),
-            probe_failures: AtomicU64::new(0),
             legacy_only_at: AtomicU64::new(Stamp::NEVER.0),
             last_probe_success: Mutex::new(None),
             stall_timeout: None,
@@ -212,7 +203,7 @@ impl Member {
 
     /// Whether the member is in rotation.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.vitals.is_healthy()
     }
 
     /// Calls in flight to this member, counting those waiting for a slot
@@ -242,19 +233,14 @@ impl Member {
         self.stop.cancel();
     }
 
-    /// `at` as a [`Stamp`] of this member.
-    pub(crate) fn stamp(&self, at: tokio::time::Instant) -> Stamp {
-        let nanos = at.saturating_duration_since(self.born).as_nanos();
-        Stamp(
-            u64::try_from(nanos)
-                .unwrap_or(u64::MAX - 1)
-                .saturating_add(1),
-        )
+    /// What others read of the member lock-free.
+    pub(crate) fn vitals(&self) -> &Arc<Vitals> {
+        &self.vitals
     }
 
-    /// When the member last came back into rotation, if it ever did.
-    pub(crate) fn restored_at(&self) -> Stamp {
-        Stamp(self.restored_at.load(Ordering::Relaxed))
+    /// `at` as a [`Stamp`] of this member.
+    pub(crate) fn stamp(&self, at: tokio::time::Instant) -> Stamp {
+        self.vitals.stamp(at)
     }
 
     /// Its latency for a call of `tool` (or any request without one), in
@@ -307,11 +293,6 @@ impl Member {
     pub(crate) fn is_legacy_only(&self) -> bool {
         let at = Stamp(self.legacy_only_at.load(Ordering::Relaxed));
         at.is_set() && self.stamp(tokio::time::Instant::now()).since(at) < LEGACY_RECHECK
-    }
-
-    /// Failed probes since the member was built.
-    pub(crate) fn probe_failures(&self) -> u64 {
-        self.probe_failures.load(Ordering::Relaxed)
     }
 
     /// Whether the member is in rotation and answered a probe at `since`
@@ -491,11 +472,11 @@ impl Member {
                 // for one entering rotation for the first time.
                 if transition == Some(Transition::Restored) && answered_before {
                     let at = self.stamp(now);
-                    self.restored_at.store(at.0, Ordering::Relaxed);
+                    self.vitals.note_restored(at);
                 }
             }
             (Err(err), Check::Stall) => {
-                self.probe_failures.fetch_add(1, Ordering::Relaxed);
+                self.vitals.note_probe_failure();
                 let hung = UpstreamError::Hung {
                     stall: self.stall_timeout.unwrap_or_default(),
                     probe: Box::new(err),
@@ -506,7 +487,7 @@ impl Member {
             (Err(err), Check::Regular) if self.is_stalled() => {
                 // Silent with calls outstanding and no answer to the probe
                 // either: as hung as a stall check would have found it.
-                self.probe_failures.fetch_add(1, Ordering::Relaxed);
+                self.vitals.note_probe_failure();
                 let hung = UpstreamError::Hung {
                     stall: self.stall_timeout.unwrap_or_default(),
                     probe: Box::new(err),
@@ -515,7 +496,7 @@ impl Member {
                 self.restart_if_failing();
             }
             (Err(err), Check::Regular) => {
-                self.probe_failures.fetch_add(1, Ordering::Relaxed);
+                self.vitals.note_probe_failure();
                 tracing::debug!(error = %err, "probe failed");
                 self.observe(Outcome::Failure, Some(&err));
                 self.restart_if_failing();
@@ -554,7 +535,7 @@ impl Member {
         }
         let mut health = self.health.lock();
         let transition = health.observe(outcome);
-        self.healthy.store(health.is_healthy(), Ordering::Relaxed);
+        self.vitals.set_healthy(health.is_healthy());
         let failures = health.consecutive_failures();
         drop(health);
         match transition {
@@ -629,33 +610,6 @@ struct Ewmas {
     any: Option<PeakEwma>,
     /// Per tool: a server's tools may differ by orders of magnitude.
     by_tool: std::collections::HashMap<Box<str>, PeakEwma>,
-}
-
-/// A point in time of one member, in nanoseconds since the member was
-/// built plus one, so it fits an atomic; 0 is [`Stamp::NEVER`]. Stamps of
-/// different members do not compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Stamp(pub(crate) u64);
-
-impl Stamp {
-    /// No time: the event never happened.
-    pub(crate) const NEVER: Stamp = Stamp(0);
-
-    /// Whether the event happened.
-    pub(crate) fn is_set(self) -> bool {
-        self != Self::NEVER
-    }
-
-    /// The time from `earlier` to this stamp (zero if it is later).
-    pub(crate) fn since(self, earlier: Stamp) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-
-    /// This stamp moved `by` later.
-    pub(crate) fn after(self, by: Duration) -> Stamp {
-        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        Stamp(self.0.saturating_add(by))
-    }
 }
 
 /// A latency histogram from 1 µs to 1 hour with 2 significant digits (1 %

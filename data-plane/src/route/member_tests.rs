@@ -79,12 +79,18 @@ async fn only_a_return_is_stamped_for_slow_start() {
     let m = member(1);
     probe_with(&m, &[true, false, true]);
     at(0, start).await;
-    assert!(!m.restored_at().is_set(), "in rotation from the start");
+    assert!(
+        !m.vitals().restored_at().is_set(),
+        "in rotation from the start"
+    );
     at(10, start).await;
     assert!(!m.is_healthy());
     at(20, start).await;
     assert!(m.is_healthy());
-    assert_eq!(m.restored_at(), m.stamp(start + Duration::from_secs(20)));
+    assert_eq!(
+        m.vitals().restored_at(),
+        m.stamp(start + Duration::from_secs(20))
+    );
     m.stop();
 
     let late = Arc::new(Member::new(
@@ -100,7 +106,10 @@ async fn only_a_return_is_stamped_for_slow_start() {
     probe_with(&late, &[true]);
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert!(late.is_healthy(), "its first probe brings it in");
-    assert!(!late.restored_at().is_set(), "a first entry is no return");
+    assert!(
+        !late.vitals().restored_at().is_set(),
+        "a first entry is no return"
+    );
     late.stop();
 }
 

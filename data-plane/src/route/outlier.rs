@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::route::member::{Member, Stamp};
+use crate::route::vitals::{Stamp, Vitals};
 
 /// The share a returning member starts from, in percent (Envoy's
 /// `min_weight_percent` default).
@@ -130,7 +130,7 @@ pub(crate) struct Outliers {
     group: String,
     policy: OutlierPolicy,
     /// By the member's index in the group.
-    members: Vec<(Arc<Member>, Arc<Ejection>)>,
+    members: Vec<(Arc<Vitals>, Arc<Ejection>)>,
     /// Held while deciding an ejection, so the cap on the ejected share holds.
     ejecting: Mutex<()>,
     /// Wakes the control-plane reporter when a member leaves or returns.
@@ -144,11 +144,11 @@ impl Outliers {
     pub(crate) fn new(
         group: &str,
         policy: OutlierPolicy,
-        members: &[Arc<Member>],
+        members: &[Arc<Vitals>],
         old: Option<&Outliers>,
         changed: Arc<Notify>,
     ) -> Self {
-        let kept = |member: &Arc<Member>| {
+        let kept = |member: &Arc<Vitals>| {
             old.and_then(|o| o.members.iter().find(|(m, _)| Arc::ptr_eq(m, member)))
                 .map(|(_, state)| state.clone())
         };
@@ -207,7 +207,7 @@ impl Outliers {
     }
 
     /// The share of a member that came back within `slow_start`.
-    fn ramp_percent(&self, member: &Member, state: &Ejection, now: &mut LazyNow) -> u8 {
+    fn ramp_percent(&self, member: &Vitals, state: &Ejection, now: &mut LazyNow) -> u8 {
         let window = self.policy.slow_start;
         let back = Stamp(state.returned_at.load(Ordering::Relaxed)).max(member.restored_at());
         if window.is_zero() || !back.is_set() {

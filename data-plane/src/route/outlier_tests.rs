@@ -7,6 +7,7 @@ use tokio::time::{Instant, advance};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::route::member::Member;
 use crate::upstream::{Upstream, UpstreamError};
 
 const BASE: Duration = Duration::from_secs(10);
@@ -38,8 +39,18 @@ fn members(n: usize) -> Vec<Arc<Member>> {
         .collect()
 }
 
+fn vitals(members: &[Arc<Member>]) -> Vec<Arc<Vitals>> {
+    members.iter().map(|m| m.vitals().clone()).collect()
+}
+
 fn outliers(members: &[Arc<Member>]) -> Outliers {
-    Outliers::new("g", policy(), members, None, Arc::new(Notify::new()))
+    Outliers::new(
+        "g",
+        policy(),
+        &vitals(members),
+        None,
+        Arc::new(Notify::new()),
+    )
 }
 
 fn fail(o: &Outliers, index: usize, times: u32) {
@@ -168,9 +179,21 @@ async fn an_apply_keeps_the_ejection() {
     let m = members(3);
     let old = outliers(&m);
     fail(&old, 2, 3);
-    let new = Outliers::new("g", policy(), &m[1..], Some(&old), Arc::new(Notify::new()));
+    let new = Outliers::new(
+        "g",
+        policy(),
+        &vitals(&m[1..]),
+        Some(&old),
+        Arc::new(Notify::new()),
+    );
     assert_eq!(new.ejected(), ["m2"]);
     let rebuilt = members(1);
-    let fresh = Outliers::new("g", policy(), &rebuilt, Some(&old), Arc::new(Notify::new()));
+    let fresh = Outliers::new(
+        "g",
+        policy(),
+        &vitals(&rebuilt),
+        Some(&old),
+        Arc::new(Notify::new()),
+    );
     assert!(fresh.ejected().is_empty(), "a new member starts clean");
 }

@@ -418,7 +418,8 @@ impl Routes {
                     })
                     .collect();
                 let outliers = OutlierPolicy::of(group.outlier_detection.as_ref()).map(|policy| {
-                    let shared: Vec<_> = members.iter().map(|m| m.member.clone()).collect();
+                    let shared: Vec<_> =
+                        members.iter().map(|m| m.member.vitals().clone()).collect();
                     let old = old
                         .groups
                         .get(&group.id)
