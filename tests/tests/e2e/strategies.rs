@@ -73,9 +73,10 @@ async fn weighted_round_robin_is_exact_and_smooth() {
         .await
         .sequence(RECIPE_GROUP, "add", json!({"a": 1, "b": 1}), 10)
         .await;
+    // Each process starts at a random point of the cycle, then follows it.
     let cycle = ["my-mcp", "my-mcp-backup", "my-mcp", "my-mcp-3", "my-mcp"];
-    assert_eq!(sequence[..5], cycle);
-    assert_eq!(sequence[5..], cycle);
+    let follows = (0..5).any(|k| (0..10).all(|i| sequence[i] == cycle[(k + i) % 5]));
+    assert!(follows, "not nginx's smooth order: {sequence:?}");
     stack.stop().await;
 }
 
