@@ -59,7 +59,7 @@ pub enum Answer {
     Transport {
         /// The data plane refused the connection (or could not be reached).
         connect: bool,
-        /// [`CALL_TIMEOUT`] passed.
+        /// The client gave up waiting (60 s).
         timeout: bool,
         /// The error, for the report's samples.
         detail: String,
