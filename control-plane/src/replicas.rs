@@ -154,6 +154,10 @@ struct SharedPlane {
     /// of older replicas).
     #[serde(default)]
     ejected: BTreeMap<String, Vec<String>>,
+    /// Where each group's members disagree on tools (absent in records of
+    /// older replicas).
+    #[serde(default)]
+    tool_warnings: BTreeMap<String, Vec<String>>,
 }
 
 /// [`MemberHealth`] as written to etcd.
@@ -226,6 +230,12 @@ impl SharedPlane {
                 .filter(|g| !g.ejected.is_empty())
                 .map(|g| (g.group_id.clone(), g.ejected.clone()))
                 .collect(),
+            tool_warnings: plane
+                .groups
+                .values()
+                .filter(|g| !g.tool_warnings.is_empty())
+                .map(|g| (g.group_id.clone(), g.tool_warnings.clone()))
+                .collect(),
         }
     }
 
@@ -270,6 +280,9 @@ impl SharedPlane {
         }
         for (id, members) in self.ejected {
             group(&mut groups, id).ejected = members;
+        }
+        for (id, warnings) in self.tool_warnings {
+            group(&mut groups, id).tool_warnings = warnings;
         }
         DataPlane {
             node_id: self.node_id,

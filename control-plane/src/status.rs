@@ -180,6 +180,17 @@ fn group_status(
                 .map(|m| format!("{m}@{}", p.node_id))
         })
         .collect();
+    // Data planes see the same members, so mostly the same words.
+    let mut tool_warnings: Vec<String> = Vec::new();
+    for warning in planes
+        .iter()
+        .filter_map(|p| p.groups.get(id))
+        .flat_map(|g| &g.tool_warnings)
+    {
+        if !tool_warnings.contains(warning) {
+            tool_warnings.push(warning.clone());
+        }
+    }
     let degraded_on: Vec<String> = planes
         .iter()
         .filter(|p| {
@@ -210,6 +221,7 @@ fn group_status(
         circuit_open_on,
         degraded_on,
         ejected,
+        tool_warnings,
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 //! - [`sessions`]: client sessions this data plane moved to another member.
+//! - [`tools`]: which members list which tools; a group's tool list.
 
 pub(crate) mod breaker;
 pub(crate) mod compile;
@@ -23,4 +24,5 @@ pub(crate) mod outlier;
 pub(crate) mod retry;
 pub(crate) mod sessions;
 pub(crate) mod table;
+pub(crate) mod tools;
 pub(crate) mod vitals;

@@ -31,6 +31,7 @@ pub use self::error::UpstreamError;
 pub use self::http::HttpUpstream;
 pub use self::pass::PassedBody;
 use self::stdio::{ProcessSpec, StdioUpstream};
+pub use self::tools::ToolList;
 use self::tools::ToolServer;
 
 /// MCP client of one member.
@@ -149,6 +150,26 @@ impl Upstream {
             Self::Http(http) => http.retry_safe(tool),
             Self::Stdio(stdio) => stdio.retry_safe(tool),
             Self::Unusable(_) => false,
+        }
+    }
+
+    /// The tools the member listed last, if it has been listed since its
+    /// session began.
+    pub fn tools(&self) -> Option<Arc<ToolList>> {
+        match self {
+            Self::Http(http) => http.tool_names().current(),
+            Self::Stdio(stdio) => stdio.tool_names().current(),
+            Self::Unusable(_) => None,
+        }
+    }
+
+    /// Lists the member's tools when it has no list yet or the list is
+    /// old (see `tools`), for routing calls by tool.
+    pub async fn keep_tools_listed(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        match self {
+            Self::Http(http) => http.tool_names().keep_listed(&**http, timeout).await,
+            Self::Stdio(stdio) => stdio.tool_names().keep_listed(&**stdio, timeout).await,
+            Self::Unusable(reason) => Err(UpstreamError::Unusable(reason.clone())),
         }
     }
 

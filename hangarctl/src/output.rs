@@ -83,6 +83,19 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
     let mut out = format!("config version {}\n\n", status.version);
     out.push_str(&columns(&rows));
     out.push('\n');
+    let warnings: Vec<String> = status
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.tool_warnings
+                .iter()
+                .map(move |w| format!("warning: group {}: {w}\n", g.id))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        out.push_str(&warnings.concat());
+        out.push('\n');
+    }
     out.push_str(&dataplanes_table(status));
     out
 }
@@ -177,6 +190,7 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
             "healthy_members": g.healthy_members, "total_members": g.total_members,
             "min_healthy": g.min_healthy, "circuit_open_on": g.circuit_open_on,
             "degraded_on": g.degraded_on, "ejected": g.ejected,
+            "tool_warnings": g.tool_warnings,
         })).collect::<Vec<_>>(),
         "data_planes": dataplanes_json(status)["data_planes"],
     })

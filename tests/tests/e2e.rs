@@ -14,6 +14,7 @@ mod e2e {
     mod malformed;
     mod members;
     mod metrics;
+    mod mixed_tools;
     mod outliers;
     mod persistence;
     mod recovery;

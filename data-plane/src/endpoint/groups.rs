@@ -21,6 +21,7 @@ mod forward;
 mod local;
 mod recovery;
 pub(crate) mod session;
+mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +104,19 @@ fn unknown_group(routes: &Routes, table: &RoutingTable, group: &str) -> String {
 async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> Response {
     let modern = is_modern(&request);
     let session = request.headers.get(SESSION).map(|v| v.as_bytes().to_vec());
+    let well_formed = if modern {
+        check_modern_headers(&request).is_ok()
+    } else {
+        session
+            .as_deref()
+            .is_none_or(|s| session::decode(s).is_some())
+    };
+    if request.method == Method::POST
+        && well_formed
+        && let Some(answer) = tools::answer_here(group, &request, modern)
+    {
+        return answer;
+    }
     match (&request.method, modern, session) {
         (&Method::POST, true, _) => match check_modern_headers(&request) {
             Ok(()) => balanced(group, &request, Members::Modern).await,
@@ -177,6 +191,11 @@ async fn sticky(
     let holder = (0..group.members.len())
         .find(|&i| group.members[i].member.id() == holder && group.in_rotation(i, &mut now));
     if let Some(index) = holder {
+        if let Some(tool) = tools::called_tool(request)
+            && !group.may_serve(index, Some(tool))
+        {
+            return tools::call_elsewhere(group, request, tool).await;
+        }
         let holder = &group.members[index];
         let ledger = group.ledger(index);
         match deliver(
@@ -318,9 +337,7 @@ enum Members {
 /// A request balanced over the group with its strategy, through the
 /// failover loop ([`failover::run`]).
 async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
-    let tool = forward::is_call(request)
-        .then_some(request.peek.name.as_deref())
-        .flatten();
+    let tool = tools::called_tool(request);
     // A client's era probe takes no turn, so the `initialize` it is
     // followed by (if the members speak only the legacy protocol) lands
     // where it did, and sessions spread evenly.
@@ -376,6 +393,13 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
             response
         }
         Ok((response, _)) => response,
+        Err(Failover::NoAvailableMember(refusal)) => {
+            let refusal = match tool {
+                Some(tool) if group.lacked_by_some(tool) => refusal.for_tool(tool),
+                _ => refusal,
+            };
+            failover_refusal(request, group, Failover::NoAvailableMember(refusal))
+        }
         Err(failed) => failover_refusal(request, group, failed),
     }
 }

@@ -30,6 +30,14 @@ pub(crate) enum CallError {
         /// False before the first snapshot arrived.
         configured: bool,
     },
+    /// Every member of the group listed its tools, and none lists this one.
+    #[error("Tool '{tool}' not found in group '{group}': no member lists it")]
+    ToolNotInGroup {
+        /// The group.
+        group: String,
+        /// The tool the caller named.
+        tool: String,
+    },
     /// The group has fewer members in rotation than `min_healthy`.
     #[error(transparent)]
     NoAvailableMember(NoAvailableMember),
@@ -63,6 +71,7 @@ impl CallError {
     pub(crate) fn error_type(&self) -> &'static str {
         match self {
             Self::UnknownServer { .. } => "ServerNotFoundError",
+            Self::ToolNotInGroup { .. } => "ToolNotFoundError",
             Self::NoAvailableMember(_) => "NoAvailableMemberError",
             Self::CircuitOpen(_) => "CircuitBreakerOpen",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
@@ -150,6 +159,12 @@ async fn call_group(
     retries: &mut Vec<Retried>,
 ) -> Result<Served, CallError> {
     {
+        if group.listed_nowhere(tool) {
+            return Err(CallError::ToolNotInGroup {
+                group: group.id.clone(),
+                tool: tool.to_owned(),
+            });
+        }
         let started = tokio::time::Instant::now();
         let _slot = group
             .admit(timeout)
@@ -182,6 +197,9 @@ async fn call_group(
                 result,
                 served_by: group.members[index].member.id().to_owned(),
             }),
+            Err(Failover::NoAvailableMember(refusal)) if group.lacked_by_some(tool) => {
+                Err(CallError::NoAvailableMember(refusal.for_tool(tool)))
+            }
             Err(Failover::NoAvailableMember(refusal)) => Err(CallError::NoAvailableMember(refusal)),
             Err(Failover::CircuitOpen(open)) => Err(CallError::CircuitOpen(open)),
             Err(Failover::Member { index, error }) => Err(CallError::Upstream {

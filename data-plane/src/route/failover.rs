@@ -97,7 +97,9 @@ pub(crate) struct Retry<'a> {
 /// `min_healthy`, or none.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "No available member in group '{group}': {healthy} of {total} members healthy, min_healthy is {min_healthy}"
+    "No available member in group '{group}'{}: {healthy} of {total} members {}, min_healthy is {min_healthy}",
+    .tool.as_ref().map_or_else(String::new, |t| format!(" for tool '{t}'")),
+    if .tool.is_some() { "healthy and listing it" } else { "healthy" }
 )]
 pub(crate) struct NoAvailableMember {
     /// The group.
@@ -108,6 +110,16 @@ pub(crate) struct NoAvailableMember {
     pub total: usize,
     /// The group's threshold.
     pub min_healthy: u32,
+    /// The tool of the call, when only members listing it could serve it.
+    pub tool: Option<String>,
+}
+
+impl NoAvailableMember {
+    /// The refusal of a call of `tool`, which only members listing it serve.
+    pub(crate) fn for_tool(mut self, tool: &str) -> Self {
+        self.tool = Some(tool.to_owned());
+        self
+    }
 }
 
 /// Why [`run`] produced no answer.
@@ -151,6 +163,7 @@ where
             healthy: order.len(),
             total: pool.size(),
             min_healthy: pool.min_healthy(),
+            tool: None,
         }));
     }
     let mut unreached = None;

@@ -122,9 +122,10 @@ impl GroupRoute {
         }
     }
 
-    /// The members in rotation in the order to try them for a request of
-    /// `tool` (or none): [`Pool::order`], with each member's latency for
-    /// that tool for `least_latency`.
+    /// The members in rotation that may serve a request of `tool` (or
+    /// none), in the order to try them: [`Pool::order`] without members
+    /// whose tool list lacks the tool, with each member's latency for that
+    /// tool for `least_latency`.
     pub(crate) fn order_for(&self, tool: Option<&str>) -> Vec<usize> {
         self.balancer.order(&self.candidates(tool))
     }
@@ -145,7 +146,7 @@ impl GroupRoute {
             .map(|(i, m)| {
                 let standing = self.standing(i, &mut now);
                 Candidate {
-                    eligible: standing.is_some(),
+                    eligible: standing.is_some() && self.may_serve(i, tool),
                     weight: m.weight,
                     priority: m.priority,
                     in_flight: m.member.in_flight(),

@@ -24,6 +24,13 @@ pub(crate) const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 /// 2026-07-28: the server does not speak the requested protocol version.
 pub(crate) const UNSUPPORTED_VERSION: i64 = -32022;
 
+/// A whole JSON-RPC message (a result or an error) as a 200
+/// `application/json` answer.
+pub(crate) fn json_message(message: &Value) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "application/json")];
+    (StatusCode::OK, content_type, message.to_string()).into_response()
+}
+
 /// An HTTP answer carrying a JSON-RPC error for the request `id`.
 pub(crate) fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
     let body = json!({

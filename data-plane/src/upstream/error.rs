@@ -94,13 +94,18 @@ pub enum UpstreamError {
 impl UpstreamError {
     /// True only when the request never left this data plane, because no
     /// connection could be made, the member's process is not running, its
-    /// settings are unusable here or it had no free slot, so another member
-    /// may take it. A request that may have reached the
-    /// member is never resent: `tools/call` is not idempotent.
+    /// settings are unusable here, it had no free slot or it does not list
+    /// the tool called, so another member may take it. A request that may
+    /// have reached the member is never resent: `tools/call` is not
+    /// idempotent.
     pub fn may_try_another_member(&self) -> bool {
         matches!(
             self,
-            Self::Connect(_) | Self::Unusable(_) | Self::Saturated(_) | Self::Unavailable(_)
+            Self::Connect(_)
+                | Self::Unusable(_)
+                | Self::Saturated(_)
+                | Self::Unavailable(_)
+                | Self::ToolNotFound(_)
         )
     }
 

@@ -51,8 +51,6 @@ const NOTIFICATION_BUFFER: usize = 256;
 #[derive(Debug)]
 pub struct StdioUpstream {
     shared: Arc<Shared>,
-    /// The tools the server lists.
-    tools: ToolNames,
     /// Stops the supervisor if every handle is dropped without a stop.
     _stop_on_drop: DropGuard,
 }
@@ -83,6 +81,7 @@ impl StdioUpstream {
             read_timeout,
             restart: tokio::sync::Notify::new(),
             restart_reason: Mutex::new(String::new()),
+            tools: ToolNames::default(),
         });
         let stop = stop.child_token();
         // A root span: the process outlives whatever task applied the
@@ -94,7 +93,6 @@ impl StdioUpstream {
         );
         Arc::new(Self {
             shared,
-            tools: ToolNames::default(),
             _stop_on_drop: stop.drop_guard(),
         })
     }
@@ -116,7 +114,7 @@ impl StdioUpstream {
 
     /// Whether the server marks `tool` read-only or idempotent.
     pub fn retry_safe(&self, tool: &str) -> bool {
-        self.tools.retry_safe(tool)
+        self.shared.tools.retry_safe(tool)
     }
 
     /// Health: the process is running, initialized, and answers `ping`
@@ -185,6 +183,6 @@ impl ToolServer for StdioUpstream {
     }
 
     fn tool_names(&self) -> &ToolNames {
-        &self.tools
+        &self.shared.tools
     }
 }

@@ -19,13 +19,14 @@ use serde_json::{Value, json};
 use super::forward::{ClientRequest, QUEUE_PATIENCE, SESSION};
 use super::session::{self, LEGACY_VERSIONS};
 use crate::route::member::{Ledger, Member};
+use crate::server::jsonrpc::json_message;
 use crate::upstream::UpstreamError;
 use crate::upstream::stdio::StdioUpstream;
 
 /// The longest a relayed request may take: the transparent endpoint has no
 /// per-call deadline, and a process that never answers must not hold the
 /// client (or the member's slot) forever.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(300);
+pub(super) const REQUEST_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Answers `request` of a client session on the copy `member` (whose
 /// process is `stdio`).
@@ -64,8 +65,8 @@ pub(super) async fn answer(
     match stdio.request(method, params, REQUEST_DEADLINE).await {
         Ok(result) => {
             call.answered();
-            Ok(json_body(
-                json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Ok(json_message(
+                &json!({"jsonrpc": "2.0", "id": id, "result": result}),
             ))
         }
         Err(UpstreamError::JsonRpc {
@@ -78,8 +79,8 @@ pub(super) async fn answer(
             if let Some(data) = data {
                 error["data"] = data;
             }
-            Ok(json_body(
-                json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            Ok(json_message(
+                &json!({"jsonrpc": "2.0", "id": id, "error": error}),
             ))
         }
         Err(err) => {
@@ -114,14 +115,9 @@ fn initialize(
         uuid::Uuid::new_v4().simple().to_string().as_bytes(),
         session::init_params(&request.body).as_ref(),
     );
-    let mut response = json_body(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+    let mut response = json_message(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
     if let Ok(value) = HeaderValue::from_str(&session_id) {
         response.headers_mut().insert(SESSION, value);
     }
     Ok(response)
-}
-
-fn json_body(body: Value) -> Response {
-    let content_type = [(header::CONTENT_TYPE, "application/json")];
-    (StatusCode::OK, content_type, body.to_string()).into_response()
 }

@@ -46,7 +46,16 @@ impl Member {
             member
                 .run_probes(move |timeout| {
                     let probed = probed.clone();
-                    async move { probed.upstream.probe(timeout).await }
+                    async move {
+                        probed.upstream.probe(timeout).await?;
+                        // Groups route calls only to members that list the
+                        // tool; a member that answers but cannot list its
+                        // tools is still up.
+                        if let Err(err) = probed.upstream.keep_tools_listed(timeout).await {
+                            tracing::debug!(error = %err, "could not list the member's tools");
+                        }
+                        Ok(())
+                    }
                 })
                 .await;
         };

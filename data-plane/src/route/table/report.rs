@@ -1,6 +1,7 @@
 //! What a data plane reports up the control stream: every server's health
 //! as seen here (a server with replicas summed over its copies) and every
-//! group's circuit and outlier ejections.
+//! group's circuit, outlier ejections and where its members' tool lists
+//! disagree.
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ impl Routes {
                     consecutive_failures: breaker.consecutive_failures,
                     circuit_opened: breaker.opened,
                     ejected: group.ejected(),
+                    tool_warnings: group.tool_warnings(),
                 }
             })
             .collect();

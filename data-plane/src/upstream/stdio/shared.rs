@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
 use crate::upstream::activity::Activity;
+use crate::upstream::tools::ToolNames;
 
 /// State shared by the handles and the supervisor task.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub(super) struct Shared {
     pub(super) restart: tokio::sync::Notify,
     /// Why the restart was asked for.
     pub(super) restart_reason: Mutex<String>,
+    /// The tools the process lists; forgotten when a new process is up.
+    pub(super) tools: ToolNames,
 }
 
 // === impl Shared ===

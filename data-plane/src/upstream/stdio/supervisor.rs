@@ -163,6 +163,8 @@ async fn drive(
             return end(child, group, session, other).await;
         }
     }
+    // A new process may list other tools than the last one did.
+    shared.tools.forget();
     shared.session.store(Some(session.clone()));
     tracing::info!(pid = child.id(), "member process ready");
     let event = tokio::select! {

@@ -1,0 +1,136 @@
+//! A group whose members list different tools still looks like one server
+//! (see `route::tools` for the rules):
+//!
+//! - `tools/list` is answered here with the union of the members' tools
+//!   when their names differ; when they agree it goes to a member as any
+//!   request does;
+//! - a `tools/call` of a tool no member lists is refused here (-32602, as an
+//!   MCP server refuses an unknown tool);
+//! - a `tools/call` in a session whose member does not list the tool goes to
+//!   a member that does, through this data plane's own session with it.
+//!   That call carries the client's arguments but not its session:
+//!   progress and other messages of the call do not reach the client.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::forward::ClientRequest;
+use super::local::REQUEST_DEADLINE;
+use crate::route::failover::{self, Failover};
+use crate::route::table::GroupRoute;
+use crate::server::jsonrpc::{INVALID_PARAMS, json_message, jsonrpc_error};
+use crate::upstream::UpstreamError;
+
+/// The tool a `tools/call` names, if `request` is one.
+pub(super) fn called_tool(request: &ClientRequest) -> Option<&str> {
+    (request.peek.method.as_deref() == Some("tools/call"))
+        .then_some(request.peek.name.as_deref())
+        .flatten()
+}
+
+/// The answer to `request` when the group gives it rather than a member: the
+/// union of the members' tools, or the refusal of a tool none lists.
+/// `modern` requests (2026-07-28) get a result in their era's shape.
+pub(super) fn answer_here(
+    group: &GroupRoute,
+    request: &ClientRequest,
+    modern: bool,
+) -> Option<Response> {
+    let id = request.peek.id.clone();
+    if let Some(tool) = called_tool(request) {
+        if !group.listed_nowhere(tool) {
+            return None;
+        }
+        let message = format!(
+            "Tool '{tool}' not found in group '{}': no member lists it",
+            group.id
+        );
+        return Some(jsonrpc_error(StatusCode::OK, id, INVALID_PARAMS, &message));
+    }
+    if request.peek.method.as_deref() != Some("tools/list") || id.is_null() || has_cursor(request) {
+        return None;
+    }
+    let catalog = group.catalog();
+    if !catalog.names_differ {
+        return None;
+    }
+    let mut result = json!({ "tools": catalog.tools });
+    if modern {
+        result["resultType"] = json!("complete");
+        result["ttlMs"] = json!(0);
+        result["cacheScope"] = json!("private");
+        result["_meta"] = json!({
+            "io.modelcontextprotocol/serverInfo": {
+                "name": group.id,
+                "version": env!("CARGO_PKG_VERSION"),
+            }
+        });
+    }
+    Some(json_message(
+        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+    ))
+}
+
+/// Whether a `tools/list` asks for a later page: that page is a member's,
+/// so the member answers it.
+fn has_cursor(request: &ClientRequest) -> bool {
+    serde_json::from_slice::<Value>(&request.body)
+        .is_ok_and(|message| !message["params"]["cursor"].is_null())
+}
+
+/// Calls `tool` on a member of `group` that lists it, for a client whose
+/// session lives on a member that does not, and answers the client's
+/// request with the result.
+pub(super) async fn call_elsewhere(
+    group: &GroupRoute,
+    request: &ClientRequest,
+    tool: &str,
+) -> Response {
+    let arguments = serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .and_then(|mut message| message["params"].get_mut("arguments").map(Value::take))
+        .unwrap_or_else(|| json!({}));
+    let attempt = |index: usize| {
+        let member = &group.members[index].member;
+        let ledger = group.ledger_for(index, Some(tool));
+        let arguments = &arguments;
+        async move {
+            member
+                .call_tool(ledger, tool, arguments, REQUEST_DEADLINE)
+                .await
+        }
+    };
+    let id = request.peek.id.clone();
+    match failover::run(group, group.order_for(Some(tool)), None, attempt).await {
+        Ok((result, index)) => {
+            tracing::debug!(
+                group = %group.id,
+                member.id = %group.members[index].member.id(),
+                tool,
+                "called on another member: the session's member does not list the tool"
+            );
+            json_message(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+        }
+        Err(Failover::Member {
+            error:
+                UpstreamError::JsonRpc {
+                    code,
+                    message,
+                    data,
+                },
+            ..
+        }) => {
+            let mut error = json!({"code": code, "message": message});
+            if let Some(data) = data {
+                error["data"] = data;
+            }
+            json_message(&json!({"jsonrpc": "2.0", "id": id, "error": error}))
+        }
+        Err(Failover::NoAvailableMember(refusal)) => {
+            let failed = Failover::NoAvailableMember(refusal.for_tool(tool));
+            super::failover_refusal(request, group, failed)
+        }
+        Err(failed) => super::failover_refusal(request, group, failed),
+    }
+}
