@@ -203,6 +203,13 @@ impl DataPlane {
         self.routes.scope_to_group(group);
     }
 
+    /// Starts each subprocess member when a `hangar_call` first needs it (for
+    /// [`DataPlane::serve_stdio`]): an IDE window pays for no process it
+    /// does not call. Call before [`DataPlane::spawn_control`].
+    pub fn start_processes_on_first_use(&self) {
+        self.routes.start_processes_on_first_use();
+    }
+
     /// Serves one MCP client over stdin/stdout until it closes stdin.
     pub async fn serve_stdio(&self) -> anyhow::Result<()> {
         use rmcp::ServiceExt;

@@ -170,8 +170,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             data_plane.serve_http(listener, &limits).await?;
         }
         None => {
-            if let Some(group) = &args.group {
-                data_plane.scope_to_group(group.clone());
+            match &args.group {
+                Some(group) => data_plane.scope_to_group(group.clone()),
+                // `hangar_call` over stdio may never call most servers.
+                None => data_plane.start_processes_on_first_use(),
             }
             data_plane.spawn_control(&settings, "stdio".to_owned())?;
             match args.group {

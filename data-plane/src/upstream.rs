@@ -71,11 +71,12 @@ impl Upstream {
     }
 
     /// One copy of a subprocess server of the snapshot, `member_id`, run
-    /// by this data plane until `stop` is cancelled. Its environment's
+    /// by this data plane (from `start` on) until `stop` is cancelled. Its environment's
     /// references are resolved here; if one cannot be, no process starts.
     pub fn subprocess(
         server: &hangar_proto::v1::Server,
         member_id: &str,
+        start: stdio::Start,
         stop: tokio_util::sync::CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
@@ -91,6 +92,7 @@ impl Upstream {
                     spec,
                     member_id.to_owned(),
                     clients::read_timeout(server),
+                    start,
                     stop,
                     tracker,
                 ))
@@ -168,6 +170,8 @@ impl Upstream {
     pub async fn keep_tools_listed(&self, timeout: Duration) -> Result<(), UpstreamError> {
         match self {
             Self::Http(http) => http.tool_names().keep_listed(&**http, timeout).await,
+            // Listing would start a process that starts on first use.
+            Self::Stdio(stdio) if stdio.awaits_first_start() => Ok(()),
             Self::Stdio(stdio) => stdio.tool_names().keep_listed(&**stdio, timeout).await,
             Self::Unusable(reason) => Err(UpstreamError::Unusable(reason.clone())),
         }

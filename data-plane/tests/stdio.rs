@@ -293,3 +293,52 @@ async fn messages_outside_requests_reach_a_stdio_client() {
     );
     cp.stop().await;
 }
+
+/// `--stdio` (for `hangar_call`) starts a subprocess server only when a
+/// call first needs it: the official TypeScript SDK client calls one of two
+/// stdio servers, and only that one's process ever starts; the call that
+/// started it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_starts_a_subprocess_server_on_its_first_call() {
+    let markers = tempfile::tempdir().unwrap();
+    let server = |id: &str| {
+        let marker = markers.path().join(id);
+        format!(
+            "  {id}:\n    mode: subprocess\n    command: [sh, -c, \"touch {} && exec {} {} --transport stdio --name {id}\"]\n",
+            marker.display(),
+            python_sdk::python().display(),
+            python_sdk::example_server().display(),
+        )
+    };
+    let cp = ControlPlane::start().await;
+    cp.apply(&format!(
+        "mcp_servers:\n{}{}",
+        server("used"),
+        server("unused")
+    ))
+    .await
+    .expect("apply");
+    let command = format!(
+        "{BIN} --control-plane {} --node-id stdio-lazy --stdio",
+        cp.url()
+    );
+    let batch = r#"{"calls":[{"mcp_server":"used","tool":"add","arguments":{"a":2,"b":3}}]}"#;
+    let mut args = vec!["hangar_call", batch, "--"];
+    args.extend(command.split(' '));
+    let (status, lines, stderr) = ts_sdk::run("stdio_client.mjs", &args).await;
+    assert!(status.success(), "{stderr}");
+    let results = &lines[1]["structuredContent"]["results"];
+    assert_eq!(
+        results[0]["result"]["structuredContent"]["sum"], 5,
+        "{lines:?}"
+    );
+    assert!(
+        markers.path().join("used").exists(),
+        "the called server started"
+    );
+    assert!(
+        !markers.path().join("unused").exists(),
+        "a server no call needed was started"
+    );
+    cp.stop().await;
+}

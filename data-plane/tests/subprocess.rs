@@ -14,7 +14,7 @@ use std::time::Duration;
 mod log_capture;
 
 use hangar_data_plane::upstream::UpstreamError;
-use hangar_data_plane::upstream::stdio::{ProcessSpec, StdioUpstream};
+use hangar_data_plane::upstream::stdio::{ProcessSpec, Start, StdioUpstream};
 use hangar_tests::eventually::eventually;
 use log_capture::capture_logs;
 use nix::errno::Errno;
@@ -97,10 +97,20 @@ struct ServerCopy {
 
 impl ServerCopy {
     fn start(spec: ProcessSpec) -> Self {
+        Self::start_when(spec, Start::Now)
+    }
+
+    fn start_when(spec: ProcessSpec, start: Start) -> Self {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let upstream =
-            StdioUpstream::start(spec, "test-member".into(), None, stop.clone(), &tracker);
+        let upstream = StdioUpstream::start(
+            spec,
+            "test-member".into(),
+            None,
+            start,
+            stop.clone(),
+            &tracker,
+        );
         Self {
             upstream,
             stop,
@@ -219,6 +229,25 @@ async fn serves_concurrent_calls_over_one_session() {
 /// kill -9 of the server: the call in flight fails with `Exited` (never to
 /// be retried), calls while it is down fail at once with `Unavailable` (may
 /// go to another member), and the supervisor brings a new process up.
+/// A copy started on first use runs no process until a request needs it:
+/// probes pass meanwhile (so calls reach it), and the first request starts
+/// the process, waits for its handshake and is answered; so are requests
+/// that arrive while it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_started_on_first_use_starts_for_its_first_request() {
+    let copy = ServerCopy::start_when(backend("s1"), Start::OnFirstUse);
+    copy.upstream
+        .probe(CALL)
+        .await
+        .expect("an idle copy is healthy");
+    assert_eq!(copy.upstream.pid(), None, "no process before the first use");
+    let (first, second) = tokio::join!(copy.whoami(), copy.whoami());
+    let pid = copy.upstream.pid().expect("running after its first use");
+    assert_eq!(first["pid"], pid);
+    assert_eq!(second["pid"], pid);
+    copy.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_after_kill_9() {
     let copy = ServerCopy::start(backend("s1"));

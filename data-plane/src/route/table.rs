@@ -30,6 +30,7 @@ use crate::route::retry::RetryPolicy;
 use crate::route::sessions::MovedSessions;
 use crate::upstream::Upstream;
 use crate::upstream::clients::ClientPool;
+use crate::upstream::stdio::Start;
 
 /// A member's place in one group.
 #[derive(Debug)]
@@ -282,6 +283,8 @@ pub struct Routes {
     /// The one group this data plane serves (`--stdio --group`), if any:
     /// nothing else of a snapshot is built.
     scope: std::sync::OnceLock<String>,
+    /// When subprocess members start; at once unless set otherwise.
+    process_start: std::sync::OnceLock<Start>,
     /// Why the control plane has not answered lately, for clients of a
     /// data plane that has no config yet.
     control_trouble: parking_lot::Mutex<Option<String>>,
@@ -302,6 +305,7 @@ impl Routes {
             moved_sessions: MovedSessions::default(),
             control_trouble: parking_lot::Mutex::new(None),
             scope: std::sync::OnceLock::new(),
+            process_start: std::sync::OnceLock::new(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -337,6 +341,12 @@ impl Routes {
     /// and nothing else. Call before the first snapshot is applied.
     pub(crate) fn scope_to_group(&self, group: String) {
         let _ = self.scope.set(group);
+    }
+
+    /// Starts each subprocess member when a call first needs it rather than
+    /// when the snapshot is applied. Call before the first snapshot.
+    pub(crate) fn start_processes_on_first_use(&self) {
+        let _ = self.process_start.set(Start::OnFirstUse);
     }
 
     /// Records why the control plane could not be followed just now.
@@ -496,7 +506,9 @@ impl Routes {
                 };
                 // The member's stop token also stops its process.
                 let stop = self.shutdown.child_token();
-                let upstream = Upstream::subprocess(server, &id, stop.clone(), &self.processes);
+                let start = self.process_start.get().copied().unwrap_or(Start::Now);
+                let upstream =
+                    Upstream::subprocess(server, &id, start, stop.clone(), &self.processes);
                 self.new_member(server, id, upstream, stop)
             })
             .collect()

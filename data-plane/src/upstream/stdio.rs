@@ -30,12 +30,13 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use self::shared::Shared;
+pub use self::shared::Start;
+use self::shared::{Phase, Shared};
 pub use self::spec::{ProcessSpec, resolve_env};
 use super::activity::Activity;
 use super::error::UpstreamError;
@@ -51,6 +52,8 @@ const NOTIFICATION_BUFFER: usize = 256;
 #[derive(Debug)]
 pub struct StdioUpstream {
     shared: Arc<Shared>,
+    /// When the process starts.
+    start: Start,
     /// Stops the supervisor if every handle is dropped without a stop.
     _stop_on_drop: DropGuard,
 }
@@ -67,9 +70,14 @@ impl StdioUpstream {
         spec: ProcessSpec,
         member_id: String,
         read_timeout: Option<Duration>,
+        start: Start,
         stop: CancellationToken,
         tracker: &TaskTracker,
     ) -> Arc<Self> {
+        let wanted = CancellationToken::new();
+        if start == Start::Now {
+            wanted.cancel();
+        }
         let shared = Arc::new(Shared {
             session: ArcSwapOption::empty(),
             down: Mutex::new("the process is starting".into()),
@@ -82,6 +90,8 @@ impl StdioUpstream {
             restart: tokio::sync::Notify::new(),
             restart_reason: Mutex::new(String::new()),
             tools: ToolNames::default(),
+            wanted,
+            phase: watch::channel(Phase::Idle).0,
         });
         let stop = stop.child_token();
         // A root span: the process outlives whatever task applied the
@@ -93,23 +103,66 @@ impl StdioUpstream {
         );
         Arc::new(Self {
             shared,
+            start,
             _stop_on_drop: stop.drop_guard(),
         })
     }
 
     /// One JSON-RPC request in the process's MCP session; the `result`
     /// value, or an [`UpstreamError`]: [`UpstreamError::Unavailable`] at once
-    /// when the process is not running and initialized.
+    /// when the process is not running and initialized, except that the
+    /// first requests of a process started on first use start it and wait
+    /// for its handshake (within `timeout`).
     pub async fn request(
         &self,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        match self.shared.session.load_full() {
-            Some(session) => session.request(method, params, timeout).await,
-            None => Err(UpstreamError::Unavailable(self.shared.down.lock().clone())),
+        let started = tokio::time::Instant::now();
+        let session = match self.shared.session.load_full() {
+            Some(session) => session,
+            None => self.first_start(timeout).await?,
+        };
+        let timeout = timeout.saturating_sub(started.elapsed());
+        session.request(method, params, timeout).await
+    }
+
+    /// The session of a process started on first use that has not been up
+    /// yet: starts it and waits at most `timeout` for its handshake. Any
+    /// other process without a session is unavailable at once (the request
+    /// may go to another member).
+    async fn first_start(&self, timeout: Duration) -> Result<Arc<session::Session>, UpstreamError> {
+        let unavailable = || UpstreamError::Unavailable(self.shared.down.lock().clone());
+        let mut phase = self.shared.phase.subscribe();
+        if !self.awaits_first_start() {
+            return Err(unavailable());
         }
+        if self.shared.wanted.is_cancelled() {
+            tracing::debug!("waiting for the process started by an earlier request");
+        } else {
+            tracing::info!("starting the member process on its first use");
+            self.shared.wanted.cancel();
+        }
+        let settled = phase.wait_for(|p| matches!(p, Phase::Up | Phase::Down));
+        match tokio::time::timeout(timeout, settled).await {
+            Ok(_) => self.shared.session.load_full().ok_or_else(unavailable),
+            Err(_) => Err(UpstreamError::Unavailable(format!(
+                "the process started on first use did not finish starting within {}",
+                hangar_runtime::Rounded(timeout)
+            ))),
+        }
+    }
+
+    /// True for a process started on first use that has not been up yet:
+    /// no request has needed it, or the first is starting it. There is
+    /// nothing to probe or list, and calls waiting for the start are not
+    /// hung.
+    pub fn awaits_first_start(&self) -> bool {
+        let phase = *self.shared.phase.borrow();
+        self.start == Start::OnFirstUse
+            && self.restarts() == 0
+            && matches!(phase, Phase::Idle | Phase::Starting)
     }
 
     /// Whether the server marks `tool` read-only or idempotent.
@@ -119,7 +172,12 @@ impl StdioUpstream {
 
     /// Health: the process is running, initialized, and answers `ping`
     /// within `timeout`.
+    /// A process not started yet (it starts on first use) counts as
+    /// healthy, so that calls reach it and start it.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        if self.awaits_first_start() {
+            return Ok(());
+        }
         self.request("ping", json!({}), timeout).await.map(drop)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
@@ -38,6 +38,35 @@ pub(super) struct Shared {
     pub(super) restart_reason: Mutex<String>,
     /// The tools the process lists; forgotten when a new process is up.
     pub(super) tools: ToolNames,
+    /// Cancelled when the process may start: at once, or on first use (see
+    /// [`Start`]).
+    pub(super) wanted: CancellationToken,
+    /// Where the process is in its life, for requests that wait for the
+    /// first start.
+    pub(super) phase: watch::Sender<Phase>,
+}
+
+/// When a copy's process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// As soon as the member is created.
+    Now,
+    /// When the first request needs it: a client that may never call the
+    /// server does not pay for its process (an IDE's `--stdio` data plane).
+    OnFirstUse,
+}
+
+/// Where a copy's process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Not started: waiting for its first use.
+    Idle,
+    /// Being started (spawned, handshake under way).
+    Starting,
+    /// Running and initialized.
+    Up,
+    /// Ended or could not start; the supervisor tries again after a delay.
+    Down,
 }
 
 // === impl Shared ===
@@ -45,5 +74,9 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn set_down(&self, reason: impl Into<String>) {
         *self.down.lock() = reason.into();
+    }
+
+    pub(super) fn set_phase(&self, phase: Phase) {
+        self.phase.send_replace(phase);
     }
 }

@@ -19,7 +19,7 @@ use hangar_runtime::backoff::Backoff;
 
 use super::process;
 use super::session::{self, Line, Session};
-use super::shared::Shared;
+use super::shared::{Phase, Shared};
 use super::spec::ProcessSpec;
 use crate::upstream::error::UpstreamError;
 
@@ -69,12 +69,17 @@ pub(super) async fn supervise(
 ) {
     let mut backoff = Backoff::new(FIRST_RESTART_DELAY, LAST_RESTART_DELAY);
     let mut first = true;
+    tokio::select! {
+        () = shared.wanted.cancelled() => {}
+        () = stop.cancelled() => {}
+    }
     while !stop.is_cancelled() {
         if !first {
             shared.restarts.fetch_add(1, Ordering::Relaxed);
         }
         first = false;
         shared.set_down("the process is starting");
+        shared.set_phase(Phase::Starting);
         let started = tokio::time::Instant::now();
         let reason = match process::spawn(&spec) {
             Ok(child) => match run(&shared, child, &stop, &tracker).await {
@@ -89,12 +94,14 @@ pub(super) async fn supervise(
         let delay = backoff.next_delay();
         tracing::warn!(%reason, restart_in_ms = delay.as_millis(), "member process is down");
         shared.set_down(format!("{reason}; next start in {} ms", delay.as_millis()));
+        shared.set_phase(Phase::Down);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = stop.cancelled() => break,
         }
     }
     shared.set_down("the member is stopped");
+    shared.set_phase(Phase::Down);
     tracing::info!("member process stopped");
     shared.stopped.cancel();
 }
@@ -166,6 +173,7 @@ async fn drive(
     // A new process may list other tools than the last one did.
     shared.tools.forget();
     shared.session.store(Some(session.clone()));
+    shared.set_phase(Phase::Up);
     tracing::info!(pid = child.id(), "member process ready");
     let event = tokio::select! {
         status = child.wait() => Event::Exited(status),
