@@ -169,7 +169,7 @@ impl DataPlane {
             max_body_bytes: limits.max_request_bytes,
             body_timeout: limits.request_body_timeout,
         };
-        let admission = Admission::new(limits.max_concurrent_requests);
+        let admission = Admission::new(limits.max_concurrent_requests, limits.max_event_streams);
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(

@@ -62,6 +62,9 @@ struct Args {
     /// Most HTTP requests served at once; more are refused with 503.
     #[arg(long, default_value_t = Limits::default().max_concurrent_requests)]
     max_concurrent_requests: usize,
+    /// Most GET event streams held at once, apart from the requests' cap.
+    #[arg(long, default_value_t = Limits::default().max_event_streams)]
+    max_event_streams: usize,
     /// Seconds calls in flight get to finish after SIGTERM or SIGINT.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().shutdown_grace.as_secs_f64(), value_parser = seconds)]
     shutdown_grace: f64,
@@ -84,6 +87,7 @@ impl Args {
         Limits {
             max_request_bytes: self.max_request_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
+            max_event_streams: self.max_event_streams,
             shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),
             allowed_hosts: self.allowed_hosts.clone(),
             ..Limits::default()

@@ -165,6 +165,16 @@ impl Upstream {
         }
     }
 
+    /// Whether the member lists `tool`, as it last listed its tools; `None`
+    /// before it has (cheap: no copy of the list).
+    pub fn lists_tool(&self, tool: &str) -> Option<bool> {
+        match self {
+            Self::Http(http) => http.tool_names().lists(tool),
+            Self::Stdio(stdio) => stdio.tool_names().lists(tool),
+            Self::Unusable(_) => None,
+        }
+    }
+
     /// Lists the member's tools when it has no list yet or the list is
     /// old (see `tools`), for routing calls by tool.
     pub async fn keep_tools_listed(&self, timeout: Duration) -> Result<(), UpstreamError> {

@@ -193,6 +193,7 @@ async fn sticky(
     if let Some(index) = holder {
         if let Some(tool) = tools::called_tool(request)
             && !group.may_serve(index, Some(tool))
+            && !group.listed_nowhere(tool)
         {
             return tools::call_elsewhere(group, request, tool).await;
         }

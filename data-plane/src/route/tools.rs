@@ -40,22 +40,16 @@ impl GroupRoute {
         let Some(tool) = tool else {
             return true;
         };
-        self.members[index]
-            .member
-            .upstream()
-            .tools()
-            .is_none_or(|list| list.lists(tool))
+        self.members[index].member.upstream().lists_tool(tool) != Some(false)
     }
 
     /// True when every member has listed its tools and none lists `tool`.
     pub(crate) fn listed_nowhere(&self, tool: &str) -> bool {
         !self.members.is_empty()
-            && self.members.iter().all(|m| {
-                m.member
-                    .upstream()
-                    .tools()
-                    .is_some_and(|list| !list.lists(tool))
-            })
+            && self
+                .members
+                .iter()
+                .all(|m| m.member.upstream().lists_tool(tool) == Some(false))
     }
 
     /// True when some member is known not to list `tool`, so a call of it

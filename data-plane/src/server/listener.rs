@@ -50,13 +50,18 @@ pub struct Limits {
     /// slower one gets 408. Default 30 s, at least 140 KB/s for the largest
     /// body.
     pub request_body_timeout: Duration,
-    /// Most requests served at once (event streams included); beyond it a
+    /// Most requests served at once (event streams apart); beyond it a
     /// request gets 503 with `Retry-After` at once instead of waiting in a
     /// queue. Default 1024, Envoy's default for a cluster's requests in
     /// flight: far above what one group of clients beside a data plane
     /// sends, and with [`Limits::max_request_bytes`] it bounds the memory
     /// held by request bodies. (`--max-concurrent-requests`)
     pub max_concurrent_requests: usize,
+    /// Most GET event streams held at once, apart from
+    /// [`Limits::max_concurrent_requests`]: SDK clients hold one per session
+    /// and leave it idle, and idle streams must not lock calls out. Beyond
+    /// it a stream gets 503 at once. Default 8192. (`--max-event-streams`)
+    pub max_event_streams: usize,
     /// How long calls in flight may take to finish after shutdown began.
     /// Default 30 s, linkerd's. (`--shutdown-grace`)
     pub shutdown_grace: Duration,
@@ -77,6 +82,7 @@ impl Default for Limits {
             request_body_timeout: Duration::from_secs(30),
             allowed_hosts: Vec::new(),
             max_concurrent_requests: 1024,
+            max_event_streams: 8192,
             shutdown_grace: Duration::from_secs(30),
         }
     }

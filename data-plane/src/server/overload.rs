@@ -1,12 +1,14 @@
-//! Admission: a cap on requests in progress, and the count of calls in
+//! Admission: caps on requests in progress, and the count of calls in
 //! flight that shutdown waits for.
 //!
 //! A request holds a permit from when it arrives until its answer has been
 //! sent (or the client went away), streamed answers included. Without a
 //! permit it is refused at once with 503 and `Retry-After`, never queued: a
 //! queue would only add latency to calls that the client can better retry
-//! against another data plane. Every request but GET (the event streams
-//! that wait for server messages) also counts as a call in flight.
+//! against another data plane. GET requests (the event streams that wait
+//! for server messages, one per SDK client session, idle for hours) have
+//! their own, larger cap, so idle streams never use up the calls' permits;
+//! every other request counts as a call in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,21 +37,48 @@ pub(crate) type Admitted = (OwnedSemaphorePermit, Option<TaskTrackerToken>);
 /// The permits and the calls in flight of one HTTP front.
 #[derive(Debug, Clone)]
 pub struct Admission {
+    /// Requests other than GET.
+    calls_cap: Cap,
+    /// GET event streams.
+    streams_cap: Cap,
+    calls: TaskTracker,
+}
+
+/// One cap: its permits and its size.
+#[derive(Debug, Clone)]
+struct Cap {
     permits: Arc<Semaphore>,
     max: usize,
-    calls: TaskTracker,
+}
+
+impl Cap {
+    fn new(max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
 }
 
 // === impl Admission ===
 
 impl Admission {
-    /// At most `max` requests at once (at least one).
-    pub fn new(max: usize) -> Self {
-        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+    /// At most `max_calls` requests other than GET and `max_streams` GET
+    /// event streams at once (each at least one).
+    pub fn new(max_calls: usize, max_streams: usize) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max)),
-            max,
+            calls_cap: Cap::new(max_calls),
+            streams_cap: Cap::new(max_streams),
             calls: TaskTracker::new(),
+        }
+    }
+
+    fn cap_of(&self, method: &Method) -> &Cap {
+        if method == Method::GET {
+            &self.streams_cap
+        } else {
+            &self.calls_cap
         }
     }
 
@@ -69,7 +98,12 @@ impl Admission {
     /// holds it (and, unless it is a GET stream, counts as a call in
     /// flight) until its answer is sent.
     pub fn try_admit(&self, method: &Method) -> Option<Admitted> {
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let permit = self
+            .cap_of(method)
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .ok()?;
         let call = (method != Method::GET).then(|| self.calls.token());
         Some((permit, call))
     }
@@ -78,12 +112,19 @@ impl Admission {
     /// `Retry-After` and a JSON-RPC error carrying the request's id when a
     /// short body shows it.
     pub async fn refuse(&self, request: Request) -> Response {
-        tracing::debug!(limit = self.max, "overloaded, refusing a request");
+        let streams = request.method() == Method::GET;
+        let max = self.cap_of(request.method()).max;
+        tracing::debug!(limit = max, streams, "overloaded, refusing a request");
         let id = peek_id(request).await;
-        let message = format!(
-            "overloaded: this data plane is serving its limit of {} requests, retry later",
-            self.max
-        );
+        let message = if streams {
+            format!(
+                "overloaded: this data plane holds its limit of {max} event streams, retry later"
+            )
+        } else {
+            format!(
+                "overloaded: this data plane is serving its limit of {max} requests, retry later"
+            )
+        };
         let mut response =
             jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, SERVER_ERROR, &message);
         response

@@ -174,6 +174,11 @@ impl ToolNames {
         Ok(tools)
     }
 
+    /// Whether the list as last read has `name`; `None` without a list.
+    pub(super) fn lists(&self, name: &str) -> Option<bool> {
+        self.0.load().as_ref().map(|t| t.lists(name))
+    }
+
     /// The list as last read, if any.
     pub(super) fn current(&self) -> Option<Arc<ToolList>> {
         self.0.load_full()

@@ -86,7 +86,8 @@ async fn each_call_goes_to_a_member_that_lists_its_tool() {
 /// The official TypeScript SDK client through `/groups/{g}/mcp`: its
 /// `tools/list` shows every tool of the group, and in one session it calls
 /// a tool of each member, whichever member holds the session (two sessions,
-/// which round robin puts on different members).
+/// which round robin puts on different members); a tool no member lists is
+/// refused by the member, as the one server would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_session_calls_the_tools_of_every_member() {
     let everything = Everything::start().await;
@@ -126,14 +127,13 @@ async fn one_session_calls_the_tools_of_every_member() {
         let add = &lines[2];
         assert_eq!(add["ok"], true, "session {session}: {add}");
         assert_eq!(add["result"]["structuredContent"]["sum"], 5, "{add}");
+        // A tool no member lists is the member's to refuse, its own way:
+        // server-everything with JSON-RPC -32602, the example server with
+        // an `isError` result; never an answer of ours.
         let nope = &lines[3];
-        assert_eq!(nope["ok"], false, "session {session}: {nope}");
-        assert!(
-            nope["error"]
-                .as_str()
-                .unwrap()
-                .contains("no member lists it"),
-            "{nope}"
-        );
+        let refused =
+            nope["ok"] == false && nope["error"].as_str().is_some_and(|e| e.contains("nope"));
+        let is_error = nope["ok"] == true && nope["result"]["isError"] == true;
+        assert!(refused || is_error, "session {session}: {nope}");
     }
 }

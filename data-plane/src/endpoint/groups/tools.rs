@@ -4,14 +4,14 @@
 //! - `tools/list` is answered here with the union of the members' tools
 //!   when their names differ; when they agree it goes to a member as any
 //!   request does;
-//! - a `tools/call` of a tool no member lists is refused here (-32602, as an
-//!   MCP server refuses an unknown tool);
+//! - a `tools/call` of a tool no member lists goes to a member as any call
+//!   does, which answers it its own way (an `isError` result or -32602), as
+//!   the one server the group stands for would;
 //! - a `tools/call` in a session whose member does not list the tool goes to
 //!   a member that does, through this data plane's own session with it.
 //!   That call carries the client's arguments but not its session:
 //!   progress and other messages of the call do not reach the client.
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ use super::forward::ClientRequest;
 use super::local::REQUEST_DEADLINE;
 use crate::route::failover::{self, Failover};
 use crate::route::table::GroupRoute;
-use crate::server::jsonrpc::{INVALID_PARAMS, json_message, jsonrpc_error};
+use crate::server::jsonrpc::json_message;
 use crate::upstream::UpstreamError;
 
 /// The tool a `tools/call` names, if `request` is one.
@@ -29,25 +29,15 @@ pub(super) fn called_tool(request: &ClientRequest) -> Option<&str> {
         .flatten()
 }
 
-/// The answer to `request` when the group gives it rather than a member: the
-/// union of the members' tools, or the refusal of a tool none lists.
-/// `modern` requests (2026-07-28) get a result in their era's shape.
+/// The answer to `request` when the group gives it rather than a member:
+/// the union of the members' tools. `modern` requests (2026-07-28) get a
+/// result in their era's shape.
 pub(super) fn answer_here(
     group: &GroupRoute,
     request: &ClientRequest,
     modern: bool,
 ) -> Option<Response> {
     let id = request.peek.id.clone();
-    if let Some(tool) = called_tool(request) {
-        if !group.listed_nowhere(tool) {
-            return None;
-        }
-        let message = format!(
-            "Tool '{tool}' not found in group '{}': no member lists it",
-            group.id
-        );
-        return Some(jsonrpc_error(StatusCode::OK, id, INVALID_PARAMS, &message));
-    }
     if request.peek.method.as_deref() != Some("tools/list") || id.is_null() || has_cursor(request) {
         return None;
     }
