@@ -120,6 +120,8 @@ fn control_plane_url(text: &str) -> Result<String, String> {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     hangar_runtime::init_tracing(args.log_format);
+    let open_files = hangar_runtime::raise_open_files_limit();
+    tracing::debug!(?open_files, "open files limit");
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = args.worker_threads {

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`listener`]: hyper over the bound socket, within [`listener::Limits`]; graceful drain.
-//! - [`overload`]: the cap on requests in progress; refusals with the request's id.
+//! - [`connections`]: open connections: idle ones closed, the idlest shed at the fd limit.
+//! - [`overload`]: the caps on calls and event streams in progress; refusals with the request's id.
 //! - [`front`]: admission, then `/groups/{group}/mcp` or the axum router.
 //! - [`guard`]: Host/Origin, body limit and JSON-RPC checks, reading messages with [`envelope`].
 //! - [`envelope`]: a message's routing facts (`method`, `id`, `params.name`) in one borrowed pass.
@@ -13,6 +14,7 @@
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 
 pub(crate) mod body;
+pub(crate) mod connections;
 pub(crate) mod envelope;
 pub(crate) mod front;
 pub(crate) mod guard;

@@ -1,7 +1,7 @@
 //! What every Hangar process shares: how it logs and learns to stop, and
 //! the small helpers with one home here: [`error_chain`] and [`Rounded`]
 //! for messages, [`backoff::Backoff`] for retry loops, [`durable::replace_file`]
-//! for state that must survive a crash.
+//! for state that must survive a crash, [`raise_open_files_limit`] at start.
 //!
 //! Logs always go to stderr, because a data plane started with `--stdio`
 //! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
@@ -12,9 +12,11 @@
 pub mod backoff;
 pub mod durable;
 mod errors;
+mod fds;
 pub mod metrics;
 
 pub use errors::{Rounded, error_chain};
+pub use fds::raise_open_files_limit;
 
 use tokio_util::sync::CancellationToken;
 

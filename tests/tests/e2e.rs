@@ -8,6 +8,7 @@ mod e2e {
     mod client_errors;
     mod failover;
     mod fleet;
+    mod front_door;
     mod hangar_call;
     mod interop;
     mod limits;

@@ -21,13 +21,15 @@ use tower::ServiceExt;
 use crate::endpoint::groups;
 use crate::route::table::Routes;
 use crate::server::body::Holding;
+use crate::server::connections::{Conn, InProgress};
 use crate::server::guard::{self, Guard};
 use crate::server::overload::{Admission, Admitted};
 
-/// An answer, holding its request's admission until it is sent.
-pub(crate) type FrontResponse = Response<Holding<Option<Admitted>>>;
+/// An answer, holding its request's admission and its place among its
+/// connection's requests in progress until it is sent.
+pub(crate) type FrontResponse = Response<Holding<(Option<Admitted>, InProgress)>>;
 
-/// The hyper service of every connection.
+/// What every connection is served by (see [`Front::for_connection`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Front(Arc<Inner>);
 
@@ -64,24 +66,41 @@ impl Front {
     pub(crate) fn admission(&self) -> &Admission {
         &self.0.admission
     }
+
+    /// The service of one connection, which counts its requests in
+    /// progress on `conn` (see [`Conn`]).
+    pub(crate) fn for_connection(&self, conn: Arc<Conn>) -> ConnFront {
+        ConnFront {
+            inner: self.0.clone(),
+            conn,
+        }
+    }
 }
 
-impl hyper::service::Service<Request<Incoming>> for Front {
+/// The hyper service of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnFront {
+    inner: Arc<Inner>,
+    conn: Arc<Conn>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnFront {
     type Response = FrontResponse;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<FrontResponse, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let inner = self.0.clone();
-        Box::pin(async move { Ok(inner.serve(request).await) })
+        let inner = self.inner.clone();
+        let in_progress = self.conn.begin();
+        Box::pin(async move { Ok(inner.serve(request, in_progress).await) })
     }
 }
 
 impl Inner {
-    async fn serve(&self, request: Request<Incoming>) -> FrontResponse {
+    async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
         let Some(admitted) = self.admission.try_admit(request.method()) else {
             let refused = self.admission.refuse(request.map(Body::new)).await;
-            return refused.map(|body| Holding::new(body, None));
+            return refused.map(|body| Holding::new(body, (None, in_progress)));
         };
         let response = match group_of(request.uri().path()) {
             Some(group) => match guard::check_request(&self.guard, request).await {
@@ -93,7 +112,7 @@ impl Inner {
                 Err(never) => match never {},
             },
         };
-        response.map(|body| Holding::new(body, Some(admitted)))
+        response.map(|body| Holding::new(body, (Some(admitted), in_progress)))
     }
 }
 

@@ -14,6 +14,7 @@
 //! as long as it needs.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::server::connections::{Connections, Registered};
 use crate::server::front::Front;
 pub use crate::server::overload::Admission;
 
@@ -41,8 +43,9 @@ pub struct Limits {
     /// Most headers in one request; more get 431. Default 100, hyper's.
     pub max_headers: usize,
     /// How long a connection may take to send a complete request head,
-    /// counted from when it opens or finishes its previous answer, so it is
-    /// also the idle timeout of keep-alive connections. Default 30 s (the
+    /// counted from accept or from the end of its previous answer, so it is
+    /// also the idle timeout of HTTP/1 and HTTP/2 connections (see
+    /// `server::connections`). Default 30 s (the
     /// clients' pools keep idle connections longer, and retry a request a
     /// closed idle connection never took).
     pub request_head_timeout: Duration,
@@ -92,6 +95,9 @@ impl Default for Limits {
 const MIN_HEADER_BYTES: usize = 8 * 1024;
 /// HTTP/2 pings find peers that vanished without closing their connection.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// How long accepting pauses after shedding idle connections, for their
+/// sockets to close.
+const SHED_PAUSE: Duration = Duration::from_millis(5);
 /// After the grace period, how long connections get to notice `halt`.
 const HALT_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -106,6 +112,8 @@ pub(crate) async fn serve(
 ) {
     let builder = builder(limits);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Connections::default());
+    let mut out_of_fds = false;
     loop {
         let stream = tokio::select! {
             biased;
@@ -113,12 +121,25 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(err) => {
-                    accept_failed(err).await;
+                    accept_failed(err, &connections, &mut out_of_fds).await;
                     continue;
                 }
             },
         };
-        serve_connection(&builder, &graceful, stream, front.clone(), halt);
+        if std::mem::take(&mut out_of_fds) {
+            tracing::info!(
+                connections = connections.len(),
+                "accepting connections again"
+            );
+        }
+        let registered = connections.register();
+        let serving = Serving {
+            builder: &builder,
+            graceful: &graceful,
+            idle_timeout: limits.request_head_timeout,
+            halt,
+        };
+        serving.spawn(stream, &front, registered);
     }
     drop(listener);
     let admission = front.admission();
@@ -150,46 +171,58 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Spawns the task serving one connection: it ends when the client closes,
-/// after a graceful shutdown, or at once on `halt`.
-fn serve_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    stream: TcpStream,
-    front: Front,
-    halt: &CancellationToken,
-) {
-    let peer = stream.peer_addr().ok();
-    // Answers go out in several writes (SSE events); without NODELAY,
-    // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-    }
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), front)
-        .into_owned();
-    let connection = graceful.watch(connection);
-    let halt = halt.clone();
-    let span = tracing::debug_span!("accept", client.addr = ?peer);
-    tokio::spawn(
-        async move {
-            tokio::select! {
-                served = connection => {
-                    if let Err(err) = served {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
-                }
-                () = halt.cancelled() => {}
-            }
+/// What every connection is served with.
+struct Serving<'a> {
+    builder: &'a auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+    /// How long a connection may go without a request in progress.
+    idle_timeout: Duration,
+    halt: &'a CancellationToken,
+}
+
+impl Serving<'_> {
+    /// Spawns the task serving one connection: it ends when the client
+    /// closes, after a graceful shutdown, when the connection has been idle
+    /// too long or is shed, or at once on `halt`.
+    fn spawn(&self, stream: TcpStream, front: &Front, registered: Registered) {
+        let peer = stream.peer_addr().ok();
+        // Answers go out in several writes (SSE events); without NODELAY,
+        // Nagle's algorithm meets the client's delayed ACK and adds ~40 ms.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        .instrument(span),
-    );
+        let service = front.for_connection(registered.conn().clone());
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = self.graceful.watch(connection);
+        let halt = self.halt.clone();
+        let idle_timeout = self.idle_timeout;
+        let span = tracing::debug_span!("accept", client.addr = ?peer);
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    served = connection => {
+                        if let Err(err) = served {
+                            tracing::debug!(error = %err, "connection ended with an error");
+                        }
+                    }
+                    () = registered.conn().closed(idle_timeout) => {}
+                    () = halt.cancelled() => {}
+                }
+                drop(registered);
+            }
+            .instrument(span),
+        );
+    }
 }
 
 /// An accept error is about one connection (the client gave up) or about
-/// the process (out of file descriptors); for the latter, pause so the loop
-/// does not spin while connections close.
-async fn accept_failed(err: io::Error) {
+/// the process. Out of file descriptors, the connections idle longest are
+/// closed to make room, once said per episode (`out_of_fds`); with none
+/// idle, or for other errors, the loop pauses rather than spin.
+async fn accept_failed(err: io::Error, connections: &Connections, out_of_fds: &mut bool) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         err.kind(),
@@ -197,7 +230,25 @@ async fn accept_failed(err: io::Error) {
     ) {
         return;
     }
-    tracing::warn!(error = %err, "cannot accept connections");
+    // EMFILE (this process) or ENFILE (the system).
+    if matches!(err.raw_os_error(), Some(24 | 23)) {
+        let shed = connections.shed_idle();
+        if !std::mem::replace(out_of_fds, true) {
+            tracing::warn!(
+                error = %err,
+                connections = connections.len(),
+                "out of file descriptors: closing the connections idle longest to accept new ones"
+            );
+        }
+        if shed > 0 {
+            // Let the shed connections' tasks close their sockets.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(SHED_PAUSE).await;
+            return;
+        }
+    } else {
+        tracing::warn!(error = %err, "cannot accept connections");
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 

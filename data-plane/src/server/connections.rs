@@ -1,0 +1,206 @@
+//! The open connections of one HTTP front, so that none can hold a file
+//! descriptor for nothing:
+//!
+//! - a connection with no request in progress is closed once it has been
+//!   idle for the request head timeout, counted from accept or from the end
+//!   of its last answer. That holds before hyper has even seen which HTTP
+//!   version the client speaks (a socket that never sends a byte), and for
+//!   HTTP/2, which has no head timeout of its own;
+//! - when accepting fails for want of file descriptors, the connections
+//!   idle longest are closed to make room ([`Connections::shed_idle`]),
+//!   rather than every client waiting for the limit to pass.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One connection: its requests in progress and since when it is idle.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Requests whose answer is not fully sent.
+    busy: watch::Sender<usize>,
+    /// When the last request ended, or when the connection was accepted.
+    idle_since: Mutex<Instant>,
+    /// Cancelled to close the connection.
+    close: CancellationToken,
+}
+
+/// Held while a request of a connection is in progress.
+#[derive(Debug)]
+pub(crate) struct InProgress(Arc<Conn>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let conn = &self.0;
+        conn.busy.send_modify(|busy| {
+            *busy -= 1;
+            if *busy == 0 {
+                *conn.idle_since.lock() = Instant::now();
+            }
+        });
+    }
+}
+
+impl Conn {
+    fn new() -> Self {
+        Self {
+            busy: watch::channel(0).0,
+            idle_since: Mutex::new(Instant::now()),
+            close: CancellationToken::new(),
+        }
+    }
+
+    /// Marks a request in progress until the guard is dropped.
+    pub(crate) fn begin(self: &Arc<Self>) -> InProgress {
+        self.busy.send_modify(|busy| *busy += 1);
+        InProgress(self.clone())
+    }
+
+    /// Completes when the connection should be closed: it was told to
+    /// ([`Connections::shed_idle`]), or it has had no request in progress
+    /// for `idle_timeout`.
+    pub(crate) async fn closed(&self, idle_timeout: Duration) {
+        let mut busy = self.busy.subscribe();
+        loop {
+            // An error means the sender is gone, which it is not while
+            // `self` lives; treat it as idle.
+            let _ = busy.wait_for(|&n| n == 0).await;
+            let since = *self.idle_since.lock();
+            tokio::select! {
+                () = self.close.cancelled() => return,
+                () = tokio::time::sleep_until(since + idle_timeout) => {
+                    if *busy.borrow() == 0 && *self.idle_since.lock() == since {
+                        tracing::debug!(?idle_timeout, "closing an idle connection");
+                        return;
+                    }
+                }
+                changed = busy.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a request is in progress, and since when it is idle if not.
+    fn idle_for(&self) -> Option<Instant> {
+        (*self.busy.borrow() == 0).then(|| *self.idle_since.lock())
+    }
+}
+
+/// Every open connection of a front.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+}
+
+/// A connection's place in [`Connections`]; dropping it forgets the
+/// connection.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    id: u64,
+    conn: Arc<Conn>,
+    connections: Arc<Connections>,
+}
+
+impl Registered {
+    /// The connection.
+    pub(crate) fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.connections.open.lock().remove(&self.id);
+    }
+}
+
+impl Connections {
+    /// Registers a connection just accepted.
+    pub(crate) fn register(self: &Arc<Self>) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new());
+        self.open.lock().insert(id, conn.clone());
+        Registered {
+            id,
+            conn,
+            connections: self.clone(),
+        }
+    }
+
+    /// Connections open now.
+    pub(crate) fn len(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    /// Closes the connections idle longest: an eighth of the idle ones, at
+    /// least one while any is idle. Returns how many were told to close.
+    pub(crate) fn shed_idle(&self) -> usize {
+        let mut idle: Vec<(Instant, Arc<Conn>)> = self
+            .open
+            .lock()
+            .values()
+            .filter_map(|conn| conn.idle_for().map(|since| (since, conn.clone())))
+            .collect();
+        if idle.is_empty() {
+            return 0;
+        }
+        idle.sort_by_key(|(since, _)| *since);
+        let shed = (idle.len() / 8).max(1);
+        for (_, conn) in idle.iter().take(shed) {
+            conn.close.cancel();
+        }
+        shed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_closes_after_the_timeout_and_a_busy_one_does_not() {
+        let connections = Arc::new(Connections::default());
+        let registered = connections.register();
+        let conn = registered.conn().clone();
+        let timeout = Duration::from_secs(30);
+        let started = Instant::now();
+        conn.closed(timeout).await;
+        assert_eq!(started.elapsed(), timeout, "idle from accept");
+
+        let request = conn.begin();
+        let busy = tokio::time::timeout(Duration::from_secs(600), conn.closed(timeout)).await;
+        assert!(busy.is_err(), "a request in progress keeps it open");
+        drop(request);
+        let ended = Instant::now();
+        conn.closed(timeout).await;
+        assert_eq!(ended.elapsed(), timeout, "idle from the end of the answer");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shedding_closes_the_longest_idle_connections_first() {
+        let connections = Arc::new(Connections::default());
+        let mut registered = Vec::new();
+        for _ in 0..16 {
+            registered.push(connections.register());
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let _busy = registered[0].conn().begin();
+        assert_eq!(connections.shed_idle(), 15 / 8);
+        // The oldest is busy; the next oldest goes.
+        assert!(!registered[0].conn().close.is_cancelled());
+        assert!(registered[1].conn().close.is_cancelled());
+        assert!(!registered[2].conn().close.is_cancelled());
+        drop(registered);
+        assert_eq!(connections.len(), 0, "closed connections are forgotten");
+    }
+}

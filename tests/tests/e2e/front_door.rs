@@ -1,0 +1,102 @@
+//! The front door under connections that hold resources for nothing:
+//! sockets that never send a byte, idle HTTP/2 connections, and idle event
+//! streams beside calls.
+
+use std::time::Duration;
+
+use hangar_data_plane::Limits;
+use hangar_tests::everything::Everything;
+use hangar_tests::raw::Raw;
+use hangar_tests::stack::Stack;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest the test waits for the data plane to close a connection; far
+/// above the head timeout set, so it only bounds a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Sends `first` (maybe nothing) and then nothing more; completes when the
+/// data plane closes the connection.
+async fn closed_by_the_server(addr: std::net::SocketAddr, first: &[u8]) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(first).await.expect("write");
+    let mut sink = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut sink))
+        .await
+        .expect("the data plane closes the idle connection")
+        .expect("read");
+}
+
+fn one_server(url: &str) -> String {
+    format!(
+        "mcp_servers:\n  e:\n    mode: remote\n    endpoint: \"{url}\"\n  g:\n    mode: group\n    members: [{{id: e}}]\n"
+    )
+}
+
+/// The head timeout counts from accept: a socket that never sends a byte
+/// (hyper has not even seen its HTTP version) is closed, and so is an
+/// HTTP/2 connection that sent its preface and no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_http2_connections_are_closed() {
+    let everything = Everything::start().await;
+    let limits = Limits {
+        request_head_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let stack = Stack::start_with_limits(&one_server(&everything.url()), limits).await;
+    let addr = stack.dp.addr();
+    closed_by_the_server(addr, b"").await;
+    closed_by_the_server(addr, H2_PREFACE).await;
+    stack.stop().await;
+}
+
+/// Event streams have their own cap: sessions holding more idle GET streams
+/// than the calls' cap leave every call its permit, and a stream beyond the
+/// streams' cap is refused with 503 and a JSON-RPC error naming streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_event_streams_do_not_lock_calls_out() {
+    let everything = Everything::start().await;
+    let limits = Limits {
+        max_concurrent_requests: 2,
+        max_event_streams: 4,
+        ..Limits::default()
+    };
+    let stack = Stack::start_with_limits(&one_server(&everything.url()), limits).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: stack.group_url("g"),
+    };
+    let open_stream = |session: String| {
+        raw.http
+            .get(&raw.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let session = raw.initialize().await;
+        let stream = open_stream(session).await.expect("a stream");
+        assert_eq!(stream.status(), 200, "stream {}", streams.len());
+        streams.push(stream);
+    }
+    let session = raw.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "get-sum", "arguments": {"a": 2, "b": 3}}});
+    let answer = raw.post(Some(&session), call).await;
+    assert_eq!(answer.status(), 200, "calls keep their permits");
+    assert!(answer.text().await.unwrap().contains("5"));
+
+    let refused = open_stream(session).await.expect("an answer");
+    assert_eq!(refused.status(), 503);
+    let error: Value = refused.json().await.expect("a JSON-RPC error");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("4 event streams"), "{error}");
+    drop(streams);
+    stack.stop().await;
+}
