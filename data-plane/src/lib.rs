@@ -166,8 +166,11 @@ impl DataPlane {
         );
         let guard = server::guard::Guard {
             allowed_hosts: hosts.into(),
-            max_body_bytes: limits.max_request_bytes,
-            body_timeout: limits.request_body_timeout,
+            body: server::request_body::BodyLimits {
+                max_bytes: limits.max_request_bytes,
+                timeout: limits.request_body_timeout,
+                budget: server::request_body::BodyBudget::new(limits.max_buffered_request_bytes),
+            },
         };
         let admission = Admission::new(limits.max_concurrent_requests, limits.max_event_streams);
         let router = axum::Router::new()

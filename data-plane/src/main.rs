@@ -59,6 +59,9 @@ struct Args {
     /// Largest request body accepted over HTTP, in bytes.
     #[arg(long, default_value_t = Limits::default().max_request_bytes)]
     max_request_bytes: usize,
+    /// Most bytes all request bodies may hold together; beyond, 503.
+    #[arg(long, default_value_t = Limits::default().max_buffered_request_bytes)]
+    max_buffered_request_bytes: usize,
     /// Most HTTP requests served at once; more are refused with 503.
     #[arg(long, default_value_t = Limits::default().max_concurrent_requests)]
     max_concurrent_requests: usize,
@@ -86,6 +89,7 @@ impl Args {
     fn limits(&self) -> Limits {
         Limits {
             max_request_bytes: self.max_request_bytes,
+            max_buffered_request_bytes: self.max_buffered_request_bytes,
             max_concurrent_requests: self.max_concurrent_requests,
             max_event_streams: self.max_event_streams,
             shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),

@@ -10,7 +10,8 @@
 //! - [`front`]: admission, then `/groups/{group}/mcp` or the axum router.
 //! - [`guard`]: Host/Origin, body limit and JSON-RPC checks, reading messages with [`envelope`].
 //! - [`envelope`]: a message's routing facts (`method`, `id`, `params.name`) in one borrowed pass.
-//! - [`body`]: request bodies read within the limits.
+//! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
+//! - [`body`]: answer bodies that hold a permit until sent.
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 
 pub(crate) mod body;
@@ -21,3 +22,4 @@ pub(crate) mod guard;
 pub(crate) mod jsonrpc;
 pub(crate) mod listener;
 pub(crate) mod overload;
+pub(crate) mod request_body;

@@ -43,14 +43,22 @@ use crate::upstream::UpstreamError;
 
 /// Serves a request to `/groups/{group}/mcp` that passed the guard.
 pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Response {
-    let Checked { parts, body, peek } = checked;
+    let Checked {
+        parts,
+        body,
+        peek,
+        charged,
+    } = checked;
     let request = ClientRequest {
         peek: peek.unwrap_or_default(),
         method: parts.method,
         headers: parts.headers,
         body,
     };
-    route(routes, group, request).await
+    let response = route(routes, group, request).await;
+    // The body was held (for failover) until the answer began.
+    drop(charged);
+    response
 }
 
 /// Serves one request of the transparent endpoint of `group` (also used by

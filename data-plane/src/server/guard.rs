@@ -2,23 +2,23 @@
 //! a browser `Origin` must be loopback or the data plane's own host (DNS
 //! rebinding protection; the client's Origin is never passed to members),
 //! malformed input gets a JSON-RPC error (the SDK would answer some of it
-//! with a plain-text 415), and a body that is too large or too slow is
-//! refused before any handler sees it.
+//! with a plain-text 415), and a body that is too large, too slow or over
+//! the budget of all bodies is refused before any handler sees it
+//! (`request_body`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::envelope::{Envelope, Params};
+use super::request_body::{self, BodyError, BodyLimits, Charged};
 
 use crate::server::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
 use crate::upstream::error::BoxError;
@@ -28,10 +28,8 @@ use crate::upstream::error::BoxError;
 pub(crate) struct Guard {
     /// Host names a data plane answers to; anything else is refused.
     pub allowed_hosts: Arc<[String]>,
-    /// Largest body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// How long a body may take to arrive.
-    pub body_timeout: Duration,
+    /// How bodies are read: size, deadline, the budget of all bodies.
+    pub body: BodyLimits,
 }
 
 /// A request that passed the guard: its head, its whole body, and for a
@@ -44,6 +42,9 @@ pub(crate) struct Checked {
     pub body: Bytes,
     /// The routing facts of a POST's JSON-RPC message.
     pub peek: Option<Peek>,
+    /// The body's share of the budget of all bodies; hold it as long as
+    /// the body.
+    pub charged: Charged,
 }
 
 /// Lets well-formed JSON-RPC messages addressed to an allowed host from an
@@ -63,19 +64,9 @@ where
     // Every body is read within the limits, even where it is ignored: a
     // GET with a body must not stream unbounded into a handler.
     let (parts, body) = request.into_parts();
-    let read = Limited::new(body, guard.max_body_bytes).collect();
-    let body = match tokio::time::timeout(guard.body_timeout, read).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(err)) => return Err(unreadable_body(&err, guard.max_body_bytes)),
-        Err(_) => {
-            let message = format!(
-                "request body not received within {}s",
-                guard.body_timeout.as_secs_f64()
-            );
-            let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-            return Err(rejection.into_response(StatusCode::REQUEST_TIMEOUT));
-        }
-    };
+    let (body, charged) = request_body::read(body, &guard.body)
+        .await
+        .map_err(BodyError::into_response)?;
     let peek = if parts.method == Method::POST {
         match check(&body) {
             Ok(peek) => Some(peek),
@@ -84,7 +75,12 @@ where
     } else {
         None
     };
-    Ok(Checked { parts, body, peek })
+    Ok(Checked {
+        parts,
+        body,
+        peek,
+        charged,
+    })
 }
 
 /// Axum middleware: [`check_request`] in front of a handler, which finds
@@ -95,26 +91,22 @@ pub(crate) async fn guard_layer(
     next: Next,
 ) -> Response {
     match check_request(&guard, request).await {
-        Ok(Checked { parts, body, peek }) => {
+        Ok(Checked {
+            parts,
+            body,
+            peek,
+            charged,
+        }) => {
             let mut request = Request::from_parts(parts, Body::from(body));
             if let Some(peek) = peek {
                 request.extensions_mut().insert(peek);
             }
-            next.run(request).await
+            let response = next.run(request).await;
+            drop(charged);
+            response
         }
         Err(refused) => refused,
     }
-}
-
-/// 413 for a body over the limit, 400 for one the client broke off.
-fn unreadable_body(err: &BoxError, limit: usize) -> Response {
-    if err.is::<LengthLimitError>() {
-        let message = format!("request body is larger than {limit} bytes");
-        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-        return rejection.into_response(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let rejection = Rejection::new(Value::Null, INVALID_REQUEST, "unreadable request body");
-    rejection.into_response(StatusCode::BAD_REQUEST)
 }
 
 /// Why a body is not a JSON-RPC message.

@@ -36,6 +36,11 @@ pub struct Limits {
     /// tool arguments are JSON, and a batch of 100 calls fits many times
     /// over. (`--max-request-bytes`)
     pub max_request_bytes: usize,
+    /// Most bytes all request bodies being read or served may hold
+    /// together; a body that finds them taken gets 503 at once. Default 64
+    /// MiB: thousands of ordinary calls, sixteen bodies at the size limit.
+    /// (`--max-buffered-request-bytes`)
+    pub max_buffered_request_bytes: usize,
     /// Largest request head (request line and headers), in bytes; a larger
     /// one gets 431. Default 64 KiB, about Envoy's 60 KiB: room for long
     /// bearer tokens, far below what could pressure memory. At least 8 KiB.
@@ -79,6 +84,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_request_bytes: 4 * 1024 * 1024,
+            max_buffered_request_bytes: 64 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             request_head_timeout: Duration::from_secs(30),
