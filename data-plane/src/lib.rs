@@ -158,7 +158,7 @@ impl DataPlane {
     pub async fn serve_http(&self, listener: TcpListener, limits: &Limits) -> std::io::Result<()> {
         let addr = listener.local_addr()?;
         let hosts = allowed_hosts(addr, &limits.allowed_hosts);
-        let service = endpoint::mcp::http_service(
+        let (service, sessions) = endpoint::mcp::http_service(
             self.mcp_server(),
             hosts.clone(),
             limits.max_request_bytes,
@@ -175,6 +175,10 @@ impl DataPlane {
         let admission = Admission::new(limits.max_concurrent_requests, limits.max_event_streams);
         let router = axum::Router::new()
             .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                sessions,
+                endpoint::mcp::refusals::refusals,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
                 server::guard::guard_layer,

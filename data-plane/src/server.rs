@@ -13,7 +13,9 @@
 //! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
 //! - [`body`]: answer bodies that hold a permit until sent.
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
+//! - [`bare_refusal`]: plain-text refusals (a member's, the MCP library's) as JSON-RPC errors.
 
+pub(crate) mod bare_refusal;
 pub(crate) mod body;
 pub(crate) mod connections;
 pub(crate) mod envelope;

@@ -19,6 +19,7 @@ mod e2e {
     mod outliers;
     mod persistence;
     mod recovery;
+    mod refusal_shapes;
     mod retries;
     mod security;
     mod strategies;

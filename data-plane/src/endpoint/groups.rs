@@ -37,6 +37,7 @@ use crate::route::member::{Ledger, Member};
 use crate::route::outlier::LazyNow;
 use crate::route::sessions::{Known, Moved};
 use crate::route::table::{GroupRoute, Routes, RoutingTable};
+use crate::server::bare_refusal;
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
@@ -318,6 +319,21 @@ async fn deliver(
         return local::answer(member, stdio, ledger, request).await;
     }
     let (response, call) = forward::send(member, ledger, request, member_session).await?;
+    if bare_refusal::is_bare_refusal(response.status(), response.headers()) {
+        // Settled by `send`; the client gets a JSON-RPC error it can show.
+        drop(call);
+        let (parts, body) = response.into_parts();
+        let prefix = format!("member '{}' refused the request: ", member.id());
+        let id = request.peek.id.clone();
+        return Ok(bare_refusal::to_jsonrpc(parts.status, &parts.headers, body, id, &prefix).await);
+    }
+    if bare_refusal::is_json_refusal(response.status(), response.headers())
+        && !request.peek.id.is_null()
+    {
+        drop(call);
+        let (parts, body) = response.into_parts();
+        return Ok(bare_refusal::with_request_id(parts, body, &request.peek.id).await);
+    }
     let name = |member_session: &[u8]| match naming {
         Naming::New(init) => session::encode(member.id(), member_session, init.as_ref()),
         Naming::Keep(client) => String::from_utf8_lossy(client).into_owned(),

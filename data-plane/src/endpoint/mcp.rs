@@ -1,4 +1,7 @@
-//! The rmcp handler that lists and runs `hangar_call`.
+//! The rmcp handler that lists and runs `hangar_call`; `refusals` makes
+//! its HTTP refusals JSON-RPC errors.
+
+pub(crate) mod refusals;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -140,14 +143,19 @@ pub(crate) fn http_service(
     allowed_hosts: Vec<String>,
     max_body_bytes: usize,
     halt: CancellationToken,
-) -> StreamableHttpService<HangarServer, LocalSessionManager> {
+) -> (
+    StreamableHttpService<HangarServer, LocalSessionManager>,
+    Arc<LocalSessionManager>,
+) {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(allowed_hosts)
         .with_max_request_body_bytes(max_body_bytes)
         .with_cancellation_token(halt);
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.completed_cache_ttl = COMPLETED_CACHE_TTL;
-    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(sessions), config)
+    let sessions = Arc::new(sessions);
+    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
+    (service, sessions)
 }
 
 /// How long the answer of a finished call stays cached for a client that
