@@ -53,10 +53,9 @@ pub(crate) async fn to_jsonrpc<B>(
 where
     B: HttpBody<Data = Bytes>,
 {
-    let text = match tokio::time::timeout(TEXT_PATIENCE, text_of(body)).await {
-        Ok(text) => text,
-        Err(_) => String::new(),
-    };
+    let text: String = tokio::time::timeout(TEXT_PATIENCE, text_of(body))
+        .await
+        .unwrap_or_default();
     let reason = status.canonical_reason().unwrap_or("error");
     let mut message = format!("{prefix}HTTP {} {reason}", status.as_u16());
     if !text.is_empty() {
