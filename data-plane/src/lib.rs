@@ -165,7 +165,15 @@ impl DataPlane {
             self.halt.child_token(),
         );
         let guard = server::guard::Guard {
-            allowed_hosts: hosts.into(),
+            allowed: server::host::Allowed {
+                hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                listen_port: addr.port(),
+                origins: limits
+                    .allowed_origins
+                    .iter()
+                    .map(|o| o.to_ascii_lowercase())
+                    .collect(),
+            },
             body: server::request_body::BodyLimits {
                 max_bytes: limits.max_request_bytes,
                 timeout: limits.request_body_timeout,

@@ -75,6 +75,10 @@ struct Args {
     /// accepted besides loopback and the listen address.
     #[arg(long, value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// Browser origins (scheme://host:port), comma separated, accepted
+    /// besides those of an allowed host on the listen port.
+    #[arg(long, value_delimiter = ',', value_parser = origin)]
+    allowed_origins: Vec<String>,
     /// Log line format on stderr (filter: HANGAR_LOG).
     #[arg(long, value_enum, default_value_t)]
     log_format: hangar_runtime::LogFormat,
@@ -94,6 +98,7 @@ impl Args {
             max_event_streams: self.max_event_streams,
             shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),
             allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allowed_origins.clone(),
             ..Limits::default()
         }
     }
@@ -105,6 +110,25 @@ fn seconds(text: &str) -> Result<f64, String> {
         Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
         _ => Err(format!(
             "'{text}' is not a number of seconds from 0 to 86400"
+        )),
+    }
+}
+
+/// A browser origin: `http(s)://host[:port]`, nothing more.
+fn origin(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.path() == "/"
+                && !text.ends_with('/')
+                && url.username().is_empty()
+                && url.query().is_none() =>
+        {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "'{text}' is not an origin (scheme://host:port, e.g. http://localhost:6274)"
         )),
     }
 }

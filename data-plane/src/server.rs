@@ -8,7 +8,8 @@
 //! - [`connections`]: open connections: idle ones closed, the idlest shed at the fd limit.
 //! - [`overload`]: the caps on calls and event streams in progress; refusals with the request's id.
 //! - [`front`]: admission, then `/groups/{group}/mcp` or the axum router.
-//! - [`guard`]: Host/Origin, body limit and JSON-RPC checks, reading messages with [`envelope`].
+//! - [`guard`]: Host/Origin ([`host`]), body limits and JSON-RPC checks, reading messages with [`envelope`].
+//! - [`host`]: the host and origin of a request, parsed strictly (DNS-rebinding protection).
 //! - [`envelope`]: a message's routing facts (`method`, `id`, `params.name`) in one borrowed pass.
 //! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
 //! - [`body`]: answer bodies that hold a permit until sent.
@@ -21,6 +22,7 @@ pub(crate) mod connections;
 pub(crate) mod envelope;
 pub(crate) mod front;
 pub(crate) mod guard;
+pub(crate) mod host;
 pub(crate) mod jsonrpc;
 pub(crate) mod listener;
 pub(crate) mod overload;

@@ -1,23 +1,23 @@
-//! Checks every request to the MCP endpoints before they are served:
-//! a browser `Origin` must be loopback or the data plane's own host (DNS
-//! rebinding protection; the client's Origin is never passed to members),
-//! malformed input gets a JSON-RPC error (the SDK would answer some of it
+//! Checks every request to the MCP endpoints before they are served: its
+//! host and a browser's `Origin` must be the data plane's own (DNS
+//! rebinding protection, `host`; the client's Origin is never passed to
+//! members), malformed input gets a JSON-RPC error (the SDK would answer some of it
 //! with a plain-text 415), and a body that is too large, too slow or over
 //! the budget of all bodies is refused before any handler sees it
 //! (`request_body`).
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::envelope::{Envelope, Params};
+use super::host;
 use super::request_body::{self, BodyError, BodyLimits, Charged};
 
 use crate::server::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
@@ -26,8 +26,9 @@ use crate::upstream::error::BoxError;
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
 pub(crate) struct Guard {
-    /// Host names a data plane answers to; anything else is refused.
-    pub allowed_hosts: Arc<[String]>,
+    /// Host names and origins a data plane answers to; anything else is
+    /// refused.
+    pub allowed: host::Allowed,
     /// How bodies are read: size, deadline, the budget of all bodies.
     pub body: BodyLimits,
 }
@@ -57,9 +58,9 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    if let Err(message) = check_host_and_origin(request.headers(), &guard.allowed_hosts) {
+    if let Err((status, message)) = host::check(request.uri(), request.headers(), &guard.allowed) {
         let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-        return Err(rejection.into_response(StatusCode::FORBIDDEN));
+        return Err(rejection.into_response(status));
     }
     // Every body is read within the limits, even where it is ignored: a
     // GET with a body must not stream unbounded into a handler.
@@ -129,45 +130,6 @@ impl Rejection {
     fn into_response(self, status: StatusCode) -> Response {
         jsonrpc_error(status, self.id, self.code, &self.message)
     }
-}
-
-/// DNS-rebinding protection: the `Host` the client used must be one of the
-/// data plane's names, and a browser's `Origin` (when sent) must be too. A
-/// page on another site that resolves its name to this machine sends its
-/// own name in both.
-fn check_host_and_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), &'static str> {
-    let allowed_name = |name: Option<&str>| {
-        name.is_some_and(|n| allowed.iter().any(|a| a.eq_ignore_ascii_case(n)))
-    };
-    if let Some(host) = headers.get(header::HOST)
-        && !allowed_name(host.to_str().ok().map(host_name))
-    {
-        return Err("Forbidden: Host not allowed");
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        // scheme://host[:port]; "null" and other opaque origins have no host.
-        let origin_host = origin
-            .to_str()
-            .ok()
-            .and_then(|o| o.split_once("://"))
-            .map(|(_, authority)| host_name(authority));
-        if !allowed_name(origin_host) {
-            return Err("Forbidden: Origin not allowed");
-        }
-    }
-    Ok(())
-}
-
-/// The host of an authority (`host`, `host:port`, `[v6]:port`), without
-/// brackets. Cheap: this runs on every request.
-fn host_name(authority: &str) -> &str {
-    let authority = authority.split(['/', '?', '#']).next().unwrap_or(authority);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6);
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
 }
 
 /// What routing needs from a checked message, read once by the guard.
@@ -244,32 +206,6 @@ mod tests {
 
     fn rejected(body: &str) -> Option<i64> {
         check(&Bytes::from(body.to_owned())).err().map(|r| r.code)
-    }
-
-    fn allowed(host: &str, origin: Option<&str>) -> bool {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, host.parse().unwrap());
-        if let Some(origin) = origin {
-            headers.insert(header::ORIGIN, origin.parse().unwrap());
-        }
-        let names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-        check_host_and_origin(&headers, &names).is_ok()
-    }
-
-    /// Loopback hosts and origins pass; another name in either is refused,
-    /// including the rebinding case where both name the attacker's site.
-    #[test]
-    fn only_own_hosts_and_origins() {
-        assert!(allowed("127.0.0.1:9000", None));
-        assert!(allowed("localhost:9000", Some("http://localhost:3000")));
-        assert!(allowed("[::1]:9000", Some("http://[::1]:5173")));
-        assert!(!allowed(
-            "evil.example.com",
-            Some("http://evil.example.com")
-        ));
-        assert!(!allowed("evil.example.com", None));
-        assert!(!allowed("127.0.0.1:9000", Some("http://evil.example.com")));
-        assert!(!allowed("127.0.0.1:9000", Some("null")));
     }
 
     /// Only well-formed single JSON-RPC messages pass.

@@ -78,6 +78,10 @@ pub struct Limits {
     /// protection refuses the rest). Needed when listening on all
     /// interfaces or behind a name. (`--allowed-hosts`)
     pub allowed_hosts: Vec<String>,
+    /// Browser origins (`scheme://host:port`) accepted besides those of an
+    /// allowed host on the listen port, e.g. a web app's dev server.
+    /// (`--allowed-origins`)
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Limits {
@@ -90,6 +94,7 @@ impl Default for Limits {
             request_head_timeout: Duration::from_secs(30),
             request_body_timeout: Duration::from_secs(30),
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             max_concurrent_requests: 1024,
             max_event_streams: 8192,
             shutdown_grace: Duration::from_secs(30),

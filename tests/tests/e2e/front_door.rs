@@ -100,3 +100,82 @@ async fn idle_event_streams_do_not_lock_calls_out() {
     drop(streams);
     stack.stop().await;
 }
+
+/// Writes one raw HTTP/1.1 request and returns the answer's status line.
+async fn status_line(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Host is parsed as RFC 9110/9112 say, over HTTP/1.1 and HTTP/2 alike:
+/// two Hosts, none, or a malformed one is 400; a target or `:authority`
+/// naming another host is 403, whatever the Host header says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_are_checked_strictly_on_http1_and_http2() {
+    let everything = Everything::start().await;
+    let stack = Stack::start(&one_server(&everything.url())).await;
+    let addr = stack.dp.addr();
+    let port = addr.port();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let request = |target: &str, hosts: &[String]| {
+        let hosts: String = hosts.iter().map(|h| format!("Host: {h}\r\n")).collect();
+        format!(
+            "POST {target} HTTP/1.1\r\n{hosts}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let own = format!("127.0.0.1:{port}");
+    let table = [
+        (
+            "/mcp",
+            vec![format!("127.0.0.1:{port}@evil.example")],
+            "400",
+        ),
+        ("/mcp", vec!["[::1]evil.example".to_owned()], "400"),
+        ("/mcp", vec!["localhost:evil".to_owned()], "400"),
+        ("/mcp", vec![own.clone(), own.clone()], "400"),
+        ("/mcp", vec![], "400"),
+        ("http://evil.example/mcp", vec![own.clone()], "403"),
+        ("/groups/g/mcp", vec!["evil.example".to_owned()], "403"),
+    ];
+    for (target, hosts, status) in table {
+        let line = status_line(addr, &request(target, &hosts)).await;
+        assert!(
+            line.contains(&format!(" {status} ")),
+            "{target} Host {hosts:?}: {line}"
+        );
+    }
+
+    let h2 = |host: &str| {
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .resolve(host, addr)
+            .build()
+            .unwrap()
+    };
+    for (host, refused) in [("evil.example", true), ("localhost", false)] {
+        let answer = h2(host)
+            .post(format!("http://{host}:{port}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+            .await
+            .expect("an HTTP/2 answer");
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            answer.status() == 403,
+            refused,
+            "HTTP/2 :authority {host}: {}",
+            answer.status()
+        );
+    }
+    stack.stop().await;
+}
