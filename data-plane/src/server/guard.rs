@@ -58,16 +58,18 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    if let Err((status, message)) = host::check(request.uri(), request.headers(), &guard.allowed) {
-        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
-        return Err(rejection.into_response(status));
-    }
     // Every body is read within the limits, even where it is ignored: a
-    // GET with a body must not stream unbounded into a handler.
+    // GET with a body must not stream unbounded into a handler. It is read
+    // before the host is judged too: a refusal that left the body unread
+    // would end the connection under a client about to reuse it.
     let (parts, body) = request.into_parts();
     let (body, charged) = request_body::read(body, &guard.body)
         .await
         .map_err(BodyError::into_response)?;
+    if let Err((status, message)) = host::check(&parts.uri, &parts.headers, &guard.allowed) {
+        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
+        return Err(rejection.into_response(status));
+    }
     let peek = if parts.method == Method::POST {
         match check(&body) {
             Ok(peek) => Some(peek),

@@ -1,6 +1,7 @@
-//! Malformed input at both MCP endpoints of a real data plane (real HTTP on
-//! loopback, a fake member behind it): every answer is a JSON-RPC error or a
-//! 4xx with a body, never a 5xx, a hang or a dropped connection, and good
+//! Malformed input at both MCP endpoints of a real data plane (real HTTP/1.1
+//! and HTTP/2 on loopback, a fake member behind it), in bodies and in
+//! headers (`Host`, `Origin`, content negotiation): every refusal is a
+//! JSON-RPC error, never a 5xx, a hang or a dropped connection, and good
 //! calls keep working around it.
 
 use std::time::Duration;
@@ -26,12 +27,18 @@ struct Malformed {
     accept: Option<String>,
     protocol_version: Option<String>,
     session: Option<String>,
+    /// A `Host` header in place of the client's (HTTP/1.1 only).
+    host: Option<String>,
+    origin: Option<String>,
+    /// Sent over HTTP/2 (prior knowledge) rather than HTTP/1.1.
+    http2: bool,
     body: Vec<u8>,
 }
 
-/// The data plane under test and a keep-alive client for it.
+/// The data plane under test and keep-alive clients for it.
 struct Target {
     http: reqwest::Client,
+    http2: reqwest::Client,
     mcp: String,
     group: String,
 }
@@ -40,6 +47,10 @@ impl Target {
     fn new(stack: &Stack) -> Self {
         Self {
             http: reqwest::Client::new(),
+            http2: reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .expect("an HTTP/2 client"),
             mcp: stack.dp.mcp_url(),
             group: stack.group_url(RECIPE_GROUP),
         }
@@ -49,12 +60,16 @@ impl Target {
     /// its status.
     async fn send(&self, bad: &Malformed) -> Result<u16, String> {
         let url = if bad.group { &self.group } else { &self.mcp };
-        let mut request = self.http.request(bad.method.clone(), url);
+        let client = if bad.http2 { &self.http2 } else { &self.http };
+        let mut request = client.request(bad.method.clone(), url);
+        let host = bad.host.clone().filter(|_| !bad.http2);
         let headers = [
             ("content-type", &bad.content_type),
             ("accept", &bad.accept),
             ("mcp-protocol-version", &bad.protocol_version),
             ("mcp-session-id", &bad.session),
+            ("host", &host),
+            ("origin", &bad.origin),
         ];
         for (name, value) in headers {
             if let Some(value) = value {
@@ -145,16 +160,19 @@ fn check_answer(
     if body.is_empty() {
         return Err(format!("{status} without a body"));
     }
-    if content_type.starts_with("application/json") {
-        let error: Value =
-            serde_json::from_slice(body).map_err(|e| format!("{status}: {e}: {text}"))?;
-        let well_formed = error["jsonrpc"] == "2.0"
-            && error.get("id").is_some()
-            && error["error"]["code"].is_i64()
-            && error["error"]["message"].is_string();
-        if !well_formed {
-            return Err(format!("{status}: not a JSON-RPC error: {text}"));
-        }
+    if !content_type.starts_with("application/json") {
+        return Err(format!(
+            "{status} with {content_type:?}, not JSON-RPC: {text}"
+        ));
+    }
+    let error: Value =
+        serde_json::from_slice(body).map_err(|e| format!("{status}: {e}: {text}"))?;
+    let well_formed = error["jsonrpc"] == "2.0"
+        && error.get("id").is_some()
+        && error["error"]["code"].is_i64()
+        && error["error"]["message"].is_string();
+    if !well_formed {
+        return Err(format!("{status}: not a JSON-RPC error: {text}"));
     }
     Ok(())
 }
@@ -258,19 +276,74 @@ fn malformed() -> impl Strategy<Value = Malformed> {
         ]),
         header_value(&["2025-11-25", "2024-11-05", "2026-07-28", "1999-01-01"]),
         proptest::option::weighted(0.2, "[!-~]{1,64}"),
+        (
+            proptest::option::weighted(0.3, host()),
+            proptest::option::weighted(0.3, origin()),
+            any::<bool>(),
+        ),
         body(),
     )
         .prop_map(
-            |(group, method, content_type, accept, protocol_version, session, body)| Malformed {
+            |(
                 group,
                 method,
                 content_type,
                 accept,
                 protocol_version,
                 session,
+                (host, origin, http2),
+                body,
+            )| Malformed {
+                group,
+                method,
+                content_type,
+                accept,
+                protocol_version,
+                session,
+                host,
+                origin,
+                http2,
                 body,
             },
         )
+}
+
+/// `Host` values: the loopback names in odd shapes, and lookalikes.
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(
+            &[
+                "127.0.0.1:9@evil.example",
+                "[::1]evil.example",
+                "localhost:evil",
+                "localhost:",
+                "[::1",
+                "127.0.0.1.evil.example",
+                "LOCALHOST",
+                "[::1]:1",
+            ][..]
+        )
+        .prop_map(str::to_owned),
+        "[ -~]{0,40}",
+    ]
+}
+
+/// `Origin` values: the data plane's own, lookalikes, opaque ones.
+fn origin() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(
+            &[
+                "null",
+                "http://localhost",
+                "http://127.0.0.1:1@evil.example",
+                "http://[::1]evil.example",
+                "file://",
+                "http://evil.example",
+            ][..]
+        )
+        .prop_map(str::to_owned),
+        "[ -~]{0,40}",
+    ]
 }
 
 // === tests ===
@@ -321,6 +394,9 @@ fn corpus() -> Vec<Malformed> {
         accept: Some("application/json, text/event-stream".into()),
         protocol_version: None,
         session: None,
+        host: None,
+        origin: None,
+        http2: false,
         body: body.to_vec(),
     };
     let json = Some("application/json");
