@@ -204,7 +204,7 @@ async fn sticky(
             && !group.may_serve(index, Some(tool))
             && !group.listed_nowhere(tool)
         {
-            return tools::call_elsewhere(group, request, tool).await;
+            return tools::call_elsewhere(group, request, tool, false).await;
         }
         let holder = &group.members[index];
         let ledger = group.ledger(index);
@@ -383,7 +383,16 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
             // falls back to `initialize` (and a legacy session).
             return legacy_only();
         }
+        let listing_legacy = order.iter().any(|&i| legacy(i));
         order.retain(|&i| !legacy(i));
+        if let Some(tool) = tool
+            && order.is_empty()
+            && listing_legacy
+        {
+            // Only members that speak the legacy protocol list the tool:
+            // the call goes through this data plane's own session with one.
+            return tools::call_elsewhere(group, request, tool, true).await;
+        }
     }
     if members == Members::Stateless {
         let stateless =
@@ -416,6 +425,18 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
                 group.members[index].member.mark_legacy_only();
             }
             response
+        }
+        // Another request refused for want of a legacy session was not
+        // processed: the member speaks only the legacy protocol, and the
+        // request goes to the others (each round marks one more member,
+        // so this ends).
+        Ok((response, index)) if members == Members::Modern => {
+            let (legacy, response) = recovery::wants_legacy_session(response).await;
+            if !legacy {
+                return response;
+            }
+            group.members[index].member.mark_legacy_only();
+            Box::pin(balanced(group, request, members)).await
         }
         Ok((response, _)) => response,
         Err(Failover::NoAvailableMember(refusal)) => {

@@ -137,3 +137,36 @@ async fn one_session_calls_the_tools_of_every_member() {
         assert!(refused || is_error, "session {session}: {nope}");
     }
 }
+
+/// The official Python SDK client in its default `mode="auto"` and in
+/// 2026-07-28 mode: its stateless calls of a tool only the legacy member
+/// lists (`server-everything`'s `get-sum`) are served through the data
+/// plane's own session with that member, once the member's refusal showed
+/// it speaks only the legacy protocol; calls of the other member's tools
+/// are served as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_mode_client_calls_the_tools_of_every_era() {
+    let everything = Everything::start().await;
+    let fake = FakeMcp::new("b").start().await;
+    let stack = mixed_group(&everything, &fake).await;
+    let url = stack.group_url(RECIPE_GROUP);
+    // Auto mode lands on either era, depending on which member the era
+    // probe meets first; 2026-07-28 mode always speaks the new one.
+    for mode in ["auto", "2026-07-28"] {
+        for (tool, args) in [("get-sum", r#"{"a":2,"b":3}"#), ("add", r#"{"a":2,"b":3}"#)] {
+            let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
+                "--mode", mode, &url, "call", tool, args, "--n", "4",
+            ])
+            .await;
+            assert!(status.success(), "{mode} {tool}: {stderr}");
+            assert_eq!(lines.len(), 4, "{mode} {tool}: {lines:?}");
+            for line in &lines {
+                assert_eq!(line["ok"], true, "{mode} {tool}: {line}");
+                assert_eq!(line["is_error"], false, "{mode} {tool}: {line}");
+                if mode != "auto" {
+                    assert_eq!(line["protocol_version"], mode, "{tool}: {line}");
+                }
+            }
+        }
+    }
+}

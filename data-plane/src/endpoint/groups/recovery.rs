@@ -34,6 +34,23 @@ pub(super) async fn refuses_modern(response: Response) -> (bool, Response) {
     }
 }
 
+/// Whether `response`, to a 2026-07-28 request other than the era probe,
+/// is a legacy-only member's refusal: 400 asking for a session ("Missing
+/// session ID", "Server not initialized"), which says the request was not
+/// processed. Other 400s may refuse what the request carries.
+pub(super) async fn wants_legacy_session(response: Response) -> (bool, Response) {
+    match response.status() {
+        StatusCode::BAD_REQUEST => read_refusal(response, asks_for_a_session).await,
+        _ => (false, response),
+    }
+}
+
+fn asks_for_a_session(status: StatusCode, body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    status == StatusCode::BAD_REQUEST
+        && (text.contains("session") || text.contains("not initialized"))
+}
+
 /// Reads a short refusal's body to judge it with `rule`; rebuilds the
 /// response for the client.
 async fn read_refusal(response: Response, rule: fn(StatusCode, &[u8]) -> bool) -> (bool, Response) {

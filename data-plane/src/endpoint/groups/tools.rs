@@ -70,12 +70,14 @@ fn has_cursor(request: &ClientRequest) -> bool {
 }
 
 /// Calls `tool` on a member of `group` that lists it, for a client whose
-/// session lives on a member that does not, and answers the client's
+/// session lives on a member that does not (or a 2026-07-28 client, when
+/// only legacy members list it: `modern`), and answers the client's
 /// request with the result.
 pub(super) async fn call_elsewhere(
     group: &GroupRoute,
     request: &ClientRequest,
     tool: &str,
+    modern: bool,
 ) -> Response {
     let arguments = serde_json::from_slice::<Value>(&request.body)
         .ok()
@@ -93,7 +95,11 @@ pub(super) async fn call_elsewhere(
     };
     let id = request.peek.id.clone();
     match failover::run(group, group.order_for(Some(tool)), None, attempt).await {
-        Ok((result, index)) => {
+        Ok((mut result, index)) => {
+            // A legacy member's result, for a 2026-07-28 client.
+            if modern && result.get("resultType").is_none() {
+                result["resultType"] = json!("complete");
+            }
             tracing::debug!(
                 group = %group.id,
                 member.id = %group.members[index].member.id(),
