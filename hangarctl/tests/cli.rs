@@ -56,6 +56,29 @@ fn validate_reports_every_error() {
     );
 }
 
+/// A file nested 100,000 levels deep (200 KB) is refused by its depth, at
+/// once, with the position where it passes the limit.
+#[test]
+fn validate_refuses_deep_nesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.yaml");
+    let deep = format!(
+        "mcp_servers: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    std::fs::write(&path, deep).unwrap();
+    let out = hangarctl(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{}:1:269: config nests deeper than 64 levels of mappings and lists\n",
+            path.display()
+        )
+    );
+}
+
 /// The recipe file as MCP Hangar documents it validates unchanged.
 #[test]
 fn validate_accepts_the_recipe() {

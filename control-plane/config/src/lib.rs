@@ -15,7 +15,12 @@
 //! `hangarctl validate` and the control plane share [`load`], so both report
 //! the same errors.
 //!
+//! A text over 1 MiB, or nesting mappings and lists deeper than 64 levels,
+//! is refused before it is parsed in earnest, with one error.
+//!
 //! # Layout
+//! - `limits`: the size and depth refused up front, since libyaml's cost
+//!   grows with the square of the nesting.
 //! - `parse`: YAML text to an untyped tree (serde_norway); syntax errors.
 //! - `locate`: a second, event-level pass (yaml-rust2) mapping every field
 //!   path to its line and column, since serde keeps no spans.
@@ -27,12 +32,14 @@
 //! - `error`: [`ConfigError`], [`ConfigErrors`].
 
 mod error;
+mod limits;
 mod locate;
 mod model;
 mod parse;
 mod proto;
 mod validate;
 
+use std::io::{self, Read};
 use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
@@ -47,8 +54,10 @@ pub use hangar_template::Template;
 ///
 /// # Errors
 /// Every syntax, type and semantic error in the text, sorted by position.
-/// A YAML syntax error is reported alone, as nothing after it can be read.
+/// A YAML syntax error is reported alone, as nothing after it can be read;
+/// so is a text over 1 MiB or nested deeper than 64 levels.
 pub fn load(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
+    limits::check(source_name, text)?;
     let root = parse::parse(source_name, text)?;
     let index = locate::Index::build(text);
     validate::validate(source_name, &index, &root)
@@ -60,11 +69,13 @@ pub fn load(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
 /// # Errors
 /// As [`load`], or a single error (line 0, empty path) when the file cannot
 /// be read, e.g. `config.yaml: cannot read config.yaml: No such file or
-/// directory (os error 2)`.
+/// directory (os error 2)`. A file over 1 MiB is refused having read just
+/// past the limit, so that `/dev/zero` is refused too.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let source_name = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => load(&source_name, &text),
+    match read_at_most(path, limits::MAX_BYTES) {
+        Ok(Some(text)) => load(&source_name, &text),
+        Ok(None) => Err(limits::too_large(&source_name).into()),
         Err(err) => Err(ConfigError {
             message: format!("cannot read {source_name}: {err}"),
             source_name,
@@ -74,4 +85,22 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
         }
         .into()),
     }
+}
+
+/// The file's text, or `None` when it holds more than `limit` bytes.
+fn read_at_most(path: &Path, limit: usize) -> io::Result<Option<String>> {
+    let mut bytes = Vec::new();
+    let over = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    std::fs::File::open(path)?
+        .take(over)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Ok(None);
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }

@@ -270,7 +270,7 @@ impl Builder {
 }
 
 /// yaml-rust2 lines are 1-based but columns 0-based.
-fn to_pos(mark: Marker) -> Pos {
+pub(crate) fn to_pos(mark: Marker) -> Pos {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Pos {
         line: clamp(mark.line()).max(1),

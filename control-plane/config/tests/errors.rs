@@ -5,6 +5,8 @@
 mod groups;
 #[path = "errors/keys.rs"]
 mod keys;
+#[path = "errors/limits.rs"]
+mod limits;
 #[path = "errors/members.rs"]
 mod members;
 #[path = "errors/values.rs"]
