@@ -78,7 +78,7 @@ impl AdminService for Admin {
             Ok(applied) if applied.changed => ApplyResult::Applied,
             Ok(_) => ApplyResult::Unchanged,
             Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
-            Err(ApplyError::Store(_)) => ApplyResult::Failed,
+            Err(ApplyError::Store(_) | ApplyError::Interrupted(_)) => ApplyResult::Failed,
             Err(ApplyError::Conflict { .. }) => ApplyResult::Conflict,
         });
         match result {
@@ -93,6 +93,11 @@ impl AdminService for Admin {
                 let message = error_chain(&err);
                 tracing::error!(error = %message, "cannot store config");
                 Err(Status::unavailable(message))
+            }
+            Err(err @ ApplyError::Interrupted(_)) => {
+                let message = error_chain(&err);
+                tracing::error!(error = %message, "cannot load config");
+                Err(Status::internal(message))
             }
         }
     }

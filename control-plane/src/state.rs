@@ -7,6 +7,10 @@
 //! `watch` channel that each data-plane stream follows, whether it came from
 //! an apply here or, with the shared store, from another replica's apply
 //! seen through [`ConfigState::follow_store`].
+//!
+//! An applied text is loaded on a blocking thread: loading is CPU-bound
+//! (a large config takes tens of milliseconds), and an async worker busy
+//! loading is one that cannot answer `status`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +47,10 @@ pub enum ApplyError {
     /// The config could not be stored; nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Loading stopped without an answer (it panicked, or the runtime is
+    /// shutting down); nothing was changed.
+    #[error("loading the config did not finish: {0}")]
+    Interrupted(String),
     /// Another replica stored a config first; this one was not stored.
     #[error(
         "config changed concurrently (version {version} was applied by another replica); re-run apply"
@@ -128,7 +136,10 @@ impl ConfigState {
     /// Validates, stores and publishes a config. An invalid config, a
     /// failed store write or a lost race with another replica changes nothing.
     pub async fn apply(&self, source_name: &str, yaml: &str) -> Result<Applied, ApplyError> {
-        let config = hangar_config::load(source_name, yaml).map_err(ApplyError::Invalid)?;
+        // Before the writer lock: a slow load holds up no other apply.
+        let config = load_blocking(source_name, yaml)
+            .await?
+            .map_err(ApplyError::Invalid)?;
         let _writer = self.writer.lock().await;
         // Build on the latest stored config, not on what the watch has
         // delivered so far: a lagging watch would otherwise call a config
@@ -173,7 +184,8 @@ impl ConfigState {
             }
             Saved::Conflict { latest, revision } => {
                 let version = latest.version;
-                let same = hangar_config::load(&latest.source_name, &latest.yaml)
+                let same = load_blocking(&latest.source_name, &latest.yaml)
+                    .await?
                     .is_ok_and(|theirs| theirs == config);
                 // Take the winner now rather than when the watch delivers
                 // it, so that a re-run apply builds on it.
@@ -287,6 +299,18 @@ impl ConfigState {
         tracing::warn!(config.version = snapshot.version, "injecting a snapshot");
         self.snapshots.send_replace(Arc::new(snapshot));
     }
+}
+
+/// [`hangar_config::load`] on a blocking thread, so that the async workers
+/// stay free for `status` and the data-plane streams however long it takes.
+async fn load_blocking(
+    source_name: &str,
+    yaml: &str,
+) -> Result<Result<Config, ConfigErrors>, ApplyError> {
+    let (source_name, yaml) = (source_name.to_owned(), yaml.to_owned());
+    tokio::task::spawn_blocking(move || hangar_config::load(&source_name, &yaml))
+        .await
+        .map_err(|err| ApplyError::Interrupted(err.to_string()))
 }
 
 fn current_of(version: u64, config: Config, revision: Revision) -> Current {
