@@ -73,11 +73,15 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        let result = self.state.apply(source_name, &req.yaml).await;
+        let result = self
+            .state
+            .apply(source_name, &req.yaml, req.allow_empty)
+            .await;
         self.metrics.applied(match &result {
             Ok(applied) if applied.changed => ApplyResult::Applied,
             Ok(_) => ApplyResult::Unchanged,
             Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
+            Err(ApplyError::WouldRemoveEveryServer { .. }) => ApplyResult::Refused,
             Err(ApplyError::Store(_) | ApplyError::Interrupted(_)) => ApplyResult::Failed,
             Err(ApplyError::Conflict { .. }) => ApplyResult::Conflict,
         });
@@ -87,6 +91,11 @@ impl AdminService for Admin {
                 changed: applied.changed,
             })),
             Err(ApplyError::Invalid(errors)) => Err(invalid_config(&errors)),
+            // FAILED_PRECONDITION: the config is valid; the fleet's state
+            // is what makes it refused.
+            Err(err @ ApplyError::WouldRemoveEveryServer { .. }) => {
+                Err(Status::failed_precondition(err.to_string()))
+            }
             // ABORTED: the client should re-read and retry, unlike UNAVAILABLE.
             Err(err @ ApplyError::Conflict { .. }) => Err(Status::aborted(err.to_string())),
             Err(err @ ApplyError::Store(_)) => {

@@ -44,6 +44,8 @@ pub(crate) enum ApplyResult {
     Unchanged,
     /// The config did not validate; nothing changed.
     Invalid,
+    /// It would have removed every server, unasked; nothing changed.
+    Refused,
     /// The store could not write it; nothing changed.
     Failed,
     /// Another replica stored a config first; nothing changed here.
@@ -51,10 +53,11 @@ pub(crate) enum ApplyResult {
 }
 
 impl ApplyResult {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Applied,
         Self::Unchanged,
         Self::Invalid,
+        Self::Refused,
         Self::Failed,
         Self::Conflict,
     ];
@@ -64,6 +67,7 @@ impl ApplyResult {
             Self::Applied => "applied",
             Self::Unchanged => "unchanged",
             Self::Invalid => "invalid",
+            Self::Refused => "refused",
             Self::Failed => "failed",
             Self::Conflict => "conflict",
         }
@@ -86,7 +90,7 @@ struct ApplyLabels {
 pub(crate) struct Metrics {
     registry: Arc<Registry>,
     /// One counter per [`ApplyResult`], in the order of `ApplyResult::ALL`.
-    applies: [Counter; 5],
+    applies: [Counter; 6],
     snapshots_sent: Counter,
     nacks: Counter,
     push: Histogram,

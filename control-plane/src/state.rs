@@ -51,6 +51,15 @@ pub enum ApplyError {
     /// shutting down); nothing was changed.
     #[error("loading the config did not finish: {0}")]
     Interrupted(String),
+    /// The config has no servers while some are in force, and emptying
+    /// every data plane was not asked for; nothing was changed.
+    #[error(
+        "the config has no servers: applying it would remove every server ({in_force} in force) from every data plane; pass --allow-empty to do that"
+    )]
+    WouldRemoveEveryServer {
+        /// Servers and groups in force.
+        in_force: usize,
+    },
     /// Another replica stored a config first; this one was not stored.
     #[error(
         "config changed concurrently (version {version} was applied by another replica); re-run apply"
@@ -134,8 +143,15 @@ impl ConfigState {
     }
 
     /// Validates, stores and publishes a config. An invalid config, a
-    /// failed store write or a lost race with another replica changes nothing.
-    pub async fn apply(&self, source_name: &str, yaml: &str) -> Result<Applied, ApplyError> {
+    /// failed store write or a lost race with another replica changes
+    /// nothing; nor does a config with no servers over one with some,
+    /// unless `allow_empty`.
+    pub async fn apply(
+        &self,
+        source_name: &str,
+        yaml: &str,
+        allow_empty: bool,
+    ) -> Result<Applied, ApplyError> {
         // Before the writer lock: a slow load holds up no other apply.
         let config = load_blocking(source_name, yaml)
             .await?
@@ -154,6 +170,13 @@ impl ConfigState {
         }
         let base = self.current();
         let base_revision = if recreate { 0 } else { base.revision };
+        // Judged against the latest config, as the store is: an empty
+        // first config removes nothing and needs no flag.
+        if config.servers.is_empty() && !base.config.servers.is_empty() && !allow_empty {
+            return Err(ApplyError::WouldRemoveEveryServer {
+                in_force: base.config.servers.len(),
+            });
+        }
         if *base.config == config {
             return Ok(Applied {
                 version: base.version,

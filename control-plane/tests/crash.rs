@@ -57,6 +57,7 @@ async fn applied_config_survives_kill_9() {
         let request = ApplyRequest {
             yaml,
             source_name: "config.yaml".into(),
+            allow_empty: false,
         };
         client.apply(request).await.expect("apply");
     }
@@ -99,6 +100,7 @@ async fn data_planes_ride_out_a_control_plane_crash() {
     let request = ApplyRequest {
         yaml: GroupConfig::recipe(&endpoints).yaml(),
         source_name: "config.yaml".into(),
+        allow_empty: false,
     };
     assert_eq!(
         admin(port)

@@ -374,6 +374,7 @@ async fn apply_with(
     let request = ApplyRequest {
         yaml: yaml.to_owned(),
         source_name: "config.yaml".to_owned(),
+        allow_empty: false,
     };
     admin.apply(request).await.map(tonic::Response::into_inner)
 }
@@ -423,6 +424,7 @@ async fn kill_9_of_a_replica_process_fails_no_call() {
     let request = ApplyRequest {
         yaml: configs::recipe(&[mcp.url()], 0.2, 2),
         source_name: "config.yaml".into(),
+        allow_empty: false,
     };
     admin_a.apply(request).await.expect("apply through A");
     let connected_on = |admin: AdminServiceClient<ControlPlaneChannel>| async move {
@@ -451,6 +453,7 @@ async fn kill_9_of_a_replica_process_fails_no_call() {
     let request = ApplyRequest {
         yaml: configs::recipe(&[mcp.url()], 0.3, 2),
         source_name: "config.yaml".into(),
+        allow_empty: false,
     };
     assert_eq!(
         admin_b

@@ -50,6 +50,10 @@ pub(crate) enum Command {
     Apply {
         /// The config file.
         file: PathBuf,
+        /// Apply it even if it has no servers while some are in force, which
+        /// removes every server from every data plane.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Show servers, groups and data planes with their health.
     Status {

@@ -23,7 +23,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = || Target::from_cli(&cli.control_plane, &cli.credentials);
     match cli.command {
         Command::Validate { file } => validate(&file),
-        Command::Apply { file } => apply(&target()?, &file).await,
+        Command::Apply { file, allow_empty } => apply(&target()?, &file, allow_empty).await,
         Command::Status {
             output,
             watch: false,
@@ -97,13 +97,16 @@ fn validate(file: &Path) -> anyhow::Result<()> {
     }
 }
 
-async fn apply(target: &Target, file: &Path) -> anyhow::Result<()> {
+/// The control plane, not this command, refuses a config with no servers
+/// over one with some (unless `allow_empty`), so every client is held to it.
+async fn apply(target: &Target, file: &Path, allow_empty: bool) -> anyhow::Result<()> {
     let yaml =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut client = target.admin().await?;
     let request = ApplyRequest {
         yaml,
         source_name: file.display().to_string(),
+        allow_empty,
     };
     match client.apply(request).await {
         Ok(response) => {

@@ -270,6 +270,51 @@ async fn apply_then_status() {
     assert_eq!(json["data_planes"][0]["node_id"], "dp-1");
 }
 
+/// `apply` of a config with no servers over one with some exits 1 saying
+/// why and changes nothing; `apply --allow-empty` applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptying_the_fleet_needs_allow_empty() {
+    let cp = ControlPlane::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, yaml: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let good = file(
+        "config.yaml",
+        &configs::recipe(&["http://127.0.0.1:1".into()], 10.0, 3),
+    );
+    let empty = file("empty.yaml", "mcp_servers: {}\n");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--control-plane".to_owned(), cp.url()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        hangarctl_async(all)
+    };
+    let out = run(&["apply", &good]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = run(&["apply", &empty]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "apply failed: the config has no servers: applying it would remove every server (2 in force) from every data plane; pass --allow-empty to do that\n"
+    );
+    let out = run(&["status", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["servers"][0]["name"], "my-mcp");
+    assert_eq!(json["groups"][0]["name"], "my-mcp-group");
+
+    let out = run(&["apply", "--allow-empty", &empty]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("applied {empty} as version 2\n"));
+    let out = run(&["status", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["servers"], serde_json::json!([]));
+}
+
 /// `get dataplanes` lists the fleet with state and acked version, and
 /// `status --watch` prints a new status when the config changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

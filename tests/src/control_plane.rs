@@ -117,9 +117,24 @@ impl ControlPlane {
 
     /// Applies a config, as `hangarctl apply` does.
     pub async fn apply(&self, yaml: &str) -> Result<ApplyResponse, tonic::Status> {
+        self.apply_request(yaml, false).await
+    }
+
+    /// Applies a config as `hangarctl apply --allow-empty` does: one with no
+    /// servers may replace one with some.
+    pub async fn apply_allowing_empty(&self, yaml: &str) -> Result<ApplyResponse, tonic::Status> {
+        self.apply_request(yaml, true).await
+    }
+
+    async fn apply_request(
+        &self,
+        yaml: &str,
+        allow_empty: bool,
+    ) -> Result<ApplyResponse, tonic::Status> {
         let request = ApplyRequest {
             yaml: yaml.to_owned(),
             source_name: "config.yaml".to_owned(),
+            allow_empty,
         };
         self.admin()
             .await

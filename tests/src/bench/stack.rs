@@ -103,6 +103,7 @@ impl Planes {
                     .apply(ApplyRequest {
                         yaml: yaml.to_owned(),
                         source_name: "bench.yaml".into(),
+                        allow_empty: false,
                     })
                     .await?;
                 return Ok(());

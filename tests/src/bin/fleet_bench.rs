@@ -96,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         .apply(ApplyRequest {
             yaml: config(1),
             source_name: "bench.yaml".into(),
+            allow_empty: false,
         })
         .await?;
 
@@ -131,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         .apply(ApplyRequest {
             yaml: config(3),
             source_name: "bench.yaml".into(),
+            allow_empty: false,
         })
         .await?;
     let mut latencies = Vec::with_capacity(args.streams);

@@ -108,6 +108,7 @@ impl Hangar {
             .apply(ApplyRequest {
                 yaml: yaml.to_owned(),
                 source_name: "chaos.yaml".into(),
+                allow_empty: false,
             })
             .await
             .context("apply the config")?;
