@@ -20,6 +20,7 @@
 mod forward;
 mod local;
 mod recovery;
+mod refusals;
 pub(crate) mod session;
 mod tools;
 
@@ -31,6 +32,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
+use self::refusals::{
+    bad_gateway, failover_refusal, legacy_only, method_not_allowed, session_not_found, unavailable,
+};
 use self::session::LEGACY_VERSIONS;
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
@@ -454,21 +458,6 @@ fn is_discover(request: &ClientRequest) -> bool {
     request.peek.method.as_deref() == Some("server/discover")
 }
 
-/// The client's answer when the failover loop produced none.
-fn failover_refusal(
-    request: &ClientRequest,
-    group: &GroupRoute,
-    failed: Failover<UpstreamError>,
-) -> Response {
-    match failed {
-        Failover::NoAvailableMember(refusal) => unavailable(request, &refusal.to_string()),
-        Failover::CircuitOpen(open) => unavailable(request, &open.to_string()),
-        Failover::Member { index, error } => {
-            bad_gateway(request, &group.members[index].member, &error)
-        }
-    }
-}
-
 fn is_initialize(request: &ClientRequest) -> bool {
     request.peek.method.as_deref() == Some("initialize")
 }
@@ -501,61 +490,4 @@ fn check_modern_headers(request: &ClientRequest) -> Result<(), String> {
         Some(name) if header("mcp-name") == Some(name) => Ok(()),
         _ => Err("mcp-name header does not match the request body".to_owned()),
     }
-}
-
-/// The answer of a legacy-only server to a 2026-07-28 request, which
-/// clients read as "fall back to initialize".
-fn legacy_only() -> Response {
-    jsonrpc_error(
-        StatusCode::BAD_REQUEST,
-        Value::String("server-error".to_owned()),
-        INVALID_REQUEST,
-        "Bad Request: Missing session ID",
-    )
-}
-
-/// 503 with a JSON-RPC error for the request: the group cannot take it now.
-fn unavailable(request: &ClientRequest, message: &str) -> Response {
-    jsonrpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        request.peek.id.clone(),
-        SERVER_ERROR,
-        message,
-    )
-}
-
-/// 404: the session is gone, and the client should start over.
-fn session_not_found(request: &ClientRequest) -> Response {
-    jsonrpc_error(
-        StatusCode::NOT_FOUND,
-        request.peek.id.clone(),
-        INVALID_REQUEST,
-        "Session not found",
-    )
-}
-
-fn method_not_allowed() -> Response {
-    let mut response = jsonrpc_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        Value::Null,
-        INVALID_REQUEST,
-        "Method Not Allowed",
-    );
-    response
-        .headers_mut()
-        .insert("allow", axum::http::HeaderValue::from_static("POST"));
-    response
-}
-
-/// 502 naming the member by id; its address and the transport's detail
-/// stay in the log.
-fn bad_gateway(request: &ClientRequest, member: &Member, err: &UpstreamError) -> Response {
-    tracing::debug!(member.id = %member.id(), error = %err, "member failed");
-    let message = format!("member '{}' failed: {}", member.id(), err.for_client());
-    let status = match err {
-        // Busy, not broken: the client may retry.
-        UpstreamError::Saturated(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    jsonrpc_error(status, request.peek.id.clone(), SERVER_ERROR, &message)
 }

@@ -125,8 +125,8 @@ pub(super) async fn call_elsewhere(
         }
         Err(Failover::NoAvailableMember(refusal)) => {
             let failed = Failover::NoAvailableMember(refusal.for_tool(tool));
-            super::failover_refusal(request, group, failed)
+            super::refusals::failover_refusal(request, group, failed)
         }
-        Err(failed) => super::failover_refusal(request, group, failed),
+        Err(failed) => super::refusals::failover_refusal(request, group, failed),
     }
 }
