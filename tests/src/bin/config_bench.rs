@@ -6,7 +6,9 @@
 //!
 //! usage: hangar-config-bench [ROUNDS]   (default 20; report the median)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Nesting of the deep configs, and so their size in brackets.
 const DEPTH: usize = 100_000;
