@@ -4,7 +4,7 @@
 //! refuse and held the control plane's admin API meanwhile; it is refused
 //! by depth before parsing in earnest.
 //!
-//! usage: hangar-config-bench [ROUNDS]   (default 20; report the median)
+//! usage: `hangar-config-bench [ROUNDS]` (default 20; the median is shown)
 
 use std::time::Duration;
 

@@ -179,3 +179,54 @@ async fn hosts_are_checked_strictly_on_http1_and_http2() {
     }
     stack.stop().await;
 }
+
+/// With the default caps, 1,100 SDK-style sessions each holding its idle
+/// event stream (more than the 1,024 requests' cap) leave calls served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eleven_hundred_idle_event_streams_leave_calls_served() {
+    const STREAMS: usize = 1100;
+    // Each stream holds three descriptors here (client, data plane, and its
+    // connection to the member).
+    let limit = hangar_runtime::raise_open_files_limit().unwrap_or(0);
+    assert!(
+        limit >= 4 * STREAMS as u64,
+        "this test needs an open files limit of {} (hard limit {limit})",
+        4 * STREAMS
+    );
+    let everything = Everything::start().await;
+    let stack = Stack::start(&one_server(&everything.url())).await;
+    let raw = Raw {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+        url: stack.group_url("g"),
+    };
+    let mut streams = Vec::with_capacity(STREAMS);
+    for chunk in 0..STREAMS / 50 {
+        let opened = futures::future::join_all((0..50).map(|_| async {
+            let session = raw.initialize().await;
+            raw.http
+                .get(&raw.url)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .send()
+                .await
+                .expect("a stream")
+        }))
+        .await;
+        for stream in opened {
+            assert_eq!(stream.status(), 200, "stream in chunk {chunk}");
+            streams.push(stream);
+        }
+    }
+    let session = raw.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "get-sum", "arguments": {"a": 2, "b": 3}}});
+    let answer = raw.post(Some(&session), call).await;
+    assert_eq!(answer.status(), 200, "a call beside {STREAMS} idle streams");
+    assert!(answer.text().await.unwrap().contains('5'));
+    drop(streams);
+    stack.stop().await;
+}
