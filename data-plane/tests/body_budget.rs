@@ -56,20 +56,8 @@ async fn near_limit_bodies_stay_within_the_budget() {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let call = || {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-            "name": "add", "arguments": {"a": 2, "b": 3},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}}}});
-        http.post(&url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "add")
-            .body(body.to_string())
-            .send()
-    };
+    let call =
+        || hangar_tests::raw::modern_call(&http, &url, 1, "add", json!({"a": 2, "b": 3})).send();
     eventually("the group to serve calls", || async {
         (call().await.ok()?.status() == 200).then_some(())
     })

@@ -45,18 +45,7 @@ async fn idle_sockets_beyond_the_fd_limit_do_not_lock_clients_out() {
         .build()
         .unwrap();
     let call = |id: u64| {
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-            "name": "add", "arguments": {"a": 2, "b": 3},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}}}});
-        http.post(&url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "add")
-            .body(body.to_string())
-            .send()
+        hangar_tests::raw::modern_call(&http, &url, id, "add", json!({"a": 2, "b": 3})).send()
     };
     eventually("the group to serve calls", || async {
         (call(1).await.ok()?.status() == 200).then_some(())

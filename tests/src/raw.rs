@@ -43,6 +43,27 @@ impl Raw {
         session
     }
 
+    /// Opens the session's GET event stream, as SDK clients do.
+    pub async fn event_stream(&self, session: &str) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .expect("an answer to the GET")
+    }
+
+    /// `server-everything`'s `get-sum` of 2 and 3 in a session: whether it
+    /// was answered 200 with the sum.
+    pub async fn get_sum(&self, session: &str) -> bool {
+        let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "get-sum", "arguments": {"a": 2, "b": 3}}});
+        let answer = self.post(Some(session), call).await;
+        answer.status() == 200 && answer.text().await.is_ok_and(|t| t.contains('5'))
+    }
+
     /// `whoami` in a session; returns who served it, or the HTTP status.
     pub async fn whoami(&self, session: &str) -> Result<String, u16> {
         let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
@@ -62,4 +83,26 @@ impl Raw {
             .unwrap()
             .to_owned())
     }
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with `arguments` to `url` (stateless,
+/// with the headers that era requires), ready to send.
+pub fn modern_call(
+    http: &reqwest::Client,
+    url: &str,
+    id: u64,
+    tool: &str,
+    arguments: Value,
+) -> reqwest::RequestBuilder {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    http.post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
 }

@@ -8,7 +8,7 @@ use hangar_data_plane::Limits;
 use hangar_tests::everything::Everything;
 use hangar_tests::raw::Raw;
 use hangar_tests::stack::Stack;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -70,29 +70,17 @@ async fn idle_event_streams_do_not_lock_calls_out() {
         http: reqwest::Client::new(),
         url: stack.group_url("g"),
     };
-    let open_stream = |session: String| {
-        raw.http
-            .get(&raw.url)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25")
-            .send()
-    };
     let mut streams = Vec::new();
     for _ in 0..4 {
         let session = raw.initialize().await;
-        let stream = open_stream(session).await.expect("a stream");
+        let stream = raw.event_stream(&session).await;
         assert_eq!(stream.status(), 200, "stream {}", streams.len());
         streams.push(stream);
     }
     let session = raw.initialize().await;
-    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-        "params": {"name": "get-sum", "arguments": {"a": 2, "b": 3}}});
-    let answer = raw.post(Some(&session), call).await;
-    assert_eq!(answer.status(), 200, "calls keep their permits");
-    assert!(answer.text().await.unwrap().contains("5"));
+    assert!(raw.get_sum(&session).await, "calls keep their permits");
 
-    let refused = open_stream(session).await.expect("an answer");
+    let refused = raw.event_stream(&session).await;
     assert_eq!(refused.status(), 503);
     let error: Value = refused.json().await.expect("a JSON-RPC error");
     let message = error["error"]["message"].as_str().unwrap_or_default();
@@ -206,14 +194,7 @@ async fn eleven_hundred_idle_event_streams_leave_calls_served() {
     for chunk in 0..STREAMS / 50 {
         let opened = futures::future::join_all((0..50).map(|_| async {
             let session = raw.initialize().await;
-            raw.http
-                .get(&raw.url)
-                .header("accept", "text/event-stream")
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .send()
-                .await
-                .expect("a stream")
+            raw.event_stream(&session).await
         }))
         .await;
         for stream in opened {
@@ -222,11 +203,10 @@ async fn eleven_hundred_idle_event_streams_leave_calls_served() {
         }
     }
     let session = raw.initialize().await;
-    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
-        "params": {"name": "get-sum", "arguments": {"a": 2, "b": 3}}});
-    let answer = raw.post(Some(&session), call).await;
-    assert_eq!(answer.status(), 200, "a call beside {STREAMS} idle streams");
-    assert!(answer.text().await.unwrap().contains('5'));
+    assert!(
+        raw.get_sum(&session).await,
+        "a call beside {STREAMS} idle streams"
+    );
     drop(streams);
     stack.stop().await;
 }

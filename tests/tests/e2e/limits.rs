@@ -8,6 +8,7 @@ use hangar_data_plane::Limits;
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::raw::modern_call;
 use hangar_tests::stack::Stack;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,27 +16,6 @@ use tokio::net::TcpStream;
 
 /// Longest a raw exchange may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// A 2026-07-28 `tools/call` of `tool` through the group endpoint.
-fn modern_call(
-    http: &reqwest::Client,
-    url: &str,
-    id: u64,
-    tool: &'static str,
-    arguments: Value,
-) -> reqwest::RequestBuilder {
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
-        "name": tool, "arguments": arguments,
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    http.post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(body.to_string())
-}
 
 /// Writes `request` on a fresh connection and reads until the server closes
 /// it; fails the test if that takes longer than [`PATIENCE`].
