@@ -67,7 +67,7 @@ where
         .await
         .map_err(BodyError::into_response)?;
     if let Err((status, message)) = host::check(&parts.uri, &parts.headers, &guard.allowed) {
-        let rejection = Rejection::new(Value::Null, INVALID_REQUEST, message);
+        let rejection = Rejection::new(id_of(&body), INVALID_REQUEST, message);
         return Err(rejection.into_response(status));
     }
     let peek = if parts.method == Method::POST {
@@ -110,6 +110,14 @@ pub(crate) async fn guard_layer(
         }
         Err(refused) => refused,
     }
+}
+
+/// The `id` of a body that is a JSON-RPC message, for a refusal that is
+/// not about the body; `null` otherwise.
+fn id_of(body: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(body)
+        .map(|message| Peek::of(&message).id)
+        .unwrap_or(Value::Null)
 }
 
 /// Why a body is not a JSON-RPC message.

@@ -89,8 +89,8 @@ async fn idle_event_streams_do_not_lock_calls_out() {
     stack.stop().await;
 }
 
-/// Writes one raw HTTP/1.1 request and returns the answer's status line.
-async fn status_line(addr: std::net::SocketAddr, request: &str) -> String {
+/// Writes one raw HTTP/1.1 request and returns the whole answer.
+async fn answer_of(addr: std::net::SocketAddr, request: &str) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut answer = Vec::new();
@@ -98,8 +98,7 @@ async fn status_line(addr: std::net::SocketAddr, request: &str) -> String {
         .await
         .expect("an answer")
         .expect("read");
-    let answer = String::from_utf8_lossy(&answer);
-    answer.lines().next().unwrap_or_default().to_owned()
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// Host is parsed as RFC 9110/9112 say, over HTTP/1.1 and HTTP/2 alike:
@@ -134,7 +133,12 @@ async fn hosts_are_checked_strictly_on_http1_and_http2() {
         ("/groups/g/mcp", vec!["evil.example".to_owned()], "403"),
     ];
     for (target, hosts, status) in table {
-        let line = status_line(addr, &request(target, &hosts)).await;
+        let answer = answer_of(addr, &request(target, &hosts)).await;
+        let line = answer.lines().next().unwrap_or_default();
+        assert!(
+            answer.contains(r#""id":1"#),
+            "the refusal carries the id: {answer}"
+        );
         assert!(
             line.contains(&format!(" {status} ")),
             "{target} Host {hosts:?}: {line}"
