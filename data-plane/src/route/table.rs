@@ -140,16 +140,7 @@ impl GroupRoute {
     /// What the strategy may know of each member for a request of `tool`.
     fn candidates(&self, tool: Option<&str>) -> Vec<Candidate> {
         let latency_aware = self.strategy() == StrategyKind::LeastLatency;
-        // Members known not to list the tool are left out, unless no member
-        // lists it: then the member called answers it its own way, as the
-        // one server the group stands for would.
-        let listed: Vec<Option<bool>> = tool.map_or_else(Vec::new, |tool| {
-            self.members
-                .iter()
-                .map(|m| m.member.upstream().lists_tool(tool))
-                .collect()
-        });
-        let narrow = listed.iter().any(|l| *l != Some(false));
+        let narrowed = self.tool_narrowing(tool);
         let mut now = LazyNow::default();
         self.members
             .iter()
@@ -157,7 +148,8 @@ impl GroupRoute {
             .map(|(i, m)| {
                 let standing = self.standing(i, &mut now);
                 Candidate {
-                    eligible: standing.is_some() && !(narrow && listed[i] == Some(false)),
+                    eligible: standing.is_some()
+                        && narrowed.as_ref().is_none_or(|serves| serves[i]),
                     weight: m.weight,
                     priority: m.priority,
                     in_flight: m.member.in_flight(),

@@ -43,6 +43,24 @@ impl GroupRoute {
         self.members[index].member.upstream().lists_tool(tool) != Some(false)
     }
 
+    /// Which members a request of `tool` may go to by their tool lists:
+    /// for each member, whether it lists the tool or has not listed its
+    /// tools yet; `None` when the lists narrow nothing (no tool, every
+    /// member may serve it, or none lists it: then the member called
+    /// answers it its own way, as the one server the group stands for
+    /// would).
+    pub(crate) fn tool_narrowing(&self, tool: Option<&str>) -> Option<Vec<bool>> {
+        let tool = tool?;
+        let serves: Vec<bool> = self
+            .members
+            .iter()
+            .map(|m| m.member.upstream().lists_tool(tool) != Some(false))
+            .collect();
+        let some_lack = serves.iter().any(|s| !s);
+        let some_serve = serves.iter().any(|s| *s);
+        (some_lack && some_serve).then_some(serves)
+    }
+
     /// True when every member has listed its tools and none lists `tool`.
     pub(crate) fn listed_nowhere(&self, tool: &str) -> bool {
         !self.members.is_empty()

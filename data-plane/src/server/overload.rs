@@ -25,7 +25,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use crate::server::jsonrpc::{SERVER_ERROR, jsonrpc_error};
 
 /// Seconds a refused client is asked to wait before trying again.
-const RETRY_AFTER_S: &str = "1";
+pub(crate) const RETRY_AFTER_S: &str = "1";
 /// The body of a refused request is read only this far, and only this
 /// long, to answer with its id; a longer or slower one gets `id: null`.
 const ID_PEEK_BYTES: usize = 16 * 1024;

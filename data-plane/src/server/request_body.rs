@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::server::jsonrpc::{INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
+use crate::server::overload::RETRY_AFTER_S;
 use crate::upstream::error::BoxError;
 
 /// The bytes of each body not taken from the budget.
@@ -139,7 +140,7 @@ impl BodyError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from_static(RETRY_AFTER_S),
             );
         }
         response
