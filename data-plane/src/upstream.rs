@@ -119,6 +119,17 @@ impl Upstream {
         }
     }
 
+    /// Whether the member may take calls before its first probe: a remote
+    /// member is assumed up until a probe says otherwise, and so is a copy
+    /// that starts on first use (its first call starts it); a copy whose
+    /// process is starting now is not, until it answers.
+    pub fn ready_at_start(&self) -> bool {
+        match self {
+            Self::Stdio(stdio) => stdio.awaits_first_start(),
+            Self::Http(_) | Self::Unusable(_) => true,
+        }
+    }
+
     /// Whether the member keeps no sessions, as its answer to our own
     /// `initialize` showed; `None` before that handshake.
     pub fn is_stateless(&self) -> Option<bool> {

@@ -524,12 +524,13 @@ impl Routes {
         stop: CancellationToken,
     ) -> Arc<Member> {
         let interval = Duration::from_millis(server.probe_interval_ms.max(1));
+        let in_rotation = !server.fleet_unhealthy && upstream.ready_at_start();
         let mut member = Member::new(
             id,
             upstream,
             interval,
             server.max_consecutive_failures,
-            !server.fleet_unhealthy,
+            in_rotation,
             self.metrics.clone(),
             self.health_changed.clone(),
             stop,
