@@ -18,6 +18,47 @@ pub struct Config {
     pub servers: IndexMap<String, Server>,
     /// `retry:`: when a call that reached a member may be sent again.
     pub retry: RetrySettings,
+    /// The top-level `rate_limit:`: every tool call, whatever it names.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A `rate_limit:` block (top level, a group or a server): token buckets on
+/// the calls it covers. Without one nothing is limited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    /// `rps` and `burst`: the bucket all callers share; `None` when the
+    /// block gives only `per_caller`.
+    pub all: Option<RateSize>,
+    /// `per_caller`: a bucket for each caller (its MCP session, else its
+    /// address).
+    pub per_caller: Option<RateSize>,
+    /// `scope` (default fleet).
+    pub scope: RateScope,
+    /// `methods`: the requests counted; empty means `tools/call` alone.
+    pub methods: Vec<String>,
+    /// `tools`: limits of single tools, by name (groups and servers only).
+    pub tools: IndexMap<String, RateLimit>,
+}
+
+/// One bucket's size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSize {
+    /// `rps`: tokens added a second, more than 0.
+    pub rps: f64,
+    /// `burst`: calls at once, at least 1 (default: one second's worth).
+    pub burst: u32,
+}
+
+/// Whose budget a `rate_limit` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateScope {
+    /// The fleet's: the control plane divides it among the data planes by
+    /// their demand.
+    #[default]
+    Fleet,
+    /// `scope: data_plane`: each data plane's own, as in MCP Hangar (three
+    /// data planes at 10 rps admit 30).
+    DataPlane,
 }
 
 /// MCP Hangar's top-level `retry:` block.
@@ -112,6 +153,8 @@ pub struct RemoteServer {
     /// outstanding, this long without a byte from the server makes the data
     /// plane probe it, and a failed probe takes it out of rotation at once.
     pub stall_timeout: Duration,
+    /// `rate_limit`: calls to this server, whatever group they come through.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// `auth: {type: basic, username, password}`.
@@ -157,6 +200,9 @@ pub struct SubprocessServer {
     pub max_concurrency: Option<u32>,
     /// `stall_timeout_s`, as for a remote server.
     pub stall_timeout: Duration,
+    /// `rate_limit`: calls to this server (all its copies), whatever group
+    /// they come through.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A `mode: group` server.
@@ -185,6 +231,8 @@ pub struct Group {
     /// group for a time that grows with each ejection; `None` when the
     /// config turns it off (`enabled: false`).
     pub outlier_detection: Option<OutlierDetection>,
+    /// `rate_limit`: calls through the group.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A group's `outlier_detection:` block (passive health, as Envoy's):

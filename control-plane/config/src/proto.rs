@@ -9,7 +9,8 @@ use hangar_template::Template;
 use indexmap::IndexMap;
 
 use crate::model::{
-    Backoff, Config, Group, OutlierDetection, RemoteServer, RetryPolicy, Server, SubprocessServer,
+    Backoff, Config, Group, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer,
+    RetryPolicy, Server, SubprocessServer,
 };
 
 impl Config {
@@ -37,6 +38,7 @@ impl Config {
                     group
                 })
                 .collect(),
+            rate_limit: self.rate_limit.as_ref().map(rate_limit),
         }
     }
 }
@@ -58,6 +60,7 @@ fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
         read_timeout_ms: millis_ceil(server.read_timeout),
         stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
+        rate_limit: server.rate_limit.as_ref().map(rate_limit),
         basic_auth: server.basic_auth.as_ref().map(|basic| v1::BasicAuth {
             username: basic.username.to_string(),
             password: basic.password.to_string(),
@@ -79,6 +82,7 @@ fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
         read_timeout_ms: millis_ceil(RemoteServer::DEFAULT_READ_TIMEOUT),
         stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
+        rate_limit: server.rate_limit.as_ref().map(rate_limit),
         transport: Some(v1::server::Transport::Subprocess(v1::Subprocess {
             command: server.command.clone(),
             env: headers(&server.env),
@@ -132,6 +136,25 @@ fn group(id: &str, group: &Group) -> v1::Group {
         session_recovery: group.session_recovery,
         retry: None,
         outlier_detection: group.outlier_detection.as_ref().map(outlier_detection),
+        rate_limit: group.rate_limit.as_ref().map(rate_limit),
+    }
+}
+
+fn rate_limit(limit: &RateLimit) -> v1::RateLimit {
+    let size = |s: &RateSize| v1::RateSize {
+        rps: s.rps,
+        burst: s.burst,
+    };
+    v1::RateLimit {
+        all: limit.all.as_ref().map(size),
+        per_caller: limit.per_caller.as_ref().map(size),
+        per_data_plane: limit.scope == RateScope::DataPlane,
+        methods: limit.methods.clone(),
+        tools: limit
+            .tools
+            .iter()
+            .map(|(name, tool)| (name.clone(), rate_limit(tool)))
+            .collect(),
     }
 }
 

@@ -8,6 +8,7 @@ mod group;
 mod kinds;
 mod read;
 mod remote;
+mod rate_limit;
 mod retry;
 mod subprocess;
 
@@ -24,7 +25,7 @@ use crate::parse::Node;
 const UNSUPPORTED_MODES: &[&str] = &["docker", "container", "podman"];
 
 const TOP_KEYS: Keys = Keys {
-    known: &["mcp_servers", "retry"],
+    known: &["mcp_servers", "retry", "rate_limit"],
     unsupported: &[],
     hint: "",
 };
@@ -69,7 +70,16 @@ fn top(cx: &mut Ctx<'_>, root: &Node) -> Config {
         })
         .flatten()
         .unwrap_or_default();
-    Config { servers, retry }
+    let rate_limit = cx
+        .optional(&fields, "rate_limit", |cx, p, n| {
+            rate_limit::rate_limit(cx, p, n, rate_limit::Place::Top)
+        })
+        .flatten();
+    Config {
+        servers,
+        retry,
+        rate_limit,
+    }
 }
 
 /// Longest server id.

@@ -9,6 +9,8 @@ mod keys;
 mod limits;
 #[path = "errors/members.rs"]
 mod members;
+#[path = "errors/rate_limits.rs"]
+mod rate_limits;
 #[path = "errors/values.rs"]
 mod values;
 

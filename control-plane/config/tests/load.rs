@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hangar_config::{
-    Config, Group, Member, OutlierDetection, RemoteServer, Server, StrategyKind, TlsSettings,
+    Config, Group, Member, OutlierDetection, RateScope, RateSize, RemoteServer, Server,
+    StrategyKind, TlsSettings,
 };
 use hangar_proto::v1;
 
@@ -30,6 +31,7 @@ fn remote(endpoint: &str) -> Server {
         read_timeout: Duration::from_secs(30),
         max_concurrency: None,
         stall_timeout: Duration::from_secs(2),
+        rate_limit: None,
     })
 }
 
@@ -73,6 +75,7 @@ fn recipe_05_loads_unchanged() {
         circuit_failure_threshold: 10,
         session_recovery: true,
         outlier_detection: Some(OutlierDetection::default()),
+        rate_limit: None,
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -114,6 +117,7 @@ fn recipe_05_compiles_to_snapshot() {
         connect_timeout_ms: 10_000,
         read_timeout_ms: 30_000,
         stall_timeout_ms: 2_000,
+        rate_limit: None,
         ..Default::default()
     };
     let member = |id: &str| v1::Member {
@@ -149,7 +153,9 @@ fn recipe_05_compiles_to_snapshot() {
                 max_ejection_percent: 50,
                 slow_start_ms: 10_000,
             }),
+        rate_limit: None,
         }],
+        rate_limit: None,
     };
     assert_eq!(snapshot, want);
 }
@@ -214,6 +220,7 @@ fn optional_keys_are_read() {
         read_timeout: Duration::from_secs(30),
         max_concurrency: None,
         stall_timeout: Duration::from_secs(2),
+        rate_limit: None,
     });
     assert_eq!(config.servers["a"], want_a);
     let want_g = Server::Group(Group {
@@ -229,6 +236,7 @@ fn optional_keys_are_read() {
         circuit_failure_threshold: 10,
         session_recovery: true,
         outlier_detection: Some(OutlierDetection::default()),
+        rate_limit: None,
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);
@@ -460,4 +468,45 @@ fn outlier_detection_defaults_and_opt_out() {
         ),
         (2, 500, 300_000, 10_000)
     );
+}
+
+/// MCP Hangar's recipe 06 loads as it is: its top-level `rate_limit` is a
+/// fleet-wide budget with a per-caller one inside it.
+#[test]
+fn recipe_06_loads_with_its_rate_limit() {
+    let text = include_str!("fixtures/recipe-06.yaml");
+    let config = hangar_config::load("recipe-06.yaml", text).expect("recipe 06 is valid");
+    let limit = config.rate_limit.as_ref().expect("a top-level limit");
+    assert_eq!(limit.all, Some(RateSize { rps: 10.0, burst: 20 }));
+    assert_eq!(limit.per_caller, Some(RateSize { rps: 2.0, burst: 5 }));
+    assert_eq!(limit.scope, RateScope::Fleet);
+    let snapshot = config.to_snapshot(1);
+    let limit = snapshot.rate_limit.expect("in the snapshot");
+    assert_eq!(
+        (limit.all.unwrap().rps, limit.per_caller.unwrap().burst),
+        (10.0, 5)
+    );
+    assert!(!limit.per_data_plane);
+    assert_eq!(recipe_05().to_snapshot(1).rate_limit, None);
+}
+
+/// Limits on a group, a server and single tools reach the snapshot; a
+/// burst left out is one second's worth.
+#[test]
+fn group_server_and_tool_limits_load() {
+    let text = "mcp_servers:\n  a:\n    mode: remote\n    endpoint: http://a\n    rate_limit: {rps: 2.5, scope: data_plane}\n  g:\n    mode: group\n    members: [{id: a}]\n    rate_limit:\n      rps: 100\n      burst: 50\n      methods: [tools/call, tools/list]\n      tools:\n        search: {rps: 5, burst: 10, per_caller: {rps: 1}}\n";
+    let config = hangar_config::load("config.yaml", text).expect("valid");
+    let Server::Remote(a) = &config.servers["a"] else {
+        panic!("a is remote");
+    };
+    let a = a.rate_limit.as_ref().unwrap();
+    assert_eq!(a.all, Some(RateSize { rps: 2.5, burst: 3 }));
+    assert_eq!(a.scope, RateScope::DataPlane);
+    let snapshot = config.to_snapshot(1);
+    let g = snapshot.groups[0].rate_limit.as_ref().unwrap();
+    assert_eq!(g.methods, ["tools/call", "tools/list"]);
+    let search = &g.tools["search"];
+    assert_eq!(search.all.as_ref().map(|s| (s.rps, s.burst)), Some((5.0, 10)));
+    assert_eq!(search.per_caller.as_ref().map(|s| s.burst), Some(1));
+    assert!(snapshot.servers[0].rate_limit.as_ref().unwrap().per_data_plane);
 }

@@ -19,6 +19,7 @@ pub(super) const GROUP_KEYS: Keys = Keys {
         "circuit_breaker",
         "session_recovery",
         "outlier_detection",
+        "rate_limit",
     ],
     unsupported: &["auto_start"],
     hint: "",
@@ -102,6 +103,7 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
     let outliers = cx
         .optional(fields, "outlier_detection", outlier_detection)
         .map(|o| o.unwrap_or_else(|| Some(OutlierDetection::default())));
+    let rate_limit = cx.optional(fields, "rate_limit", super::rate_limit::target);
     Some(Group {
         strategy: strategy?,
         min_healthy: min_healthy?,
@@ -111,6 +113,7 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         circuit_failure_threshold: circuit?,
         session_recovery: recovery?,
         outlier_detection: outliers?,
+        rate_limit: rate_limit?,
     })
 }
 

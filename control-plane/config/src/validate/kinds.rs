@@ -27,6 +27,7 @@ pub(super) struct Shared {
     pub(super) description: Option<String>,
     pub(super) max_concurrency: Option<u32>,
     pub(super) stall_timeout: std::time::Duration,
+    pub(super) rate_limit: Option<crate::model::RateLimit>,
 }
 
 /// Reads the keys every member server has. `idle_ttl_s` is checked and
@@ -50,6 +51,7 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
             cx.seconds_or_zero(p, n, "no hang watch")
         })
         .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));
+    let rate_limit = cx.optional(fields, "rate_limit", super::rate_limit::target);
     idle_ttl?;
     Some(Shared {
         health_check_interval: interval?,
@@ -57,5 +59,6 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
         description: description?,
         max_concurrency: max_concurrency?,
         stall_timeout: stall?,
+        rate_limit: rate_limit?,
     })
 }

@@ -25,6 +25,7 @@ pub(super) const REMOTE_KEYS: Keys = Keys {
         "http",
         "max_concurrency",
         "stall_timeout_s",
+        "rate_limit",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -127,6 +128,7 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
         read_timeout: read_timeout.unwrap_or(RemoteServer::DEFAULT_READ_TIMEOUT),
         max_concurrency: shared.max_concurrency,
         stall_timeout: shared.stall_timeout,
+        rate_limit: shared.rate_limit,
     })
 }
 

@@ -21,6 +21,7 @@ pub(super) const SUBPROCESS_KEYS: Keys = Keys {
         "max_consecutive_failures",
         "max_concurrency",
         "stall_timeout_s",
+        "rate_limit",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -57,6 +58,7 @@ pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<Subpro
         description: shared.description,
         max_concurrency: shared.max_concurrency,
         stall_timeout: shared.stall_timeout,
+        rate_limit: shared.rate_limit,
     })
 }
 

@@ -7,7 +7,7 @@ fn unknown_top_level_key() {
     let got = errors(&["mcp_servers: {}", "servers: {}"]);
     assert_eq!(
         got,
-        "config.yaml:2:1: servers: unknown key 'servers' (expected one of: mcp_servers, retry)"
+        "config.yaml:2:1: servers: unknown key 'servers' (expected one of: mcp_servers, retry, rate_limit)"
     );
 }
 
@@ -18,7 +18,7 @@ fn unknown_server_key() {
         got,
         "config.yaml:5:5: mcp_servers.a.endpont: unknown key 'endpont' (expected one of: \
          mode, endpoint, description, health_check_interval_s, max_consecutive_failures, \
-         headers, auth, tls, http, max_concurrency, stall_timeout_s, idle_ttl_s)"
+         headers, auth, tls, http, max_concurrency, stall_timeout_s, rate_limit, idle_ttl_s)"
     );
 }
 
