@@ -149,20 +149,7 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 impl Admin {
     async fn rollup(&self) -> StatusResponse {
-        let mut planes = self.fleet.planes();
-        if let Some(peers) = &self.peers {
-            // A data plane that moved between replicas can be reported by
-            // both for a moment: this replica's view wins, then the
-            // freshest of the others.
-            let mut others = peers.planes().await;
-            others.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
-            for plane in others {
-                if !planes.iter().any(|p| p.node_id == plane.node_id) {
-                    planes.push(plane);
-                }
-            }
-            planes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-        }
+        let planes = crate::replicas::every_plane(&self.fleet, self.peers.as_ref()).await;
         // After the read from etcd, so the config is the freshest one.
         let current = self.state.current();
         let ejected = self.fleet.ejected().borrow().clone();

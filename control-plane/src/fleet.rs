@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hangar_proto::v1::{GroupHealth, HealthReport, Hello, MemberHealth};
+use hangar_proto::v1::{GroupHealth, HealthReport, Hello, LimitUsage, MemberHealth};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -95,6 +95,9 @@ pub(crate) struct DataPlane {
     pub health: BTreeMap<String, MemberHealth>,
     /// Group breakers from the last report, by group id.
     pub groups: BTreeMap<String, GroupHealth>,
+    /// Rate limit traffic from the last report, by limit id; `None` before
+    /// the first report.
+    pub limits: Option<BTreeMap<String, LimitUsage>>,
     pub(crate) connection: u64,
 }
 
@@ -252,6 +255,7 @@ impl Fleet {
             last_nack: None,
             health: BTreeMap::new(),
             groups: BTreeMap::new(),
+            limits: None,
             connection: id,
         };
         planes.insert(hello.node_id.clone(), plane);
@@ -313,6 +317,13 @@ impl Fleet {
             let changed = !same_health(&p.health, &health) || circuits_changed;
             p.health = health;
             p.groups = groups;
+            p.limits = Some(
+                report
+                    .limits
+                    .into_iter()
+                    .map(|l| (l.limit.clone(), l))
+                    .collect(),
+            );
             if changed {
                 self.health_epoch.fetch_add(1, Ordering::Relaxed);
             }

@@ -28,6 +28,7 @@ pub(crate) fn report(healthy: &[(&str, bool)]) -> HealthReport {
             })
             .collect(),
         groups: Vec::new(),
+        limits: Vec::new(),
     }
 }
 

@@ -11,7 +11,8 @@
 //! - `state`: the config in force; validates, versions and publishes applies.
 //! - `replicas`: data-plane health shared between replicas through etcd.
 //! - `fleet`: connected data planes, their acked versions and health reports.
-//! - `status`: the health rollup per server and group.
+//! - `status`: the health rollup per server and group, and of rate limits.
+//! - `shares`: fleet-wide rate limits divided among the data planes by demand.
 //! - `admin`: the `AdminService` gRPC service (apply, status).
 //! - `stream`: the `DataPlaneService` bidirectional stream.
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
@@ -22,6 +23,7 @@ pub mod etcd;
 pub(crate) mod fleet;
 pub(crate) mod metrics;
 pub(crate) mod replicas;
+pub(crate) mod shares;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod store;
@@ -35,6 +37,7 @@ use std::time::Duration;
 use hangar_proto::v1::admin_service_server::AdminServiceServer;
 use hangar_proto::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -189,6 +192,15 @@ impl ControlPlane {
         if let Some(peers) = &self.peers {
             tokio::spawn(peers.clone().share(self.fleet.clone(), shutdown.clone()));
         }
+        let shares = watch::Sender::new(Arc::default());
+        let shares_rx = shares.subscribe();
+        tokio::spawn(shares::run(
+            self.state.clone(),
+            self.fleet.clone(),
+            self.peers.clone(),
+            shares,
+            shutdown.clone(),
+        ));
         let admin = admin::Admin::new(
             self.state.clone(),
             self.fleet.clone(),
@@ -201,6 +213,7 @@ impl ControlPlane {
             self.fleet.clone(),
             self.metrics.clone(),
             shutdown.clone(),
+            shares_rx,
         );
         // The interceptors sit on the services, so /metrics stays open.
         let grpc = Routes::new(AdminServiceServer::with_interceptor(

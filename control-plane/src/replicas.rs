@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_proto::v1::{GroupHealth, MemberHealth};
+use hangar_proto::v1::{GroupHealth, LimitUsage, MemberHealth};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +125,25 @@ impl Peers {
     }
 }
 
+/// Every data plane of the fleet, ordered by node id: this replica's, and
+/// with etcd those the other replicas reported. A data plane that moved
+/// between replicas can be reported by both for a moment: this replica's
+/// view wins, then the freshest of the others.
+pub(crate) async fn every_plane(fleet: &Fleet, peers: Option<&Peers>) -> Vec<DataPlane> {
+    let mut planes = fleet.planes();
+    if let Some(peers) = peers {
+        let mut others = peers.planes().await;
+        others.sort_by_key(|p| std::cmp::Reverse(p.last_seen));
+        for plane in others {
+            if !planes.iter().any(|p| p.node_id == plane.node_id) {
+                planes.push(plane);
+            }
+        }
+        planes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    }
+    planes
+}
+
 /// A data plane as written to etcd.
 #[derive(Debug, Serialize, Deserialize)]
 struct SharedPlane {
@@ -158,6 +177,22 @@ struct SharedPlane {
     /// older replicas).
     #[serde(default)]
     tool_warnings: BTreeMap<String, Vec<String>>,
+    /// Rate limit traffic, by limit id (absent in records of older
+    /// replicas, and before the data plane's first report).
+    #[serde(default)]
+    limits: Option<Vec<SharedUsage>>,
+}
+
+/// [`LimitUsage`] as written to etcd.
+#[derive(Debug, Serialize, Deserialize)]
+struct SharedUsage {
+    limit: String,
+    offered_rps: f64,
+    admitted_rps: f64,
+    refused_rps: f64,
+    local_rps: f64,
+    local_burst: f64,
+    fleet: bool,
 }
 
 /// [`MemberHealth`] as written to etcd.
@@ -236,6 +271,20 @@ impl SharedPlane {
                 .filter(|g| !g.tool_warnings.is_empty())
                 .map(|g| (g.group_id.clone(), g.tool_warnings.clone()))
                 .collect(),
+            limits: plane.limits.as_ref().map(|limits| {
+                limits
+                    .values()
+                    .map(|l| SharedUsage {
+                        limit: l.limit.clone(),
+                        offered_rps: l.offered_rps,
+                        admitted_rps: l.admitted_rps,
+                        refused_rps: l.refused_rps,
+                        local_rps: l.local_rps,
+                        local_burst: l.local_burst,
+                        fleet: l.fleet,
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -299,6 +348,23 @@ impl SharedPlane {
             last_nack: self.last_nack,
             health,
             groups,
+            limits: self.limits.map(|limits| {
+                limits
+                    .into_iter()
+                    .map(|l| {
+                        let usage = LimitUsage {
+                            limit: l.limit.clone(),
+                            offered_rps: l.offered_rps,
+                            admitted_rps: l.admitted_rps,
+                            refused_rps: l.refused_rps,
+                            local_rps: l.local_rps,
+                            local_burst: l.local_burst,
+                            fleet: l.fleet,
+                        };
+                        (l.limit, usage)
+                    })
+                    .collect()
+            }),
             // Never registered in this replica's fleet, so no stream's
             // messages are matched against it.
             connection: u64::MAX,

@@ -8,6 +8,8 @@
 //! one data plane can use it: a member only one data plane cannot reach is
 //! that data plane's local problem.
 
+mod limits;
+
 use std::collections::BTreeSet;
 
 use hangar_balance::GroupState;
@@ -71,6 +73,7 @@ pub(crate) fn rollup(
         servers,
         groups,
         data_planes,
+        limits: limits::rollup(config, &counting),
     }
 }
 

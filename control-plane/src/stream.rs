@@ -16,7 +16,7 @@ use hangar_proto::v1::{
     ControlPlaneMessage, DataPlaneMessage, Hello, Snapshot, control_plane_message,
 };
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::fleet::{Connection, Fleet};
 use crate::metrics::Metrics;
+use crate::shares::ShareTable;
 use crate::state::ConfigState;
 
 /// Snapshots waiting to be written to one data plane. Snapshots are whole,
@@ -38,6 +39,8 @@ pub(crate) struct DataPlanes {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    /// Each data plane's shares of the fleet-wide rate limits.
+    shares: watch::Receiver<Arc<ShareTable>>,
 }
 
 impl DataPlanes {
@@ -48,12 +51,14 @@ impl DataPlanes {
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
+        shares: watch::Receiver<Arc<ShareTable>>,
     ) -> Self {
         Self {
             state,
             fleet,
             metrics,
             shutdown,
+            shares,
         }
     }
 }
@@ -120,8 +125,11 @@ async fn push_snapshots(
         fleet,
         metrics,
         shutdown,
+        mut shares,
     } = service;
     let mut snapshots = state.subscribe();
+    // What this stream last told its data plane of its rate limit shares.
+    let mut sent_shares = None;
     let mut ejections = fleet.ejected();
     let mut sent = hello.held_version;
     // What this stream last told its data plane was ejected fleet-wide.
@@ -144,7 +152,18 @@ async fn push_snapshots(
             }
             tracing::debug!(config.version = sent, "snapshot sent");
         }
+        let mine = shares.borrow_and_update().message_for(&hello.node_id);
+        if let Some(mine) = mine.filter(|m| sent_shares.as_ref() != Some(m)) {
+            sent_shares = Some(mine.clone());
+            let msg = ControlPlaneMessage {
+                kind: Some(control_plane_message::Kind::Shares(mine)),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+        }
         tokio::select! {
+            changed = shares.changed() => if changed.is_err() { return },
             changed = snapshots.changed() => if changed.is_err() { return },
             changed = ejections.changed() => if changed.is_err() { return },
             () = tx.closed() => return,

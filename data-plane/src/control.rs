@@ -170,9 +170,13 @@ async fn follow(
         tokio::select! {
             msg = downstream.message() => match msg? {
                 Some(msg) => {
-                    if let Some(Down::Snapshot(snapshot)) = msg.kind {
-                        send(&tx, apply(routes, cache, &snapshot)).await;
-                        send(&tx, Up::Health(routes.health_report())).await;
+                    match msg.kind {
+                        Some(Down::Snapshot(snapshot)) => {
+                            send(&tx, apply(routes, cache, &snapshot)).await;
+                            send(&tx, Up::Health(routes.health_report())).await;
+                        }
+                        Some(Down::Shares(shares)) => routes.apply_shares(&shares),
+                        None => {}
                     }
                 }
                 None => return Ok(Followed::Ended),

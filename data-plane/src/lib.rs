@@ -225,6 +225,15 @@ impl DataPlane {
         self.routes.start_processes_on_first_use();
     }
 
+    /// Limits every tool call through this data plane to `rps` a second,
+    /// `burst` at once, for this data plane alone and on top of the config's
+    /// limits (MCP Hangar's `MCP_RATE_LIMIT_RPS` and `_BURST`). Call before
+    /// the first snapshot.
+    pub fn limit_every_call(&self, rps: f64, burst: u32) {
+        self.routes
+            .limit_every_call(hangar_rate::Rate::new(rps, f64::from(burst)));
+    }
+
     /// Serves one MCP client over stdin/stdout until it closes stdin.
     pub async fn serve_stdio(&self) -> anyhow::Result<()> {
         use rmcp::ServiceExt;

@@ -86,6 +86,14 @@ struct Args {
     /// the machine to the MCP clients beside the data plane.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
+    /// A rate limit of this data plane alone, on top of the config's: tool
+    /// calls a second, all clients together (MCP Hangar's variable). Without
+    /// it and without `rate_limit:` in the config, nothing is limited.
+    #[arg(long, env = "MCP_RATE_LIMIT_RPS", value_name = "RPS", value_parser = rps)]
+    rate_limit_rps: Option<f64>,
+    /// Calls at once of that limit; default: one second's worth.
+    #[arg(long, env = "MCP_RATE_LIMIT_BURST", value_name = "N", requires = "rate_limit_rps", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_burst: Option<u32>,
 }
 
 impl Args {
@@ -101,6 +109,16 @@ impl Args {
             allowed_origins: self.allowed_origins.clone(),
             ..Limits::default()
         }
+    }
+}
+
+/// A finite number of calls a second, more than 0.
+fn rps(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a number of calls a second above 0"
+        )),
     }
 }
 
@@ -191,6 +209,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         client,
     };
     let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
+    if let Some(rps) = args.rate_limit_rps {
+        let burst = args
+            .rate_limit_burst
+            .unwrap_or_else(|| rps.ceil().clamp(1.0, f64::from(u32::MAX)) as u32);
+        tracing::info!(
+            rps,
+            burst,
+            "rate limit of this data plane from MCP_RATE_LIMIT_RPS"
+        );
+        data_plane.limit_every_call(rps, burst);
+    }
     // `--listen` has a default, so it is only absent in effect with --stdio.
     match args.listen.filter(|_| !args.stdio) {
         Some(addr) => {

@@ -84,7 +84,7 @@ impl CallOutcome {
             | UpstreamError::Unusable(_)
             | UpstreamError::Unavailable(_) => Self::Unreachable,
             // Nothing was sent: the member was busy, not wrong.
-            UpstreamError::Saturated(_) => Self::Rejected,
+            UpstreamError::Saturated(_) | UpstreamError::RateLimited(_) => Self::Rejected,
             UpstreamError::Timeout(_) | UpstreamError::Quiet(_) | UpstreamError::Hung { .. } => {
                 Self::Timeout
             }

@@ -10,6 +10,7 @@
 //! - [`breaker`]: a group's circuit breaker (recipe 03).
 //! - [`retry`]: a group's retry policy for delivered calls.
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
+//! - [`rate`]: rate limits (`rate_limit:`), their fleet shares and usage.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 //! - [`sessions`]: client sessions this data plane moved to another member.
 //! - [`tools`]: which members list which tools; a group's tool list.
@@ -21,6 +22,7 @@ pub(crate) mod failover;
 pub(crate) mod limit;
 pub(crate) mod member;
 pub(crate) mod outlier;
+pub(crate) mod rate;
 pub(crate) mod retry;
 pub(crate) mod sessions;
 pub(crate) mod table;

@@ -13,11 +13,13 @@
 //! - [`envelope`]: a message's routing facts (`method`, `id`, `params.name`) in one borrowed pass.
 //! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
 //! - [`body`]: answer bodies that hold a permit until sent.
+//! - [`caller`]: who a request's caller is, for per-caller rate limits.
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 //! - [`bare_refusal`]: plain-text refusals (a member's, the MCP library's) as JSON-RPC errors.
 
 pub(crate) mod bare_refusal;
 pub(crate) mod body;
+pub(crate) mod caller;
 pub(crate) mod connections;
 pub(crate) mod envelope;
 pub(crate) mod front;

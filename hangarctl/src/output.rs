@@ -96,8 +96,76 @@ pub(crate) fn status_table(status: &StatusResponse) -> String {
         out.push_str(&warnings.concat());
         out.push('\n');
     }
+    if !status.limits.is_empty() {
+        out.push_str(&limits_table(status));
+        out.push('\n');
+    }
     out.push_str(&dataplanes_table(status));
     out
+}
+
+/// The rate limits: size, what the fleet admits and refuses now, and each
+/// data plane's share (or, for `scope: data_plane`, its own traffic).
+fn limits_table(status: &StatusResponse) -> String {
+    let mut rows = vec![[
+        "RATE LIMIT".to_owned(),
+        "SCOPE".into(),
+        "SIZE".into(),
+        "ADMITTED".into(),
+        "REFUSED".into(),
+        "DATA PLANES".into(),
+    ]];
+    for l in &status.limits {
+        let mut size = Vec::new();
+        if l.rps > 0.0 {
+            size.push(format!("{}/s burst {}", number(l.rps), l.burst));
+        }
+        if l.per_caller_rps > 0.0 {
+            size.push(format!(
+                "{}/s burst {} each caller",
+                number(l.per_caller_rps),
+                l.per_caller_burst
+            ));
+        }
+        let planes: Vec<String> = l
+            .data_planes
+            .iter()
+            .map(|p| {
+                let part = if l.scope == "fleet" && p.share_rps > 0.0 {
+                    format!("share {}/s", number(p.share_rps))
+                } else {
+                    format!("admits {}/s", number(p.admitted_rps))
+                };
+                format!("{} {part}, asked {}/s", p.node_id, number(p.offered_rps))
+            })
+            .collect();
+        rows.push([
+            hangar_rate::ids::label(&l.limit),
+            l.scope.clone(),
+            if size.is_empty() {
+                "-".into()
+            } else {
+                size.join(", ")
+            },
+            format!("{}/s", number(l.admitted_rps)),
+            format!("{}/s", number(l.refused_rps)),
+            if planes.is_empty() {
+                "-".into()
+            } else {
+                planes.join("; ")
+            },
+        ]);
+    }
+    columns(&rows)
+}
+
+/// A rate as people read it: one decimal, none for whole numbers.
+fn number(x: f64) -> String {
+    if (x - x.round()).abs() < 0.05 {
+        format!("{}", x.round())
+    } else {
+        format!("{x:.1}")
+    }
 }
 
 /// The data planes: state, versions and staleness.
@@ -191,6 +259,16 @@ pub(crate) fn status_json(status: &StatusResponse) -> Value {
             "min_healthy": g.min_healthy, "circuit_open_on": g.circuit_open_on,
             "degraded_on": g.degraded_on, "ejected": g.ejected,
             "tool_warnings": g.tool_warnings,
+        })).collect::<Vec<_>>(),
+        "rate_limits": status.limits.iter().map(|l| json!({
+            "limit": l.limit, "name": hangar_rate::ids::label(&l.limit), "scope": l.scope,
+            "rps": l.rps, "burst": l.burst,
+            "per_caller_rps": l.per_caller_rps, "per_caller_burst": l.per_caller_burst,
+            "admitted_rps": l.admitted_rps, "refused_rps": l.refused_rps,
+            "data_planes": l.data_planes.iter().map(|p| json!({
+                "node_id": p.node_id, "share_rps": p.share_rps, "offered_rps": p.offered_rps,
+                "admitted_rps": p.admitted_rps, "refused_rps": p.refused_rps,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "data_planes": dataplanes_json(status)["data_planes"],
     })

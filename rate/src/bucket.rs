@@ -24,7 +24,11 @@ impl Rate {
             } else {
                 f64::MIN_POSITIVE
             },
-            burst: if burst.is_finite() { burst.max(1.0) } else { 1.0 },
+            burst: if burst.is_finite() {
+                burst.max(1.0)
+            } else {
+                1.0
+            },
         }
     }
 }

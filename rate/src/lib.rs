@@ -9,8 +9,10 @@
 //!   bucket all callers share and one per caller, kept in a bounded LRU.
 //! - [`shares`]: [`divide`], a fleet budget split by demand.
 //! - [`refusal`]: [`Refusal`], why a call was refused and when to retry.
+//! - [`ids`]: the ids limits go by everywhere.
 
 pub mod bucket;
+pub mod ids;
 pub mod limiter;
 pub mod refusal;
 pub mod shares;

@@ -90,7 +90,10 @@ mod tests {
     }
 
     fn rps(shares: &[(usize, Rate)]) -> Vec<f64> {
-        shares.iter().map(|(_, r)| (r.rps * 100.0).round() / 100.0).collect()
+        shares
+            .iter()
+            .map(|(_, r)| (r.rps * 100.0).round() / 100.0)
+            .collect()
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl Witness {
                 })
                 .collect(),
             groups: Vec::new(),
+            limits: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(16);
         let up = |kind| DataPlaneMessage { kind: Some(kind) };

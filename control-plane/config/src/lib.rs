@@ -45,8 +45,7 @@ use std::path::Path;
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
     Backoff, BasicAuth, Config, Group, Member, OutlierDetection, RateLimit, RateScope, RateSize,
-    RemoteServer, RetryPolicy,
-    RetrySettings, Server, StrategyKind, SubprocessServer, TlsSettings,
+    RemoteServer, RetryPolicy, RetrySettings, Server, StrategyKind, SubprocessServer, TlsSettings,
 };
 pub use hangar_template::Template;
 

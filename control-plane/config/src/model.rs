@@ -299,6 +299,31 @@ impl Config {
         })
     }
 
+    /// Every rate limit with its id (`hangar_rate::ids`): the top-level one,
+    /// then those of each group and server and their tools, in file order.
+    pub fn rate_limits(&self) -> Vec<(String, &RateLimit)> {
+        use hangar_rate::ids::{self, On};
+        let mut out: Vec<(String, &RateLimit)> = Vec::new();
+        if let Some(top) = &self.rate_limit {
+            out.push((ids::TOP.to_owned(), top));
+        }
+        for (id, server) in &self.servers {
+            let (on, limit) = match server {
+                Server::Group(g) => (On::Group, &g.rate_limit),
+                Server::Remote(r) => (On::Server, &r.rate_limit),
+                Server::Subprocess(s) => (On::Server, &s.rate_limit),
+            };
+            let Some(limit) = limit else { continue };
+            if limit.all.is_some() || limit.per_caller.is_some() {
+                out.push((ids::of(on, id, None), limit));
+            }
+            for (tool, limit) in &limit.tools {
+                out.push((ids::of(on, id, Some(tool)), limit));
+            }
+        }
+        out
+    }
+
     /// The `mode: remote` entries, in file order.
     pub fn remotes(&self) -> impl Iterator<Item = (&str, &RemoteServer)> {
         self.servers.iter().filter_map(|(id, server)| match server {

@@ -6,9 +6,9 @@
 
 mod group;
 mod kinds;
+mod rate_limit;
 mod read;
 mod remote;
-mod rate_limit;
 mod retry;
 mod subprocess;
 

@@ -153,7 +153,7 @@ fn recipe_05_compiles_to_snapshot() {
                 max_ejection_percent: 50,
                 slow_start_ms: 10_000,
             }),
-        rate_limit: None,
+            rate_limit: None,
         }],
         rate_limit: None,
     };
@@ -477,7 +477,13 @@ fn recipe_06_loads_with_its_rate_limit() {
     let text = include_str!("fixtures/recipe-06.yaml");
     let config = hangar_config::load("recipe-06.yaml", text).expect("recipe 06 is valid");
     let limit = config.rate_limit.as_ref().expect("a top-level limit");
-    assert_eq!(limit.all, Some(RateSize { rps: 10.0, burst: 20 }));
+    assert_eq!(
+        limit.all,
+        Some(RateSize {
+            rps: 10.0,
+            burst: 20
+        })
+    );
     assert_eq!(limit.per_caller, Some(RateSize { rps: 2.0, burst: 5 }));
     assert_eq!(limit.scope, RateScope::Fleet);
     let snapshot = config.to_snapshot(1);
@@ -506,7 +512,16 @@ fn group_server_and_tool_limits_load() {
     let g = snapshot.groups[0].rate_limit.as_ref().unwrap();
     assert_eq!(g.methods, ["tools/call", "tools/list"]);
     let search = &g.tools["search"];
-    assert_eq!(search.all.as_ref().map(|s| (s.rps, s.burst)), Some((5.0, 10)));
+    assert_eq!(
+        search.all.as_ref().map(|s| (s.rps, s.burst)),
+        Some((5.0, 10))
+    );
     assert_eq!(search.per_caller.as_ref().map(|s| s.burst), Some(1));
-    assert!(snapshot.servers[0].rate_limit.as_ref().unwrap().per_data_plane);
+    assert!(
+        snapshot.servers[0]
+            .rate_limit
+            .as_ref()
+            .unwrap()
+            .per_data_plane
+    );
 }

@@ -33,7 +33,8 @@ use serde_json::Value;
 
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use self::refusals::{
-    bad_gateway, failover_refusal, legacy_only, method_not_allowed, session_not_found, unavailable,
+    bad_gateway, failover_refusal, legacy_only, method_not_allowed, rate_limited,
+    session_not_found, unavailable,
 };
 use self::session::LEGACY_VERSIONS;
 use crate::route::failover::{self, Failover, Pool};
@@ -41,9 +42,9 @@ use crate::route::member::{Ledger, Member};
 use crate::route::outlier::LazyNow;
 use crate::route::sessions::{Known, Moved};
 use crate::route::table::{GroupRoute, Routes, RoutingTable};
-use crate::server::bare_refusal;
 use crate::server::guard::Checked;
 use crate::server::jsonrpc::{HEADER_MISMATCH, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
+use crate::server::{bare_refusal, caller};
 use crate::upstream::UpstreamError;
 
 /// Serves a request to `/groups/{group}/mcp` that passed the guard.
@@ -54,11 +55,13 @@ pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Re
         peek,
         charged,
     } = checked;
+    let caller = caller::of_request(&parts.headers, &parts.extensions);
     let request = ClientRequest {
         peek: peek.unwrap_or_default(),
         method: parts.method,
         headers: parts.headers,
         body,
+        caller,
     };
     let response = route(routes, group, request).await;
     // The body was held (for failover) until the answer began.
@@ -78,6 +81,11 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
             &unknown_group(routes, &table, group),
         );
     };
+    if let Some(asking) = request.asking()
+        && let Err(refusal) = table.rate.admit_group(&group.id, &asking)
+    {
+        return rate_limited(&request, &refusal);
+    }
     let slot = if forward::is_call(&request) {
         match group.admit(forward::QUEUE_PATIENCE).await {
             Ok(slot) => slot,
@@ -99,6 +107,14 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
         // The slot is freed when the answer (maybe a stream) is done.
         Some(slot) => forward::hold_until_sent(response, slot),
         None => response,
+    }
+}
+
+/// `ledger` for `request`, whose member's server may limit its rate.
+fn with_asking<'a>(ledger: Ledger<'a>, request: &'a ClientRequest) -> Ledger<'a> {
+    match request.asking() {
+        Some(asking) => ledger.asking(asking),
+        None => ledger,
     }
 }
 
@@ -211,7 +227,7 @@ async fn sticky(
             return tools::call_elsewhere(group, request, tool, false).await;
         }
         let holder = &group.members[index];
-        let ledger = group.ledger(index);
+        let ledger = with_asking(group.ledger(index), request);
         match deliver(
             &holder.member,
             ledger,
@@ -285,7 +301,7 @@ async fn reopen(
         },
     );
     let naming = Naming::Keep(client_session);
-    let ledger = group.ledger(index);
+    let ledger = with_asking(group.ledger(index), request);
     match deliver(
         &holder.member,
         ledger,
@@ -414,7 +430,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
         let member = &group.members[index];
         deliver(
             &member.member,
-            group.ledger_for(index, tool),
+            with_asking(group.ledger_for(index, tool), request),
             request,
             None,
             &naming,

@@ -8,6 +8,7 @@
 //! a failed call (`ToolInvocationError`, as MCP Hangar does) but it is an
 //! answer: it never counts against the member.
 
+use hangar_rate::CallerKey;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -182,9 +183,14 @@ pub(crate) fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
     }
 }
 
-/// Runs every call of a validated batch, at most `max_concurrency` at once,
-/// within the batch timeout.
-pub(crate) async fn run(batch: BatchRequest, table: Arc<RoutingTable>) -> BatchResponse {
+/// Runs every call of a validated batch for `caller`, at most
+/// `max_concurrency` at once, within the batch timeout. Each call counts
+/// once against the rate limits.
+pub(crate) async fn run(
+    batch: BatchRequest,
+    table: Arc<RoutingTable>,
+    caller: CallerKey,
+) -> BatchResponse {
     let started = Instant::now();
     let concurrency = batch
         .max_concurrency
@@ -204,7 +210,7 @@ pub(crate) async fn run(batch: BatchRequest, table: Arc<RoutingTable>) -> BatchR
             if stop.load(Ordering::Relaxed) {
                 return skipped(index);
             }
-            let response = run_one(index, call, table, deadline).await;
+            let response = run_one(index, call, table, deadline, caller).await;
             if fail_fast && !response.success {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -231,6 +237,7 @@ async fn run_one(
     call: CallRequest,
     table: &RoutingTable,
     deadline: Instant,
+    caller: CallerKey,
 ) -> CallResponse {
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
@@ -240,8 +247,15 @@ async fn run_one(
         Duration::from_secs_f64(t.min(TIMEOUT_RANGE_S.1)).min(remaining)
     });
     let arguments = Value::Object(call.arguments);
-    let (outcome, retries) =
-        dispatch::call(table, &call.mcp_server, &call.tool, &arguments, timeout).await;
+    let (outcome, retries) = dispatch::call(
+        table,
+        &call.mcp_server,
+        &call.tool,
+        &arguments,
+        timeout,
+        caller,
+    )
+    .await;
     let mut response = CallResponse {
         index,
         call_id: uuid::Uuid::new_v4().to_string(),

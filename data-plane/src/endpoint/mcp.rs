@@ -3,6 +3,9 @@
 
 pub(crate) mod refusals;
 
+use hangar_rate::CallerKey;
+
+use crate::server::caller;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -64,7 +67,11 @@ impl HangarServer {
         ]
     }
 
-    async fn hangar_call(&self, params: CallToolRequestParams) -> CallToolResult {
+    async fn hangar_call(
+        &self,
+        params: CallToolRequestParams,
+        caller: CallerKey,
+    ) -> CallToolResult {
         let arguments = serde_json::Value::Object(params.arguments.unwrap_or_default());
         let batch = match BatchRequest::parse(arguments) {
             Ok(batch) => batch,
@@ -77,7 +84,7 @@ impl HangarServer {
         if let Err(failure) = hangar_call::validate(&batch) {
             return json_result(&failure, true);
         }
-        json_result(&hangar_call::run(batch, table).await, false)
+        json_result(&hangar_call::run(batch, table, caller).await, false)
     }
 }
 
@@ -118,10 +125,20 @@ impl ServerHandler for HangarServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         match request.name.as_ref() {
-            HANGAR_CALL => Ok(self.hangar_call(request).await.into()),
+            HANGAR_CALL => {
+                // Over HTTP the library hands over the request's parts;
+                // over stdio there are none, and one client.
+                let caller = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .map_or_else(caller::stdio, |parts| {
+                        caller::of_request(&parts.headers, &parts.extensions)
+                    });
+                Ok(self.hangar_call(request, caller).await.into())
+            }
             HANGAR_STATUS => {
                 let status = hangar_status::local_status(&self.routes.load());
                 Ok(json_result(&status, false).into())

@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::route::member::Member;
+use crate::route::rate::{Limit, RateLimits};
 use crate::route::table::{GroupRoute, Origin, Routes};
 
 /// A data plane's registry, as served at `/metrics`.
@@ -125,6 +126,7 @@ impl Collector for TableCollector {
             by_group,
             |g| ConstCounter::new(g.outliers.as_ref().map_or(0, |o| o.ejections())),
         )?;
+        rate_limits(e, &table.rate)?;
         let sources = [Origin::ControlPlane, Origin::Cache, Origin::None];
         let by_source = ("source", sources.as_slice());
         per_label(
@@ -139,6 +141,46 @@ impl Collector for TableCollector {
             e.encode_descriptor("hangar_config_version", help, None, MetricType::Gauge)?;
         gauge(table.version).encode(version)
     }
+}
+
+/// Each rate limit's counts, labelled by its id and scope, and the share
+/// of the bucket all callers share on this data plane.
+fn rate_limits(e: &mut DescriptorEncoder<'_>, rates: &RateLimits) -> Result<(), std::fmt::Error> {
+    let mut limits: Vec<&Arc<Limit>> = rates.iter().collect();
+    if limits.is_empty() {
+        return Ok(());
+    }
+    limits.sort_by(|a, b| a.id.cmp(&b.id));
+    type Count = fn(hangar_rate::Usage) -> u64;
+    let counters: [(&str, &str, Count); 2] = [
+        (
+            "hangar_rate_limit_admitted",
+            "Calls a rate limit let through.",
+            |u| u.admitted,
+        ),
+        (
+            "hangar_rate_limit_refused",
+            "Calls a rate limit refused (429 or RateLimitExceeded), by limit and scope.",
+            |u| u.refused,
+        ),
+    ];
+    for (name, help, count) in counters {
+        let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for limit in &limits {
+            let labels = [("limit", limit.id.as_str()), ("scope", limit.scope())];
+            ConstCounter::new(count(limit.limiter.usage()))
+                .encode(family.encode_family(&labels)?)?;
+        }
+    }
+    let help = "Calls a second the bucket all callers share refills at on this data plane: its share of a fleet limit, or the whole of a data-plane one.";
+    let mut family =
+        e.encode_descriptor("hangar_rate_limit_local_rps", help, None, MetricType::Gauge)?;
+    for limit in limits.iter().filter(|l| l.limiter.local().is_some()) {
+        let rps = limit.limiter.local().map_or(0.0, |r| r.rps);
+        let labels = [("limit", limit.id.as_str()), ("scope", limit.scope())];
+        ConstGauge::new(rps).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Something a per-label metric is read from, and its label value.

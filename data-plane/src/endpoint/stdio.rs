@@ -163,6 +163,7 @@ impl Exchange {
             headers: headers_for(&message, &self.session.lock()),
             body: Bytes::from(self.line),
             peek: Peek::of(&message),
+            caller: crate::server::caller::stdio(),
         };
         let response = groups::route(&self.routes, &self.group, request).await;
         if self.is_initialize {

@@ -77,6 +77,9 @@ impl MemberSpec {
             // Updated in place or only meaningful for new members.
             max_consecutive_failures: 0,
             fleet_unhealthy: false,
+            // Rate limits are kept apart (`route/rate.rs`): a changed limit
+            // must not restart the member.
+            rate_limit: None,
             ..server.clone()
         })
     }

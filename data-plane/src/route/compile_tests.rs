@@ -44,6 +44,7 @@ fn group(id: &str, strategy: Strategy, members: &[&str]) -> v1::Group {
         session_recovery: true,
         retry: None,
         outlier_detection: None,
+        rate_limit: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn snapshot(servers: Vec<v1::Server>, groups: Vec<v1::Group>) -> Snapshot {
         version: 2,
         servers,
         groups,
+        rate_limit: None,
     }
 }
 

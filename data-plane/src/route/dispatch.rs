@@ -14,10 +14,12 @@ use tracing::Instrument;
 use crate::route::breaker::CircuitOpen;
 use crate::route::failover::{self, Failover, NoAvailableMember, Retry};
 use crate::route::member::{Ledger, Member};
+use crate::route::rate::Asking;
 use crate::route::retry::{Retried, RetryPolicy};
 use crate::route::table::{GroupRoute, RoutingTable};
 use crate::server::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::upstream::UpstreamError;
+use hangar_rate::CallerKey;
 
 /// Why a call produced no result.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,10 @@ pub(crate) enum CallError {
     /// The group's circuit breaker is open.
     #[error(transparent)]
     CircuitOpen(CircuitOpen),
+    /// A rate limit refused the call: of the whole config, the group, the
+    /// tool, or the server of every member that could serve it.
+    #[error("{0}")]
+    RateLimited(hangar_rate::Refusal),
     /// The group's `max_concurrency` had no free slot in time.
     #[error("group '{group}' is busy: {source}")]
     Overloaded {
@@ -74,6 +80,7 @@ impl CallError {
             Self::ToolNotInGroup { .. } => "ToolNotFoundError",
             Self::NoAvailableMember(_) => "NoAvailableMemberError",
             Self::CircuitOpen(_) => "CircuitBreakerOpen",
+            Self::RateLimited(_) => "RateLimitExceeded",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
                 UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => "TimeoutError",
@@ -105,6 +112,7 @@ fn error_kind(err: &UpstreamError) -> &'static str {
         UpstreamError::ToolNotFound(_) => "tool_not_found",
         UpstreamError::Unusable(_) => "member_unusable",
         UpstreamError::Saturated(_) => "member_busy",
+        UpstreamError::RateLimited(_) => "rate_limited",
         UpstreamError::Unavailable(_) => "process_unavailable",
         UpstreamError::Exited(_) => "process_exited",
         UpstreamError::Hung { .. } => "member_hung",
@@ -124,40 +132,59 @@ pub(crate) struct Served {
 /// retry policy (`None` without one).
 pub(crate) type Called = (Result<Served, CallError>, Option<Vec<Retried>>);
 
-/// Calls `tool` on the server or group named `target`. A server named
-/// directly is called whatever its health: the caller asked for it.
+/// Calls `tool` on the server or group named `target` for `caller`. A
+/// server named directly is called whatever its health: the caller asked
+/// for it.
 pub(crate) async fn call(
     table: &RoutingTable,
     target: &str,
     tool: &str,
     arguments: &Value,
     timeout: Duration,
+    caller: CallerKey,
 ) -> Called {
-    if let Some(group) = table
-        .groups
-        .get(target)
-        .or_else(|| table.replicas.get(target))
-    {
-        let mut retries = Vec::new();
-        let policy = group.retry.as_ref();
-        let outcome = call_group(group, tool, arguments, timeout, policy, &mut retries).await;
-        return (outcome, policy.map(|_| retries));
+    let asking = Asking::tool_call(caller, tool);
+    if let Some(group) = table.groups.get(target) {
+        if let Err(refusal) = table.rate.admit_group(target, &asking) {
+            return (Err(CallError::RateLimited(refusal)), None);
+        }
+        return call_group(group, asking, arguments, timeout).await;
+    }
+    if let Err(refusal) = table.rate.admit_direct(&asking) {
+        return (Err(CallError::RateLimited(refusal)), None);
+    }
+    if let Some(copies) = table.replicas.get(target) {
+        return call_group(copies, asking, arguments, timeout).await;
     }
     (
-        call_server(table, target, tool, arguments, timeout).await,
+        call_server(table, target, asking, arguments, timeout).await,
         None,
     )
 }
 
-/// A call through a group's failover loop.
+/// A call through a group's failover loop (or a server's copies), with
+/// the retries it took under the group's policy.
 async fn call_group(
     group: &GroupRoute,
-    tool: &str,
+    asking: Asking<'_>,
+    arguments: &Value,
+    timeout: Duration,
+) -> Called {
+    let mut retries = Vec::new();
+    let policy = group.retry.as_ref();
+    let outcome = call_members(group, asking, arguments, timeout, policy, &mut retries).await;
+    (outcome, policy.map(|_| retries))
+}
+
+async fn call_members(
+    group: &GroupRoute,
+    asking: Asking<'_>,
     arguments: &Value,
     timeout: Duration,
     policy: Option<&RetryPolicy>,
     retries: &mut Vec<Retried>,
 ) -> Result<Served, CallError> {
+    let tool = asking.tool.unwrap_or_default();
     {
         if group.listed_nowhere(tool) {
             return Err(CallError::ToolNotInGroup {
@@ -180,7 +207,7 @@ async fn call_group(
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             call_member(
                 &member.member,
-                group.ledger_for(index, Some(tool)),
+                group.ledger_for(index, Some(tool)).asking(asking),
                 tool,
                 arguments,
                 left,
@@ -202,6 +229,10 @@ async fn call_group(
             }
             Err(Failover::NoAvailableMember(refusal)) => Err(CallError::NoAvailableMember(refusal)),
             Err(Failover::CircuitOpen(open)) => Err(CallError::CircuitOpen(open)),
+            Err(Failover::Member {
+                error: UpstreamError::RateLimited(refusal),
+                ..
+            }) => Err(CallError::RateLimited(refusal)),
             Err(Failover::Member { index, error }) => Err(CallError::Upstream {
                 member: group.members[index].member.id().to_owned(),
                 source: error,
@@ -214,10 +245,11 @@ async fn call_group(
 async fn call_server(
     table: &RoutingTable,
     target: &str,
-    tool: &str,
+    asking: Asking<'_>,
     arguments: &Value,
     timeout: Duration,
 ) -> Result<Served, CallError> {
+    let tool = asking.tool.unwrap_or_default();
     match table.members.get(target) {
         Some(member) => {
             let ledger = Ledger {
@@ -225,6 +257,7 @@ async fn call_server(
                 breaker: None,
                 outliers: None,
                 tool: None,
+                asking: Some(asking),
             };
             call_member(member, ledger, tool, arguments, timeout)
                 .await
@@ -232,9 +265,12 @@ async fn call_server(
                     result,
                     served_by: member.id().to_owned(),
                 })
-                .map_err(|source| CallError::Upstream {
-                    member: member.id().to_owned(),
-                    source,
+                .map_err(|source| match source {
+                    UpstreamError::RateLimited(refusal) => CallError::RateLimited(refusal),
+                    source => CallError::Upstream {
+                        member: member.id().to_owned(),
+                        source,
+                    },
                 })
         }
         None => Err(CallError::UnknownServer {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use hangar_balance::{Health, Outcome, PeakEwma, Transition};
 use hangar_proto::v1::MemberHealth;
 use hdrhistogram::Histogram;
@@ -29,6 +30,7 @@ mod probe;
 use crate::route::breaker::CircuitBreaker;
 use crate::route::limit::{ConcurrencyLimit, Slot};
 use crate::route::outlier::Outliers;
+use crate::route::rate::{self, Asking};
 pub(crate) use crate::route::vitals::Stamp;
 use crate::route::vitals::Vitals;
 use crate::upstream::{Upstream, UpstreamError};
@@ -46,6 +48,19 @@ pub struct Ledger<'a> {
     pub(crate) outliers: Option<(&'a Arc<Outliers>, usize)>,
     /// The tool called, when its latency is kept apart (`least_latency`).
     pub(crate) tool: Option<&'a str>,
+    /// Who calls what, for the server's rate limits; `None` for requests
+    /// no limit counts (streams, notifications, probes).
+    pub(crate) asking: Option<Asking<'a>>,
+}
+
+impl<'a> Ledger<'a> {
+    /// This ledger for a request that the server's rate limits count.
+    pub(crate) fn asking(self, asking: Asking<'a>) -> Self {
+        Self {
+            asking: Some(asking),
+            ..self
+        }
+    }
 }
 
 /// A member and its state on this data plane.
@@ -96,6 +111,9 @@ pub struct Member {
     health_changed: Arc<Notify>,
     /// Stops the probe loop when the member leaves the config.
     stop: CancellationToken,
+    /// The rate limits of the member's server (`rate_limit:`), set with
+    /// each snapshot.
+    rate_limits: ArcSwapOption<rate::Target>,
 }
 
 // === impl Member ===
@@ -148,6 +166,7 @@ impl Member {
             call_families,
             health_changed,
             stop,
+            rate_limits: ArcSwapOption::empty(),
         }
     }
 
@@ -327,6 +346,9 @@ impl Member {
         ledger: Ledger<'_>,
         patience: Duration,
     ) -> Result<InFlightCall, UpstreamError> {
+        if let (Some(asking), Some(limits)) = (&ledger.asking, &*self.rate_limits.load()) {
+            limits.admit(asking).map_err(UpstreamError::RateLimited)?;
+        }
         let Some(limit) = &self.limit else {
             return Ok(self.begin_call(ledger));
         };
@@ -337,6 +359,11 @@ impl Member {
         let mut call = self.begin_call(ledger);
         call._slot = Some(slot);
         Ok(call)
+    }
+
+    /// Sets the rate limits of the member's server.
+    pub(crate) fn set_rate_limits(&self, limits: Option<Arc<rate::Target>>) {
+        self.rate_limits.store(limits);
     }
 
     /// How often the member entered or left rotation.

@@ -202,6 +202,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
         breaker: None,
         outliers: None,
         tool: None,
+        asking: None,
     };
     let held = member
         .admit(ledger(&metrics), Duration::ZERO)
@@ -216,6 +217,7 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
                 breaker: None,
                 outliers: None,
                 tool: None,
+                asking: None,
             };
             member.admit(ledger, Duration::from_secs(5)).await.map(drop)
         }
@@ -300,6 +302,7 @@ async fn a_silent_member_that_fails_its_check_leaves_at_once() {
         breaker: None,
         outliers: None,
         tool: None,
+        asking: None,
     });
     tokio::time::sleep(Duration::from_millis(1900)).await;
     assert!(m.is_healthy(), "silent for less than the stall timeout");
@@ -372,6 +375,7 @@ async fn a_hung_member_leaves_fast_even_between_frequent_probes() {
         breaker: None,
         outliers: None,
         tool: None,
+        asking: None,
     });
     tokio::time::sleep(Duration::from_millis(1900)).await;
     assert!(m.is_healthy());
@@ -403,6 +407,7 @@ async fn a_silent_member_that_answers_its_check_is_busy() {
         breaker: None,
         outliers: None,
         tool: None,
+        asking: None,
     });
     tokio::time::sleep(Duration::from_millis(9000)).await;
     assert!(m.is_healthy());
@@ -427,6 +432,7 @@ async fn a_silent_call_asks_for_a_check_instead_of_counting() {
             breaker: None,
             outliers: None,
             tool: None,
+            asking: None,
         });
         call.failed(&UpstreamError::Quiet(Duration::from_secs(30)));
         drop(call);

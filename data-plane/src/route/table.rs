@@ -26,6 +26,8 @@ use crate::route::failover::Pool;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::{Ledger, Member};
 use crate::route::outlier::{LazyNow, OutlierPolicy, Outliers};
+use crate::route::rate::RateLimits;
+use crate::route::rate::build::{EnvLimit, ShareBook};
 use crate::route::retry::RetryPolicy;
 use crate::route::sessions::MovedSessions;
 use crate::upstream::Upstream;
@@ -111,6 +113,7 @@ impl GroupRoute {
             breaker: Some(&self.breaker),
             outliers: self.outliers.as_ref().map(|o| (o, index)),
             tool: None,
+            asking: None,
         }
     }
 
@@ -265,6 +268,8 @@ pub struct RoutingTable {
     /// What each member was built from, to keep it across snapshots that
     /// leave it unchanged.
     specs: HashMap<String, MemberSpec>,
+    /// The rate limits of the snapshot and of the environment.
+    pub(crate) rate: RateLimits,
 }
 
 /// The routing table in force, and what building a new one needs.
@@ -290,6 +295,10 @@ pub struct Routes {
     /// Why the control plane has not answered lately, for clients of a
     /// data plane that has no config yet.
     control_trouble: parking_lot::Mutex<Option<String>>,
+    /// `MCP_RATE_LIMIT_RPS`/`_BURST`: a limit of this data plane alone.
+    env_limit: std::sync::OnceLock<EnvLimit>,
+    /// The fleet shares of rate limits last sent by the control plane.
+    shares: parking_lot::Mutex<ShareBook>,
 }
 
 // === impl Routes ===
@@ -308,6 +317,8 @@ impl Routes {
             control_trouble: parking_lot::Mutex::new(None),
             scope: std::sync::OnceLock::new(),
             process_start: std::sync::OnceLock::new(),
+            env_limit: std::sync::OnceLock::new(),
+            shares: parking_lot::Mutex::default(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -351,6 +362,21 @@ impl Routes {
         let _ = self.process_start.set(Start::OnFirstUse);
     }
 
+    /// Limits every tool call through this data plane to `rate`, whatever
+    /// the config says (`MCP_RATE_LIMIT_RPS`). Call before the first
+    /// snapshot.
+    pub(crate) fn limit_every_call(&self, rate: hangar_rate::Rate) {
+        let _ = self.env_limit.set(EnvLimit(rate));
+    }
+
+    /// Runs the fleet-wide rate limits on the shares the control plane
+    /// sent; they are kept for snapshots to come.
+    pub(crate) fn apply_shares(&self, shares: &hangar_proto::v1::RateShares) {
+        let mut book = self.shares.lock();
+        book.record(shares);
+        self.load().rate.apply_shares(&book);
+    }
+
     /// Records why the control plane could not be followed just now.
     pub(crate) fn note_control_trouble(&self, trouble: String) {
         *self.control_trouble.lock() = Some(trouble);
@@ -378,7 +404,18 @@ impl Routes {
         if let Some(group) = self.scope.get() {
             plan = plan.scoped_to(group);
         }
-        let table = self.build(plan, &old, origin);
+        let mut table = self.build(plan, &old, origin);
+        table.rate = RateLimits::build(
+            snapshot,
+            &old.rate,
+            self.env_limit.get().copied(),
+            &self.shares.lock(),
+        );
+        for (id, copies) in &table.servers {
+            for member in copies {
+                member.set_rate_limits(table.rate.server(id));
+            }
+        }
         let version = table.version;
         let old = self.table.swap(Arc::new(table));
         self.version.send_replace(version);
@@ -487,6 +524,7 @@ impl Routes {
             replicas,
             servers,
             specs,
+            rate: RateLimits::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use tower::ServiceExt;
 use crate::endpoint::groups;
 use crate::route::table::Routes;
 use crate::server::body::Holding;
+use crate::server::caller::ClientAddr;
 use crate::server::connections::{Conn, InProgress};
 use crate::server::guard::{self, Guard};
 use crate::server::overload::{Admission, Admitted};
@@ -69,10 +71,11 @@ impl Front {
 
     /// The service of one connection, which counts its requests in
     /// progress on `conn` (see [`Conn`]).
-    pub(crate) fn for_connection(&self, conn: Arc<Conn>) -> ConnFront {
+    pub(crate) fn for_connection(&self, conn: Arc<Conn>, peer: Option<IpAddr>) -> ConnFront {
         ConnFront {
             inner: self.0.clone(),
             conn,
+            peer: peer.map(ClientAddr),
         }
     }
 }
@@ -82,6 +85,8 @@ impl Front {
 pub(crate) struct ConnFront {
     inner: Arc<Inner>,
     conn: Arc<Conn>,
+    /// Where the connection comes from, for per-caller rate limits.
+    peer: Option<ClientAddr>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnFront {
@@ -89,7 +94,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnFront {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<FrontResponse, Infallible>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(peer);
+        }
         let inner = self.inner.clone();
         let in_progress = self.conn.begin();
         Box::pin(async move { Ok(inner.serve(request, in_progress).await) })

@@ -202,7 +202,7 @@ impl Serving<'_> {
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
-        let service = front.for_connection(registered.conn().clone());
+        let service = front.for_connection(registered.conn().clone(), peer.map(|p| p.ip()));
         let connection = self
             .builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

@@ -56,6 +56,10 @@ pub enum UpstreamError {
     /// was sent, and the member is not unwell, only busy.
     #[error("member busy: {0}")]
     Saturated(#[source] crate::route::limit::LimitError),
+    /// A rate limit of the member's server refused the call; nothing was
+    /// sent.
+    #[error("{0}")]
+    RateLimited(hangar_rate::Refusal),
     /// The member does not list the tool (checked before sending the call).
     #[error("tool '{0}' is not listed by the member")]
     ToolNotFound(String),
@@ -104,6 +108,7 @@ impl UpstreamError {
             Self::Connect(_)
                 | Self::Unusable(_)
                 | Self::Saturated(_)
+                | Self::RateLimited(_)
                 | Self::Unavailable(_)
                 | Self::ToolNotFound(_)
         )
@@ -126,6 +131,7 @@ impl UpstreamError {
                 | Self::Rejected { .. }
                 | Self::ToolNotFound(_)
                 | Self::Saturated(_)
+                | Self::RateLimited(_)
         )
     }
 

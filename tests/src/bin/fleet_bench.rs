@@ -221,6 +221,7 @@ async fn simulated_data_plane(
             })
             .collect(),
         groups: Vec::new(),
+        limits: Vec::new(),
     };
     tx.send(up(Up::Health(report))).await?;
     let mut down = client

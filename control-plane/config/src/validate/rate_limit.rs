@@ -32,8 +32,9 @@ const TARGET_KEYS: Keys = Keys {
     hint: "",
 };
 
+/// A tool's limit takes its scope from the group or server it sits under.
 const TOOL_KEYS: Keys = Keys {
-    known: &["rps", "burst", "per_caller", "scope"],
+    known: &["rps", "burst", "per_caller"],
     unsupported: &[],
     hint: "",
 };
@@ -120,7 +121,11 @@ pub(super) fn rate_limit(
     });
     let methods = cx.optional(&fields, "methods", methods);
     let tools = cx.optional(&fields, "tools", tools);
-    let (all, per_caller, tools) = (all?, per_caller?, tools?.unwrap_or_default());
+    let (all, per_caller, scope) = (all?, per_caller?, scope?.unwrap_or_default());
+    let mut tools = tools?.unwrap_or_default();
+    for tool in tools.values_mut() {
+        tool.scope = scope;
+    }
     if all.is_none() && per_caller.is_none() && tools.is_empty() {
         let what = if place == Place::Target {
             "rps (and burst), per_caller or tools"
@@ -132,20 +137,32 @@ pub(super) fn rate_limit(
     }
     let mut met = true;
     if let (Some(all), Some(each)) = (all, per_caller) {
-        met &= within(cx, &path.key("per_caller"), each, all, "the limit all callers share");
+        met &= within(
+            cx,
+            &path.key("per_caller"),
+            each,
+            all,
+            "the limit all callers share",
+        );
     }
     if let Some(all) = all {
         for (name, tool) in &tools {
             let tool_path = path.key("tools").key(name);
             if let Some(size) = tool.all {
-                met &= within(cx, &tool_path, size, all, "the limit of its group or server");
+                met &= within(
+                    cx,
+                    &tool_path,
+                    size,
+                    all,
+                    "the limit of its group or server",
+                );
             }
         }
     }
     met.then_some(RateLimit {
         all,
         per_caller,
-        scope: scope?.unwrap_or_default(),
+        scope,
         methods: methods?.unwrap_or_default(),
         tools,
     })
@@ -256,6 +273,10 @@ fn tools(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<IndexMap<String, 
 fn without<'n>(fields: Fields<'n>, key: &str) -> Fields<'n> {
     Fields {
         path: fields.path,
-        entries: fields.entries.into_iter().filter(|(k, _)| *k != key).collect(),
+        entries: fields
+            .entries
+            .into_iter()
+            .filter(|(k, _)| *k != key)
+            .collect(),
     }
 }

@@ -18,11 +18,13 @@ use http_body::{Frame, SizeHint};
 
 use crate::route::limit::Slot;
 use crate::route::member::{InFlightCall, Ledger, Member};
+use crate::route::rate::Asking;
 use crate::server::body::Holding;
 use crate::server::guard::Peek;
 use crate::server::jsonrpc::SERVER_ERROR;
 use crate::upstream::error::BoxError;
 use crate::upstream::{PassedBody, UpstreamError};
+use hangar_rate::CallerKey;
 
 /// Client headers a member needs; everything else (Host, Origin, cookies,
 /// Authorization: no token passthrough) stays at the data plane.
@@ -58,6 +60,23 @@ pub(crate) struct ClientRequest {
     pub(crate) body: Bytes,
     /// What routing reads from the body (empty for GET and DELETE).
     pub(crate) peek: Peek,
+    /// Who sends it, for per-caller rate limits.
+    pub(crate) caller: CallerKey,
+}
+
+impl ClientRequest {
+    /// What the request asks of the rate limits; `None` for what no limit
+    /// counts (responses, streams).
+    pub(crate) fn asking(&self) -> Option<Asking<'_>> {
+        let method = self.peek.method.as_deref()?;
+        Some(Asking {
+            caller: self.caller,
+            method,
+            tool: (method == "tools/call")
+                .then_some(self.peek.name.as_deref())
+                .flatten(),
+        })
+    }
 }
 
 /// Sends `request` to `member`, in the member's session `member_session`

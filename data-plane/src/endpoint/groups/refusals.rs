@@ -2,9 +2,10 @@
 //! request's id where it has one: no member can take the request, a
 //! member failed, the session is gone, the method has no meaning here.
 
-use axum::http::StatusCode;
-use axum::response::Response;
-use serde_json::Value;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hangar_rate::Refusal;
+use serde_json::{Value, json};
 
 use super::forward::ClientRequest;
 use crate::route::failover::Failover;
@@ -26,6 +27,36 @@ pub(super) fn failover_refusal(
             bad_gateway(request, &group.members[index].member, &error)
         }
     }
+}
+
+/// 429 with `Retry-After` and a JSON-RPC error carrying the request's id,
+/// the refusal in MCP Hangar's words and the wait in milliseconds: a rate
+/// limit refused the request, which no member saw.
+pub(super) fn rate_limited(request: &ClientRequest, refusal: &Refusal) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": request.peek.id,
+        "error": {
+            "code": SERVER_ERROR,
+            "message": refusal.to_string(),
+            "data": {
+                "type": "RateLimitExceeded",
+                "limit": refusal.limit,
+                "retryAfterMs": refusal.retry_after_ms(),
+            },
+        },
+    });
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        (
+            header::RETRY_AFTER,
+            HeaderValue::from(refusal.retry_after_header()),
+        ),
+    ];
+    (StatusCode::TOO_MANY_REQUESTS, headers, body.to_string()).into_response()
 }
 
 /// The answer of a legacy-only server to a 2026-07-28 request, which
@@ -79,6 +110,9 @@ pub(super) fn bad_gateway(
     member: &Member,
     err: &UpstreamError,
 ) -> Response {
+    if let UpstreamError::RateLimited(refusal) = err {
+        return rate_limited(request, refusal);
+    }
     tracing::debug!(member.id = %member.id(), error = %err, "member failed");
     let message = format!("member '{}' failed: {}", member.id(), err.for_client());
     let status = match err {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::forward::ClientRequest;
 use super::local::REQUEST_DEADLINE;
 use crate::route::failover::{self, Failover};
+use crate::route::rate::Asking;
 use crate::route::table::GroupRoute;
 use crate::server::jsonrpc::json_message;
 use crate::upstream::UpstreamError;
@@ -85,7 +86,9 @@ pub(super) async fn call_elsewhere(
         .unwrap_or_else(|| json!({}));
     let attempt = |index: usize| {
         let member = &group.members[index].member;
-        let ledger = group.ledger_for(index, Some(tool));
+        let ledger = group
+            .ledger_for(index, Some(tool))
+            .asking(Asking::tool_call(request.caller, tool));
         let arguments = &arguments;
         async move {
             member

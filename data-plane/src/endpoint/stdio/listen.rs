@@ -46,6 +46,7 @@ pub(super) async fn follow(
             headers,
             body: Bytes::new(),
             peek: Peek::default(),
+            caller: crate::server::caller::stdio(),
         };
         let response = tokio::select! {
             response = groups::route(&routes, &group, request) => response,

@@ -1,7 +1,7 @@
 //! What a data plane reports up the control stream: every server's health
 //! as seen here (a server with replicas summed over its copies) and every
 //! group's circuit, outlier ejections and where its members' tool lists
-//! disagree.
+//! disagree; and every rate limit's traffic, which fleet shares follow.
 
 use std::sync::Arc;
 
@@ -43,7 +43,11 @@ impl Routes {
             })
             .collect();
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        HealthReport { members, groups }
+        HealthReport {
+            members,
+            groups,
+            limits: table.rate.usage_report(),
+        }
     }
 }
 

@@ -1,0 +1,234 @@
+//! Rate limits on this data plane's call path (`rate_limit:` at the top, on
+//! groups, servers and their tools, and `MCP_RATE_LIMIT_RPS`).
+//!
+//! Where each limit is checked:
+//! - the top-level and environment limits, and a group's own and per-tool
+//!   limits: when a request enters (`RateLimits::admit_group`,
+//!   `RateLimits::admit_direct`), before the group's `max_concurrency`;
+//! - a server's limits: when a call is about to go to one of its members
+//!   (`Member::admit`), so a limited member is passed over like a busy one
+//!   (never delivered) and the group tries the next.
+//!
+//! A limit that is the fleet's runs on this data plane's share, which the
+//! control plane sends (`RateShares`) and the data plane keeps while the
+//! control plane is gone. Limits whose config did not change are kept
+//! across snapshots, buckets and counts included.
+
+pub(crate) mod build;
+mod usage;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hangar_rate::{CallerKey, Limiter, Rate, Refusal};
+use tokio::time::Instant;
+
+use self::usage::Window;
+
+/// What a request asks of the rate limits: who calls, which method, and
+/// the tool of a `tools/call`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asking<'a> {
+    /// The caller's key (its session, else its address).
+    pub(crate) caller: CallerKey,
+    /// The JSON-RPC method.
+    pub(crate) method: &'a str,
+    /// The tool called, for `tools/call`.
+    pub(crate) tool: Option<&'a str>,
+}
+
+impl<'a> Asking<'a> {
+    /// A `tools/call` of `tool` by `caller`.
+    pub(crate) fn tool_call(caller: CallerKey, tool: &'a str) -> Self {
+        Self {
+            caller,
+            method: "tools/call",
+            tool: Some(tool),
+        }
+    }
+}
+
+/// Which requests a limit counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Methods {
+    /// `tools/call` alone (the default).
+    ToolCalls,
+    /// The methods listed.
+    Listed(Vec<String>),
+    /// Every request.
+    All,
+}
+
+impl Methods {
+    fn of(listed: &[String]) -> Self {
+        if listed.is_empty() {
+            Self::ToolCalls
+        } else if listed.iter().any(|m| m == "*") {
+            Self::All
+        } else {
+            Self::Listed(listed.to_vec())
+        }
+    }
+
+    fn covers(&self, method: &str) -> bool {
+        match self {
+            Self::ToolCalls => method == "tools/call",
+            Self::Listed(methods) => methods.iter().any(|m| m == method),
+            Self::All => true,
+        }
+    }
+}
+
+/// One limit as configured, to tell whether a new snapshot changed it.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    all: Option<Rate>,
+    per_caller: Option<Rate>,
+    fleet: bool,
+    methods: Methods,
+}
+
+/// One configured limit on this data plane.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    /// Its id in reports and shares: `all`, `env`, `group/G`,
+    /// `group/G/tool/T`, `server/S`, `server/S/tool/T`.
+    pub(crate) id: String,
+    pub(crate) limiter: Limiter,
+    spec: Spec,
+    /// True from a refusal until a report finds none since the last one;
+    /// for the "started/stopped refusing" log lines.
+    refusing: AtomicBool,
+    window: parking_lot::Mutex<Window>,
+}
+
+impl Limit {
+    fn admits(&self, asking: &Asking<'_>) -> bool {
+        self.spec.methods.covers(asking.method)
+    }
+
+    /// Logs the first refusal of an episode.
+    fn refused(&self, refusal: &Refusal) {
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(limit = %self.id, "rate limit started refusing calls: {refusal}");
+        }
+    }
+
+    /// "fleet" or "data_plane", for metrics.
+    pub(crate) fn scope(&self) -> &'static str {
+        if self.spec.fleet {
+            "fleet"
+        } else {
+            "data_plane"
+        }
+    }
+}
+
+/// The limits of a group or a server: its own, and those of its tools.
+#[derive(Debug, Default)]
+pub(crate) struct Target {
+    own: Option<Arc<Limit>>,
+    tools: HashMap<String, Arc<Limit>>,
+}
+
+impl Target {
+    fn applying<'s>(&'s self, asking: &Asking<'_>, out: &mut Vec<&'s Arc<Limit>>) {
+        if let Some(own) = self.own.as_ref().filter(|l| l.admits(asking)) {
+            out.push(own);
+        }
+        if asking.method == "tools/call"
+            && let Some(tool) = asking.tool.and_then(|t| self.tools.get(t))
+        {
+            out.push(tool);
+        }
+    }
+
+    /// Admits a request through this target's limits.
+    pub(crate) fn admit(&self, asking: &Asking<'_>) -> Result<(), Refusal> {
+        if self.own.is_none() && self.tools.is_empty() {
+            return Ok(());
+        }
+        let mut chain = Vec::with_capacity(2);
+        self.applying(asking, &mut chain);
+        admit_all(&chain, asking.caller)
+    }
+
+    fn limits(&self) -> impl Iterator<Item = &Arc<Limit>> {
+        self.own.iter().chain(self.tools.values())
+    }
+}
+
+/// Every rate limit of the snapshot in force.
+#[derive(Debug, Default)]
+pub(crate) struct RateLimits {
+    /// The environment's and the top-level limit: every request they
+    /// cover, whatever it names.
+    every_call: Vec<Arc<Limit>>,
+    groups: HashMap<String, Target>,
+    servers: HashMap<String, Arc<Target>>,
+}
+
+impl RateLimits {
+    /// True when nothing is limited.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.every_call.is_empty() && self.groups.is_empty() && self.servers.is_empty()
+    }
+
+    /// Admits a request to group `group` through the limits that apply
+    /// where it enters: the top-level ones and the group's.
+    pub(crate) fn admit_group(&self, group: &str, asking: &Asking<'_>) -> Result<(), Refusal> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut chain: Vec<&Arc<Limit>> = Vec::with_capacity(4);
+        chain.extend(self.every_call.iter().filter(|l| l.admits(asking)));
+        if let Some(target) = self.groups.get(group) {
+            target.applying(asking, &mut chain);
+        }
+        admit_all(&chain, asking.caller)
+    }
+
+    /// Admits a request that names a server directly through the top-level
+    /// limits; the server's own are checked at its member.
+    pub(crate) fn admit_direct(&self, asking: &Asking<'_>) -> Result<(), Refusal> {
+        if self.every_call.is_empty() {
+            return Ok(());
+        }
+        let chain: Vec<&Arc<Limit>> = self
+            .every_call
+            .iter()
+            .filter(|l| l.admits(asking))
+            .collect();
+        admit_all(&chain, asking.caller)
+    }
+
+    /// The limits of server `id`, which its members check.
+    pub(crate) fn server(&self, id: &str) -> Option<Arc<Target>> {
+        self.servers.get(id).cloned()
+    }
+
+    /// Every limit, top-level first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Limit>> {
+        self.every_call
+            .iter()
+            .chain(self.groups.values().flat_map(Target::limits))
+            .chain(self.servers.values().flat_map(|t| t.limits()))
+    }
+}
+
+fn admit_all(chain: &[&Arc<Limit>], caller: CallerKey) -> Result<(), Refusal> {
+    if chain.is_empty() {
+        return Ok(());
+    }
+    let limiters = chain.iter().map(|l| &l.limiter);
+    hangar_rate::admit(limiters, caller, Instant::now()).inspect_err(|refusal| {
+        if let Some(limit) = chain.iter().find(|l| l.limiter.label() == refusal.limit) {
+            limit.refused(refusal);
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "rate_tests.rs"]
+mod tests;
