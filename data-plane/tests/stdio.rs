@@ -342,3 +342,96 @@ async fn stdio_starts_a_subprocess_server_on_its_first_call() {
     );
     cp.stop().await;
 }
+
+/// MCP Hangar's recipe 06 pipeline: `MCP_RATE_LIMIT_RPS` and `_BURST` in
+/// the environment of `--stdio` limit that data plane alone. A batch of 5
+/// calls with a burst of 3 gets 3 answers and 2 `RateLimitExceeded`, each
+/// call counting once; after the wait the refusal names, a call is
+/// answered again (the refill).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_06_rate_limit_from_the_environment() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "--control-plane",
+            &cp.url(),
+            "--node-id",
+            "stdio-06",
+            "--stdio",
+        ])
+        .env("MCP_RATE_LIMIT_RPS", "2")
+        .env("MCP_RATE_LIMIT_BURST", "3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn data plane");
+    let mut stdin = child.stdin.take().unwrap();
+    let call = r#"{"mcp_server":"my-mcp-group","tool":"add","arguments":{"a":1,"b":2}}"#;
+    let batch = |id: u32, n: usize| {
+        let calls = vec![call; n].join(",");
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"hangar_call","arguments":{{"calls":[{calls}]}}}},"id":{id}}}"#
+        )
+    };
+    let lines = [
+        r#"{"jsonrpc":"2.0","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"test","version":"1.0"}},"id":1}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized","params":{}}"#.to_owned(),
+        batch(2, 5),
+    ];
+    for line in &lines {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut answer_to = async |id: u32| -> Value {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let line = stdout.next_line().await.unwrap().expect("an answer");
+                let message: Value = serde_json::from_str(&line).expect("JSON-RPC");
+                if message["id"] == id {
+                    return message["result"]["structuredContent"].clone();
+                }
+            }
+        })
+        .await
+        .expect("an answer within the patience")
+    };
+    let first = answer_to(2).await;
+    assert_eq!(
+        (first["succeeded"].as_u64(), first["failed"].as_u64()),
+        (Some(3), Some(2)),
+        "{first}"
+    );
+    let refused = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["success"] == false)
+        .unwrap();
+    assert_eq!(refused["error_type"], "RateLimitExceeded");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("RateLimitExceeded: the rate limit all callers share for this data plane (MCP_RATE_LIMIT_RPS) is used up (3 at once, refilled at 2 per second). Retry after "),
+        "{error}"
+    );
+    let wait: f64 = error
+        .rsplit("Retry after ")
+        .next()
+        .and_then(|s| s.strip_suffix("s."))
+        .and_then(|s| s.parse().ok())
+        .expect("a delay");
+    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    stdin
+        .write_all(format!("{}\n", batch(3, 1)).as_bytes())
+        .await
+        .unwrap();
+    let refilled = answer_to(3).await;
+    assert_eq!(refilled["succeeded"], 1, "{refilled}");
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    cp.stop().await;
+}
