@@ -135,6 +135,9 @@ pub(crate) struct Fleet {
     /// The servers out of rotation fleet-wide; streams re-send the
     /// snapshot when it changes.
     ejected: watch::Sender<Arc<BTreeSet<String>>>,
+    /// Bumped on every health report, for rate limit shares that follow
+    /// the demand reports carry.
+    reports: watch::Sender<u64>,
 }
 
 /// Data planes that must see a server failing before it is ejected for
@@ -155,6 +158,7 @@ impl Fleet {
             unhealthy_cache: Mutex::new(None),
             quorum: 0.5,
             ejected: watch::Sender::new(Arc::default()),
+            reports: watch::Sender::new(0),
         }
     }
 
@@ -210,6 +214,11 @@ impl Fleet {
     /// How long a data plane may stay silent before it stops counting.
     pub(crate) fn expiry(&self) -> Duration {
         self.expiry
+    }
+
+    /// Follows health reports, every one of them.
+    pub(crate) fn reports(&self) -> watch::Receiver<u64> {
+        self.reports.subscribe()
     }
 
     /// Follows changes of the fleet (connects, ACKs, health flips, ...).
@@ -331,6 +340,7 @@ impl Fleet {
         });
         // Cheap next to the report itself: one pass over the fleet's health.
         self.refresh_ejected();
+        self.reports.send_modify(|n| *n += 1);
     }
 
     /// Forgets disconnected data planes silent for longer than the expiry.

@@ -1,6 +1,7 @@
 //! Fleet-wide rate limits divided among the data planes (`RateShares`).
 //!
-//! Every [`SHARE_INTERVAL`], and at once when a config is applied or a data
+//! Whenever a data plane reports (at most every 250 ms) and at least every
+//! [`SHARE_INTERVAL`], and at once when a config is applied or a data
 //! plane connects or leaves, the control plane divides each fleet-wide
 //! limit of the config in force among the data planes that count
 //! (connected and heard from within the expiry; with etcd, those of every
@@ -24,8 +25,11 @@ use crate::fleet::{DataPlane, Fleet, PlaneState};
 use crate::replicas::{Peers, every_plane};
 use crate::state::ConfigState;
 
-/// How often shares follow demand: the data planes' report interval.
+/// Shares are divided at least this often, and whenever a data plane
+/// reports (every 2 s each)...
 pub(crate) const SHARE_INTERVAL: Duration = Duration::from_secs(2);
+/// ...but not more often than this, however many data planes report.
+const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Each data plane's shares of the config in force.
 #[derive(Debug, Default, PartialEq)]
@@ -108,6 +112,7 @@ pub(crate) async fn run(
 ) {
     let mut snapshots = state.subscribe();
     let mut changes = fleet.changes();
+    let mut reports = fleet.reports();
     let mut ticks = tokio::time::interval(SHARE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -130,8 +135,13 @@ pub(crate) async fn run(
         tokio::select! {
             _ = ticks.tick() => {}
             changed = snapshots.changed() => if changed.is_err() { return },
-            // Joins, departures, health flips: not every report.
+            // Joins, departures, health flips.
             changed = changes.changed() => if changed.is_err() { return },
+            // The demand a share follows.
+            changed = reports.changed() => {
+                if changed.is_err() { return }
+                tokio::time::sleep(MIN_INTERVAL).await;
+            }
             () = shutdown.cancelled() => return,
         }
     }

@@ -175,7 +175,12 @@ async fn follow(
                             send(&tx, apply(routes, cache, &snapshot)).await;
                             send(&tx, Up::Health(routes.health_report())).await;
                         }
-                        Some(Down::Shares(shares)) => routes.apply_shares(&shares),
+                        Some(Down::Shares(shares)) => {
+                            routes.apply_shares(&shares);
+                            if let Some(Err(err)) = cache.map(|c| c.save_shares(&shares)) {
+                                tracing::warn!(error = %error_chain(&err), "cannot write the rate limit shares to the cache");
+                            }
+                        }
                         None => {}
                     }
                 }

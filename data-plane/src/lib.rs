@@ -129,6 +129,14 @@ impl DataPlane {
     /// Puts the cached snapshot in force, if there is a usable one.
     fn restore(&self, cache: SnapshotCache) -> SnapshotCache {
         let dir = cache.dir().display().to_string();
+        // Shares first: the snapshot's fleet limits start on them.
+        match cache.load_shares() {
+            Ok(Some(shares)) => self.routes.apply_shares(&shares),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %hangar_runtime::error_chain(&err), "ignoring the cached rate limit shares")
+            }
+        }
         match cache.load() {
             Ok(Some(snapshot)) => match self.routes.apply(&snapshot, Origin::Cache) {
                 Ok(()) => {

@@ -312,4 +312,49 @@ mod tests {
             "member rejected the request with HTTP…"
         );
     }
+
+    #[test]
+    fn rate_limits_show_their_size_traffic_and_shares() {
+        use hangar_proto::v1::{LimitShareStatus, LimitStatus};
+        let share = |node: &str, share_rps, offered_rps| LimitShareStatus {
+            node_id: node.into(),
+            share_rps,
+            offered_rps,
+            ..LimitShareStatus::default()
+        };
+        let status = StatusResponse {
+            limits: vec![
+                LimitStatus {
+                    limit: "all".into(),
+                    rps: 100.0,
+                    burst: 200,
+                    per_caller_rps: 5.0,
+                    per_caller_burst: 10,
+                    scope: "fleet".into(),
+                    admitted_rps: 99.64,
+                    refused_rps: 12.0,
+                    data_planes: vec![share("dp-1", 80.25, 90.0), share("dp-2", 19.75, 22.0)],
+                },
+                LimitStatus {
+                    limit: "group/search/tool/deep".into(),
+                    per_caller_rps: 0.5,
+                    per_caller_burst: 1,
+                    scope: "data_plane".into(),
+                    ..LimitStatus::default()
+                },
+            ],
+            ..StatusResponse::default()
+        };
+        let table = limits_table(&status);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[1],
+            "every tool call                    fleet       100/s burst 200, 5/s burst 10 each caller  99.6/s    12/s     dp-1 share 80.2/s, asked 90/s; dp-2 share 19.8/s, asked 22/s"
+        );
+        assert_eq!(
+            lines[2],
+            "tool 'deep' of group 'search'      data_plane  0.5/s burst 1 each caller                  0/s       0/s      -"
+        );
+        assert!(status_table(&status).contains("RATE LIMIT"));
+    }
 }

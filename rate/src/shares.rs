@@ -12,6 +12,11 @@ use crate::bucket::Rate;
 /// ask for.
 pub const FLOOR: f64 = 0.05;
 
+/// The least burst a share gets (unless the budget's is smaller): a bucket
+/// of one token loses what refills between two calls beyond that token,
+/// so a data plane with a small share would admit less than it.
+pub const MIN_BURST: f64 = 2.0;
+
 /// What one data plane asks of a limit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Demand<K> {
@@ -25,7 +30,8 @@ pub struct Demand<K> {
 
 /// Divides `budget` among `demands`: one share per data plane, in the same
 /// order, their `rps` adding up to the budget's. Each burst is the budget's
-/// burst in the same proportion, at least 1.
+/// burst in the same proportion, at least [`MIN_BURST`] (or the budget's
+/// burst, if smaller).
 pub fn divide<K: Clone>(budget: Rate, demands: &[Demand<K>]) -> Vec<(K, Rate)> {
     let n = demands.len();
     if n == 0 {
@@ -56,7 +62,9 @@ pub fn divide<K: Clone>(budget: Rate, demands: &[Demand<K>]) -> Vec<(K, Rate)> {
         .zip(by_demand)
         .map(|(d, extra)| {
             let rps = floor + extra;
-            let burst = (budget.burst * rps / budget.rps).max(1.0);
+            let burst = (budget.burst * rps / budget.rps)
+                .max(MIN_BURST)
+                .min(budget.burst);
             (d.plane.clone(), Rate::new(rps, burst))
         })
         .collect()
@@ -128,9 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn bursts_are_at_least_one() {
-        let shares = divide(Rate::new(10.0, 2.0), &demands(&[Some(1000.0), Some(0.0)]));
-        assert!(shares.iter().all(|(_, r)| r.burst >= 1.0));
+    fn bursts_are_at_least_two_and_never_above_the_budgets() {
+        let shares = divide(Rate::new(10.0, 20.0), &demands(&[Some(1000.0), Some(0.0)]));
+        assert!(
+            shares.iter().all(|(_, r)| r.burst >= MIN_BURST),
+            "{shares:?}"
+        );
+        let shares = divide(Rate::new(10.0, 1.0), &demands(&[Some(1.0), Some(1.0)]));
+        assert!(shares.iter().all(|(_, r)| r.burst == 1.0), "{shares:?}");
     }
 
     proptest! {

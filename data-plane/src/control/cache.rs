@@ -1,19 +1,22 @@
 //! The last good snapshot on disk (`--cache-dir`), so a data plane that
 //! restarts while the control plane is down serves at once.
 //!
-//! One file holds the protobuf-encoded snapshot. Writes go to a temporary
-//! file that is synced and renamed over the old one, so a crash leaves the
-//! old or the new snapshot, never a torn one.
+//! One file holds the protobuf-encoded snapshot, another the last fleet
+//! shares of rate limits, so a restarted data plane runs on its share
+//! rather than the whole budget. Writes go to a temporary file that is
+//! synced and renamed over the old one, so a crash leaves the old or the
+//! new one, never a torn one.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hangar_proto::v1::Snapshot;
+use hangar_proto::v1::{RateShares, Snapshot};
 use hangar_runtime::durable::{self, DurableWriteError};
 use prost::Message;
 
 const FILE: &str = "snapshot.pb";
+const SHARES: &str = "shares.pb";
 
 /// Why the cache could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +30,8 @@ pub enum CacheError {
         #[source]
         source: io::Error,
     },
-    /// The file is not a snapshot.
-    #[error("cache {path} does not hold a snapshot")]
+    /// The file does not hold what it should.
+    #[error("cache {path} is corrupt")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -63,20 +66,38 @@ impl SnapshotCache {
 
     /// The cached snapshot, or `None` when there is none yet.
     pub(crate) fn load(&self) -> Result<Option<Snapshot>, CacheError> {
-        let path = self.dir.join(FILE);
+        self.read(FILE)
+    }
+
+    /// Durably replaces the cached snapshot.
+    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
+        self.write(FILE, snapshot)
+    }
+
+    /// The last rate limit shares, or `None` when there are none yet.
+    pub(crate) fn load_shares(&self) -> Result<Option<RateShares>, CacheError> {
+        self.read(SHARES)
+    }
+
+    /// Durably replaces the cached shares.
+    pub(crate) fn save_shares(&self, shares: &RateShares) -> Result<(), CacheError> {
+        self.write(SHARES, shares)
+    }
+
+    fn read<M: Message + Default>(&self, file: &str) -> Result<Option<M>, CacheError> {
+        let path = self.dir.join(file);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CacheError::Io { path, source }),
         };
-        Snapshot::decode(bytes.as_slice())
+        M::decode(bytes.as_slice())
             .map(Some)
             .map_err(|source| CacheError::Corrupt { path, source })
     }
 
-    /// Durably replaces the cached snapshot.
-    pub(crate) fn save(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
-        durable::replace_file(&self.dir, FILE, &snapshot.encode_to_vec())
+    fn write(&self, file: &str, message: &impl Message) -> Result<(), CacheError> {
+        durable::replace_file(&self.dir, file, &message.encode_to_vec())
             .map_err(|DurableWriteError { path, source }| CacheError::Io { path, source })
     }
 }
@@ -101,5 +122,13 @@ mod tests {
         assert_eq!(cache.load().unwrap(), Some(snapshot));
         fs::write(dir.join(FILE), b"\xff\xff\xff").unwrap();
         assert!(matches!(cache.load(), Err(CacheError::Corrupt { .. })));
+        assert_eq!(cache.load_shares().unwrap(), None);
+        let shares = RateShares {
+            version: 4,
+            data_planes: 3,
+            ..Default::default()
+        };
+        cache.save_shares(&shares).unwrap();
+        assert_eq!(cache.load_shares().unwrap(), Some(shares));
     }
 }

@@ -208,6 +208,14 @@ impl RateLimits {
         self.servers.get(id).cloned()
     }
 
+    /// The tools of group `group` that have limits of their own.
+    pub(crate) fn limited_tools(&self, group: &str) -> impl Iterator<Item = &str> {
+        self.groups
+            .get(group)
+            .into_iter()
+            .flat_map(|t| t.tools.keys().map(String::as_str))
+    }
+
     /// Every limit, top-level first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Limit>> {
         self.every_call

@@ -7,10 +7,12 @@
 //! fixed rate, twice the budget in all, split 80/15/5 %. For each 10 s
 //! window the bench prints admitted ÷ configured for the fleet (target
 //! 1.00 ± 0.10) and each data plane's part; first with the limit for the
-//! fleet (the control plane divides it by demand), then the same limit
-//! with `scope: data_plane` (MCP Hangar's meaning: each data plane admits
-//! the whole budget). Last, the cost of admitting one call through two
-//! limits (one with per-caller buckets), in nanoseconds.
+//! fleet (the control plane divides it by demand); then with the mix
+//! turned around at once (5/15/80 %), windows starting at the switch, to
+//! show what the shares' lag costs; then the same limit with `scope:
+//! data_plane` (MCP Hangar's meaning: each data plane admits the whole
+//! budget). Last, the cost of admitting one call through two limits (one
+//! with per-caller buckets), in nanoseconds.
 //!
 //! ```sh
 //! cargo build --release --bins
@@ -36,6 +38,8 @@ const WINDOW: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_secs(6);
 /// Each data plane's part of the offered load.
 const MIX: [f64; 3] = [0.80, 0.15, 0.05];
+/// The mix the other way round.
+const REVERSED: [f64; 3] = [0.05, 0.15, 0.80];
 /// Offered load over the budget.
 const OVERLOAD: f64 = 2.0;
 
@@ -129,8 +133,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         MIX[2] * 100.0,
         WINDOW.as_secs()
     );
-    for scope in ["fleet", "data_plane"] {
-        planes.apply(&config(scope, args.rps, &member.url())).await?;
+    let phases = [
+        ("fleet", MIX, true),
+        (
+            "fleet, mix turned around at the first window's start",
+            REVERSED,
+            false,
+        ),
+        ("data_plane", MIX, true),
+    ];
+    for (phase, mix, settle) in phases {
+        let scope = phase.split(',').next().unwrap_or(phase);
+        planes
+            .apply(&config(scope, args.rps, &member.url()))
+            .await?;
         planes.wait_until_served(GROUP).await?;
         for url in &urls[1..] {
             wait_until_answered(url).await?;
@@ -138,15 +154,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let counts: Vec<Arc<Counts>> = (0..3).map(|_| Arc::default()).collect();
         let load: Vec<_> = urls
             .iter()
-            .zip(MIX)
+            .zip(mix)
             .zip(&counts)
             .map(|((url, part), counts)| {
                 let rate = args.rps * OVERLOAD * part;
                 tokio::spawn(offer(url.clone(), rate, counts.clone()))
             })
             .collect();
-        tokio::time::sleep(SETTLE).await;
-        println!("scope: {scope}");
+        if settle {
+            tokio::time::sleep(SETTLE).await;
+        }
+        println!("scope: {phase}");
         println!(
             "{:<8} {:>22} {:>30}",
             "window", "admitted / configured", "dp-1 / dp-2 / dp-3 admitted/s"
@@ -167,7 +185,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "{:<8} {:>22.3} {:>30}{}",
                 window,
                 total / args.rps,
-                format!("{:.0} / {:.0} / {:.0}", admitted[0], admitted[1], admitted[2]),
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    admitted[0], admitted[1], admitted[2]
+                ),
                 if other > 0 {
                     format!("  ({other} answers neither 200 nor 429)")
                 } else {

@@ -99,7 +99,8 @@ async fn the_group_endpoint_answers_429_with_retry_after() {
         servers.push(FakeMcp::new(name).start().await);
     }
     let urls: Vec<String> = servers.iter().map(FakeMcpHandle::url).collect();
-    let stack = Stack::start(&group_with(&urls, "    rate_limit: {rps: 0.5, burst: 2}\n")).await;
+    let limit = "    rate_limit: {rps: 0.5, burst: 2, tools: {nosuch: {rps: 0.5, burst: 1}}}\n";
+    let stack = Stack::start(&group_with(&urls, limit)).await;
     let url = stack.group_url(RECIPE_GROUP);
     let http = reqwest::Client::new();
     for id in 1..=2 {
@@ -137,6 +138,17 @@ async fn the_group_endpoint_answers_429_with_retry_after() {
         let list = json!({"jsonrpc": "2.0", "id": 100 + id, "method": "tools/list"});
         assert_eq!(raw.post(Some(&session), list).await.status(), 200);
     }
+    // A limit on a tool no member lists cannot be checked at apply (tools
+    // are known once members list them): status warns.
+    eventually("status warns of the unlisted tool", || async {
+        let status = stack.cp.status().await;
+        status.groups[0]
+            .tool_warnings
+            .iter()
+            .any(|w| w == "rate_limit.tools.nosuch: no member lists a tool 'nosuch'")
+            .then_some(())
+    })
+    .await;
     stack.stop().await;
 }
 
@@ -270,4 +282,39 @@ async fn a_fleet_budget_follows_demand_between_data_planes() {
     dp1.stop().await;
     dp2.stop().await;
     cp.stop().await;
+}
+
+/// `per_caller` for `hangar_call` on `/mcp`: each MCP session is a caller
+/// of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mcp_session_of_hangar_call_has_its_own_budget() {
+    let (_servers, urls) = members(2).await;
+    let yaml = format!(
+        "rate_limit: {{per_caller: {{rps: 0.1, burst: 2}}}}\n{}",
+        GroupConfig::recipe(&urls).yaml()
+    );
+    let stack = Stack::start(&yaml).await;
+    let (noisy, quiet) = (stack.client().await, stack.client().await);
+    let out = noisy
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 4)
+        .await;
+    assert_eq!(out["succeeded"], 2, "{out}");
+    let refused = out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["success"] == false)
+        .unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("RateLimitExceeded: the rate limit each caller has for every tool call is used up (2 at once, refilled at 0.1 per second)"),
+        "{refused}"
+    );
+    let out = quiet
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 2)
+        .await;
+    assert_eq!(out["succeeded"], 2, "{out}");
+    stack.stop().await;
 }

@@ -38,7 +38,21 @@ impl Routes {
                     consecutive_failures: breaker.consecutive_failures,
                     circuit_opened: breaker.opened,
                     ejected: group.ejected(),
-                    tool_warnings: group.tool_warnings(),
+                    tool_warnings: {
+                        let mut warnings = group.tool_warnings();
+                        // Tools are only known once members list them, so
+                        // a mistyped name shows here rather than at apply.
+                        let mut unlisted: Vec<&str> = table
+                            .rate
+                            .limited_tools(&group.id)
+                            .filter(|tool| group.listed_nowhere(tool))
+                            .collect();
+                        unlisted.sort_unstable();
+                        warnings.extend(unlisted.into_iter().map(|tool| {
+                            format!("rate_limit.tools.{tool}: no member lists a tool '{tool}'")
+                        }));
+                        warnings
+                    },
                 }
             })
             .collect();
