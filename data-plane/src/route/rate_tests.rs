@@ -1,5 +1,6 @@
 //! The data plane's rate limits built from snapshots, with paused time.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hangar_proto::v1::{self, RateLimit, RateShare, RateShares, RateSize};

@@ -9,8 +9,7 @@ use hangar_proto::v1;
 use hangar_rate::{Limiter, Rate, ids};
 use tokio::time::Instant;
 
-use super::usage::Window;
-use super::{Limit, Methods, RateLimits, Spec, Target};
+use super::limits::{Limit, Methods, RateLimits, Spec, Target, Window};
 
 /// The fleet shares last heard from the control plane. They outlive
 /// snapshots and the control plane itself (static stability).

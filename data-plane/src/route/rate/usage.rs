@@ -9,29 +9,13 @@ use hangar_proto::v1;
 use hangar_rate::Usage;
 use tokio::time::Instant;
 
-use super::RateLimits;
+use super::limits::{RateLimits, Window};
 
 /// Reports closer together than this repeat the last rates: a report sent
 /// at once for a health change must not measure a few milliseconds.
 const MIN_WINDOW: Duration = Duration::from_secs(1);
 
-/// The counts of one limit at its last measurement, and the rates then.
-#[derive(Debug)]
-pub(super) struct Window {
-    at: Instant,
-    counts: Usage,
-    rates: [f64; 3],
-}
-
 impl Window {
-    pub(super) fn new(now: Instant) -> Self {
-        Self {
-            at: now,
-            counts: Usage::default(),
-            rates: [0.0; 3],
-        }
-    }
-
     /// Offered, admitted and refused calls a second since the last
     /// measurement at least [`MIN_WINDOW`] ago.
     fn sample(&mut self, counts: Usage, now: Instant) -> [f64; 3] {
