@@ -25,25 +25,32 @@ async fn control_plane_with_group() -> (ControlPlane, Vec<FakeMcpHandle>) {
     (cp, servers)
 }
 
-/// MCP Hangar's recipe pipeline (initialize, initialized, a `hangar_call`
-/// of the group) works unchanged; stdout carries only JSON-RPC lines.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recipe_shell_pipeline() {
-    let (cp, _servers) = control_plane_with_group().await;
-    let mut child = tokio::process::Command::new(BIN)
+/// `hangar-data-plane --stdio` following `cp` as `node_id`, with `env`
+/// added, its stdin and stdout piped and its log discarded.
+fn spawn_stdio(cp: &ControlPlane, node_id: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
         .args([
             "--control-plane",
             &cp.url(),
             "--node-id",
-            "stdio-1",
+            node_id,
             "--stdio",
         ])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("spawn data plane");
+        .expect("spawn data plane")
+}
+
+/// MCP Hangar's recipe pipeline (initialize, initialized, a `hangar_call`
+/// of the group) works unchanged; stdout carries only JSON-RPC lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_shell_pipeline() {
+    let (cp, _servers) = control_plane_with_group().await;
+    let mut child = spawn_stdio(&cp, "stdio-1", &[]);
     let mut stdin = child.stdin.take().unwrap();
     let lines = [
         r#"{"jsonrpc":"2.0","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"test","version":"1.0"}},"id":1}"#,
@@ -351,22 +358,8 @@ async fn stdio_starts_a_subprocess_server_on_its_first_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_06_rate_limit_from_the_environment() {
     let (cp, _servers) = control_plane_with_group().await;
-    let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "--control-plane",
-            &cp.url(),
-            "--node-id",
-            "stdio-06",
-            "--stdio",
-        ])
-        .env("MCP_RATE_LIMIT_RPS", "2")
-        .env("MCP_RATE_LIMIT_BURST", "3")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn data plane");
+    let env = [("MCP_RATE_LIMIT_RPS", "2"), ("MCP_RATE_LIMIT_BURST", "3")];
+    let mut child = spawn_stdio(&cp, "stdio-06", &env);
     let mut stdin = child.stdin.take().unwrap();
     let call = r#"{"mcp_server":"my-mcp-group","tool":"add","arguments":{"a":1,"b":2}}"#;
     let batch = |id: u32, n: usize| {

@@ -26,9 +26,11 @@ pub(super) fn rollup(config: &Config, counting: &[&DataPlane]) -> Vec<LimitStatu
                 |s: Option<hangar_config::RateSize>| s.map_or((0.0, 0), |s| (s.rps, s.burst));
             let ((rps, burst), (per_caller_rps, per_caller_burst)) =
                 (size(limit.all), size(limit.per_caller));
-            let scope = match limit.scope {
-                RateScope::Fleet => "fleet",
-                RateScope::DataPlane => "data_plane",
+            // Per-caller buckets are each data plane's own: a limit of
+            // nothing else is not the fleet's, whatever its scope says.
+            let scope = match (limit.scope, limit.all) {
+                (RateScope::Fleet, Some(_)) => "fleet",
+                _ => "data_plane",
             };
             row(
                 LimitStatus {

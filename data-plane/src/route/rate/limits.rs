@@ -98,9 +98,10 @@ impl Limit {
         }
     }
 
-    /// "fleet" or "data_plane", for metrics.
+    /// "fleet" or "data_plane", for metrics: per-caller buckets are each
+    /// data plane's own.
     pub(crate) fn scope(&self) -> &'static str {
-        if self.spec.fleet {
+        if self.spec.fleet && self.spec.all.is_some() {
             "fleet"
         } else {
             "data_plane"
