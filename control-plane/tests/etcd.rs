@@ -466,3 +466,40 @@ async fn kill_9_of_a_replica_process_fails_no_call() {
     );
     dp.stop().await;
 }
+
+/// A fleet budget with two replicas, each with a data plane of its own:
+/// each replica divides it over the data planes of both (it hears of the
+/// other's through etcd), so each data plane runs on half, not all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_divide_a_fleet_budget_over_every_replicas_data_planes() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mcp = FakeMcp::new("a").start().await;
+    let a = ControlPlane::start_with(etcd.replica_settings()).await;
+    let b = ControlPlane::start_with(etcd.replica_settings()).await;
+    let on_a = DataPlane::start(&a.url(), "dp-a").await;
+    let on_b = DataPlane::start(&b.url(), "dp-b").await;
+    let yaml = format!(
+        "rate_limit: {{rps: 40, burst: 40}}\n{}",
+        configs::recipe(&[mcp.url()], 0.2, 2)
+    );
+    a.apply(&yaml).await.expect("apply");
+    for (replica, node) in [(&a, "dp-a"), (&b, "dp-b")] {
+        eventually("each data plane runs on half the budget", || async {
+            let status = replica.status().await;
+            let limit = status.limits.iter().find(|l| l.limit == "all")?;
+            let mine = limit.data_planes.iter().find(|p| p.node_id == node)?;
+            let shares: f64 = limit.data_planes.iter().map(|p| p.share_rps).sum();
+            (limit.data_planes.len() == 2
+                && (mine.share_rps - 20.0).abs() < 0.01
+                && (shares - 40.0).abs() < 0.01)
+                .then_some(())
+        })
+        .await;
+    }
+    on_a.stop().await;
+    on_b.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -349,11 +349,11 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[1],
-            "every tool call                    fleet       100/s burst 200, 5/s burst 10 each caller  99.6/s    12/s     dp-1 share 80.2/s, asked 90/s; dp-2 share 19.8/s, asked 22/s"
+            "every tool call                fleet       100/s burst 200, 5/s burst 10 each caller  99.6/s    12/s     dp-1 share 80.2/s, asked 90/s; dp-2 share 19.8/s, asked 22/s"
         );
         assert_eq!(
             lines[2],
-            "tool 'deep' of group 'search'      data_plane  0.5/s burst 1 each caller                  0/s       0/s      -"
+            "tool 'deep' of group 'search'  data_plane  0.5/s burst 1 each caller                  0/s       0/s      -"
         );
         assert!(status_table(&status).contains("RATE LIMIT"));
     }
