@@ -14,6 +14,7 @@
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 //! - [`sessions`]: client sessions this data plane moved to another member.
 //! - [`tools`]: which members list which tools; a group's tool list.
+//! - [`policy`]: `tools:` access policies (allow and deny lists of patterns).
 
 pub(crate) mod breaker;
 pub(crate) mod compile;
@@ -22,6 +23,7 @@ pub(crate) mod failover;
 pub(crate) mod limit;
 pub(crate) mod member;
 pub(crate) mod outlier;
+pub(crate) mod policy;
 pub(crate) mod rate;
 pub(crate) mod retry;
 pub(crate) mod sessions;

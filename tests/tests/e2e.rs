@@ -18,6 +18,7 @@ mod e2e {
     mod mixed_tools;
     mod outliers;
     mod persistence;
+    mod policies;
     mod rate_limits;
     mod recovery;
     mod refusal_shapes;

@@ -40,6 +40,19 @@ pub struct RateLimit {
     pub tools: IndexMap<String, RateLimit>,
 }
 
+/// A `tools:` access policy: which tools may be called through the server,
+/// group or member it sits on. A tool passes when it matches a pattern of
+/// `allow` (if any was given) and none of `deny`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPolicy {
+    /// `allow_list` patterns.
+    pub allow: Vec<String>,
+    /// True when `allow_list` was given (an empty one allows nothing).
+    pub allow_given: bool,
+    /// `deny_list` patterns.
+    pub deny: Vec<String>,
+}
+
 /// One bucket's size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateSize {
@@ -155,6 +168,8 @@ pub struct RemoteServer {
     pub stall_timeout: Duration,
     /// `rate_limit`: calls to this server, whatever group they come through.
     pub rate_limit: Option<RateLimit>,
+    /// `tools`: which of its tools may be called.
+    pub tools: Option<ToolPolicy>,
 }
 
 /// `auth: {type: basic, username, password}`.
@@ -203,6 +218,8 @@ pub struct SubprocessServer {
     /// `rate_limit`: calls to this server (all its copies), whatever group
     /// they come through.
     pub rate_limit: Option<RateLimit>,
+    /// `tools`: which of its tools may be called.
+    pub tools: Option<ToolPolicy>,
 }
 
 /// A `mode: group` server.
@@ -233,6 +250,8 @@ pub struct Group {
     pub outlier_detection: Option<OutlierDetection>,
     /// `rate_limit`: calls through the group.
     pub rate_limit: Option<RateLimit>,
+    /// `tools`: which tools may be called through the group.
+    pub tools: Option<ToolPolicy>,
 }
 
 /// A group's `outlier_detection:` block (passive health, as Envoy's):
@@ -278,6 +297,8 @@ pub struct Member {
     /// Rank for [`StrategyKind::Priority`] (default 1, any `i32`); the balancer
     /// defines which end of the range it prefers.
     pub priority: i32,
+    /// `tools`: which tools of this member the group may call.
+    pub tools: Option<ToolPolicy>,
 }
 
 // === impl Config ===

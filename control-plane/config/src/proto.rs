@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 
 use crate::model::{
     Backoff, Config, Group, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer,
-    RetryPolicy, Server, SubprocessServer,
+    RetryPolicy, Server, SubprocessServer, ToolPolicy,
 };
 
 impl Config {
@@ -61,6 +61,7 @@ fn remote_server(id: &str, server: &RemoteServer) -> v1::Server {
         stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
         rate_limit: server.rate_limit.as_ref().map(rate_limit),
+        tools: server.tools.as_ref().map(tool_policy),
         basic_auth: server.basic_auth.as_ref().map(|basic| v1::BasicAuth {
             username: basic.username.to_string(),
             password: basic.password.to_string(),
@@ -83,6 +84,7 @@ fn subprocess_server(id: &str, server: &SubprocessServer) -> v1::Server {
         stall_timeout_ms: millis_ceil(server.stall_timeout),
         max_concurrency: server.max_concurrency.unwrap_or(0),
         rate_limit: server.rate_limit.as_ref().map(rate_limit),
+        tools: server.tools.as_ref().map(tool_policy),
         transport: Some(v1::server::Transport::Subprocess(v1::Subprocess {
             command: server.command.clone(),
             env: headers(&server.env),
@@ -125,6 +127,7 @@ fn group(id: &str, group: &Group) -> v1::Group {
         weight: m.weight,
         priority: m.priority,
         eligible: true,
+        tools: m.tools.as_ref().map(tool_policy),
     });
     v1::Group {
         id: id.to_owned(),
@@ -137,6 +140,15 @@ fn group(id: &str, group: &Group) -> v1::Group {
         retry: None,
         outlier_detection: group.outlier_detection.as_ref().map(outlier_detection),
         rate_limit: group.rate_limit.as_ref().map(rate_limit),
+        tools: group.tools.as_ref().map(tool_policy),
+    }
+}
+
+fn tool_policy(policy: &ToolPolicy) -> v1::ToolPolicy {
+    v1::ToolPolicy {
+        allow: policy.allow.clone(),
+        allow_given: policy.allow_given,
+        deny: policy.deny.clone(),
     }
 }
 

@@ -11,6 +11,7 @@ mod read;
 mod remote;
 mod retry;
 mod subprocess;
+mod tools;
 
 use indexmap::IndexMap;
 

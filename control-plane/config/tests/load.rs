@@ -32,6 +32,7 @@ fn remote(endpoint: &str) -> Server {
         max_concurrency: None,
         stall_timeout: Duration::from_secs(2),
         rate_limit: None,
+        tools: None,
     })
 }
 
@@ -40,6 +41,7 @@ fn member(id: &str) -> Member {
         id: id.into(),
         weight: 1,
         priority: 1,
+        tools: None,
     }
 }
 
@@ -76,6 +78,7 @@ fn recipe_05_loads_unchanged() {
         session_recovery: true,
         outlier_detection: Some(OutlierDetection::default()),
         rate_limit: None,
+        tools: None,
     });
     assert_eq!(config.servers["my-mcp-group"], group);
 }
@@ -118,6 +121,7 @@ fn recipe_05_compiles_to_snapshot() {
         read_timeout_ms: 30_000,
         stall_timeout_ms: 2_000,
         rate_limit: None,
+        tools: None,
         ..Default::default()
     };
     let member = |id: &str| v1::Member {
@@ -125,6 +129,7 @@ fn recipe_05_compiles_to_snapshot() {
         weight: 1,
         priority: 1,
         eligible: true,
+        tools: None,
     };
     let want = v1::Snapshot {
         version: 7,
@@ -154,6 +159,7 @@ fn recipe_05_compiles_to_snapshot() {
                 slow_start_ms: 10_000,
             }),
             rate_limit: None,
+            tools: None,
         }],
         rate_limit: None,
     };
@@ -221,6 +227,7 @@ fn optional_keys_are_read() {
         max_concurrency: None,
         stall_timeout: Duration::from_secs(2),
         rate_limit: None,
+        tools: None,
     });
     assert_eq!(config.servers["a"], want_a);
     let want_g = Server::Group(Group {
@@ -230,6 +237,7 @@ fn optional_keys_are_read() {
             id: "a".into(),
             weight: 3,
             priority: -2,
+            tools: None,
         }],
         description: Some("pool".into()),
         max_concurrency: None,
@@ -237,6 +245,7 @@ fn optional_keys_are_read() {
         session_recovery: true,
         outlier_detection: Some(OutlierDetection::default()),
         rate_limit: None,
+        tools: None,
     });
     assert_eq!(config.servers["g"], want_g);
     assert_eq!(config.to_snapshot(1).servers[0].probe_interval_ms, 250);

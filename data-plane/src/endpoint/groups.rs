@@ -34,7 +34,7 @@ use serde_json::Value;
 pub(crate) use self::forward::{ClientRequest, SESSION};
 use self::refusals::{
     bad_gateway, failover_refusal, legacy_only, method_not_allowed, rate_limited,
-    session_not_found, unavailable,
+    session_not_found, tool_denied, unavailable,
 };
 use self::session::LEGACY_VERSIONS;
 use crate::route::failover::{self, Failover, Pool};
@@ -81,6 +81,11 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
             &unknown_group(routes, &table, group),
         );
     };
+    if let Some(tool) = tools::called_tool(&request)
+        && let Some(denied) = group.denial(tool)
+    {
+        return tool_denied(&request, &denied);
+    }
     if let Some(asking) = request.asking()
         && let Err(refusal) = table.rate.admit_group(&group.id, &asking)
     {

@@ -80,6 +80,8 @@ impl MemberSpec {
             // Rate limits are kept apart (`route/rate.rs`): a changed limit
             // must not restart the member.
             rate_limit: None,
+            // So are tool policies (`route/policy.rs`).
+            tools: None,
             ..server.clone()
         })
     }

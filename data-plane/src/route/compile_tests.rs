@@ -37,6 +37,7 @@ fn group(id: &str, strategy: Strategy, members: &[&str]) -> v1::Group {
                 weight: 1,
                 priority: 1,
                 eligible: true,
+                tools: None,
             })
             .collect(),
         max_concurrency: 0,
@@ -45,6 +46,7 @@ fn group(id: &str, strategy: Strategy, members: &[&str]) -> v1::Group {
         retry: None,
         outlier_detection: None,
         rate_limit: None,
+        tools: None,
     }
 }
 

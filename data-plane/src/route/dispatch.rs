@@ -46,6 +46,10 @@ pub(crate) enum CallError {
     /// The group's circuit breaker is open.
     #[error(transparent)]
     CircuitOpen(CircuitOpen),
+    /// A `tools:` policy of the group, the server or every member refuses
+    /// the tool.
+    #[error("{0}")]
+    ToolDenied(crate::route::policy::Denial),
     /// A rate limit refused the call: of the whole config, the group, the
     /// tool, or the server of every member that could serve it.
     #[error("{0}")]
@@ -81,6 +85,7 @@ impl CallError {
             Self::NoAvailableMember(_) => "NoAvailableMemberError",
             Self::CircuitOpen(_) => "CircuitBreakerOpen",
             Self::RateLimited(_) => "RateLimitExceeded",
+            Self::ToolDenied(_) => "ToolAccessDeniedError",
             Self::Overloaded { .. } => "ConcurrencyLimitError",
             Self::Upstream { source, .. } => match source {
                 UpstreamError::Timeout(_) | UpstreamError::Quiet(_) => "TimeoutError",
@@ -144,6 +149,17 @@ pub(crate) async fn call(
     caller: CallerKey,
 ) -> Called {
     let asking = Asking::tool_call(caller, tool);
+    // Policies first: a call no one may make costs no rate limit a token.
+    let denied = match table.groups.get(target) {
+        Some(group) => group.denial(tool),
+        None => table
+            .server_policies
+            .get(target)
+            .and_then(|policy| policy.check(tool).err()),
+    };
+    if let Some(denied) = denied {
+        return (Err(CallError::ToolDenied(denied)), None);
+    }
     if let Some(group) = table.groups.get(target) {
         if let Err(refusal) = table.rate.admit_group(target, &asking) {
             return (Err(CallError::RateLimited(refusal)), None);

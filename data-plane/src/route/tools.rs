@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use crate::route::policy::{self, Denial};
 use crate::route::table::GroupRoute;
 use crate::upstream::ToolList;
 
@@ -41,6 +42,36 @@ impl GroupRoute {
             return true;
         };
         self.members[index].member.upstream().lists_tool(tool) != Some(false)
+            && self.admits(index, tool)
+    }
+
+    /// Whether the `tools:` policies of member `index` (its server's and
+    /// the group's entry for it) let `tool` through.
+    pub(crate) fn admits(&self, index: usize, tool: &str) -> bool {
+        policy::check_all(self.members[index].policies.iter().map(AsRef::as_ref), tool).is_ok()
+    }
+
+    /// Why `tool` may not be called through this group: the group's own
+    /// policy refuses it, or every member's does. `None` when it may.
+    pub(crate) fn denial(&self, tool: &str) -> Option<Denial> {
+        if let Some(Err(denied)) = self.policy.as_ref().map(|p| p.check(tool)) {
+            return Some(denied);
+        }
+        let mut first = None;
+        for member in &self.members {
+            match policy::check_all(member.policies.iter().map(AsRef::as_ref), tool) {
+                Ok(()) => return None,
+                Err(denied) => {
+                    first.get_or_insert(denied);
+                }
+            }
+        }
+        first
+    }
+
+    /// True when the group or any of its members has a `tools:` policy.
+    pub(crate) fn has_policies(&self) -> bool {
+        self.policy.is_some() || self.members.iter().any(|m| !m.policies.is_empty())
     }
 
     /// Which members a request of `tool` may go to by their tool lists:
@@ -51,10 +82,8 @@ impl GroupRoute {
     /// would).
     pub(crate) fn tool_narrowing(&self, tool: Option<&str>) -> Option<Vec<bool>> {
         let tool = tool?;
-        let serves: Vec<bool> = self
-            .members
-            .iter()
-            .map(|m| m.member.upstream().lists_tool(tool) != Some(false))
+        let serves: Vec<bool> = (0..self.members.len())
+            .map(|i| self.may_serve(i, Some(tool)))
             .collect();
         let some_lack = serves.iter().any(|s| !s);
         let some_serve = serves.iter().any(|s| *s);
@@ -76,9 +105,21 @@ impl GroupRoute {
         (0..self.members.len()).any(|i| !self.may_serve(i, Some(tool)))
     }
 
-    /// The group's tools from the lists its members gave last.
+    /// The group's tools from the lists its members gave last, without
+    /// those its policies hide.
     pub(crate) fn catalog(&self) -> Catalog {
-        self.catalog_with(Keep::Tools)
+        let mut catalog = self.catalog_with(Keep::Tools);
+        if self.has_policies() {
+            catalog.tools.retain(|tool| {
+                let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+                self.denial(name).is_none()
+                    && (0..self.members.len()).any(|i| {
+                        self.admits(i, name)
+                            && self.members[i].member.upstream().lists_tool(name) == Some(true)
+                    })
+            });
+        }
+        catalog
     }
 
     /// Where the members' tool lists disagree, for the health report.

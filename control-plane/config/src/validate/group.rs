@@ -20,6 +20,7 @@ pub(super) const GROUP_KEYS: Keys = Keys {
         "session_recovery",
         "outlier_detection",
         "rate_limit",
+        "tools",
     ],
     unsupported: &["auto_start"],
     hint: "",
@@ -51,7 +52,7 @@ const OUTLIER_KEYS: Keys = Keys {
 /// MCP Hangar lets a member define its server inline; Hangar only takes
 /// references to servers defined under `mcp_servers`.
 const MEMBER_KEYS: Keys = Keys {
-    known: &["id", "weight", "priority"],
+    known: &["id", "weight", "priority", "tools"],
     unsupported: &[
         "args",
         "auth",
@@ -73,7 +74,6 @@ const MEMBER_KEYS: Keys = Keys {
         "read_only",
         "resources",
         "tls",
-        "tools",
         "user",
         "volumes",
     ],
@@ -104,6 +104,7 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         .optional(fields, "outlier_detection", outlier_detection)
         .map(|o| o.unwrap_or_else(|| Some(OutlierDetection::default())));
     let rate_limit = cx.optional(fields, "rate_limit", super::rate_limit::target);
+    let tools = cx.optional(fields, "tools", super::tools::policy);
     Some(Group {
         strategy: strategy?,
         min_healthy: min_healthy?,
@@ -114,6 +115,7 @@ pub(super) fn group(cx: &mut Ctx<'_>, fields: &Fields<'_>, kinds: &Kinds<'_>) ->
         session_recovery: recovery?,
         outlier_detection: outliers?,
         rate_limit: rate_limit?,
+        tools: tools?,
     })
 }
 
@@ -259,10 +261,12 @@ fn member(
     let priority = cx
         .optional(&fields, "priority", Ctx::int32)
         .map(|v| v.unwrap_or(Member::DEFAULT_PRIORITY));
+    let tools = cx.optional(&fields, "tools", super::tools::policy);
     Some(Member {
         id: id?,
         weight: weight?,
         priority: priority?,
+        tools: tools?,
     })
 }
 

@@ -28,6 +28,7 @@ pub(super) struct Shared {
     pub(super) max_concurrency: Option<u32>,
     pub(super) stall_timeout: std::time::Duration,
     pub(super) rate_limit: Option<crate::model::RateLimit>,
+    pub(super) tools: Option<crate::model::ToolPolicy>,
 }
 
 /// Reads the keys every member server has. `idle_ttl_s` is checked and
@@ -52,6 +53,7 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
         })
         .map(|v| v.unwrap_or(RemoteServer::DEFAULT_STALL_TIMEOUT));
     let rate_limit = cx.optional(fields, "rate_limit", super::rate_limit::target);
+    let tools = cx.optional(fields, "tools", super::tools::policy);
     idle_ttl?;
     Some(Shared {
         health_check_interval: interval?,
@@ -60,5 +62,6 @@ pub(super) fn shared(cx: &mut Ctx<'_>, fields: &read::Fields<'_>) -> Option<Shar
         max_concurrency: max_concurrency?,
         stall_timeout: stall?,
         rate_limit: rate_limit?,
+        tools: tools?,
     })
 }

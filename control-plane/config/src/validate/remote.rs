@@ -26,6 +26,7 @@ pub(super) const REMOTE_KEYS: Keys = Keys {
         "max_concurrency",
         "stall_timeout_s",
         "rate_limit",
+        "tools",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -36,7 +37,6 @@ pub(super) const REMOTE_KEYS: Keys = Keys {
         "network_mode",
         "read_only",
         "resources",
-        "tools",
         "user",
         "volumes",
     ],
@@ -129,6 +129,7 @@ pub(super) fn remote(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<RemoteServ
         max_concurrency: shared.max_concurrency,
         stall_timeout: shared.stall_timeout,
         rate_limit: shared.rate_limit,
+        tools: shared.tools,
     })
 }
 

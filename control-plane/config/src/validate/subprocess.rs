@@ -22,6 +22,7 @@ pub(super) const SUBPROCESS_KEYS: Keys = Keys {
         "max_concurrency",
         "stall_timeout_s",
         "rate_limit",
+        "tools",
         "idle_ttl_s",
     ],
     unsupported: &[
@@ -29,7 +30,6 @@ pub(super) const SUBPROCESS_KEYS: Keys = Keys {
         "network",
         "read_only",
         "resources",
-        "tools",
         "user",
         "volumes",
     ],
@@ -59,6 +59,7 @@ pub(super) fn subprocess(cx: &mut Ctx<'_>, fields: &Fields<'_>) -> Option<Subpro
         max_concurrency: shared.max_concurrency,
         stall_timeout: shared.stall_timeout,
         rate_limit: shared.rate_limit,
+        tools: shared.tools,
     })
 }
 

@@ -18,7 +18,7 @@ fn unknown_server_key() {
         got,
         "config.yaml:5:5: mcp_servers.a.endpont: unknown key 'endpont' (expected one of: \
          mode, endpoint, description, health_check_interval_s, max_consecutive_failures, \
-         headers, auth, tls, http, max_concurrency, stall_timeout_s, rate_limit, idle_ttl_s)"
+         headers, auth, tls, http, max_concurrency, stall_timeout_s, rate_limit, tools, idle_ttl_s)"
     );
 }
 
@@ -33,17 +33,43 @@ fn unknown_member_key() {
     ]);
     assert_eq!(
         got,
-        "config.yaml:9:9: mcp_servers.g.members[0].wieght: unknown key 'wieght' (expected one of: id, weight, priority)"
+        "config.yaml:9:9: mcp_servers.g.members[0].wieght: unknown key 'wieght' (expected one of: id, weight, priority, tools)"
     );
 }
 
 /// MCP Hangar keys Hangar lacks are named as such, not as typos.
 #[test]
 fn unsupported_known_key() {
-    let got = with_a(&["    tools: []"]);
+    let got = with_a(&["    auto_start: true"]);
     assert_eq!(
         got,
-        "config.yaml:5:5: mcp_servers.a.tools: key 'tools' is not supported yet"
+        "config.yaml:5:5: mcp_servers.a.auto_start: key 'auto_start' is not supported yet"
+    );
+}
+
+/// MCP Hangar's `tools` as a list of definitions is not supported; its
+/// access policy form is, and its patterns are checked.
+#[test]
+fn tool_policies_are_checked() {
+    let got = with_a(&[
+        "    tools: []",
+        "  b:",
+        "    mode: remote",
+        "    endpoint: http://b",
+        "    tools: {allow_list: ['[unclosed', ''], approval_list: [x]}",
+        "  g:",
+        "    mode: group",
+        "    tools: {}",
+        "    members: [{id: a, tools: {deny_list: 'x'}}]",
+    ]);
+    assert_eq!(
+        got,
+        "config.yaml:5:12: mcp_servers.a.tools: a list of tool definitions is not supported yet: give an access policy, {allow_list: [...], deny_list: [...]}\n\
+         config.yaml:9:26: mcp_servers.b.tools.allow_list[0]: '[unclosed' is not a pattern: unclosed character class; missing ']'\n\
+         config.yaml:9:39: mcp_servers.b.tools.allow_list[1]: a pattern has 1 to 256 characters\n\
+         config.yaml:9:44: mcp_servers.b.tools.approval_list: key 'approval_list' is not supported yet (calls held for approval)\n\
+         config.yaml:12:5: mcp_servers.g.tools: limits nothing: give allow_list or deny_list\n\
+         config.yaml:13:42: mcp_servers.g.members[0].tools.deny_list: expected a list of strings, got string 'x'"
     );
 }
 

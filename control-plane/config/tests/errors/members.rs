@@ -97,7 +97,7 @@ fn subprocess_servers_need_a_program() {
         "config.yaml:2:3: mcp_servers.a: missing required key 'command'\n\
          config.yaml:6:14: mcp_servers.b.command: must name a program\n\
          config.yaml:7:15: mcp_servers.b.replicas: must be at most 64, got 65\n\
-         config.yaml:8:5: mcp_servers.b.endpoint: key 'endpoint' applies to mode: remote servers, not here (expected one of: mode, command, args, env, cwd, replicas, description, health_check_interval_s, max_consecutive_failures, max_concurrency, stall_timeout_s, rate_limit, idle_ttl_s)\n\
+         config.yaml:8:5: mcp_servers.b.endpoint: key 'endpoint' applies to mode: remote servers, not here (expected one of: mode, command, args, env, cwd, replicas, description, health_check_interval_s, max_consecutive_failures, max_concurrency, stall_timeout_s, rate_limit, tools, idle_ttl_s)\n\
          config.yaml:11:15: mcp_servers.c.command: expected a program or a list of program and arguments, got a mapping\n\
          config.yaml:12:11: mcp_servers.c.env.A=B: 'A=B' is not a valid environment variable name"
     );

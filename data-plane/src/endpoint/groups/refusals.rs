@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::forward::ClientRequest;
 use crate::route::failover::Failover;
 use crate::route::member::Member;
+use crate::route::policy::Denial;
 use crate::route::table::GroupRoute;
-use crate::server::jsonrpc::{INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
+use crate::server::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, SERVER_ERROR, jsonrpc_error};
 use crate::upstream::UpstreamError;
 
 /// The client's answer when the failover loop produced none.
@@ -57,6 +58,19 @@ pub(super) fn rate_limited(request: &ClientRequest, refusal: &Refusal) -> Respon
         ),
     ];
     (StatusCode::TOO_MANY_REQUESTS, headers, body.to_string()).into_response()
+}
+
+/// A JSON-RPC error for a `tools/call` of a tool the group's policies
+/// deny, answered as a server answers an unknown tool (HTTP 200,
+/// invalid params), so clients show it as a tool error rather than a
+/// broken connection. No member saw the call.
+pub(super) fn tool_denied(request: &ClientRequest, denied: &Denial) -> Response {
+    jsonrpc_error(
+        StatusCode::OK,
+        request.peek.id.clone(),
+        INVALID_PARAMS,
+        &denied.to_string(),
+    )
 }
 
 /// The answer of a legacy-only server to a 2026-07-28 request, which

@@ -39,11 +39,17 @@ pub(super) fn answer_here(
     modern: bool,
 ) -> Option<Response> {
     let id = request.peek.id.clone();
-    if request.peek.method.as_deref() != Some("tools/list") || id.is_null() || has_cursor(request) {
+    if request.peek.method.as_deref() != Some("tools/list") || id.is_null() {
+        return None;
+    }
+    // A group with tool policies always answers itself, whole (a member's
+    // page would show what the policies hide).
+    let policed = group.has_policies();
+    if !policed && has_cursor(request) {
         return None;
     }
     let catalog = group.catalog();
-    if !catalog.names_differ {
+    if !catalog.names_differ && !policed {
         return None;
     }
     let mut result = json!({ "tools": catalog.tools });
