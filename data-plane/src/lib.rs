@@ -201,7 +201,10 @@ impl DataPlane {
             ))
             // After the guard's layer, so the guard does not apply to it.
             .merge(endpoint::metrics::router(self.metrics.clone()));
-        let front = server::front::Front::new(admission, guard, self.routes.clone(), router);
+        let anonymous =
+            server::anonymous::AnonymousClients::for_listener(addr, limits.allow_anonymous_clients);
+        let front =
+            server::front::Front::new(admission, anonymous, guard, self.routes.clone(), router);
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
         server::listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
         self.routes.processes_stopped().await;

@@ -86,6 +86,10 @@ struct Args {
     /// the machine to the MCP clients beside the data plane.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
+    /// Serve MCP clients without a credential even when listening beyond
+    /// loopback (on loopback they are always served).
+    #[arg(long)]
+    allow_anonymous_clients: bool,
     /// A rate limit of this data plane alone, on top of the config's: tool
     /// calls a second, all clients together (MCP Hangar's variable). Without
     /// it and without `rate_limit:` in the config, nothing is limited.
@@ -107,6 +111,7 @@ impl Args {
             shutdown_grace: std::time::Duration::from_secs_f64(self.shutdown_grace),
             allowed_hosts: self.allowed_hosts.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            allow_anonymous_clients: self.allow_anonymous_clients,
             ..Limits::default()
         }
     }

@@ -4,6 +4,7 @@
 //! the JSON-RPC errors every refusal is made of.
 //!
 //! # Layout
+//! - [`anonymous`]: beyond loopback, no anonymous MCP clients unless allowed.
 //! - [`listener`]: hyper over the bound socket, within [`listener::Limits`]; graceful drain.
 //! - [`connections`]: open connections: idle ones closed, the idlest shed at the fd limit.
 //! - [`overload`]: the caps on calls and event streams in progress; refusals with the request's id.
@@ -17,6 +18,7 @@
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 //! - [`bare_refusal`]: plain-text refusals (a member's, the MCP library's) as JSON-RPC errors.
 
+pub(crate) mod anonymous;
 pub(crate) mod bare_refusal;
 pub(crate) mod body;
 pub(crate) mod caller;

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 use crate::endpoint::groups;
 use crate::route::table::Routes;
+use crate::server::anonymous::AnonymousClients;
 use crate::server::body::Holding;
 use crate::server::caller::ClientAddr;
 use crate::server::connections::{Conn, InProgress};
@@ -38,6 +39,7 @@ pub(crate) struct Front(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     admission: Admission,
+    anonymous: AnonymousClients,
     guard: Guard,
     routes: Arc<Routes>,
     /// Everything but the group endpoint.
@@ -52,12 +54,14 @@ impl Front {
     /// guards its own MCP routes.
     pub(crate) fn new(
         admission: Admission,
+        anonymous: AnonymousClients,
         guard: Guard,
         routes: Arc<Routes>,
         router: Router,
     ) -> Self {
         Self(Arc::new(Inner {
             admission,
+            anonymous,
             guard,
             routes,
             router,
@@ -106,6 +110,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnFront {
 
 impl Inner {
     async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
+        if self.anonymous.refuses(request.uri().path()) {
+            let refused = self.anonymous.refuse(request.map(Body::new)).await;
+            return refused.map(|body| Holding::new(body, (None, in_progress)));
+        }
         let Some(admitted) = self.admission.try_admit(request.method()) else {
             let refused = self.admission.refuse(request.map(Body::new)).await;
             return refused.map(|body| Holding::new(body, (None, in_progress)));

@@ -82,6 +82,10 @@ pub struct Limits {
     /// allowed host on the listen port, e.g. a web app's dev server.
     /// (`--allowed-origins`)
     pub allowed_origins: Vec<String>,
+    /// Serve MCP requests of anonymous clients even when listening beyond
+    /// loopback (`--allow-anonymous-clients`); on loopback they are always
+    /// served.
+    pub allow_anonymous_clients: bool,
 }
 
 impl Default for Limits {
@@ -95,6 +99,7 @@ impl Default for Limits {
             request_body_timeout: Duration::from_secs(30),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            allow_anonymous_clients: false,
             max_concurrent_requests: 1024,
             max_event_streams: 8192,
             shutdown_grace: Duration::from_secs(30),

@@ -135,7 +135,7 @@ impl Admission {
 }
 
 /// The `id` of a small JSON-RPC body, `null` if there is none to see cheaply.
-async fn peek_id(request: Request) -> Value {
+pub(crate) async fn peek_id(request: Request) -> Value {
     let small = request
         .body()
         .size_hint()
