@@ -190,6 +190,52 @@ impl EtcdStore {
         }
     }
 
+    /// The value of `{prefix}/{name}` and its revision, if it exists: for
+    /// documents beside the config, such as the session keys.
+    pub(crate) async fn get_document(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Revision)>, StoreError> {
+        let key = format!("{}/{name}", self.prefix).into_bytes();
+        let response = self.get(key, Vec::new()).await?;
+        Ok(response
+            .kvs
+            .into_iter()
+            .next()
+            .map(|kv| (kv.value, kv.mod_revision)))
+    }
+
+    /// Writes `{prefix}/{name}` if it is still at revision `base` (0: if
+    /// it does not exist); false when another writer got there first.
+    pub(crate) async fn put_document(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        base: Revision,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}/{name}", self.prefix).into_bytes();
+        let unchanged = if base == 0 {
+            Compare {
+                target: compare::CompareTarget::Create.into(),
+                target_union: Some(compare::TargetUnion::CreateRevision(0)),
+                ..equal(&key)
+            }
+        } else {
+            Compare {
+                target: compare::CompareTarget::Mod.into(),
+                target_union: Some(compare::TargetUnion::ModRevision(base)),
+                ..equal(&key)
+            }
+        };
+        let txn = TxnRequest {
+            compare: vec![unchanged],
+            success: vec![put(key, value, 0)],
+            failure: Vec::new(),
+        };
+        let mut kv = KvClient::new(self.channel.clone());
+        Ok(self.timed(kv.txn(txn)).await?.into_inner().succeeded)
+    }
+
     /// Reports every config stored after revision `after`, first the
     /// latest one (if newer) and then each change as it happens, until
     /// the connection to etcd fails; returns that failure.

@@ -13,6 +13,7 @@
 //! - `fleet`: connected data planes, their acked versions and health reports.
 //! - `status`: the health rollup per server and group, and of rate limits.
 //! - `shares`: fleet-wide rate limits divided among the data planes by demand.
+//! - `session_keys`: the fleet's keys for sealing session ids, stored and rotated.
 //! - `admin`: the `AdminService` gRPC service (apply, status).
 //! - `stream`: the `DataPlaneService` bidirectional stream.
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
@@ -23,6 +24,7 @@ pub mod etcd;
 pub(crate) mod fleet;
 pub(crate) mod metrics;
 pub(crate) mod replicas;
+pub(crate) mod session_keys;
 pub(crate) mod shares;
 pub(crate) mod state;
 pub(crate) mod status;
@@ -65,6 +67,9 @@ pub struct Settings {
     pub access: Access,
     /// TLS for the gRPC listener; plain HTTP/2 when `None`.
     pub tls: Option<ServerTls>,
+    /// How often the fleet's session key is replaced; the key before stays
+    /// valid until the next rotation.
+    pub session_key_rotation: Duration,
 }
 
 impl Settings {
@@ -72,6 +77,8 @@ impl Settings {
     pub const DEFAULT_DATAPLANE_EXPIRY: Duration = Duration::from_secs(30);
     /// Default of [`Settings::fleet_quorum`]: a majority.
     pub const DEFAULT_FLEET_QUORUM: f64 = 0.5;
+    /// How often the session key is replaced by default.
+    pub const DEFAULT_SESSION_KEY_ROTATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
     /// Settings for a state directory, with defaults for the rest.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
@@ -90,6 +97,7 @@ impl Settings {
             fleet_quorum: Self::DEFAULT_FLEET_QUORUM,
             access: Access::default(),
             tls: None,
+            session_key_rotation: Self::DEFAULT_SESSION_KEY_ROTATION,
         }
     }
 }
@@ -130,17 +138,20 @@ pub struct ControlPlane {
     metrics: Arc<Metrics>,
     /// The other replicas, with the shared store.
     peers: Option<Peers>,
+    /// The fleet's keys for sealing session ids.
+    session_keys: Arc<session_keys::SessionKeys>,
 }
 
 impl ControlPlane {
     /// Opens the store and loads the stored config, if any. With etcd the
     /// latest config must be readable: a replica does not start empty.
     pub async fn open(settings: &Settings) -> Result<Self, RunError> {
-        let (store, location, peers) = match &settings.store {
+        let (store, location, peers, key_store) = match &settings.store {
             StoreLocation::Dir(dir) => (
                 ConfigStore::Local(Store::open(dir).map_err(LoadError::from)?),
                 dir.display().to_string(),
                 None,
+                session_keys::KeyStore::Local(dir.clone()),
             ),
             StoreLocation::Etcd(etcd) => {
                 let store = EtcdStore::connect(etcd).await.map_err(LoadError::from)?;
@@ -150,7 +161,8 @@ impl ControlPlane {
                 let replica = uuid::Uuid::new_v4().simple().to_string();
                 tracing::info!(replica.id = %replica, "replica on etcd");
                 let peers = Peers::new(store.clone(), replica);
-                (ConfigStore::Etcd(store), location, Some(peers))
+                let keys = session_keys::KeyStore::Etcd(store.clone());
+                (ConfigStore::Etcd(store), location, Some(peers), keys)
             }
         };
         let state = Arc::new(ConfigState::load(store).await?);
@@ -158,6 +170,11 @@ impl ControlPlane {
             config.version = state.current().version,
             config.store = %location,
             "config loaded"
+        );
+        let session_keys = Arc::new(
+            session_keys::SessionKeys::open(key_store, settings.session_key_rotation)
+                .await
+                .map_err(LoadError::from)?,
         );
         let fleet =
             Arc::new(Fleet::new(settings.dataplane_expiry).with_quorum(settings.fleet_quorum));
@@ -168,6 +185,7 @@ impl ControlPlane {
             access: Arc::new(settings.access.clone()),
             tls: settings.tls.clone(),
             peers,
+            session_keys,
         })
     }
 
@@ -192,6 +210,7 @@ impl ControlPlane {
         if let Some(peers) = &self.peers {
             tokio::spawn(peers.clone().share(self.fleet.clone(), shutdown.clone()));
         }
+        tokio::spawn(self.session_keys.clone().run(shutdown.clone()));
         let shares = watch::Sender::new(Arc::default());
         let shares_rx = shares.subscribe();
         tokio::spawn(shares::run(
@@ -214,6 +233,7 @@ impl ControlPlane {
             self.metrics.clone(),
             shutdown.clone(),
             shares_rx,
+            self.session_keys.subscribe(),
         );
         // The interceptors sit on the services, so /metrics stays open.
         let grpc = Routes::new(AdminServiceServer::with_interceptor(

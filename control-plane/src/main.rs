@@ -129,6 +129,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fleet_quorum: args.fleet_quorum,
         access,
         tls,
+        session_key_rotation: hangar_control_plane::Settings::DEFAULT_SESSION_KEY_ROTATION,
     };
     hangar_control_plane::run(listener, settings, shutdown).await?;
     Ok(())

@@ -27,6 +27,7 @@ use crate::fleet::{Connection, Fleet};
 use crate::metrics::Metrics;
 use crate::shares::ShareTable;
 use crate::state::ConfigState;
+use hangar_proto::v1::SessionKeys;
 
 /// Snapshots waiting to be written to one data plane. Snapshots are whole,
 /// so a slow reader only ever needs the newest; a small bound is enough.
@@ -41,6 +42,8 @@ pub(crate) struct DataPlanes {
     shutdown: CancellationToken,
     /// Each data plane's shares of the fleet-wide rate limits.
     shares: watch::Receiver<Arc<ShareTable>>,
+    /// The fleet's session keys.
+    session_keys: watch::Receiver<Arc<SessionKeys>>,
 }
 
 impl DataPlanes {
@@ -52,6 +55,7 @@ impl DataPlanes {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
         shares: watch::Receiver<Arc<ShareTable>>,
+        session_keys: watch::Receiver<Arc<SessionKeys>>,
     ) -> Self {
         Self {
             state,
@@ -59,6 +63,7 @@ impl DataPlanes {
             metrics,
             shutdown,
             shares,
+            session_keys,
         }
     }
 }
@@ -126,15 +131,31 @@ async fn push_snapshots(
         metrics,
         shutdown,
         mut shares,
+        mut session_keys,
     } = service;
     let mut snapshots = state.subscribe();
     // What this stream last told its data plane of its rate limit shares.
     let mut sent_shares = None;
+    let mut keys_sent = false;
     let mut ejections = fleet.ejected();
     let mut sent = hello.held_version;
     // What this stream last told its data plane was ejected fleet-wide.
     let mut sent_ejected = Arc::default();
     loop {
+        // Keys first: a data plane seals the sessions of the snapshot's
+        // groups with them.
+        if session_keys.has_changed().unwrap_or(false) || !keys_sent {
+            let keys = session_keys.borrow_and_update().clone();
+            keys_sent = true;
+            if !keys.keys.is_empty() {
+                let msg = ControlPlaneMessage {
+                    kind: Some(control_plane_message::Kind::SessionKeys((*keys).clone())),
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        }
         let snapshot = snapshots.borrow_and_update().clone();
         let ejected = ejections.borrow_and_update().clone();
         let news = snapshot.version != sent || ejected != sent_ejected;
@@ -164,6 +185,11 @@ async fn push_snapshots(
         }
         tokio::select! {
             changed = shares.changed() => if changed.is_err() { return },
+            changed = session_keys.changed() => {
+                if changed.is_err() { return }
+                // Seen as changed again at the top of the loop.
+                session_keys.mark_changed();
+            }
             changed = snapshots.changed() => if changed.is_err() { return },
             changed = ejections.changed() => if changed.is_err() { return },
             () = tx.closed() => return,

@@ -503,3 +503,34 @@ async fn replicas_divide_a_fleet_budget_over_every_replicas_data_planes() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Replicas share one session key through etcd: a session a data plane of
+/// one replica sealed routes through a data plane of the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_session_key() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mcp = FakeMcp::new("a").start().await;
+    let a = ControlPlane::start_with(etcd.replica_settings()).await;
+    let b = ControlPlane::start_with(etcd.replica_settings()).await;
+    let on_a = DataPlane::start(&a.url(), "dp-a").await;
+    let on_b = DataPlane::start(&b.url(), "dp-b").await;
+    a.apply(&configs::recipe(&[mcp.url()], 0.2, 2))
+        .await
+        .expect("apply");
+    wait_acked(&a, 1).await;
+    wait_acked(&b, 1).await;
+    let raw = |dp: &DataPlane| hangar_tests::raw::Raw {
+        http: reqwest::Client::new(),
+        url: format!("http://{}/groups/my-mcp-group/mcp", dp.addr()),
+    };
+    let session = raw(&on_a).initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": 1, "b": 2}}});
+    assert_eq!(raw(&on_b).post(Some(&session), call).await.status(), 200);
+    on_a.stop().await;
+    on_b.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -175,6 +175,7 @@ async fn follow(
                             send(&tx, apply(routes, cache, &snapshot)).await;
                             send(&tx, Up::Health(routes.health_report())).await;
                         }
+                        Some(Down::SessionKeys(keys)) => routes.session_keys().install(&keys),
                         Some(Down::Shares(shares)) => {
                             routes.apply_shares(&shares);
                             if let Some(Err(err)) = cache.map(|c| c.save_shares(&shares)) {

@@ -13,6 +13,7 @@
 //! - [`rate`]: rate limits (`rate_limit:`), their fleet shares and usage.
 //! - [`dispatch`]: one `hangar_call` call to a server or a group.
 //! - [`sessions`]: client sessions this data plane moved to another member.
+//! - [`session_keys`]: the keys that seal session ids (the fleet's, else this process's).
 //! - [`tools`]: which members list which tools; a group's tool list.
 //! - [`policy`]: `tools:` access policies (allow and deny lists of patterns).
 
@@ -26,6 +27,7 @@ pub(crate) mod outlier;
 pub(crate) mod policy;
 pub(crate) mod rate;
 pub(crate) mod retry;
+pub(crate) mod session_keys;
 pub(crate) mod sessions;
 pub(crate) mod table;
 pub(crate) mod tools;

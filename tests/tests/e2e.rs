@@ -23,6 +23,7 @@ mod e2e {
     mod recovery;
     mod refusal_shapes;
     mod retries;
+    mod sealed_sessions;
     mod security;
     mod strategies;
     mod transparent;

@@ -36,10 +36,11 @@ use self::refusals::{
     bad_gateway, failover_refusal, legacy_only, method_not_allowed, rate_limited,
     session_not_found, tool_denied, unavailable,
 };
-use self::session::LEGACY_VERSIONS;
+use self::session::{LEGACY_VERSIONS, Naming};
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
 use crate::route::outlier::LazyNow;
+use crate::route::session_keys::SessionKeys;
 use crate::route::sessions::{Known, Moved};
 use crate::route::table::{GroupRoute, Routes, RoutingTable};
 use crate::server::guard::Checked;
@@ -143,7 +144,7 @@ async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> R
     } else {
         session
             .as_deref()
-            .is_none_or(|s| session::decode(s).is_some())
+            .is_none_or(|s| session::decode(routes.session_keys(), s).is_some())
     };
     if request.method == Method::POST
         && well_formed
@@ -153,7 +154,7 @@ async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> R
     }
     match (&request.method, modern, session) {
         (&Method::POST, true, _) => match check_modern_headers(&request) {
-            Ok(()) => balanced(group, &request, Members::Modern).await,
+            Ok(()) => balanced(group, &request, Members::Modern, routes.session_keys()).await,
             Err(message) => jsonrpc_error(
                 StatusCode::BAD_REQUEST,
                 Value::Null,
@@ -174,7 +175,7 @@ async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> R
             } else {
                 Members::Stateless
             };
-            balanced(group, &request, members).await
+            balanced(group, &request, members, routes.session_keys()).await
         }
         (&Method::DELETE, false, None) => {
             let message = "Bad Request: Missing session ID";
@@ -204,7 +205,7 @@ async fn sticky(
     request: &ClientRequest,
     client_session: &[u8],
 ) -> Response {
-    let Some(id) = session::decode(client_session) else {
+    let Some(id) = session::decode(routes.session_keys(), client_session) else {
         return session_not_found(request);
     };
     // An open circuit refuses calls in sessions too; other requests
@@ -321,16 +322,6 @@ async fn reopen(
     }
 }
 
-/// Which session id a member's answer hands the client.
-enum Naming<'a> {
-    /// A new session (an answer to `initialize`): the member's id wrapped
-    /// with the member and the client's `initialize` params.
-    New(Option<Value>),
-    /// A request in a session: the client's own id, always, so it never
-    /// changes under the client (even when the session moved).
-    Keep(&'a [u8]),
-}
-
 /// Sends `request` to `member` and returns its answer for the client: over
 /// HTTP for a remote member, or answered here for a subprocess copy.
 async fn deliver(
@@ -341,7 +332,7 @@ async fn deliver(
     naming: &Naming<'_>,
 ) -> Result<Response, UpstreamError> {
     if let Some(stdio) = member.upstream().stdio() {
-        return local::answer(member, stdio, ledger, request).await;
+        return local::answer(member, stdio, ledger, request, naming).await;
     }
     let (response, call) = forward::send(member, ledger, request, member_session).await?;
     if bare_refusal::is_bare_refusal(response.status(), response.headers()) {
@@ -359,10 +350,7 @@ async fn deliver(
         let (parts, body) = response.into_parts();
         return Ok(bare_refusal::with_request_id(parts, body, &request.peek.id).await);
     }
-    let name = |member_session: &[u8]| match naming {
-        Naming::New(init) => session::encode(member.id(), member_session, init.as_ref()),
-        Naming::Keep(client) => String::from_utf8_lossy(client).into_owned(),
-    };
+    let name = |member_session: &[u8]| naming.name(member.id(), member_session);
     Ok(forward::relay(
         response,
         call,
@@ -386,7 +374,12 @@ enum Members {
 
 /// A request balanced over the group with its strategy, through the
 /// failover loop ([`failover::run`]).
-async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members) -> Response {
+async fn balanced(
+    group: &GroupRoute,
+    request: &ClientRequest,
+    members: Members,
+    keys: &SessionKeys,
+) -> Response {
     let tool = tools::called_tool(request);
     // A client's era probe takes no turn, so the `initialize` it is
     // followed by (if the members speak only the legacy protocol) lands
@@ -426,11 +419,12 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
             order.retain(stateless);
         }
     }
-    let naming = Naming::New(
-        is_initialize(request)
+    let naming = Naming::New {
+        init: is_initialize(request)
             .then(|| session::init_params(&request.body))
             .flatten(),
-    );
+        keys,
+    };
     let attempt = |index: usize| {
         let member = &group.members[index];
         deliver(
@@ -461,7 +455,7 @@ async fn balanced(group: &GroupRoute, request: &ClientRequest, members: Members)
                 return response;
             }
             group.members[index].member.mark_legacy_only();
-            Box::pin(balanced(group, request, members)).await
+            Box::pin(balanced(group, request, members, keys)).await
         }
         Ok((response, _)) => response,
         Err(Failover::NoAvailableMember(refusal)) => {

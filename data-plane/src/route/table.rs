@@ -31,6 +31,7 @@ use crate::route::policy::ToolPolicy;
 use crate::route::rate::RateLimits;
 use crate::route::rate::build::{EnvLimit, ShareBook};
 use crate::route::retry::RetryPolicy;
+use crate::route::session_keys::SessionKeys;
 use crate::route::sessions::MovedSessions;
 use crate::upstream::clients::ClientPool;
 use crate::upstream::stdio::Start;
@@ -307,6 +308,8 @@ pub struct Routes {
     env_limit: std::sync::OnceLock<EnvLimit>,
     /// The fleet shares of rate limits last sent by the control plane.
     shares: parking_lot::Mutex<ShareBook>,
+    /// The keys that seal session ids of the group endpoint.
+    session_keys: SessionKeys,
 }
 
 // === impl Routes ===
@@ -327,6 +330,7 @@ impl Routes {
             process_start: std::sync::OnceLock::new(),
             env_limit: std::sync::OnceLock::new(),
             shares: parking_lot::Mutex::default(),
+            session_keys: SessionKeys::default(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -350,6 +354,11 @@ impl Routes {
     /// The call counters and latency histograms of every table.
     pub fn call_families(&self) -> &CallFamilies {
         &self.metrics
+    }
+
+    /// The keys that seal the group endpoint's session ids.
+    pub(crate) fn session_keys(&self) -> &SessionKeys {
+        &self.session_keys
     }
 
     /// Client sessions of the transparent endpoint that this data plane

@@ -333,7 +333,7 @@ async fn typescript_sdk_clients() {
         );
         let session = lines[0]["sessionId"].as_str();
         if era == "legacy" {
-            assert!(session.is_some_and(|s| s.starts_with("hgr2.")), "{lines:?}");
+            assert!(session.is_some_and(|s| s.starts_with("hgr3.")), "{lines:?}");
         } else {
             assert_eq!(session, None, "2026-07-28 has no sessions: {lines:?}");
         }

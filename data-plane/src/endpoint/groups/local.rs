@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::forward::{ClientRequest, QUEUE_PATIENCE, SESSION};
-use super::session::{self, LEGACY_VERSIONS};
+use super::session::{LEGACY_VERSIONS, Naming};
 use crate::route::member::{Ledger, Member};
 use crate::server::jsonrpc::json_message;
 use crate::upstream::UpstreamError;
@@ -35,6 +35,7 @@ pub(super) async fn answer(
     stdio: &StdioUpstream,
     ledger: Ledger<'_>,
     request: &ClientRequest,
+    naming: &Naming<'_>,
 ) -> Result<Response, UpstreamError> {
     match request.method {
         Method::POST => {}
@@ -55,7 +56,7 @@ pub(super) async fn answer(
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     if method == "initialize" {
-        return initialize(member, stdio, request, id);
+        return initialize(member, stdio, request, id, naming);
     }
     let params = serde_json::from_slice::<Value>(&request.body)
         .ok()
@@ -97,6 +98,7 @@ fn initialize(
     stdio: &StdioUpstream,
     request: &ClientRequest,
     id: Value,
+    naming: &Naming<'_>,
 ) -> Result<Response, UpstreamError> {
     let Some(result) = stdio.initialize_result() else {
         return Err(UpstreamError::Unavailable(
@@ -110,11 +112,8 @@ fn initialize(
     if let Some(asked) = asked.filter(|v| LEGACY_VERSIONS.contains(&v.as_str())) {
         result["protocolVersion"] = Value::String(asked);
     }
-    let session_id = session::encode(
-        member.id(),
-        uuid::Uuid::new_v4().simple().to_string().as_bytes(),
-        session::init_params(&request.body).as_ref(),
-    );
+    let copy_session = uuid::Uuid::new_v4().simple().to_string();
+    let session_id = naming.name(member.id(), copy_session.as_bytes());
     let mut response = json_message(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
     if let Ok(value) = HeaderValue::from_str(&session_id) {
         response.headers_mut().insert(SESSION, value);

@@ -4,22 +4,25 @@
 //! `initialize` params, so any data plane of the fleet (or a restarted one)
 //! routes the session to the same member without shared state, and can
 //! re-open it on another member by replaying the client's `initialize` when
-//! that member is gone (see `recovery`): `hgr2.<member id>.<member session
-//! id>.<initialize params>`, each part base64url without padding, which
-//! keeps the whole id within the visible ASCII range the spec requires.
-//! Ids of the earlier form `hgr1.<member>.<member session>` are still
-//! routed; they cannot be recovered.
+//! that member is gone (see `recovery`). It is sealed with the fleet's
+//! session key (`route/session_keys.rs`): `hgr3.<key id>.<sealed>`, base64url
+//! without padding, within the visible ASCII range the spec requires. A
+//! client can neither read the member ids nor pick a member: an altered or
+//! forged id opens to nothing, and the client gets 404 and starts over.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::route::session_keys::SessionKeys;
+
 /// Versions that have sessions; anything else is the stateless protocol.
 pub(crate) const LEGACY_VERSIONS: [&str; 4] =
     ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
-const PREFIX_V1: &str = "hgr1.";
-const PREFIX: &str = "hgr2.";
+const PREFIX: &str = "hgr3.";
+/// What sealed ids are bound to: this form of id.
+const CONTEXT: &[u8] = b"hgr3";
 /// Most bytes of `initialize` params an id carries; a client whose params
 /// are larger gets an id without them, whose session cannot be recovered.
 const MAX_INIT: usize = 4096;
@@ -36,33 +39,60 @@ pub(crate) struct SessionId {
     pub(crate) init: Option<Value>,
 }
 
-/// Encodes a member, its session id and the client's `initialize` params
+/// Which session id a member's answer hands the client.
+pub(crate) enum Naming<'a> {
+    /// A new session (an answer to `initialize`): the member's id sealed
+    /// with the member and the client's `initialize` params.
+    New {
+        /// The client's `initialize` params.
+        init: Option<Value>,
+        /// The keys to seal it with.
+        keys: &'a SessionKeys,
+    },
+    /// A request in a session: the client's own id, always, so it never
+    /// changes under the client (even when the session moved).
+    Keep(&'a [u8]),
+}
+
+impl Naming<'_> {
+    /// The id the client gets for `member`'s session `member_session`.
+    pub(crate) fn name(&self, member: &str, member_session: &[u8]) -> String {
+        match self {
+            Self::New { init, keys } => encode(keys, member, member_session, init.as_ref()),
+            Self::Keep(client) => String::from_utf8_lossy(client).into_owned(),
+        }
+    }
+}
+
+/// Seals a member, its session id and the client's `initialize` params
 /// into the id the client sees.
-pub(crate) fn encode(member: &str, member_session: &[u8], init: Option<&Value>) -> String {
+pub(crate) fn encode(
+    keys: &SessionKeys,
+    member: &str,
+    member_session: &[u8],
+    init: Option<&Value>,
+) -> String {
     let init = init
         .map(|params| params.to_string())
         .filter(|text| text.len() <= MAX_INIT)
         .unwrap_or_default();
-    format!(
-        "{PREFIX}{}.{}.{}",
+    let plain = format!(
+        "{}.{}.{}",
         URL_SAFE_NO_PAD.encode(member),
         URL_SAFE_NO_PAD.encode(member_session),
         URL_SAFE_NO_PAD.encode(init)
-    )
+    );
+    format!("{PREFIX}{}", keys.seal(plain.as_bytes(), CONTEXT))
 }
 
-/// What `session` says, or `None` for an id this proxy did not mint.
-pub(crate) fn decode(session: &[u8]) -> Option<SessionId> {
+/// What a client's session id says, if a key in force opens it; `None` for
+/// ids this fleet did not seal, altered ones and those of earlier forms,
+/// which the client then re-opens (404).
+pub(crate) fn decode(keys: &SessionKeys, session: &[u8]) -> Option<SessionId> {
     let text = std::str::from_utf8(session).ok()?;
-    if let Some(v1) = text.strip_prefix(PREFIX_V1) {
-        let (member, member_session) = v1.split_once('.')?;
-        return Some(SessionId {
-            member: String::from_utf8(URL_SAFE_NO_PAD.decode(member).ok()?).ok()?,
-            member_session: URL_SAFE_NO_PAD.decode(member_session).ok()?,
-            init: None,
-        });
-    }
-    let mut parts = text.strip_prefix(PREFIX)?.split('.');
+    let plain = keys.open(text.strip_prefix(PREFIX)?, CONTEXT)?;
+    let plain = String::from_utf8(plain).ok()?;
+    let mut parts = plain.split('.');
     let (member, member_session, init) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
@@ -94,55 +124,54 @@ pub(crate) fn init_params(body: &[u8]) -> Option<Value> {
 mod tests {
     use super::*;
 
-    /// Ids round-trip, stay visible ASCII, and foreign ids are refused.
     #[test]
     fn round_trip_and_refusal() {
+        let keys = SessionKeys::default();
         let init = json!({"protocolVersion": "2025-06-18", "capabilities": {"roots": {}},
             "clientInfo": {"name": "ide", "version": "1.0"}});
-        let id = encode("my-mcp.backup", b"09e9f0c2-\x7e", Some(&init));
+        let id = encode(&keys, "my-mcp.backup", b"09e9f0c2-\x7e", Some(&init));
         assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{id}");
+        assert!(
+            !id.contains("bXktbWNw"),
+            "the member id is not readable: {id}"
+        );
         assert_eq!(
-            decode(id.as_bytes()),
+            decode(&keys, id.as_bytes()),
             Some(SessionId {
                 member: "my-mcp.backup".into(),
                 member_session: b"09e9f0c2-\x7e".to_vec(),
                 init: Some(init),
             })
         );
-        let bare = encode("m", b"s", None);
-        assert_eq!(decode(bare.as_bytes()).unwrap().init, None);
+        let bare = encode(&keys, "m", b"s", None);
+        assert_eq!(decode(&keys, bare.as_bytes()).unwrap().init, None);
+        // Unsealed ids of earlier forms, and anything made up, open to nothing:
+        // a client cannot name the member it wants.
+        let chosen = format!(
+            "hgr2.{}.{}.",
+            URL_SAFE_NO_PAD.encode("my-mcp"),
+            URL_SAFE_NO_PAD.encode("s")
+        );
         for foreign in [
             "",
             "abc",
-            "hgr1.",
-            "hgr1.!!.x",
-            "hgr2.bQ.cw",
-            "hgr2.bQ.cw.e30.x",
-            "hgr3.bQ.cw.e30",
+            "hgr1.bQ.cw",
+            chosen.as_str(),
+            "hgr3.0.AAAA",
+            "hgr3.",
         ] {
-            assert_eq!(decode(foreign.as_bytes()), None, "{foreign}");
+            assert_eq!(decode(&keys, foreign.as_bytes()), None, "{foreign}");
         }
+        // Another fleet's (or process's) keys do not open it.
+        assert_eq!(decode(&SessionKeys::default(), id.as_bytes()), None);
     }
 
-    /// Ids minted before `initialize` params were carried still route.
-    #[test]
-    fn earlier_ids_route_without_recovery() {
-        let v1 = format!(
-            "hgr1.{}.{}",
-            URL_SAFE_NO_PAD.encode("m"),
-            URL_SAFE_NO_PAD.encode("s")
-        );
-        let id = decode(v1.as_bytes()).unwrap();
-        assert_eq!((id.member.as_str(), id.init), ("m", None));
-    }
-
-    /// Oversized params are left out rather than making an id no client
-    /// could send back.
     #[test]
     fn huge_params_are_left_out() {
+        let keys = SessionKeys::default();
         let init = json!({"clientInfo": {"name": "x".repeat(MAX_INIT)}});
-        let id = encode("m", b"s", Some(&init));
-        assert_eq!(decode(id.as_bytes()).unwrap().init, None);
+        let id = encode(&keys, "m", b"s", Some(&init));
+        assert_eq!(decode(&keys, id.as_bytes()).unwrap().init, None);
     }
 
     #[test]
