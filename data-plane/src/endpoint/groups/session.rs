@@ -166,6 +166,19 @@ mod tests {
         assert_eq!(decode(&SessionKeys::default(), id.as_bytes()), None);
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends as its session id, it opens to nothing
+        /// (and never panics): only ids this fleet sealed open.
+        #[test]
+        fn arbitrary_bytes_never_open(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let keys = SessionKeys::default();
+            let mut prefixed = b"hgr3.".to_vec();
+            prefixed.extend_from_slice(&bytes);
+            proptest::prop_assert_eq!(decode(&keys, &bytes), None);
+            proptest::prop_assert_eq!(decode(&keys, &prefixed), None);
+        }
+    }
+
     #[test]
     fn huge_params_are_left_out() {
         let keys = SessionKeys::default();
