@@ -138,20 +138,7 @@ impl EtcdStore {
     pub async fn save(&self, config: &StoredConfig, base: Revision) -> Result<Saved, StoreError> {
         let body = serde_json::to_vec(config).expect("StoredConfig always serializes");
         let key = self.key.as_bytes().to_vec();
-        let unchanged = if base == 0 {
-            // No config yet: the key must not have been created meanwhile.
-            Compare {
-                target: compare::CompareTarget::Create.into(),
-                target_union: Some(compare::TargetUnion::CreateRevision(0)),
-                ..equal(&key)
-            }
-        } else {
-            Compare {
-                target: compare::CompareTarget::Mod.into(),
-                target_union: Some(compare::TargetUnion::ModRevision(base)),
-                ..equal(&key)
-            }
-        };
+        let unchanged = unchanged_since(&key, base);
         let txn = TxnRequest {
             compare: vec![unchanged],
             success: vec![put(key.clone(), body, 0)],
@@ -214,19 +201,7 @@ impl EtcdStore {
         base: Revision,
     ) -> Result<bool, StoreError> {
         let key = format!("{}/{name}", self.prefix).into_bytes();
-        let unchanged = if base == 0 {
-            Compare {
-                target: compare::CompareTarget::Create.into(),
-                target_union: Some(compare::TargetUnion::CreateRevision(0)),
-                ..equal(&key)
-            }
-        } else {
-            Compare {
-                target: compare::CompareTarget::Mod.into(),
-                target_union: Some(compare::TargetUnion::ModRevision(base)),
-                ..equal(&key)
-            }
-        };
+        let unchanged = unchanged_since(&key, base);
         let txn = TxnRequest {
             compare: vec![unchanged],
             success: vec![put(key, value, 0)],
@@ -431,6 +406,24 @@ impl EtcdStore {
 }
 
 /// A `Compare` of `key` for equality; the caller sets what is compared.
+/// The condition of a compare-and-swap: `key` is still at revision `base`,
+/// or for a `base` of 0 was not created meanwhile.
+fn unchanged_since(key: &[u8], base: Revision) -> Compare {
+    if base == 0 {
+        Compare {
+            target: compare::CompareTarget::Create.into(),
+            target_union: Some(compare::TargetUnion::CreateRevision(0)),
+            ..equal(key)
+        }
+    } else {
+        Compare {
+            target: compare::CompareTarget::Mod.into(),
+            target_union: Some(compare::TargetUnion::ModRevision(base)),
+            ..equal(key)
+        }
+    }
+}
+
 fn equal(key: &[u8]) -> Compare {
     Compare {
         result: compare::CompareResult::Equal.into(),

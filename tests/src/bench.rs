@@ -1,4 +1,4 @@
-//! Pieces of the benches (`hangar-bench`, `hangar-strategy-bench`): a load generator speaking MCP over HTTP, nginx
+//! Pieces of the benches (`hangar-bench`, `hangar-strategy-bench`, `hangar-rate-bench`, ...): a load generator speaking MCP over HTTP, nginx
 //! as a reference proxy, and process measurements from `/proc`.
 //!
 //! # Layout
@@ -11,3 +11,20 @@ pub mod load;
 pub mod nginx;
 pub mod procfs;
 pub mod stack;
+
+use std::future::Future;
+
+/// Runs `bench` until it ends or Ctrl-C or SIGTERM comes; then drops it,
+/// and with it every process it started (each is killed by PID on drop):
+/// exiting without dropping would leave members and Hangar running.
+/// `Ok(None)` when a signal stopped it.
+pub async fn until_signal<T>(
+    bench: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        done = bench => done.map(Some),
+        _ = tokio::signal::ctrl_c() => Ok(None),
+        _ = terminate.recv() => Ok(None),
+    }
+}

@@ -126,16 +126,12 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
-    // On Ctrl-C or SIGTERM the run is dropped, and with it every process it
-    // started (each is killed by PID on drop); exiting without dropping
-    // would leave members and Hangar running.
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        done = run(args) => return done,
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    if hangar_tests::bench::until_signal(run(args))
+        .await?
+        .is_none()
+    {
+        eprintln!("stopped before the end: no report written");
     }
-    eprintln!("stopped before the end: no report written");
     Ok(())
 }
 

@@ -78,13 +78,7 @@ fn args() -> anyhow::Result<Args> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
-    // Dropping the run stops the planes it started.
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        done = run(args) => done,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        _ = terminate.recv() => Ok(()),
-    }
+    hangar_tests::bench::until_signal(run(args)).await.map(drop)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
