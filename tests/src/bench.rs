@@ -1,5 +1,7 @@
-//! Pieces of the benches (`hangar-bench`, `hangar-strategy-bench`, `hangar-rate-bench`, ...): a load generator speaking MCP over HTTP, nginx
-//! as a reference proxy, and process measurements from `/proc`.
+//! Pieces of the benches (`hangar-bench`, `hangar-strategy-bench`,
+//! `hangar-rate-bench`, ...): a load generator speaking MCP over HTTP, nginx
+//! as a reference proxy, process measurements from `/proc`, and a runner
+//! that stops a bench's processes on Ctrl-C or SIGTERM.
 //!
 //! # Layout
 //! - [`load`]: closed-loop MCP load (keep-alive connections, N workers).
