@@ -26,8 +26,14 @@ async fn control_plane_with_group() -> (ControlPlane, Vec<FakeMcpHandle>) {
 }
 
 /// `hangar-data-plane --stdio` following `cp` as `node_id`, with `env`
-/// added, its stdin and stdout piped and its log discarded.
-fn spawn_stdio(cp: &ControlPlane, node_id: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+/// added, its stdin and stdout piped and its log discarded, or piped too
+/// when `log`.
+fn spawn_stdio(
+    cp: &ControlPlane,
+    node_id: &str,
+    env: &[(&str, &str)],
+    log: bool,
+) -> tokio::process::Child {
     tokio::process::Command::new(BIN)
         .args([
             "--control-plane",
@@ -39,7 +45,7 @@ fn spawn_stdio(cp: &ControlPlane, node_id: &str, env: &[(&str, &str)]) -> tokio:
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if log { Stdio::piped() } else { Stdio::null() })
         .kill_on_drop(true)
         .spawn()
         .expect("spawn data plane")
@@ -50,7 +56,7 @@ fn spawn_stdio(cp: &ControlPlane, node_id: &str, env: &[(&str, &str)]) -> tokio:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_shell_pipeline() {
     let (cp, _servers) = control_plane_with_group().await;
-    let mut child = spawn_stdio(&cp, "stdio-1", &[]);
+    let mut child = spawn_stdio(&cp, "stdio-1", &[], false);
     let mut stdin = child.stdin.take().unwrap();
     let lines = [
         r#"{"jsonrpc":"2.0","method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"test","version":"1.0"}},"id":1}"#,
@@ -359,7 +365,16 @@ async fn stdio_starts_a_subprocess_server_on_its_first_call() {
 async fn recipe_06_rate_limit_from_the_environment() {
     let (cp, _servers) = control_plane_with_group().await;
     let env = [("MCP_RATE_LIMIT_RPS", "2"), ("MCP_RATE_LIMIT_BURST", "3")];
-    let mut child = spawn_stdio(&cp, "stdio-06", &env);
+    let mut child = spawn_stdio(&cp, "stdio-06", &env, true);
+    // The log, read all along so the pipe never fills.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            lines.push(line);
+        }
+        lines
+    });
     let mut stdin = child.stdin.take().unwrap();
     let call = r#"{"mcp_server":"my-mcp-group","tool":"add","arguments":{"a":1,"b":2}}"#;
     let batch = |id: u32, n: usize| {
@@ -426,5 +441,13 @@ async fn recipe_06_rate_limit_from_the_environment() {
     assert_eq!(refilled["succeeded"], 1, "{refilled}");
     drop(stdin);
     let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    // One episode of refusals, one log line.
+    let lines = log.await.unwrap();
+    let started: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("rate limit started refusing calls"))
+        .collect();
+    assert_eq!(started.len(), 1, "{lines:#?}");
+    assert!(started[0].contains("limit=env"), "{}", started[0]);
     cp.stop().await;
 }
