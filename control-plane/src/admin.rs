@@ -5,8 +5,9 @@ use std::sync::Arc;
 use hangar_config::ConfigErrors;
 use hangar_proto::v1::admin_service_server::AdminService;
 use hangar_proto::v1::{
-    ApplyRequest, ApplyResponse, StatusRequest, StatusResponse, ValidationError, ValidationErrors,
-    VersionRequest, VersionResponse,
+    ApplyRequest, ApplyResponse, CreateApiKeyRequest, CreateApiKeyResponse, DeleteApiKeyRequest,
+    DeleteApiKeyResponse, ListApiKeysRequest, ListApiKeysResponse, StatusRequest, StatusResponse,
+    ValidationError, ValidationErrors, VersionRequest, VersionResponse,
 };
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
+use crate::api_keys::{ApiKeys, KeyError};
 use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
 use crate::replicas::Peers;
@@ -32,6 +34,8 @@ pub(crate) struct Admin {
     metrics: Arc<Metrics>,
     /// Other replicas' data planes, with the shared store.
     peers: Option<Peers>,
+    /// The API keys of MCP clients.
+    api_keys: Arc<ApiKeys>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
 }
@@ -43,12 +47,14 @@ impl Admin {
         state: Arc<ConfigState>,
         fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
+        api_keys: Arc<ApiKeys>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             state,
             fleet,
             metrics,
+            api_keys,
             peers: None,
             shutdown,
         }
@@ -123,6 +129,44 @@ impl AdminService for Admin {
         _request: Request<VersionRequest>,
     ) -> Result<Response<VersionResponse>, Status> {
         Ok(Response::new(build_version()))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<CreateApiKeyRequest>,
+    ) -> Result<Response<CreateApiKeyResponse>, Status> {
+        let request = request.into_inner();
+        let expires =
+            (request.expires_in_ms > 0).then(|| Duration::from_millis(request.expires_in_ms));
+        let (info, key) = self
+            .api_keys
+            .create(&request.principal, expires)
+            .await
+            .map_err(key_status)?;
+        Ok(Response::new(CreateApiKeyResponse {
+            info: Some(info),
+            key,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        _request: Request<ListApiKeysRequest>,
+    ) -> Result<Response<ListApiKeysResponse>, Status> {
+        Ok(Response::new(ListApiKeysResponse {
+            keys: self.api_keys.list(),
+        }))
+    }
+
+    async fn delete_api_key(
+        &self,
+        request: Request<DeleteApiKeyRequest>,
+    ) -> Result<Response<DeleteApiKeyResponse>, Status> {
+        self.api_keys
+            .delete(&request.into_inner().id)
+            .await
+            .map_err(key_status)?;
+        Ok(Response::new(DeleteApiKeyResponse {}))
     }
 
     type WatchStatusStream = ReceiverStream<Result<StatusResponse, Status>>;
@@ -221,4 +265,17 @@ fn invalid_config(errors: &ConfigErrors) -> Status {
         message,
         details.encode_to_vec().into(),
     )
+}
+
+/// The gRPC status of a key operation that failed.
+fn key_status(err: KeyError) -> Status {
+    match &err {
+        KeyError::BadPrincipal(_) => Status::invalid_argument(err.to_string()),
+        KeyError::Unknown(_) => Status::not_found(err.to_string()),
+        KeyError::Busy => Status::aborted(err.to_string()),
+        KeyError::Store(store) => {
+            tracing::error!(error = %error_chain(store), "cannot store the API keys");
+            Status::unavailable(format!("cannot store the API keys: {}", error_chain(store)))
+        }
+    }
 }

@@ -14,12 +14,16 @@
 //! - `status`: the health rollup per server and group, and of rate limits.
 //! - `shares`: fleet-wide rate limits divided among the data planes by demand.
 //! - `session_keys`: the fleet's keys for sealing session ids, stored and rotated.
+//! - `api_keys`: API keys of MCP clients, issued and kept as hashes.
+//! - `documents`: the store of those secrets (state directory or etcd).
 //! - `admin`: the `AdminService` gRPC service (apply, status).
 //! - `stream`: the `DataPlaneService` bidirectional stream.
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
 
 pub(crate) mod admin;
+pub(crate) mod api_keys;
 pub mod auth;
+pub(crate) mod documents;
 pub mod etcd;
 pub(crate) mod fleet;
 pub(crate) mod metrics;
@@ -140,6 +144,8 @@ pub struct ControlPlane {
     peers: Option<Peers>,
     /// The fleet's keys for sealing session ids.
     session_keys: Arc<session_keys::SessionKeys>,
+    /// The API keys of MCP clients.
+    api_keys: Arc<api_keys::ApiKeys>,
 }
 
 impl ControlPlane {
@@ -151,7 +157,7 @@ impl ControlPlane {
                 ConfigStore::Local(Store::open(dir).map_err(LoadError::from)?),
                 dir.display().to_string(),
                 None,
-                session_keys::KeyStore::Local(dir.clone()),
+                documents::Documents::Local(dir.clone()),
             ),
             StoreLocation::Etcd(etcd) => {
                 let store = EtcdStore::connect(etcd).await.map_err(LoadError::from)?;
@@ -161,7 +167,7 @@ impl ControlPlane {
                 let replica = uuid::Uuid::new_v4().simple().to_string();
                 tracing::info!(replica.id = %replica, "replica on etcd");
                 let peers = Peers::new(store.clone(), replica);
-                let keys = session_keys::KeyStore::Etcd(store.clone());
+                let keys = documents::Documents::Etcd(store.clone());
                 (ConfigStore::Etcd(store), location, Some(peers), keys)
             }
         };
@@ -170,6 +176,11 @@ impl ControlPlane {
             config.version = state.current().version,
             config.store = %location,
             "config loaded"
+        );
+        let api_keys = Arc::new(
+            api_keys::ApiKeys::open(key_store.clone())
+                .await
+                .map_err(LoadError::from)?,
         );
         let session_keys = Arc::new(
             session_keys::SessionKeys::open(key_store, settings.session_key_rotation)
@@ -186,6 +197,7 @@ impl ControlPlane {
             tls: settings.tls.clone(),
             peers,
             session_keys,
+            api_keys,
         })
     }
 
@@ -211,6 +223,7 @@ impl ControlPlane {
             tokio::spawn(peers.clone().share(self.fleet.clone(), shutdown.clone()));
         }
         tokio::spawn(self.session_keys.clone().run(shutdown.clone()));
+        tokio::spawn(self.api_keys.clone().run(shutdown.clone()));
         let shares = watch::Sender::new(Arc::default());
         let shares_rx = shares.subscribe();
         tokio::spawn(shares::run(
@@ -224,6 +237,7 @@ impl ControlPlane {
             self.state.clone(),
             self.fleet.clone(),
             self.metrics.clone(),
+            self.api_keys.clone(),
             shutdown.clone(),
         )
         .with_peers(self.peers.clone());
@@ -234,6 +248,7 @@ impl ControlPlane {
             shutdown.clone(),
             shares_rx,
             self.session_keys.subscribe(),
+            self.api_keys.subscribe(),
         );
         // The interceptors sit on the services, so /metrics stays open.
         let grpc = Routes::new(AdminServiceServer::with_interceptor(

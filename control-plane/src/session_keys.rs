@@ -11,20 +11,17 @@
 //! rotates it with a compare-and-swap, so exactly one rotation wins and
 //! the others adopt it.
 
-use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hangar_proto::v1;
-use hangar_runtime::durable::{self, DurableWriteError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::etcd::EtcdStore;
+use crate::documents::Documents;
 use crate::stored::{Revision, StoreError};
 
 /// Name of the ring in the state directory, and under the etcd prefix.
@@ -33,15 +30,6 @@ const NAME: &str = "session-keys";
 const ETCD_CHECK: Duration = Duration::from_secs(10);
 /// Keys a ring holds: the newest, and the one it replaced.
 const KEPT: usize = 2;
-
-/// Where the ring is kept.
-#[derive(Debug, Clone)]
-pub(crate) enum KeyStore {
-    /// `session-keys.json` in the state directory.
-    Local(PathBuf),
-    /// `{prefix}/session-keys` in etcd.
-    Etcd(EtcdStore),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredKey {
@@ -98,65 +86,10 @@ impl Ring {
     }
 }
 
-impl KeyStore {
-    async fn load(&self) -> Result<Option<(Ring, Revision)>, StoreError> {
-        match self {
-            Self::Local(dir) => {
-                let path = dir.join(format!("{NAME}.json"));
-                let bytes = match std::fs::read(&path) {
-                    Ok(bytes) => bytes,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(source) => return Err(StoreError::Io { path, source }),
-                };
-                let ring = serde_json::from_slice(&bytes)
-                    .map_err(|source| StoreError::Corrupt { path, source })?;
-                Ok(Some((ring, 0)))
-            }
-            Self::Etcd(etcd) => match etcd.get_document(NAME).await? {
-                None => Ok(None),
-                Some((bytes, revision)) => {
-                    let ring = serde_json::from_slice(&bytes).map_err(|source| {
-                        StoreError::CorruptKey {
-                            key: NAME.to_owned(),
-                            source,
-                        }
-                    })?;
-                    Ok(Some((ring, revision)))
-                }
-            },
-        }
-    }
-
-    /// Stores `ring` if the stored one is still at `base`; false when
-    /// another replica stored one first.
-    async fn save(&self, ring: &Ring, base: Option<Revision>) -> Result<bool, StoreError> {
-        let body = serde_json::to_vec_pretty(ring).expect("a ring always serializes");
-        match self {
-            Self::Local(dir) => {
-                let file = format!("{NAME}.json");
-                durable::replace_file(dir, &file, &body).map_err(
-                    |DurableWriteError { path, source }| StoreError::Io { path, source },
-                )?;
-                restrict(&dir.join(&file));
-                Ok(true)
-            }
-            Self::Etcd(etcd) => etcd.put_document(NAME, body, base.unwrap_or(0)).await,
-        }
-    }
-}
-
-/// Only the owner may read a file of secrets.
-fn restrict(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Err(err) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        tracing::warn!(path = %path.display(), error = %err, "cannot make the session keys readable by their owner only");
-    }
-}
-
 /// The keys in force, following the store.
 #[derive(Debug)]
 pub(crate) struct SessionKeys {
-    store: KeyStore,
+    store: Documents,
     rotation: Duration,
     current: watch::Sender<Arc<v1::SessionKeys>>,
     ring: parking_lot::Mutex<(Ring, Option<Revision>)>,
@@ -165,7 +98,7 @@ pub(crate) struct SessionKeys {
 impl SessionKeys {
     /// Loads the ring, making (and storing) a first key, or rotating one
     /// that is due.
-    pub(crate) async fn open(store: KeyStore, rotation: Duration) -> Result<Self, StoreError> {
+    pub(crate) async fn open(store: Documents, rotation: Duration) -> Result<Self, StoreError> {
         let keys = Self {
             store,
             rotation,
@@ -186,8 +119,16 @@ impl SessionKeys {
         // A few rounds at most: each lost compare-and-swap means another
         // replica just stored a fresh ring.
         for _ in 0..3 {
-            let (ring, base) = match self.store.load().await? {
-                Some((ring, revision)) => (ring, Some(revision)),
+            let (ring, base) = match self.store.load(NAME).await? {
+                Some((bytes, revision)) => {
+                    let ring = serde_json::from_slice(&bytes).map_err(|source| {
+                        StoreError::CorruptKey {
+                            key: NAME.to_owned(),
+                            source,
+                        }
+                    })?;
+                    (ring, Some(revision))
+                }
                 None => (Ring::default(), None),
             };
             let now = unix_ms();
@@ -196,7 +137,8 @@ impl SessionKeys {
                 return Ok(());
             }
             let rotated = ring.rotated(now);
-            if self.store.save(&rotated, base).await? {
+            let body = serde_json::to_vec_pretty(&rotated).expect("a ring always serializes");
+            if self.store.save(NAME, body, base).await? {
                 if ring.keys.is_empty() {
                     tracing::info!(key.id = rotated.keys[0].id, "made the fleet's session key");
                 } else {
@@ -227,11 +169,10 @@ impl SessionKeys {
     /// Keeps the keys fresh until `shutdown`: rotates when due, and with
     /// etcd adopts other replicas' rotations.
     pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let check = match self.store {
-            KeyStore::Etcd(_) => ETCD_CHECK,
-            KeyStore::Local(_) => {
-                (self.rotation / 10).clamp(Duration::from_millis(100), Duration::from_secs(60))
-            }
+        let check = if self.store.shared() {
+            ETCD_CHECK
+        } else {
+            (self.rotation / 10).clamp(Duration::from_millis(100), Duration::from_secs(60))
         };
         let mut ticks = tokio::time::interval(check);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -260,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn a_first_key_is_made_kept_and_rotated_with_the_one_before_still_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::Local(dir.path().to_path_buf());
+        let store = Documents::Local(dir.path().to_path_buf());
         let keys = SessionKeys::open(store.clone(), Duration::from_secs(3600))
             .await
             .unwrap();

@@ -27,7 +27,7 @@ use crate::fleet::{Connection, Fleet};
 use crate::metrics::Metrics;
 use crate::shares::ShareTable;
 use crate::state::ConfigState;
-use hangar_proto::v1::SessionKeys;
+use hangar_proto::v1::{ApiKeys, SessionKeys};
 
 /// Snapshots waiting to be written to one data plane. Snapshots are whole,
 /// so a slow reader only ever needs the newest; a small bound is enough.
@@ -44,6 +44,8 @@ pub(crate) struct DataPlanes {
     shares: watch::Receiver<Arc<ShareTable>>,
     /// The fleet's session keys.
     session_keys: watch::Receiver<Arc<SessionKeys>>,
+    /// The API keys of MCP clients, as hashes.
+    api_keys: watch::Receiver<Arc<ApiKeys>>,
 }
 
 impl DataPlanes {
@@ -56,6 +58,7 @@ impl DataPlanes {
         shutdown: CancellationToken,
         shares: watch::Receiver<Arc<ShareTable>>,
         session_keys: watch::Receiver<Arc<SessionKeys>>,
+        api_keys: watch::Receiver<Arc<ApiKeys>>,
     ) -> Self {
         Self {
             state,
@@ -64,6 +67,7 @@ impl DataPlanes {
             shutdown,
             shares,
             session_keys,
+            api_keys,
         }
     }
 }
@@ -132,11 +136,13 @@ async fn push_snapshots(
         shutdown,
         mut shares,
         mut session_keys,
+        mut api_keys,
     } = service;
     let mut snapshots = state.subscribe();
     // What this stream last told its data plane of its rate limit shares.
     let mut sent_shares = None;
     let mut keys_sent = false;
+    let mut api_keys_sent = false;
     let mut ejections = fleet.ejected();
     let mut sent = hello.held_version;
     // What this stream last told its data plane was ejected fleet-wide.
@@ -154,6 +160,18 @@ async fn push_snapshots(
                 if tx.send(Ok(msg)).await.is_err() {
                     return;
                 }
+            }
+        }
+        // And the API keys, before the snapshot that may turn client
+        // authentication on.
+        if api_keys.has_changed().unwrap_or(false) || !api_keys_sent {
+            let keys = api_keys.borrow_and_update().clone();
+            api_keys_sent = true;
+            let msg = ControlPlaneMessage {
+                kind: Some(control_plane_message::Kind::ApiKeys((*keys).clone())),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
             }
         }
         let snapshot = snapshots.borrow_and_update().clone();
@@ -189,6 +207,10 @@ async fn push_snapshots(
                 if changed.is_err() { return }
                 // Seen as changed again at the top of the loop.
                 session_keys.mark_changed();
+            }
+            changed = api_keys.changed() => {
+                if changed.is_err() { return }
+                api_keys.mark_changed();
             }
             changed = snapshots.changed() => if changed.is_err() { return },
             changed = ejections.changed() => if changed.is_err() { return },

@@ -176,6 +176,7 @@ async fn follow(
                             send(&tx, Up::Health(routes.health_report())).await;
                         }
                         Some(Down::SessionKeys(keys)) => routes.session_keys().install(&keys),
+                        Some(Down::ApiKeys(keys)) => routes.api_keys().install(&keys),
                         Some(Down::Shares(shares)) => {
                             routes.apply_shares(&shares);
                             if let Some(Err(err)) = cache.map(|c| c.save_shares(&shares)) {

@@ -7,6 +7,7 @@
 //! - [`table`]: the routing table: a plan performed and swapped in atomically; health reports.
 //! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
 //! - [`failover`]: circuit, min_healthy, strategy order, skip unreached members, record.
+//! - [`api_keys`]: the API keys of MCP clients, as hashes, and their principals.
 //! - [`breaker`]: a group's circuit breaker (recipe 03).
 //! - [`retry`]: a group's retry policy for delivered calls.
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
@@ -17,6 +18,7 @@
 //! - [`tools`]: which members list which tools; a group's tool list.
 //! - [`policy`]: `tools:` access policies (allow and deny lists of patterns).
 
+pub(crate) mod api_keys;
 pub(crate) mod breaker;
 pub(crate) mod compile;
 pub(crate) mod dispatch;

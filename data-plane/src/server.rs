@@ -15,6 +15,7 @@
 //! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
 //! - [`body`]: answer bodies that hold a permit until sent.
 //! - [`caller`]: who a request's caller is, for per-caller rate limits.
+//! - [`client_auth`]: `auth:` API keys on the MCP endpoints.
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 //! - [`bare_refusal`]: plain-text refusals (a member's, the MCP library's) as JSON-RPC errors.
 
@@ -22,6 +23,7 @@ pub(crate) mod anonymous;
 pub(crate) mod bare_refusal;
 pub(crate) mod body;
 pub(crate) mod caller;
+pub(crate) mod client_auth;
 pub(crate) mod connections;
 pub(crate) mod envelope;
 pub(crate) mod front;

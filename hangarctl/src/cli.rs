@@ -69,6 +69,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: Get,
     },
+    /// Make resources.
+    Create {
+        #[command(subcommand)]
+        what: Create,
+    },
+    /// Remove resources.
+    Delete {
+        #[command(subcommand)]
+        what: Delete,
+    },
     /// Print the version of hangarctl and of the control plane.
     Version,
 }
@@ -82,6 +92,58 @@ pub(crate) enum Get {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// The API keys of MCP clients (ids and principals, never the keys).
+    #[command(alias = "apikey")]
+    Apikeys {
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Create {
+    /// An API key for MCP clients of every data plane; printed once.
+    Apikey {
+        /// Who the key speaks for, e.g. service:my-app.
+        #[arg(long)]
+        principal: String,
+        /// How long it is valid: 30d, 12h, 90m, 45s; forever when left out.
+        #[arg(long, value_parser = lifetime)]
+        expires: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Delete {
+    /// Revokes an API key on every data plane.
+    Apikey {
+        /// The key's id, as `get apikeys` lists it.
+        id: String,
+    },
+}
+
+/// `30d`, `12h`, `90m` or `45s`.
+fn lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => {
+            return Err(format!(
+                "'{text}' is not a lifetime such as 30d, 12h, 90m or 45s"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+        _ => Err(format!(
+            "'{text}' is not a lifetime such as 30d, 12h, 90m or 45s"
+        )),
+    }
 }
 
 /// Output formats.

@@ -9,11 +9,12 @@ use hangar_proto::v1::admin_service_client::AdminServiceClient;
 use std::io::{IsTerminal, Write};
 
 use hangar_proto::v1::{
-    ApplyRequest, StatusRequest, StatusResponse, ValidationErrors, VersionRequest,
+    ApplyRequest, CreateApiKeyRequest, DeleteApiKeyRequest, ListApiKeysRequest, StatusRequest,
+    StatusResponse, ValidationErrors, VersionRequest,
 };
 use prost::Message;
 
-use crate::cli::{Cli, Command, Credentials, Format, Get};
+use crate::cli::{Cli, Command, Create, Credentials, Delete, Format, Get};
 use crate::output;
 
 /// Runs one subcommand.
@@ -35,6 +36,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get {
             what: Get::Dataplanes { output },
         } => dataplanes(&target()?, output).await,
+        Command::Get {
+            what: Get::Apikeys { output },
+        } => list_api_keys(&target()?, output).await,
+        Command::Create {
+            what: Create::Apikey { principal, expires },
+        } => create_api_key(&target()?, &principal, expires).await,
+        Command::Delete {
+            what: Delete::Apikey { id },
+        } => delete_api_key(&target()?, &id).await,
         Command::Version => version(&target()?).await,
     }
 }
@@ -187,6 +197,61 @@ async fn dataplanes(target: &Target, format: Format) -> anyhow::Result<()> {
         Format::Table => print!("{}", output::dataplanes_table(&status)),
         Format::Json => println!("{}", pretty(&output::dataplanes_json(&status))?),
     }
+    Ok(())
+}
+
+/// Issues an API key and prints it once, with how to use it.
+async fn create_api_key(
+    target: &Target,
+    principal: &str,
+    expires: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let mut client = target.admin().await?;
+    let request = CreateApiKeyRequest {
+        principal: principal.to_owned(),
+        expires_in_ms: expires.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let made = client
+        .create_api_key(request)
+        .await
+        .map_err(|status| target.failed("create apikey", &status))?
+        .into_inner();
+    let info = made.info.unwrap_or_default();
+    println!("{}", made.key);
+    eprintln!(
+        "API key {} for {}{}: shown only now; clients send it in the header set by auth.api_key.header_name (X-API-Key by default) or as Authorization: Bearer",
+        info.id,
+        info.principal,
+        match info.expires_unix_ms {
+            0 => String::new(),
+            ms => format!(", expires {}", output::unix_time(ms)),
+        }
+    );
+    Ok(())
+}
+
+async fn list_api_keys(target: &Target, format: Format) -> anyhow::Result<()> {
+    let mut client = target.admin().await?;
+    let keys = client
+        .list_api_keys(ListApiKeysRequest {})
+        .await
+        .map_err(|status| target.failed("get apikeys", &status))?
+        .into_inner()
+        .keys;
+    match format {
+        Format::Table => print!("{}", output::api_keys_table(&keys)),
+        Format::Json => println!("{}", pretty(&output::api_keys_json(&keys))?),
+    }
+    Ok(())
+}
+
+async fn delete_api_key(target: &Target, id: &str) -> anyhow::Result<()> {
+    let mut client = target.admin().await?;
+    client
+        .delete_api_key(DeleteApiKeyRequest { id: id.to_owned() })
+        .await
+        .map_err(|status| target.failed("delete apikey", &status))?;
+    println!("deleted API key {id}: every data plane refuses it from its next push");
     Ok(())
 }
 

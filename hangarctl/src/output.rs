@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use hangar_proto::v1::{StatusResponse, ValidationErrors};
+use hangar_proto::v1::{ApiKeyInfo, StatusResponse, ValidationErrors};
 use serde_json::{Value, json};
 
 /// One line per error, as `hangarctl validate` prints them.
@@ -286,6 +286,47 @@ pub(crate) fn dataplanes_json(status: &StatusResponse) -> Value {
             "connected_for_ms": p.connected_for_ms,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The API keys: id, principal, when made and until when.
+pub(crate) fn api_keys_table(keys: &[ApiKeyInfo]) -> String {
+    if keys.is_empty() {
+        return "no API keys\n".to_owned();
+    }
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "PRINCIPAL".into(),
+        "CREATED".into(),
+        "EXPIRES".into(),
+    ]];
+    for k in keys {
+        let expires = match k.expires_unix_ms {
+            0 => "never".to_owned(),
+            ms => unix_time(ms),
+        };
+        rows.push([
+            k.id.clone(),
+            k.principal.clone(),
+            unix_time(k.created_unix_ms),
+            expires,
+        ]);
+    }
+    columns(&rows)
+}
+
+/// The machine-readable key list.
+pub(crate) fn api_keys_json(keys: &[ApiKeyInfo]) -> Value {
+    json!({
+        "api_keys": keys.iter().map(|k| json!({
+            "id": k.id, "principal": k.principal,
+            "created_unix_ms": k.created_unix_ms, "expires_unix_ms": k.expires_unix_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Milliseconds since the Unix epoch as an HTTP date (UTC).
+pub(crate) fn unix_time(ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// `text` cut to at most `max` characters at a word's end, with `…` when

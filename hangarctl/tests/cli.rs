@@ -464,3 +464,69 @@ async fn the_admin_token_comes_from_a_file_or_the_environment() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     cp.stop().await;
 }
+
+/// `create apikey` prints the key once on stdout (and how to use it on
+/// stderr), `get apikeys` lists ids and principals without keys, and
+/// `delete apikey` revokes; a bad principal or lifetime is one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_created_listed_and_deleted() {
+    let cp = ControlPlane::start().await;
+    let run = |args: &[&str]| {
+        let mut all = vec!["--control-plane".to_owned(), cp.url()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        hangarctl_async(all)
+    };
+    let out = run(&[
+        "create",
+        "apikey",
+        "--principal",
+        "service:my-app",
+        "--expires",
+        "30d",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = text(&out.stdout).trim().to_owned();
+    assert!(key.starts_with("hgk_") && !key.contains(' '), "{key}");
+    assert!(
+        text(&out.stderr).contains("for service:my-app, expires "),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["get", "apikeys", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let listed = &json["api_keys"][0];
+    assert_eq!(listed["principal"], "service:my-app");
+    assert!(
+        !text(&out.stdout).contains(&key[4..]),
+        "the key is never listed"
+    );
+    let id = listed["id"].as_str().unwrap().to_owned();
+    let table = text(&run(&["get", "apikeys"]).await.stdout);
+    assert!(table.starts_with("ID") && table.contains(&id), "{table}");
+
+    let out = run(&["delete", "apikey", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&run(&["get", "apikeys"]).await.stdout),
+        "no API keys\n"
+    );
+    let out = run(&["delete", "apikey", &id]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("no API key with id '{id}'")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["create", "apikey", "--principal", "two words"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["create", "apikey", "--principal", "p", "--expires", "soon"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad lifetime is a usage error"
+    );
+    cp.stop().await;
+}

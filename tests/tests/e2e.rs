@@ -5,6 +5,7 @@ mod e2e {
     mod apply;
     mod balancing;
     mod breaker;
+    mod client_auth;
     mod client_errors;
     mod failover;
     mod fleet;

@@ -44,9 +44,9 @@ use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
-    Backoff, BasicAuth, Config, Group, Member, OutlierDetection, RateLimit, RateScope, RateSize,
-    RemoteServer, RetryPolicy, RetrySettings, Server, StrategyKind, SubprocessServer, TlsSettings,
-    ToolPolicy,
+    Backoff, BasicAuth, ClientAuth, Config, Group, Member, OutlierDetection, RateLimit, RateScope,
+    RateSize, RemoteServer, RetryPolicy, RetrySettings, Server, StrategyKind, SubprocessServer,
+    TlsSettings, ToolPolicy,
 };
 pub use hangar_template::Template;
 

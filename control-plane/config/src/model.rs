@@ -20,6 +20,26 @@ pub struct Config {
     pub retry: RetrySettings,
     /// The top-level `rate_limit:`: every tool call, whatever it names.
     pub rate_limit: Option<RateLimit>,
+    /// The top-level `auth:`: how data planes authenticate MCP clients.
+    pub auth: Option<ClientAuth>,
+}
+
+/// MCP Hangar's `auth:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// `enabled` (default false): MCP requests need a credential.
+    pub enabled: bool,
+    /// `allow_anonymous` (default false): requests without one are served
+    /// too, as anonymous.
+    pub allow_anonymous: bool,
+    /// `api_key.header_name` (default `X-API-Key`); `None` with
+    /// `api_key.enabled: false`.
+    pub api_key_header: Option<String>,
+}
+
+impl ClientAuth {
+    /// MCP Hangar's API key header.
+    pub const DEFAULT_HEADER: &'static str = "X-API-Key";
 }
 
 /// A `rate_limit:` block (top level, a group or a server): token buckets on

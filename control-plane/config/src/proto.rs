@@ -39,6 +39,11 @@ impl Config {
                 })
                 .collect(),
             rate_limit: self.rate_limit.as_ref().map(rate_limit),
+            client_auth: self.auth.as_ref().map(|auth| v1::ClientAuth {
+                enabled: auth.enabled,
+                allow_anonymous: auth.allow_anonymous,
+                api_key_header: auth.api_key_header.clone().unwrap_or_default(),
+            }),
         }
     }
 }

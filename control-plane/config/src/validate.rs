@@ -4,6 +4,7 @@
 //! `deny_unknown_fields` because serde stops at the first error, while a
 //! config author wants all of them, each with its line and column.
 
+mod auth;
 mod group;
 mod kinds;
 mod rate_limit;
@@ -26,7 +27,7 @@ use crate::parse::Node;
 const UNSUPPORTED_MODES: &[&str] = &["docker", "container", "podman"];
 
 const TOP_KEYS: Keys = Keys {
-    known: &["mcp_servers", "retry", "rate_limit"],
+    known: &["mcp_servers", "retry", "rate_limit", "auth"],
     unsupported: &[],
     hint: "",
 };
@@ -76,10 +77,12 @@ fn top(cx: &mut Ctx<'_>, root: &Node) -> Config {
             rate_limit::rate_limit(cx, p, n, rate_limit::Place::Top)
         })
         .flatten();
+    let auth = cx.optional(&fields, "auth", auth::auth).flatten();
     Config {
         servers,
         retry,
         rate_limit,
+        auth,
     }
 }
 

@@ -162,6 +162,7 @@ fn recipe_05_compiles_to_snapshot() {
             tools: None,
         }],
         rate_limit: None,
+        client_auth: None,
     };
     assert_eq!(snapshot, want);
 }

@@ -56,6 +56,7 @@ fn snapshot(servers: Vec<v1::Server>, groups: Vec<v1::Group>) -> Snapshot {
         servers,
         groups,
         rate_limit: None,
+        client_auth: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn snapshot() -> v1::Snapshot {
             all: size(1000.0, 1000),
             ..RateLimit::default()
         }),
+        client_auth: None,
     }
 }
 

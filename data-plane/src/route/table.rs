@@ -21,6 +21,7 @@ mod build;
 mod report;
 
 use crate::metrics::{CallFamilies, CallMetrics};
+use crate::route::api_keys::ApiKeyBook;
 use crate::route::breaker::{CircuitBreaker, CircuitOpen};
 use crate::route::compile::{MemberSpec, SnapshotError, compile};
 use crate::route::failover::Pool;
@@ -279,6 +280,8 @@ pub struct RoutingTable {
     pub(crate) rate: RateLimits,
     /// The `tools:` policy of each server that has one.
     pub(crate) server_policies: HashMap<String, Arc<ToolPolicy>>,
+    /// The config's `auth:`, when it has one.
+    pub(crate) client_auth: Option<hangar_proto::v1::ClientAuth>,
 }
 
 /// The routing table in force, and what building a new one needs.
@@ -310,6 +313,8 @@ pub struct Routes {
     shares: parking_lot::Mutex<ShareBook>,
     /// The keys that seal session ids of the group endpoint.
     session_keys: SessionKeys,
+    /// The API keys of MCP clients.
+    api_keys: ApiKeyBook,
 }
 
 // === impl Routes ===
@@ -331,6 +336,7 @@ impl Routes {
             env_limit: std::sync::OnceLock::new(),
             shares: parking_lot::Mutex::default(),
             session_keys: SessionKeys::default(),
+            api_keys: ApiKeyBook::default(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -359,6 +365,11 @@ impl Routes {
     /// The keys that seal the group endpoint's session ids.
     pub(crate) fn session_keys(&self) -> &SessionKeys {
         &self.session_keys
+    }
+
+    /// The API keys of MCP clients.
+    pub(crate) fn api_keys(&self) -> &ApiKeyBook {
+        &self.api_keys
     }
 
     /// Client sessions of the transparent endpoint that this data plane
@@ -422,6 +433,7 @@ impl Routes {
             plan = plan.scoped_to(group);
         }
         let mut table = self.build(plan, &old, origin);
+        table.client_auth = snapshot.client_auth.clone();
         table.rate = RateLimits::build(
             snapshot,
             &old.rate,

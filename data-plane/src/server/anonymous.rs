@@ -43,20 +43,30 @@ impl AnonymousClients {
 
     /// Whether a request to `path` is refused: the MCP endpoints only.
     pub(crate) fn refuses(&self, path: &str) -> bool {
-        self.refusal.is_some() && (path == "/mcp" || path.starts_with("/groups/"))
+        self.refusal.is_some() && is_mcp(path)
     }
 
     /// The 401 for `request`, with its id when a short body shows it.
     pub(crate) async fn refuse(&self, request: Request<Body>) -> Response {
-        let id = peek_id(request).await;
-        let reason = self.refusal.as_deref().unwrap_or("Unauthorized");
-        let mut response = jsonrpc_error(StatusCode::UNAUTHORIZED, id, INVALID_REQUEST, reason);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="hangar""#),
-        );
-        response
+        unauthorized(request, self.refusal.as_deref().unwrap_or("Unauthorized")).await
     }
+}
+
+/// Whether `path` is one of the MCP endpoints.
+pub(crate) fn is_mcp(path: &str) -> bool {
+    path == "/mcp" || path.starts_with("/groups/")
+}
+
+/// 401 for `request` saying `reason`, with its id when a short body shows
+/// it, and a `WWW-Authenticate` challenge.
+pub(crate) async fn unauthorized(request: Request<Body>, reason: &str) -> Response {
+    let id = peek_id(request).await;
+    let mut response = jsonrpc_error(StatusCode::UNAUTHORIZED, id, INVALID_REQUEST, reason);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="hangar""#),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use tower::ServiceExt;
 
 use crate::endpoint::groups;
 use crate::route::table::Routes;
-use crate::server::anonymous::AnonymousClients;
+use crate::server::anonymous::{AnonymousClients, is_mcp, unauthorized};
 use crate::server::body::Holding;
 use crate::server::caller::ClientAddr;
+use crate::server::client_auth::{self, Verdict};
 use crate::server::connections::{Conn, InProgress};
 use crate::server::guard::{self, Guard};
 use crate::server::overload::{Admission, Admitted};
@@ -110,9 +111,34 @@ impl hyper::service::Service<Request<Incoming>> for ConnFront {
 
 impl Inner {
     async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
-        if self.anonymous.refuses(request.uri().path()) {
-            let refused = self.anonymous.refuse(request.map(Body::new)).await;
-            return refused.map(|body| Holding::new(body, (None, in_progress)));
+        let mut request = request;
+        if is_mcp(request.uri().path()) {
+            let table = self.routes.load();
+            match table.client_auth.as_ref().filter(|auth| auth.enabled) {
+                Some(auth) => {
+                    let keys = self.routes.api_keys();
+                    match client_auth::authenticate(
+                        auth,
+                        keys,
+                        request.headers(),
+                        client_auth::unix_ms(),
+                    ) {
+                        Verdict::Admit(Some(principal)) => {
+                            request.extensions_mut().insert(principal);
+                        }
+                        Verdict::Admit(None) => {}
+                        Verdict::Refuse(reason) => {
+                            let refused = unauthorized(request.map(Body::new), &reason).await;
+                            return refused.map(|body| Holding::new(body, (None, in_progress)));
+                        }
+                    }
+                }
+                None if self.anonymous.refuses(request.uri().path()) => {
+                    let refused = self.anonymous.refuse(request.map(Body::new)).await;
+                    return refused.map(|body| Holding::new(body, (None, in_progress)));
+                }
+                None => {}
+            }
         }
         let Some(admitted) = self.admission.try_admit(request.method()) else {
             let refused = self.admission.refuse(request.map(Body::new)).await;

@@ -146,6 +146,7 @@ impl Routes {
             specs,
             rate: RateLimits::default(),
             server_policies,
+            client_auth: None,
         }
     }
 
