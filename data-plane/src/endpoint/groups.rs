@@ -57,12 +57,17 @@ pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Re
         charged,
     } = checked;
     let caller = caller::of_request(&parts.headers, &parts.extensions);
+    let principal = parts
+        .extensions
+        .get::<crate::server::client_auth::Principal>()
+        .map(|p| p.0.clone());
     let request = ClientRequest {
         peek: peek.unwrap_or_default(),
         method: parts.method,
         headers: parts.headers,
         body,
         caller,
+        principal,
     };
     let response = route(routes, group, request).await;
     // The body was held (for failover) until the answer began.
@@ -142,9 +147,9 @@ async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> R
     let well_formed = if modern {
         check_modern_headers(&request).is_ok()
     } else {
-        session
-            .as_deref()
-            .is_none_or(|s| session::decode(routes.session_keys(), s).is_some())
+        session.as_deref().is_none_or(|s| {
+            session::decode(routes.session_keys(), s, request.principal.as_deref()).is_some()
+        })
     };
     if request.method == Method::POST
         && well_formed
@@ -205,7 +210,11 @@ async fn sticky(
     request: &ClientRequest,
     client_session: &[u8],
 ) -> Response {
-    let Some(id) = session::decode(routes.session_keys(), client_session) else {
+    let Some(id) = session::decode(
+        routes.session_keys(),
+        client_session,
+        request.principal.as_deref(),
+    ) else {
         return session_not_found(request);
     };
     // An open circuit refuses calls in sessions too; other requests
@@ -420,6 +429,7 @@ async fn balanced(
         }
     }
     let naming = Naming::New {
+        principal: request.principal.as_deref(),
         init: is_initialize(request)
             .then(|| session::init_params(&request.body))
             .flatten(),

@@ -131,3 +131,58 @@ async fn allow_anonymous_serves_clients_without_a_key_but_not_with_a_bad_one() {
     );
     stack.stop().await;
 }
+
+/// A session is bound to the principal that opened it: another principal's
+/// requests with its id get 404, never the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_bound_to_its_principal() {
+    let (stack, _servers) = stack("auth: {enabled: true}\n").await;
+    let admin = stack.cp.admin().await;
+    let key = |principal: &str| {
+        let request = CreateApiKeyRequest {
+            principal: principal.into(),
+            expires_in_ms: 0,
+        };
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .create_api_key(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .key
+        }
+    };
+    let (alice, bob) = (key("user:alice").await, key("user:bob").await);
+    let groups = stack.group_url(RECIPE_GROUP);
+    let http = reqwest::Client::new();
+    let send = |key: String, session: Option<String>, body: String| {
+        let mut request = http
+            .post(&groups)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("x-api-key", key)
+            .body(body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let opened = eventually("alice's key reaches the data plane", || async {
+        let response = send(alice.clone(), None, initialize()).await.unwrap();
+        (response.status() == 200).then_some(response)
+    })
+    .await;
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let own = send(alice.clone(), Some(session.clone()), list.clone())
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let stolen = send(bob.clone(), Some(session), list).await.unwrap();
+    assert_eq!(stolen.status(), 404);
+    stack.stop().await;
+}

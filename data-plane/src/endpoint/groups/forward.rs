@@ -62,6 +62,9 @@ pub(crate) struct ClientRequest {
     pub(crate) peek: Peek,
     /// Who sends it, for per-caller rate limits.
     pub(crate) caller: CallerKey,
+    /// The principal its API key speaks for, if it has one: its session is
+    /// bound to it.
+    pub(crate) principal: Option<std::sync::Arc<str>>,
 }
 
 impl ClientRequest {

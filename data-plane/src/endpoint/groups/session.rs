@@ -48,6 +48,8 @@ pub(crate) enum Naming<'a> {
         init: Option<Value>,
         /// The keys to seal it with.
         keys: &'a SessionKeys,
+        /// The principal the session is bound to, if the client has one.
+        principal: Option<&'a str>,
     },
     /// A request in a session: the client's own id, always, so it never
     /// changes under the client (even when the session moved).
@@ -58,19 +60,25 @@ impl Naming<'_> {
     /// The id the client gets for `member`'s session `member_session`.
     pub(crate) fn name(&self, member: &str, member_session: &[u8]) -> String {
         match self {
-            Self::New { init, keys } => encode(keys, member, member_session, init.as_ref()),
+            Self::New {
+                init,
+                keys,
+                principal,
+            } => encode(keys, member, member_session, init.as_ref(), *principal),
             Self::Keep(client) => String::from_utf8_lossy(client).into_owned(),
         }
     }
 }
 
 /// Seals a member, its session id and the client's `initialize` params
-/// into the id the client sees.
+/// into the id the client sees, bound to `principal`: a request of another
+/// principal cannot open it.
 pub(crate) fn encode(
     keys: &SessionKeys,
     member: &str,
     member_session: &[u8],
     init: Option<&Value>,
+    principal: Option<&str>,
 ) -> String {
     let init = init
         .map(|params| params.to_string())
@@ -82,15 +90,33 @@ pub(crate) fn encode(
         URL_SAFE_NO_PAD.encode(member_session),
         URL_SAFE_NO_PAD.encode(init)
     );
-    format!("{PREFIX}{}", keys.seal(plain.as_bytes(), CONTEXT))
+    format!(
+        "{PREFIX}{}",
+        keys.seal(plain.as_bytes(), &context(principal))
+    )
 }
 
-/// What a client's session id says, if a key in force opens it; `None` for
-/// ids this fleet did not seal, altered ones and those of earlier forms,
-/// which the client then re-opens (404).
-pub(crate) fn decode(keys: &SessionKeys, session: &[u8]) -> Option<SessionId> {
+/// What a sealed id is bound to: its form and the principal, if any.
+fn context(principal: Option<&str>) -> Vec<u8> {
+    let mut context = CONTEXT.to_vec();
+    if let Some(principal) = principal {
+        context.push(0);
+        context.extend_from_slice(principal.as_bytes());
+    }
+    context
+}
+
+/// What a client's session id says, if a key in force opens it for
+/// `principal`; `None` for ids this fleet did not seal, altered ones, those
+/// of another principal and those of earlier forms, which the client then
+/// re-opens (404).
+pub(crate) fn decode(
+    keys: &SessionKeys,
+    session: &[u8],
+    principal: Option<&str>,
+) -> Option<SessionId> {
     let text = std::str::from_utf8(session).ok()?;
-    let plain = keys.open(text.strip_prefix(PREFIX)?, CONTEXT)?;
+    let plain = keys.open(text.strip_prefix(PREFIX)?, &context(principal))?;
     let plain = String::from_utf8(plain).ok()?;
     let mut parts = plain.split('.');
     let (member, member_session, init) = (parts.next()?, parts.next()?, parts.next()?);
@@ -129,22 +155,22 @@ mod tests {
         let keys = SessionKeys::default();
         let init = json!({"protocolVersion": "2025-06-18", "capabilities": {"roots": {}},
             "clientInfo": {"name": "ide", "version": "1.0"}});
-        let id = encode(&keys, "my-mcp.backup", b"09e9f0c2-\x7e", Some(&init));
+        let id = encode(&keys, "my-mcp.backup", b"09e9f0c2-\x7e", Some(&init), None);
         assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{id}");
         assert!(
             !id.contains("bXktbWNw"),
             "the member id is not readable: {id}"
         );
         assert_eq!(
-            decode(&keys, id.as_bytes()),
+            decode(&keys, id.as_bytes(), None),
             Some(SessionId {
                 member: "my-mcp.backup".into(),
                 member_session: b"09e9f0c2-\x7e".to_vec(),
                 init: Some(init),
             })
         );
-        let bare = encode(&keys, "m", b"s", None);
-        assert_eq!(decode(&keys, bare.as_bytes()).unwrap().init, None);
+        let bare = encode(&keys, "m", b"s", None, None);
+        assert_eq!(decode(&keys, bare.as_bytes(), None).unwrap().init, None);
         // Unsealed ids of earlier forms, and anything made up, open to nothing:
         // a client cannot name the member it wants.
         let chosen = format!(
@@ -160,10 +186,15 @@ mod tests {
             "hgr3.0.AAAA",
             "hgr3.",
         ] {
-            assert_eq!(decode(&keys, foreign.as_bytes()), None, "{foreign}");
+            assert_eq!(decode(&keys, foreign.as_bytes(), None), None, "{foreign}");
         }
         // Another fleet's (or process's) keys do not open it.
-        assert_eq!(decode(&SessionKeys::default(), id.as_bytes()), None);
+        assert_eq!(decode(&SessionKeys::default(), id.as_bytes(), None), None);
+        // A session is bound to its principal.
+        let bound = encode(&keys, "m", b"s", None, Some("service:a"));
+        assert!(decode(&keys, bound.as_bytes(), Some("service:a")).is_some());
+        assert_eq!(decode(&keys, bound.as_bytes(), Some("service:b")), None);
+        assert_eq!(decode(&keys, bound.as_bytes(), None), None);
     }
 
     proptest::proptest! {
@@ -174,8 +205,8 @@ mod tests {
             let keys = SessionKeys::default();
             let mut prefixed = b"hgr3.".to_vec();
             prefixed.extend_from_slice(&bytes);
-            proptest::prop_assert_eq!(decode(&keys, &bytes), None);
-            proptest::prop_assert_eq!(decode(&keys, &prefixed), None);
+            proptest::prop_assert_eq!(decode(&keys, &bytes, None), None);
+            proptest::prop_assert_eq!(decode(&keys, &prefixed, None), None);
         }
     }
 
@@ -183,8 +214,8 @@ mod tests {
     fn huge_params_are_left_out() {
         let keys = SessionKeys::default();
         let init = json!({"clientInfo": {"name": "x".repeat(MAX_INIT)}});
-        let id = encode(&keys, "m", b"s", Some(&init));
-        assert_eq!(decode(&keys, id.as_bytes()).unwrap().init, None);
+        let id = encode(&keys, "m", b"s", Some(&init), None);
+        assert_eq!(decode(&keys, id.as_bytes(), None).unwrap().init, None);
     }
 
     #[test]

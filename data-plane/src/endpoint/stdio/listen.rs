@@ -47,6 +47,7 @@ pub(super) async fn follow(
             body: Bytes::new(),
             peek: Peek::default(),
             caller: crate::server::caller::stdio(),
+            principal: None,
         };
         let response = tokio::select! {
             response = groups::route(&routes, &group, request) => response,
