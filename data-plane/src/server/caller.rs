@@ -1,7 +1,6 @@
 //! Who is calling, as per-caller rate limits tell callers apart: the
-//! client's MCP session, else the address it connects from, else (stdio)
-//! the one client there is. Authenticated client identity, once there is
-//! one, comes first.
+//! principal of the client's API key, else its MCP session, else the
+//! address it connects from, else (stdio) the one client there is.
 
 use std::net::IpAddr;
 

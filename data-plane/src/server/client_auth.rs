@@ -78,3 +78,49 @@ pub(crate) fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn auth(anonymous: bool) -> v1::ClientAuth {
+        v1::ClientAuth {
+            enabled: true,
+            allow_anonymous: anonymous,
+            api_key_header: "X-API-Key".into(),
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes come as a credential, in either header, the
+        /// answer is a refusal with a reason (no panic), unless it is a key.
+        #[test]
+        fn arbitrary_credentials_are_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let keys = ApiKeyBook::default();
+            for name in ["x-api-key", "authorization"] {
+                let mut headers = HeaderMap::new();
+                let Ok(value) = HeaderValue::from_bytes(&bytes) else { continue };
+                headers.insert(name, value);
+                let verdict = authenticate(&auth(false), &keys, &headers, 0);
+                let refused = matches!(&verdict, Verdict::Refuse(reason) if reason.starts_with("Unauthorized: "));
+                proptest::prop_assert!(refused, "{:?}", verdict);
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_credential_only_anonymous_access_passes() {
+        let keys = ApiKeyBook::default();
+        let none = HeaderMap::new();
+        assert!(matches!(
+            authenticate(&auth(true), &keys, &none, 0),
+            Verdict::Admit(None)
+        ));
+        assert!(matches!(
+            authenticate(&auth(false), &keys, &none, 0),
+            Verdict::Refuse(_)
+        ));
+    }
+}
