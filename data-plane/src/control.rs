@@ -176,7 +176,12 @@ async fn follow(
                             send(&tx, Up::Health(routes.health_report())).await;
                         }
                         Some(Down::SessionKeys(keys)) => routes.session_keys().install(&keys),
-                        Some(Down::ApiKeys(keys)) => routes.api_keys().install(&keys),
+                        Some(Down::ApiKeys(keys)) => {
+                            routes.api_keys().install(&keys);
+                            if let Some(Err(err)) = cache.map(|c| c.save_api_keys(&keys)) {
+                                tracing::warn!(error = %error_chain(&err), "cannot write the API keys to the cache");
+                            }
+                        }
                         Some(Down::Shares(shares)) => {
                             routes.apply_shares(&shares);
                             if let Some(Err(err)) = cache.map(|c| c.save_shares(&shares)) {

@@ -129,6 +129,13 @@ impl DataPlane {
     /// Puts the cached snapshot in force, if there is a usable one.
     fn restore(&self, cache: SnapshotCache) -> SnapshotCache {
         let dir = cache.dir().display().to_string();
+        match cache.load_api_keys() {
+            Ok(Some(keys)) => self.routes.api_keys().install(&keys),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %hangar_runtime::error_chain(&err), "ignoring the cached API keys")
+            }
+        }
         // Shares first: the snapshot's fleet limits start on them.
         match cache.load_shares() {
             Ok(Some(shares)) => self.routes.apply_shares(&shares),

@@ -3,7 +3,8 @@
 //!
 //! One file holds the protobuf-encoded snapshot, another the last fleet
 //! shares of rate limits, so a restarted data plane runs on its share
-//! rather than the whole budget. Writes go to a temporary file that is
+//! rather than the whole budget, and another the hashes of the API keys, so
+//! it lets keyed clients in while the control plane is away. Writes go to a temporary file that is
 //! synced and renamed over the old one, so a crash leaves the old or the
 //! new one, never a torn one.
 
@@ -11,12 +12,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hangar_proto::v1::{RateShares, Snapshot};
+use hangar_proto::v1::{ApiKeys, RateShares, Snapshot};
 use hangar_runtime::durable::{self, DurableWriteError};
 use prost::Message;
 
 const FILE: &str = "snapshot.pb";
 const SHARES: &str = "shares.pb";
+const API_KEYS: &str = "api-keys.pb";
 
 /// Why the cache could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,17 @@ impl SnapshotCache {
     /// Durably replaces the cached shares.
     pub(crate) fn save_shares(&self, shares: &RateShares) -> Result<(), CacheError> {
         self.write(SHARES, shares)
+    }
+
+    /// The last API key hashes, or `None` when there are none yet.
+    pub(crate) fn load_api_keys(&self) -> Result<Option<ApiKeys>, CacheError> {
+        self.read(API_KEYS)
+    }
+
+    /// Durably replaces the cached API key hashes (SHA-256 of random keys:
+    /// nothing a reader could log in with).
+    pub(crate) fn save_api_keys(&self, keys: &ApiKeys) -> Result<(), CacheError> {
+        self.write(API_KEYS, keys)
     }
 
     fn read<M: Message + Default>(&self, file: &str) -> Result<Option<M>, CacheError> {

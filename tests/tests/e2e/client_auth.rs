@@ -168,11 +168,13 @@ async fn a_session_is_bound_to_its_principal() {
         }
         request.send()
     };
-    let opened = eventually("alice's key reaches the data plane", || async {
-        let response = send(alice.clone(), None, initialize()).await.unwrap();
-        (response.status() == 200).then_some(response)
+    eventually("bob's key reaches the data plane", || async {
+        let response = send(bob.clone(), None, initialize()).await.unwrap();
+        (response.status() == 200).then_some(())
     })
     .await;
+    let opened = send(alice.clone(), None, initialize()).await.unwrap();
+    assert_eq!(opened.status(), 200);
     let session = opened.headers()["mcp-session-id"]
         .to_str()
         .unwrap()
@@ -185,4 +187,49 @@ async fn a_session_is_bound_to_its_principal() {
     let stolen = send(bob.clone(), Some(session), list).await.unwrap();
     assert_eq!(stolen.status(), 404);
     stack.stop().await;
+}
+
+/// A data plane with `--cache-dir` restarted while the control plane is
+/// down still lets keyed clients in: the key hashes are cached beside the
+/// snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_clients_are_served_by_a_data_plane_restarted_without_its_control_plane() {
+    let (stack, servers) = stack("auth: {enabled: true}\n").await;
+    let key = stack
+        .cp
+        .admin()
+        .await
+        .create_api_key(CreateApiKeyRequest {
+            principal: "service:a".into(),
+            expires_in_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
+    let cache = tempfile::tempdir().unwrap();
+    let cp_url = stack.cp.url();
+    let settings = || hangar_data_plane::Settings {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..hangar_data_plane::Settings::new(cp_url.clone(), "dp-cached")
+    };
+    let cached = hangar_tests::data_plane::DataPlane::start_with(settings()).await;
+    let url = |dp: &hangar_tests::data_plane::DataPlane| {
+        format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr())
+    };
+    eventually("the key reaches the caching data plane", || async {
+        (post(&url(&cached), Some(("x-api-key", &key))).await.0 == 200).then_some(())
+    })
+    .await;
+    cached.stop().await;
+    stack.stop().await;
+    let again = hangar_tests::data_plane::DataPlane::start_with(settings()).await;
+    eventually(
+        "the restarted data plane serves the cached config",
+        || async { (post(&url(&again), Some(("x-api-key", &key))).await.0 == 200).then_some(()) },
+    )
+    .await;
+    assert_eq!(post(&url(&again), None).await.0, 401);
+    again.stop().await;
+    drop(servers);
 }
