@@ -167,6 +167,11 @@ async fn etcd_outage_keeps_serving_and_recovers() {
         .await
         .expect("first apply");
     wait_acked(&a, 1).await;
+    // B follows etcd's watch on its own time: both hold version 1 first.
+    eventually("replica B to hold version 1", || async {
+        (b.status().await.version == 1).then_some(())
+    })
+    .await;
 
     etcd.stop().await;
     let err = b
