@@ -25,6 +25,8 @@ pub struct Target {
     pub url: String,
     /// The `tools/call` params: `{"name", "arguments"}`.
     pub call: Value,
+    /// An API key sent as `X-API-Key` with every request, if any.
+    pub api_key: Option<String>,
 }
 
 impl Target {
@@ -34,6 +36,7 @@ impl Target {
             name: name.to_owned(),
             url: url.to_owned(),
             call: json!({"name": tool, "arguments": arguments}),
+            api_key: None,
         }
     }
 
@@ -45,6 +48,7 @@ impl Target {
             name: name.to_owned(),
             url: url.to_owned(),
             call: json!({"name": "hangar_call", "arguments": calls}),
+            api_key: None,
         }
     }
 }
@@ -105,10 +109,15 @@ fn histogram() -> Histogram<u64> {
 /// One worker on its own connection until `deadline`.
 async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>) {
     // One connection per worker, kept alive, like one busy client.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = target.api_key.as_deref().and_then(|k| k.parse().ok()) {
+        headers.insert("x-api-key", key);
+    }
     let http = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(1)
+        .default_headers(headers)
         .build()
         .expect("client");
     let mut latency = histogram();
