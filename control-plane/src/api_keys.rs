@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hangar_proto::v1;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -32,7 +32,7 @@ const KEY_PREFIX: &str = "hgk_";
 struct StoredKey {
     id: String,
     principal: String,
-    /// SHA-256 of the key, hex.
+    /// SHA-256 of the key, base64.
     sha256: String,
     created_unix_ms: u64,
     /// 0: never.
@@ -109,11 +109,11 @@ impl ApiKeys {
         let secret: [u8; 32] = rand::random();
         let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
         let id_bytes: [u8; 6] = rand::random();
-        let now = unix_ms();
+        let now = hangar_runtime::unix_ms();
         let stored = StoredKey {
-            id: hex(&id_bytes),
+            id: id_bytes.iter().map(|b| format!("{b:02x}")).collect(),
             principal: principal.to_owned(),
-            sha256: hex(&sha256(key.as_bytes())),
+            sha256: STANDARD.encode(sha256(key.as_bytes())),
             created_unix_ms: now,
             expires_unix_ms: expires_in.map_or(0, |d| {
                 now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -152,8 +152,7 @@ impl ApiKeys {
         for _ in 0..5 {
             let (mut list, base) = self.load().await?;
             edit(&mut list)?;
-            let body = serde_json::to_vec_pretty(&list).expect("keys always serialize");
-            if self.store.save(NAME, body, base).await? {
+            if self.store.save_json(NAME, &list, base).await? {
                 self.adopt(list, None);
                 return Ok(());
             }
@@ -162,17 +161,10 @@ impl ApiKeys {
     }
 
     async fn load(&self) -> Result<(KeyList, Option<Revision>), StoreError> {
-        match self.store.load(NAME).await? {
-            None => Ok((KeyList::default(), None)),
-            Some((bytes, revision)) => {
-                let list =
-                    serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptKey {
-                        key: NAME.to_owned(),
-                        source,
-                    })?;
-                Ok((list, Some(revision)))
-            }
-        }
+        Ok(match self.store.load_json(NAME).await? {
+            Some((list, revision)) => (list, Some(revision)),
+            None => (KeyList::default(), None),
+        })
     }
 
     async fn reload(&self) -> Result<(), StoreError> {
@@ -190,7 +182,7 @@ impl ApiKeys {
                     Some(v1::ApiKeyHash {
                         id: k.id.clone(),
                         principal: k.principal.clone(),
-                        sha256: unhex(&k.sha256)?,
+                        sha256: STANDARD.decode(&k.sha256).ok()?,
                         expires_unix_ms: k.expires_unix_ms,
                     })
                 })
@@ -237,23 +229,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -37,6 +37,32 @@ impl Documents {
         }
     }
 
+    /// The document `name` read as JSON, and its revision.
+    pub(crate) async fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<(T, Revision)>, StoreError> {
+        let Some((bytes, revision)) = self.load(name).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&bytes).map_err(|source| StoreError::CorruptKey {
+            key: name.to_owned(),
+            source,
+        })?;
+        Ok(Some((value, revision)))
+    }
+
+    /// [`Documents::save`] of `value` as JSON.
+    pub(crate) async fn save_json(
+        &self,
+        name: &str,
+        value: &impl serde::Serialize,
+        base: Option<Revision>,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_vec_pretty(value).expect("documents always serialize");
+        self.save(name, body, base).await
+    }
+
     /// Stores `body` as `name` if the stored one is still at `base` (`None`:
     /// if there is none); false when another replica stored one first.
     pub(crate) async fn save(

@@ -54,7 +54,7 @@ impl Peers {
             }
         };
         let now = Instant::now();
-        let read = unix_ms();
+        let read = hangar_runtime::unix_ms();
         records
             .iter()
             .filter_map(|value| match serde_json::from_slice::<SharedPlane>(value) {
@@ -75,7 +75,7 @@ impl Peers {
         let mut failing = false;
         loop {
             let now = Instant::now();
-            let written = unix_ms();
+            let written = hangar_runtime::unix_ms();
             let records = fleet
                 .planes()
                 .iter()
@@ -370,10 +370,4 @@ impl SharedPlane {
             connection: u64::MAX,
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -119,26 +119,17 @@ impl SessionKeys {
         // A few rounds at most: each lost compare-and-swap means another
         // replica just stored a fresh ring.
         for _ in 0..3 {
-            let (ring, base) = match self.store.load(NAME).await? {
-                Some((bytes, revision)) => {
-                    let ring = serde_json::from_slice(&bytes).map_err(|source| {
-                        StoreError::CorruptKey {
-                            key: NAME.to_owned(),
-                            source,
-                        }
-                    })?;
-                    (ring, Some(revision))
-                }
+            let (ring, base) = match self.store.load_json::<Ring>(NAME).await? {
+                Some((ring, revision)) => (ring, Some(revision)),
                 None => (Ring::default(), None),
             };
-            let now = unix_ms();
+            let now = hangar_runtime::unix_ms();
             if !ring.due(now, self.rotation) {
                 self.adopt(ring, base);
                 return Ok(());
             }
             let rotated = ring.rotated(now);
-            let body = serde_json::to_vec_pretty(&rotated).expect("a ring always serializes");
-            if self.store.save(NAME, body, base).await? {
+            if self.store.save_json(NAME, &rotated, base).await? {
                 if ring.keys.is_empty() {
                     tracing::info!(key.id = rotated.keys[0].id, "made the fleet's session key");
                 } else {
@@ -186,12 +177,6 @@ impl SessionKeys {
             }
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

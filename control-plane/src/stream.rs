@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use hangar_proto::v1::control_plane_message::Kind as Down;
 use hangar_proto::v1::data_plane_message::Kind as Up;
 use hangar_proto::v1::data_plane_service_server::DataPlaneService;
 use hangar_proto::v1::{
@@ -141,8 +142,9 @@ async fn push_snapshots(
     let mut snapshots = state.subscribe();
     // What this stream last told its data plane of its rate limit shares.
     let mut sent_shares = None;
-    let mut keys_sent = false;
-    let mut api_keys_sent = false;
+    // And of the session keys and the API keys.
+    let mut sent_session_keys = None;
+    let mut sent_api_keys = None;
     let mut ejections = fleet.ejected();
     let mut sent = hello.held_version;
     // What this stream last told its data plane was ejected fleet-wide.
@@ -150,27 +152,21 @@ async fn push_snapshots(
     loop {
         // Keys first: a data plane seals the sessions of the snapshot's
         // groups with them.
-        if session_keys.has_changed().unwrap_or(false) || !keys_sent {
-            let keys = session_keys.borrow_and_update().clone();
-            keys_sent = true;
-            if !keys.keys.is_empty() {
-                let msg = ControlPlaneMessage {
-                    kind: Some(control_plane_message::Kind::SessionKeys((*keys).clone())),
-                };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
+        let keys = session_keys.borrow_and_update().clone();
+        if !keys.keys.is_empty() && sent_session_keys.as_ref() != Some(&keys) {
+            let kind = Down::SessionKeys((*keys).clone());
+            sent_session_keys = Some(keys);
+            if !down(&tx, kind).await {
+                return;
             }
         }
         // And the API keys, before the snapshot that may turn client
         // authentication on.
-        if api_keys.has_changed().unwrap_or(false) || !api_keys_sent {
-            let keys = api_keys.borrow_and_update().clone();
-            api_keys_sent = true;
-            let msg = ControlPlaneMessage {
-                kind: Some(control_plane_message::Kind::ApiKeys((*keys).clone())),
-            };
-            if tx.send(Ok(msg)).await.is_err() {
+        let keys = api_keys.borrow_and_update().clone();
+        if sent_api_keys.as_ref() != Some(&keys) {
+            let kind = Down::ApiKeys((*keys).clone());
+            sent_api_keys = Some(keys);
+            if !down(&tx, kind).await {
                 return;
             }
         }
@@ -194,30 +190,26 @@ async fn push_snapshots(
         let mine = shares.borrow_and_update().message_for(&hello.node_id);
         if let Some(mine) = mine.filter(|m| sent_shares.as_ref() != Some(m)) {
             sent_shares = Some(mine.clone());
-            let msg = ControlPlaneMessage {
-                kind: Some(control_plane_message::Kind::Shares(mine)),
-            };
-            if tx.send(Ok(msg)).await.is_err() {
+            if !down(&tx, Down::Shares(mine)).await {
                 return;
             }
         }
         tokio::select! {
             changed = shares.changed() => if changed.is_err() { return },
-            changed = session_keys.changed() => {
-                if changed.is_err() { return }
-                // Seen as changed again at the top of the loop.
-                session_keys.mark_changed();
-            }
-            changed = api_keys.changed() => {
-                if changed.is_err() { return }
-                api_keys.mark_changed();
-            }
+            changed = session_keys.changed() => if changed.is_err() { return },
+            changed = api_keys.changed() => if changed.is_err() { return },
             changed = snapshots.changed() => if changed.is_err() { return },
             changed = ejections.changed() => if changed.is_err() { return },
             () = tx.closed() => return,
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Sends one message down the stream; false when the data plane is gone.
+async fn down(tx: &mpsc::Sender<Result<ControlPlaneMessage, Status>>, kind: Down) -> bool {
+    let msg = ControlPlaneMessage { kind: Some(kind) };
+    tx.send(Ok(msg)).await.is_ok()
 }
 
 /// The snapshot with the servers that every data plane sees failing marked,

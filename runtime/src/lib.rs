@@ -1,7 +1,8 @@
 //! What every Hangar process shares: how it logs and learns to stop, and
 //! the small helpers with one home here: [`error_chain`] and [`Rounded`]
 //! for messages, [`backoff::Backoff`] for retry loops, [`durable::replace_file`]
-//! for state that must survive a crash, [`raise_open_files_limit`] at start.
+//! for state that must survive a crash, [`raise_open_files_limit`] at start,
+//! [`unix_ms`] for times that travel between machines.
 //!
 //! Logs always go to stderr, because a data plane started with `--stdio`
 //! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
@@ -19,6 +20,15 @@ pub use errors::{Rounded, error_chain};
 pub use fds::raise_open_files_limit;
 
 use tokio_util::sync::CancellationToken;
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it): for
+/// times that are stored or sent to another process, where an `Instant`
+/// means nothing.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Lifecycle events of Hangar; the MCP SDK's per-session chatter only from warn up.
 pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";

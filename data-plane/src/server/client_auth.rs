@@ -72,13 +72,6 @@ pub(crate) fn authenticate(
     }
 }
 
-/// Milliseconds since the Unix epoch, for expiries.
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;

@@ -121,7 +121,7 @@ impl Inner {
                         auth,
                         keys,
                         request.headers(),
-                        client_auth::unix_ms(),
+                        hangar_runtime::unix_ms(),
                     ) {
                         Verdict::Admit(Some(principal)) => {
                             request.extensions_mut().insert(principal);
