@@ -44,7 +44,8 @@ use std::path::Path;
 
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
-    Backoff, BasicAuth, ClientAuth, Config, Group, Member, OutlierDetection, RateLimit, RateScope,
+    AccessRule, Backoff, BasicAuth, ClientAuth, Config, Group, JwksSource, JwtAuth, Member,
+    OAuthMetadata, OutlierDetection, RateLimit, RateScope,
     RateSize, RemoteServer, RetryPolicy, RetrySettings, Server, StrategyKind, SubprocessServer,
     TlsSettings, ToolPolicy,
 };

@@ -22,6 +22,10 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// The top-level `auth:`: how data planes authenticate MCP clients.
     pub auth: Option<ClientAuth>,
+    /// The top-level `access:`: which principals may call what. Empty: no
+    /// rule, every authenticated caller may call every tool; otherwise a
+    /// call no rule allows is refused.
+    pub access: Vec<AccessRule>,
 }
 
 /// MCP Hangar's `auth:` block.
@@ -35,6 +39,75 @@ pub struct ClientAuth {
     /// `api_key.header_name` (default `X-API-Key`); `None` with
     /// `api_key.enabled: false`.
     pub api_key_header: Option<String>,
+    /// `jwt`: bearer tokens an identity provider signed.
+    pub jwt: Option<JwtAuth>,
+    /// `oauth`: what the protected resource metadata (RFC 9728) tells
+    /// OAuth clients; only with `jwt`.
+    pub oauth: Option<OAuthMetadata>,
+}
+
+/// `auth.jwt`: how a bearer token is checked and whom it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtAuth {
+    /// `issuer`: the `iss` a token must carry.
+    pub issuer: String,
+    /// `audience` (one or a list): a token's `aud` must name one of these
+    /// (an origin alone, such as `https://mcp.example.com`, names every
+    /// URL under it).
+    pub audiences: Vec<String>,
+    /// Where the signing keys come from.
+    pub jwks: JwksSource,
+    /// `principal_claim` (default `sub`): the claim that names the caller.
+    pub principal_claim: String,
+    /// `roles_claim` (default `roles`): a claim holding a list of roles
+    /// (or a space-separated string); dots reach into objects
+    /// (`realm_access.roles`).
+    pub roles_claim: String,
+    /// `algorithms` (default RS256, ES256, EdDSA).
+    pub algorithms: Vec<String>,
+    /// `leeway_s` (default 30): clock skew allowed on `exp` and `nbf`.
+    pub leeway_s: u32,
+}
+
+impl JwtAuth {
+    /// The algorithms accepted when `algorithms` is not given.
+    pub const DEFAULT_ALGORITHMS: [&'static str; 3] = ["RS256", "ES256", "EdDSA"];
+    /// Every asymmetric algorithm a token may be signed with.
+    pub const ALGORITHMS: [&'static str; 8] = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "EdDSA",
+    ];
+    /// The clock skew allowed when `leeway_s` is not given.
+    pub const DEFAULT_LEEWAY_S: u32 = 30;
+}
+
+/// The signing keys of `auth.jwt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `jwks_url`: fetched by every data plane, and again now and then.
+    Url(Url),
+    /// `jwks`: the key set itself, as JSON text.
+    Inline(String),
+}
+
+/// `auth.oauth`: the protected resource metadata's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthMetadata {
+    /// `authorization_servers` (default: the JWT issuer).
+    pub authorization_servers: Vec<String>,
+    /// `scopes_supported` (default none listed).
+    pub scopes_supported: Vec<String>,
+}
+
+/// One `access:` rule: the callers it speaks of, and what they may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRule {
+    /// `principals`: patterns of principal names (`service:*`);
+    /// `anonymous` names callers without a credential.
+    pub principals: Vec<String>,
+    /// `roles`: a caller holding any of these matches.
+    pub roles: Vec<String>,
+    /// `allow`: `<server or group>/<tool>` patterns.
+    pub allow: Vec<String>,
 }
 
 impl ClientAuth {

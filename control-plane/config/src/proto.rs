@@ -9,7 +9,7 @@ use hangar_template::Template;
 use indexmap::IndexMap;
 
 use crate::model::{
-    Backoff, Config, Group, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer,
+    Backoff, ClientAuth, Config, JwksSource, Group, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer,
     RetryPolicy, Server, SubprocessServer, ToolPolicy,
 };
 
@@ -39,12 +39,45 @@ impl Config {
                 })
                 .collect(),
             rate_limit: self.rate_limit.as_ref().map(rate_limit),
-            client_auth: self.auth.as_ref().map(|auth| v1::ClientAuth {
-                enabled: auth.enabled,
-                allow_anonymous: auth.allow_anonymous,
-                api_key_header: auth.api_key_header.clone().unwrap_or_default(),
-            }),
+            client_auth: self.auth.as_ref().map(client_auth),
+            access: self
+                .access
+                .iter()
+                .map(|rule| v1::AccessRule {
+                    principals: rule.principals.clone(),
+                    roles: rule.roles.clone(),
+                    allow: rule.allow.clone(),
+                })
+                .collect(),
         }
+    }
+}
+
+fn client_auth(auth: &ClientAuth) -> v1::ClientAuth {
+    v1::ClientAuth {
+        enabled: auth.enabled,
+        allow_anonymous: auth.allow_anonymous,
+        api_key_header: auth.api_key_header.clone().unwrap_or_default(),
+        jwt: auth.jwt.as_ref().map(|jwt| v1::JwtAuth {
+            issuer: jwt.issuer.clone(),
+            audiences: jwt.audiences.clone(),
+            jwks_url: match &jwt.jwks {
+                JwksSource::Url(url) => url.to_string(),
+                JwksSource::Inline(_) => String::new(),
+            },
+            jwks_json: match &jwt.jwks {
+                JwksSource::Inline(json) => json.clone(),
+                JwksSource::Url(_) => String::new(),
+            },
+            principal_claim: jwt.principal_claim.clone(),
+            roles_claim: jwt.roles_claim.clone(),
+            algorithms: jwt.algorithms.clone(),
+            leeway_s: jwt.leeway_s,
+        }),
+        oauth: auth.oauth.as_ref().map(|oauth| v1::OAuthMetadata {
+            authorization_servers: oauth.authorization_servers.clone(),
+            scopes_supported: oauth.scopes_supported.clone(),
+        }),
     }
 }
 

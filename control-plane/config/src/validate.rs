@@ -4,8 +4,10 @@
 //! `deny_unknown_fields` because serde stops at the first error, while a
 //! config author wants all of them, each with its line and column.
 
+mod access;
 mod auth;
 mod group;
+mod jwt;
 mod kinds;
 mod rate_limit;
 mod read;
@@ -27,7 +29,7 @@ use crate::parse::Node;
 const UNSUPPORTED_MODES: &[&str] = &["docker", "container", "podman"];
 
 const TOP_KEYS: Keys = Keys {
-    known: &["mcp_servers", "retry", "rate_limit", "auth"],
+    known: &["mcp_servers", "retry", "rate_limit", "auth", "access"],
     unsupported: &[],
     hint: "",
 };
@@ -78,11 +80,22 @@ fn top(cx: &mut Ctx<'_>, root: &Node) -> Config {
         })
         .flatten();
     let auth = cx.optional(&fields, "auth", auth::auth).flatten();
+    let access = cx
+        .optional(&fields, "access", |cx, p, n| access::access(cx, p, n, &ids))
+        .flatten()
+        .unwrap_or_default();
+    if fields.get("access").is_some() && !auth.as_ref().is_some_and(|a| a.enabled) {
+        cx.at_key(
+            &path.key("access"),
+            "needs auth.enabled: without client authentication every caller is anonymous",
+        );
+    }
     Config {
         servers,
         retry,
         rate_limit,
         auth,
+        access,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Configs that must be rejected, asserting the full message a user sees:
 //! `file:line:column: path: message`, one line per mistake.
 
+#[path = "errors/auth.rs"]
+mod auth;
 #[path = "errors/groups.rs"]
 mod groups;
 #[path = "errors/keys.rs"]

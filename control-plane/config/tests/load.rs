@@ -163,6 +163,7 @@ fn recipe_05_compiles_to_snapshot() {
         }],
         rate_limit: None,
         client_auth: None,
+        access: vec![],
     };
     assert_eq!(snapshot, want);
 }
@@ -533,5 +534,50 @@ fn group_server_and_tool_limits_load() {
             .as_ref()
             .unwrap()
             .per_data_plane
+    );
+}
+
+/// MCP Hangar's `auth:` with Hangar's `jwt`, `oauth` and `access:`: the
+/// defaults a user gets, as the snapshot carries them.
+#[test]
+fn client_auth_and_access_rules_reach_the_snapshot_with_their_defaults() {
+    let text = "\
+mcp_servers:
+  math: {mode: remote, endpoint: http://127.0.0.1:9/mcp}
+auth:
+  enabled: true
+  api_key: {enabled: true}
+  jwt:
+    issuer: https://idp.example.com/
+    audience: https://mcp.example.com
+    jwks_url: https://idp.example.com/jwks.json
+access:
+  - principals: [\"service:*\"]
+    roles: [admin]
+    allow: [\"math/*\"]
+";
+    let snapshot = hangar_config::load("config.yaml", text)
+        .unwrap()
+        .to_snapshot(1);
+    let auth = snapshot.client_auth.unwrap();
+    assert_eq!(auth.api_key_header, "X-API-Key");
+    let jwt = auth.jwt.unwrap();
+    assert_eq!(jwt.audiences, ["https://mcp.example.com"]);
+    assert_eq!(jwt.jwks_url, "https://idp.example.com/jwks.json");
+    assert_eq!(
+        (jwt.principal_claim.as_str(), jwt.roles_claim.as_str()),
+        ("sub", "roles")
+    );
+    assert_eq!(jwt.algorithms, ["RS256", "ES256", "EdDSA"]);
+    assert_eq!(jwt.leeway_s, 30);
+    let oauth = auth.oauth.unwrap();
+    assert_eq!(oauth.authorization_servers, ["https://idp.example.com/"]);
+    assert_eq!(
+        snapshot.access,
+        [v1::AccessRule {
+            principals: vec!["service:*".into()],
+            roles: vec!["admin".into()],
+            allow: vec!["math/*".into()],
+        }]
     );
 }

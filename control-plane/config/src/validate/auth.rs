@@ -1,15 +1,17 @@
-//! MCP Hangar's top-level `auth:` block: `enabled`, `allow_anonymous` and
-//! `api_key: {enabled, header_name}`. The keys themselves are not in the
-//! file: the control plane issues them (`hangarctl create apikey`).
+//! MCP Hangar's top-level `auth:` block: `enabled`, `allow_anonymous`,
+//! `api_key: {enabled, header_name}`, and Hangar's `jwt` and `oauth`
+//! (`validate/jwt.rs`). The API keys themselves are not in the file: the
+//! control plane issues them (`hangarctl create apikey`).
 
+use super::jwt;
 use super::read::{Ctx, Keys};
 use crate::locate::Path;
 use crate::model::ClientAuth;
 use crate::parse::Node;
 
 const AUTH_KEYS: Keys = Keys {
-    known: &["enabled", "allow_anonymous", "api_key"],
-    unsupported: &["storage", "jwt", "oauth"],
+    known: &["enabled", "allow_anonymous", "api_key", "jwt", "oauth"],
+    unsupported: &["storage"],
     hint: " (API keys live in the control plane's store: hangarctl create apikey)",
 };
 
@@ -42,9 +44,26 @@ pub(super) fn auth(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<ClientA
                 .then(|| header.unwrap_or_else(|| ClientAuth::DEFAULT_HEADER.to_owned())),
         )
     });
+    let jwt = cx.optional(&fields, "jwt", jwt::jwt);
+    let oauth = cx.optional(&fields, "oauth", jwt::oauth);
+    let (jwt, oauth) = (jwt?, oauth?);
+    let oauth = match (&jwt, oauth) {
+        (Some(jwt), Some(oauth)) => Some(oauth.complete(&jwt.issuer)),
+        (Some(jwt), None) => Some(jwt::PartialOAuth::default().complete(&jwt.issuer)),
+        (None, Some(_)) => {
+            cx.at_key(
+                &path.key("oauth"),
+                "needs auth.jwt: the metadata points OAuth clients at the issuer of the tokens the data planes take",
+            );
+            return None;
+        }
+        (None, None) => None,
+    };
     Some(ClientAuth {
         enabled: enabled?.unwrap_or(false),
         allow_anonymous: anonymous?.unwrap_or(false),
         api_key_header: api_key?.unwrap_or_else(|| Some(ClientAuth::DEFAULT_HEADER.to_owned())),
+        jwt,
+        oauth,
     })
 }

@@ -43,6 +43,12 @@ pub(super) fn policy(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<ToolP
 
 fn patterns(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Vec<String>> {
     let list = cx.string_list(path, node)?;
+    all_compile(cx, path, &list).then_some(list)
+}
+
+/// Whether every pattern of `list` (at `path`) is one; reports each that
+/// is not.
+pub(super) fn all_compile(cx: &mut Ctx<'_>, path: &Path, list: &[String]) -> bool {
     let mut ok = true;
     for (i, pattern) in list.iter().enumerate() {
         let problem = if pattern.is_empty() || pattern.len() > MAX_PATTERN {
@@ -57,5 +63,5 @@ fn patterns(cx: &mut Ctx<'_>, path: &Path, node: &Node) -> Option<Vec<String>> {
             ok = false;
         }
     }
-    ok.then_some(list)
+    ok
 }

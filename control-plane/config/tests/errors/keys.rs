@@ -7,7 +7,7 @@ fn unknown_top_level_key() {
     let got = errors(&["mcp_servers: {}", "servers: {}"]);
     assert_eq!(
         got,
-        "config.yaml:2:1: servers: unknown key 'servers' (expected one of: mcp_servers, retry, rate_limit, auth)"
+        "config.yaml:2:1: servers: unknown key 'servers' (expected one of: mcp_servers, retry, rate_limit, auth, access)"
     );
 }
 
