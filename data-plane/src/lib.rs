@@ -113,6 +113,11 @@ impl DataPlane {
             listen_addr,
             instance: uuid::Uuid::new_v4().to_string(),
         };
+        tokio::spawn(route::jwt::fetch::run(
+            self.routes.jwt().clone(),
+            cache.clone(),
+            self.halt.clone(),
+        ));
         let task = control::run(
             settings.control_planes.clone(),
             settings.client.clone(),

@@ -8,6 +8,8 @@
 //! - [`member`]: one member: its upstream, health, probe loop and calls in flight.
 //! - [`failover`]: circuit, min_healthy, strategy order, skip unreached members, record.
 //! - [`api_keys`]: the API keys of MCP clients, as hashes, and their principals.
+//! - [`jwt`]: bearer tokens of `auth.jwt`: their keys (fetched and kept fresh) and their check.
+//! - [`access`]: who a request speaks for, and the `access:` rules of what they may call.
 //! - [`breaker`]: a group's circuit breaker (recipe 03).
 //! - [`retry`]: a group's retry policy for delivered calls.
 //! - [`limit`]: `max_concurrency` caps with a bounded queue.
@@ -18,11 +20,13 @@
 //! - [`tools`]: which members list which tools; a group's tool list.
 //! - [`policy`]: `tools:` access policies (allow and deny lists of patterns).
 
+pub(crate) mod access;
 pub(crate) mod api_keys;
 pub(crate) mod breaker;
 pub(crate) mod compile;
 pub(crate) mod dispatch;
 pub(crate) mod failover;
+pub(crate) mod jwt;
 pub(crate) mod limit;
 pub(crate) mod member;
 pub(crate) mod outlier;

@@ -15,7 +15,8 @@
 //! - [`request_body`]: request bodies read within their size, deadline and the budget of all bodies.
 //! - [`body`]: answer bodies that hold a permit until sent.
 //! - [`caller`]: who a request's caller is, for per-caller rate limits.
-//! - [`client_auth`]: `auth:` API keys on the MCP endpoints.
+//! - [`client_auth`]: `auth:` API keys and bearer tokens on the MCP endpoints.
+//! - [`resource_metadata`]: the OAuth protected resource metadata (RFC 9728) and 401 challenges.
 //! - [`jsonrpc`]: error codes and the HTTP answer that carries one.
 //! - [`bare_refusal`]: plain-text refusals (a member's, the MCP library's) as JSON-RPC errors.
 
@@ -33,3 +34,4 @@ pub(crate) mod jsonrpc;
 pub(crate) mod listener;
 pub(crate) mod overload;
 pub(crate) mod request_body;
+pub(crate) mod resource_metadata;

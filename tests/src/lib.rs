@@ -12,6 +12,7 @@
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`metrics`]: scraping `/metrics` and reading the samples.
 //! - [`pki`]: a CA and certificates generated per test, as PEM files.
+//! - [`jwt`]: an identity provider of a test: its keys, JWKS and signed tokens.
 //! - [`process`]: running client programs that print JSON lines, and
 //!   reading a server binary's log lines.
 //! - [`python_sdk`]: the example server and client on the official Python SDK.
@@ -32,6 +33,7 @@ pub mod etcd;
 pub mod eventually;
 pub mod everything;
 pub mod fake_mcp;
+pub mod jwt;
 pub mod metrics;
 pub mod pki;
 pub mod process;

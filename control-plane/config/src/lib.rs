@@ -45,9 +45,8 @@ use std::path::Path;
 pub use crate::error::{ConfigError, ConfigErrors};
 pub use crate::model::{
     AccessRule, Backoff, BasicAuth, ClientAuth, Config, Group, JwksSource, JwtAuth, Member,
-    OAuthMetadata, OutlierDetection, RateLimit, RateScope,
-    RateSize, RemoteServer, RetryPolicy, RetrySettings, Server, StrategyKind, SubprocessServer,
-    TlsSettings, ToolPolicy,
+    OAuthMetadata, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer, RetryPolicy,
+    RetrySettings, Server, StrategyKind, SubprocessServer, TlsSettings, ToolPolicy,
 };
 pub use hangar_template::Template;
 

@@ -9,8 +9,8 @@ use hangar_template::Template;
 use indexmap::IndexMap;
 
 use crate::model::{
-    Backoff, ClientAuth, Config, JwksSource, Group, OutlierDetection, RateLimit, RateScope, RateSize, RemoteServer,
-    RetryPolicy, Server, SubprocessServer, ToolPolicy,
+    Backoff, ClientAuth, Config, Group, JwksSource, OutlierDetection, RateLimit, RateScope,
+    RateSize, RemoteServer, RetryPolicy, Server, SubprocessServer, ToolPolicy,
 };
 
 impl Config {

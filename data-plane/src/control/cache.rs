@@ -4,7 +4,8 @@
 //! One file holds the protobuf-encoded snapshot, another the last fleet
 //! shares of rate limits, so a restarted data plane runs on its share
 //! rather than the whole budget, and another the hashes of the API keys, so
-//! it lets keyed clients in while the control plane is away. Writes go to a temporary file that is
+//! it lets keyed clients in while the control plane is away, and another
+//! the signing keys last fetched for bearer tokens. Writes go to a temporary file that is
 //! synced and renamed over the old one, so a crash leaves the old or the
 //! new one, never a torn one.
 
@@ -12,13 +13,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hangar_proto::v1::{ApiKeys, RateShares, Snapshot};
+use hangar_proto::v1::{ApiKeys, JwtAuth, RateShares, Snapshot};
 use hangar_runtime::durable::{self, DurableWriteError};
 use prost::Message;
 
 const FILE: &str = "snapshot.pb";
 const SHARES: &str = "shares.pb";
 const API_KEYS: &str = "api-keys.pb";
+const JWKS: &str = "jwks.pb";
 
 /// Why the cache could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,17 @@ impl SnapshotCache {
     /// nothing a reader could log in with).
     pub(crate) fn save_api_keys(&self, keys: &ApiKeys) -> Result<(), CacheError> {
         self.write(API_KEYS, keys)
+    }
+
+    /// The last key set fetched from `auth.jwt.jwks_url`, in a `JwtAuth`
+    /// that holds only the URL and the set.
+    pub(crate) fn load_jwks(&self) -> Result<Option<JwtAuth>, CacheError> {
+        self.read(JWKS)
+    }
+
+    /// Durably replaces the cached key set (public keys only).
+    pub(crate) fn save_jwks(&self, jwks: &JwtAuth) -> Result<(), CacheError> {
+        self.write(JWKS, jwks)
     }
 
     fn read<M: Message + Default>(&self, file: &str) -> Result<Option<M>, CacheError> {

@@ -37,6 +37,7 @@ use self::refusals::{
     session_not_found, tool_denied, unavailable,
 };
 use self::session::{LEGACY_VERSIONS, Naming};
+use crate::route::access::{Principal, Who};
 use crate::route::failover::{self, Failover, Pool};
 use crate::route::member::{Ledger, Member};
 use crate::route::outlier::LazyNow;
@@ -57,17 +58,14 @@ pub(crate) async fn handle(routes: &Routes, group: &str, checked: Checked) -> Re
         charged,
     } = checked;
     let caller = caller::of_request(&parts.headers, &parts.extensions);
-    let principal = parts
-        .extensions
-        .get::<crate::server::client_auth::Principal>()
-        .map(|p| p.0.clone());
+    let who = Who::of(parts.extensions.get::<Principal>());
     let request = ClientRequest {
         peek: peek.unwrap_or_default(),
         method: parts.method,
         headers: parts.headers,
         body,
         caller,
-        principal,
+        who,
     };
     let response = route(routes, group, request).await;
     // The body was held (for failover) until the answer began.
@@ -87,9 +85,25 @@ pub(crate) async fn route(routes: &Routes, group: &str, request: ClientRequest) 
             &unknown_group(routes, &table, group),
         );
     };
+    if !table.access.may_use(&request.who, &group.id) {
+        tracing::info!(principal = request.who.name(), group = %group.id, "group endpoint refused: no access rule allows this caller any of its tools");
+        return jsonrpc_error(
+            StatusCode::FORBIDDEN,
+            request.peek.id.clone(),
+            INVALID_REQUEST,
+            &format!(
+                "Forbidden: no access rule lets '{}' call any tool of group '{}'",
+                request.who.name(),
+                group.id
+            ),
+        );
+    }
     if let Some(tool) = tools::called_tool(&request)
-        && let Some(denied) = group.denial(tool)
+        && let Some(denied) = group
+            .denial(tool)
+            .or_else(|| table.access.check(&request.who, &group.id, tool).err())
     {
+        tracing::info!(principal = request.who.name(), group = %group.id, tool, reason = %denied.by, "tool call refused");
         return tool_denied(&request, &denied);
     }
     if let Some(asking) = request.asking()
@@ -148,12 +162,12 @@ async fn serve(routes: &Routes, group: &GroupRoute, request: ClientRequest) -> R
         check_modern_headers(&request).is_ok()
     } else {
         session.as_deref().is_none_or(|s| {
-            session::decode(routes.session_keys(), s, request.principal.as_deref()).is_some()
+            session::decode(routes.session_keys(), s, request.who.principal()).is_some()
         })
     };
     if request.method == Method::POST
         && well_formed
-        && let Some(answer) = tools::answer_here(group, &request, modern)
+        && let Some(answer) = tools::answer_here(group, &routes.load().access, &request, modern)
     {
         return answer;
     }
@@ -213,7 +227,7 @@ async fn sticky(
     let Some(id) = session::decode(
         routes.session_keys(),
         client_session,
-        request.principal.as_deref(),
+        request.who.principal(),
     ) else {
         return session_not_found(request);
     };
@@ -306,6 +320,7 @@ async fn reopen(
     tracing::info!(
         group = %group.id,
         member.id = %holder.member.id(),
+        principal = request.who.name(),
         "client session re-opened on another member"
     );
     routes.moved_sessions().insert(
@@ -429,7 +444,7 @@ async fn balanced(
         }
     }
     let naming = Naming::New {
-        principal: request.principal.as_deref(),
+        principal: request.who.principal(),
         init: is_initialize(request)
             .then(|| session::init_params(&request.body))
             .flatten(),

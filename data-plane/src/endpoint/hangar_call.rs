@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::route::access::Who;
 use crate::route::dispatch;
 use crate::route::retry::Retried;
 use crate::route::table::RoutingTable;
@@ -189,7 +190,7 @@ pub(crate) fn validate(batch: &BatchRequest) -> Result<(), ValidationFailure> {
 pub(crate) async fn run(
     batch: BatchRequest,
     table: Arc<RoutingTable>,
-    caller: CallerKey,
+    (caller, who): (CallerKey, &Who),
 ) -> BatchResponse {
     let started = Instant::now();
     let concurrency = batch
@@ -210,7 +211,7 @@ pub(crate) async fn run(
             if stop.load(Ordering::Relaxed) {
                 return skipped(index);
             }
-            let response = run_one(index, call, table, deadline, caller).await;
+            let response = run_one(index, call, table, deadline, (caller, who)).await;
             if fail_fast && !response.success {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -237,7 +238,7 @@ async fn run_one(
     call: CallRequest,
     table: &RoutingTable,
     deadline: Instant,
-    caller: CallerKey,
+    asker: (CallerKey, &Who),
 ) -> CallResponse {
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
@@ -253,7 +254,7 @@ async fn run_one(
         &call.tool,
         &arguments,
         timeout,
-        caller,
+        asker,
     )
     .await;
     let mut response = CallResponse {

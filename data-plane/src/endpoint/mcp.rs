@@ -5,6 +5,7 @@ pub(crate) mod refusals;
 
 use hangar_rate::CallerKey;
 
+use crate::route::access::{Principal, Who};
 use crate::server::caller;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -70,7 +71,7 @@ impl HangarServer {
     async fn hangar_call(
         &self,
         params: CallToolRequestParams,
-        caller: CallerKey,
+        (caller, who): (CallerKey, Who),
     ) -> CallToolResult {
         let arguments = serde_json::Value::Object(params.arguments.unwrap_or_default());
         let batch = match BatchRequest::parse(arguments) {
@@ -84,7 +85,7 @@ impl HangarServer {
         if let Err(failure) = hangar_call::validate(&batch) {
             return json_result(&failure, true);
         }
-        json_result(&hangar_call::run(batch, table, caller).await, false)
+        json_result(&hangar_call::run(batch, table, (caller, &who)).await, false)
     }
 }
 
@@ -131,13 +132,17 @@ impl ServerHandler for HangarServer {
             HANGAR_CALL => {
                 // Over HTTP the library hands over the request's parts;
                 // over stdio there are none, and one client.
-                let caller = context
+                let asker = context
                     .extensions
                     .get::<http::request::Parts>()
-                    .map_or_else(caller::stdio, |parts| {
-                        caller::of_request(&parts.headers, &parts.extensions)
-                    });
-                Ok(self.hangar_call(request, caller).await.into())
+                    .map_or_else(
+                        || (caller::stdio(), Who::Local),
+                        |parts| {
+                            let caller = caller::of_request(&parts.headers, &parts.extensions);
+                            (caller, Who::of(parts.extensions.get::<Principal>()))
+                        },
+                    );
+                Ok(self.hangar_call(request, asker).await.into())
             }
             HANGAR_STATUS => {
                 let status = hangar_status::local_status(&self.routes.load());

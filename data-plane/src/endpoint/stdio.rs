@@ -164,7 +164,7 @@ impl Exchange {
             body: Bytes::from(self.line),
             peek: Peek::of(&message),
             caller: crate::server::caller::stdio(),
-            principal: None,
+            who: crate::route::access::Who::Local,
         };
         let response = groups::route(&self.routes, &self.group, request).await;
         if self.is_initialize {

@@ -57,6 +57,7 @@ fn snapshot(servers: Vec<v1::Server>, groups: Vec<v1::Group>) -> Snapshot {
         groups,
         rate_limit: None,
         client_auth: None,
+        access: vec![],
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::route::access::Who;
 use crate::route::breaker::CircuitOpen;
 use crate::route::failover::{self, Failover, NoAvailableMember, Retry};
 use crate::route::member::{Ledger, Member};
@@ -137,16 +138,16 @@ pub(crate) struct Served {
 /// retry policy (`None` without one).
 pub(crate) type Called = (Result<Served, CallError>, Option<Vec<Retried>>);
 
-/// Calls `tool` on the server or group named `target` for `caller`. A
-/// server named directly is called whatever its health: the caller asked
-/// for it.
+/// Calls `tool` on the server or group named `target` for `caller`, who
+/// is `who`. A server named directly is called whatever its health: the
+/// caller asked for it.
 pub(crate) async fn call(
     table: &RoutingTable,
     target: &str,
     tool: &str,
     arguments: &Value,
     timeout: Duration,
-    caller: CallerKey,
+    (caller, who): (CallerKey, &Who),
 ) -> Called {
     let asking = Asking::tool_call(caller, tool);
     // Policies first: a call no one may make costs no rate limit a token.
@@ -156,8 +157,10 @@ pub(crate) async fn call(
             .server_policies
             .get(target)
             .and_then(|policy| policy.check(tool).err()),
-    };
+    }
+    .or_else(|| table.access.check(who, target, tool).err());
     if let Some(denied) = denied {
+        tracing::info!(principal = who.name(), target, tool, reason = %denied.by, "tool call refused");
         return (Err(CallError::ToolDenied(denied)), None);
     }
     if let Some(group) = table.groups.get(target) {

@@ -50,6 +50,7 @@ fn snapshot() -> v1::Snapshot {
             ..RateLimit::default()
         }),
         client_auth: None,
+        access: vec![],
     }
 }
 

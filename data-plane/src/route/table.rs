@@ -21,10 +21,12 @@ mod build;
 mod report;
 
 use crate::metrics::{CallFamilies, CallMetrics};
+use crate::route::access::AccessRules;
 use crate::route::api_keys::ApiKeyBook;
 use crate::route::breaker::{CircuitBreaker, CircuitOpen};
 use crate::route::compile::{MemberSpec, SnapshotError, compile};
 use crate::route::failover::Pool;
+use crate::route::jwt::JwtBook;
 use crate::route::limit::{ConcurrencyLimit, LimitError, Slot};
 use crate::route::member::{Ledger, Member};
 use crate::route::outlier::{LazyNow, Outliers};
@@ -282,6 +284,8 @@ pub struct RoutingTable {
     pub(crate) server_policies: HashMap<String, Arc<ToolPolicy>>,
     /// The config's `auth:`, when it has one.
     pub(crate) client_auth: Option<hangar_proto::v1::ClientAuth>,
+    /// The config's `access:` rules.
+    pub(crate) access: AccessRules,
 }
 
 /// The routing table in force, and what building a new one needs.
@@ -315,6 +319,8 @@ pub struct Routes {
     session_keys: SessionKeys,
     /// The API keys of MCP clients.
     api_keys: ApiKeyBook,
+    /// The settings and signing keys of bearer tokens.
+    jwt: Arc<JwtBook>,
 }
 
 // === impl Routes ===
@@ -337,6 +343,7 @@ impl Routes {
             shares: parking_lot::Mutex::default(),
             session_keys: SessionKeys::default(),
             api_keys: ApiKeyBook::default(),
+            jwt: Arc::default(),
             shutdown,
             processes: TaskTracker::new(),
         }
@@ -370,6 +377,11 @@ impl Routes {
     /// The API keys of MCP clients.
     pub(crate) fn api_keys(&self) -> &ApiKeyBook {
         &self.api_keys
+    }
+
+    /// The settings and signing keys of bearer tokens.
+    pub(crate) fn jwt(&self) -> &Arc<JwtBook> {
+        &self.jwt
     }
 
     /// Client sessions of the transparent endpoint that this data plane
@@ -434,6 +446,14 @@ impl Routes {
         }
         let mut table = self.build(plan, &old, origin);
         table.client_auth = snapshot.client_auth.clone();
+        table.access = AccessRules::compile(&snapshot.access);
+        self.jwt.configure(
+            snapshot
+                .client_auth
+                .as_ref()
+                .filter(|auth| auth.enabled)
+                .and_then(|auth| auth.jwt.as_ref()),
+        );
         table.rate = RateLimits::build(
             snapshot,
             &old.rate,

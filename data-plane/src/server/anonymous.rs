@@ -48,7 +48,13 @@ impl AnonymousClients {
 
     /// The 401 for `request`, with its id when a short body shows it.
     pub(crate) async fn refuse(&self, request: Request<Body>) -> Response {
-        unauthorized(request, self.refusal.as_deref().unwrap_or("Unauthorized")).await
+        let challenge = HeaderValue::from_static(r#"Bearer realm="hangar""#);
+        unauthorized(
+            request,
+            self.refusal.as_deref().unwrap_or("Unauthorized"),
+            challenge,
+        )
+        .await
     }
 }
 
@@ -58,14 +64,17 @@ pub(crate) fn is_mcp(path: &str) -> bool {
 }
 
 /// 401 for `request` saying `reason`, with its id when a short body shows
-/// it, and a `WWW-Authenticate` challenge.
-pub(crate) async fn unauthorized(request: Request<Body>, reason: &str) -> Response {
+/// it, and the `WWW-Authenticate` `challenge`.
+pub(crate) async fn unauthorized(
+    request: Request<Body>,
+    reason: &str,
+    challenge: HeaderValue,
+) -> Response {
     let id = peek_id(request).await;
     let mut response = jsonrpc_error(StatusCode::UNAUTHORIZED, id, INVALID_REQUEST, reason);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(r#"Bearer realm="hangar""#),
-    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge);
     response
 }
 

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use hangar_rate::CallerKey;
 use http::{Extensions, HeaderMap};
 
-use crate::server::client_auth::Principal;
+use crate::route::access::Principal;
 
 /// The address a request came from, put in its extensions at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,8 +15,8 @@ pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 /// The caller of a request with `headers` and `extensions`.
 pub(crate) fn of_request(headers: &HeaderMap, extensions: &Extensions) -> CallerKey {
-    if let Some(Principal(principal)) = extensions.get::<Principal>() {
-        return CallerKey::of(("principal", principal.as_ref()));
+    if let Some(principal) = extensions.get::<Principal>() {
+        return CallerKey::of(("principal", principal.name.as_ref()));
     }
     if let Some(session) = headers.get("mcp-session-id") {
         return CallerKey::of(("session", session.as_bytes()));

@@ -28,6 +28,7 @@ use crate::server::client_auth::{self, Verdict};
 use crate::server::connections::{Conn, InProgress};
 use crate::server::guard::{self, Guard};
 use crate::server::overload::{Admission, Admitted};
+use crate::server::resource_metadata;
 
 /// An answer, holding its request's admission and its place among its
 /// connection's requests in progress until it is sent.
@@ -112,28 +113,43 @@ impl hyper::service::Service<Request<Incoming>> for ConnFront {
 impl Inner {
     async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
         let mut request = request;
-        if is_mcp(request.uri().path()) {
+        let path = request.uri().path();
+        if resource_metadata::is_metadata(path) {
+            let table = self.routes.load();
+            let answer = resource_metadata::serve(&table, request.headers(), path);
+            return answer.map(|body| Holding::new(body, (None, in_progress)));
+        }
+        if is_mcp(path) {
             let table = self.routes.load();
             match table.client_auth.as_ref().filter(|auth| auth.enabled) {
                 Some(auth) => {
-                    let keys = self.routes.api_keys();
-                    match client_auth::authenticate(
+                    let verdict = client_auth::authenticate(
                         auth,
-                        keys,
+                        self.routes.api_keys(),
+                        self.routes.jwt(),
                         request.headers(),
-                        hangar_runtime::unix_ms(),
-                    ) {
+                    )
+                    .await;
+                    match verdict {
                         Verdict::Admit(Some(principal)) => {
                             request.extensions_mut().insert(principal);
                         }
                         Verdict::Admit(None) => {}
-                        Verdict::Refuse(reason) => {
-                            let refused = unauthorized(request.map(Body::new), &reason).await;
+                        Verdict::Refuse(refusal) => {
+                            let challenge = resource_metadata::challenge(
+                                Some(auth),
+                                request.headers(),
+                                request.uri().path(),
+                                refusal.invalid_token.then_some(refusal.reason.as_str()),
+                            );
+                            let refused =
+                                unauthorized(request.map(Body::new), &refusal.reason, challenge)
+                                    .await;
                             return refused.map(|body| Holding::new(body, (None, in_progress)));
                         }
                     }
                 }
-                None if self.anonymous.refuses(request.uri().path()) => {
+                None if self.anonymous.refuses(path) => {
                     let refused = self.anonymous.refuse(request.map(Body::new)).await;
                     return refused.map(|body| Holding::new(body, (None, in_progress)));
                 }

@@ -74,7 +74,10 @@ fn rule(cx: &mut Ctx<'_>, path: &Path, node: &Node, ids: &[&str]) -> Option<Acce
 fn allow(cx: &mut Ctx<'_>, path: &Path, node: &Node, ids: &[&str]) -> Option<Vec<String>> {
     let list = cx.string_list(path, node)?;
     if list.is_empty() {
-        cx.at_value(path, "allows nothing: give <server or group>/<tool> patterns");
+        cx.at_value(
+            path,
+            "allows nothing: give <server or group>/<tool> patterns",
+        );
         return None;
     }
     let mut ok = all_compile(cx, path, &list);

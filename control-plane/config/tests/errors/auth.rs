@@ -54,7 +54,9 @@ fn a_jwt_block_needs_keys_from_one_place_and_keys_that_verify() {
         "    jwks: {keys: [{kty: RSA, n: \"!!\", e: AQAB}]}",
     ]);
     assert!(
-        got.starts_with("config.yaml:10:20: auth.jwt.jwks.keys[0]: not a key tokens can be verified with:"),
+        got.starts_with(
+            "config.yaml:10:20: auth.jwt.jwks.keys[0]: not a key tokens can be verified with:"
+        ),
         "{got}"
     );
 }

@@ -26,6 +26,8 @@ use crate::upstream::error::BoxError;
 use crate::upstream::{PassedBody, UpstreamError};
 use hangar_rate::CallerKey;
 
+use crate::route::access::Who;
+
 /// Client headers a member needs; everything else (Host, Origin, cookies,
 /// Authorization: no token passthrough) stays at the data plane.
 const FORWARDED: [&str; 6] = [
@@ -62,9 +64,9 @@ pub(crate) struct ClientRequest {
     pub(crate) peek: Peek,
     /// Who sends it, for per-caller rate limits.
     pub(crate) caller: CallerKey,
-    /// The principal its API key speaks for, if it has one: its session is
-    /// bound to it.
-    pub(crate) principal: Option<std::sync::Arc<str>>,
+    /// Who it speaks for: access rules hold it to theirs, and its session
+    /// is bound to its principal.
+    pub(crate) who: Who,
 }
 
 impl ClientRequest {

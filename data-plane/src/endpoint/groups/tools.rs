@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::forward::ClientRequest;
 use super::local::REQUEST_DEADLINE;
+use crate::route::access::AccessRules;
 use crate::route::failover::{self, Failover};
 use crate::route::rate::Asking;
 use crate::route::table::GroupRoute;
@@ -35,6 +36,7 @@ pub(super) fn called_tool(request: &ClientRequest) -> Option<&str> {
 /// result in their era's shape.
 pub(super) fn answer_here(
     group: &GroupRoute,
+    access: &AccessRules,
     request: &ClientRequest,
     modern: bool,
 ) -> Option<Response> {
@@ -42,15 +44,21 @@ pub(super) fn answer_here(
     if request.peek.method.as_deref() != Some("tools/list") || id.is_null() {
         return None;
     }
-    // A group with tool policies always answers itself, whole (a member's
-    // page would show what the policies hide).
-    let policed = group.has_policies();
+    // A group with tool policies, or under access rules, always answers
+    // itself, whole (a member's page would show what they hide).
+    let policed = group.has_policies() || access.any();
     if !policed && has_cursor(request) {
         return None;
     }
-    let catalog = group.catalog();
+    let mut catalog = group.catalog();
     if !catalog.names_differ && !policed {
         return None;
+    }
+    if access.any() {
+        catalog.tools.retain(|tool| {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            access.check(&request.who, &group.id, name).is_ok()
+        });
     }
     let mut result = json!({ "tools": catalog.tools });
     if modern {

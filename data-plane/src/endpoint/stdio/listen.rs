@@ -47,7 +47,7 @@ pub(super) async fn follow(
             body: Bytes::new(),
             peek: Peek::default(),
             caller: crate::server::caller::stdio(),
-            principal: None,
+            who: crate::route::access::Who::Local,
         };
         let response = tokio::select! {
             response = groups::route(&routes, &group, request) => response,

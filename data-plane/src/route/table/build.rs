@@ -12,6 +12,7 @@ use hangar_proto::v1;
 use tokio_util::sync::CancellationToken;
 
 use super::{GroupMember, GroupRoute, Origin, Routes, RoutingTable};
+use crate::route::access::AccessRules;
 use crate::route::breaker::CircuitBreaker;
 use crate::route::compile::{GroupPlan, Plan, ServerPlan};
 use crate::route::limit::ConcurrencyLimit;
@@ -147,6 +148,7 @@ impl Routes {
             rate: RateLimits::default(),
             server_policies,
             client_auth: None,
+            access: AccessRules::default(),
         }
     }
 
