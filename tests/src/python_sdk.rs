@@ -162,3 +162,13 @@ pub async fn run_client(args: &[&str]) -> crate::process::ClientOutput {
     command.arg(examples_dir().join("client.py")).args(args);
     crate::process::run_json_lines(command, "client.py").await
 }
+
+/// Runs `tests/interop/python/auth_client.py` (official Python SDK client
+/// with a credential header) with `args`.
+pub async fn run_auth_client(args: &[&str]) -> crate::process::ClientOutput {
+    let mut command = Command::new(python());
+    command
+        .arg(workspace_root().join("tests/interop/python/auth_client.py"))
+        .args(args);
+    crate::process::run_json_lines(command, "auth_client.py").await
+}

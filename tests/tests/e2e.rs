@@ -4,6 +4,7 @@
 mod e2e {
     mod apply;
     mod balancing;
+    mod bearer_tokens;
     mod breaker;
     mod client_auth;
     mod client_errors;
