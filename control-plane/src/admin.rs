@@ -270,7 +270,9 @@ fn invalid_config(errors: &ConfigErrors) -> Status {
 /// The gRPC status of a key operation that failed.
 fn key_status(err: KeyError) -> Status {
     match &err {
-        KeyError::BadPrincipal(_) => Status::invalid_argument(err.to_string()),
+        KeyError::BadPrincipal(_) | KeyError::ReservedPrincipal => {
+            Status::invalid_argument(err.to_string())
+        }
         KeyError::Unknown(_) => Status::not_found(err.to_string()),
         KeyError::Busy => Status::aborted(err.to_string()),
         KeyError::Store(store) => {

@@ -50,6 +50,10 @@ pub(crate) enum KeyError {
     /// The principal is not a name.
     #[error("principal '{0}' must be 1 to {MAX_PRINCIPAL} letters, digits or any of _ - . : @ /")]
     BadPrincipal(String),
+    /// The principal is the name access rules give callers without a
+    /// credential.
+    #[error("principal 'anonymous' names callers without a credential in access rules; give the key another name")]
+    ReservedPrincipal,
     /// No key has this id.
     #[error("no API key with id '{0}'")]
     Unknown(String),
@@ -105,6 +109,9 @@ impl ApiKeys {
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.:@/".contains(&b))
         {
             return Err(KeyError::BadPrincipal(principal.to_owned()));
+        }
+        if principal == "anonymous" {
+            return Err(KeyError::ReservedPrincipal);
         }
         let secret: [u8; 32] = rand::random();
         let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
@@ -261,6 +268,10 @@ mod tests {
         assert!(matches!(
             again.create("a b", None).await,
             Err(KeyError::BadPrincipal(_))
+        ));
+        assert!(matches!(
+            again.create("anonymous", None).await,
+            Err(KeyError::ReservedPrincipal)
         ));
     }
 }

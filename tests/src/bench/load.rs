@@ -25,8 +25,9 @@ pub struct Target {
     pub url: String,
     /// The `tools/call` params: `{"name", "arguments"}`.
     pub call: Value,
-    /// An API key sent as `X-API-Key` with every request, if any.
-    pub api_key: Option<String>,
+    /// A credential header sent with every request, if any: `("x-api-key",
+    /// key)` or `("authorization", "Bearer …")`.
+    pub credential: Option<(&'static str, String)>,
 }
 
 impl Target {
@@ -36,7 +37,7 @@ impl Target {
             name: name.to_owned(),
             url: url.to_owned(),
             call: json!({"name": tool, "arguments": arguments}),
-            api_key: None,
+            credential: None,
         }
     }
 
@@ -48,7 +49,7 @@ impl Target {
             name: name.to_owned(),
             url: url.to_owned(),
             call: json!({"name": "hangar_call", "arguments": calls}),
-            api_key: None,
+            credential: None,
         }
     }
 }
@@ -110,8 +111,10 @@ fn histogram() -> Histogram<u64> {
 async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>) {
     // One connection per worker, kept alive, like one busy client.
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(key) = target.api_key.as_deref().and_then(|k| k.parse().ok()) {
-        headers.insert("x-api-key", key);
+    if let Some((name, value)) = &target.credential
+        && let Ok(value) = value.parse()
+    {
+        headers.insert(*name, value);
     }
     let http = reqwest::Client::builder()
         .no_proxy()
