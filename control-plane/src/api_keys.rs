@@ -52,7 +52,9 @@ pub(crate) enum KeyError {
     BadPrincipal(String),
     /// The principal is the name access rules give callers without a
     /// credential.
-    #[error("principal 'anonymous' names callers without a credential in access rules; give the key another name")]
+    #[error(
+        "principal 'anonymous' names callers without a credential in access rules; give the key another name"
+    )]
     ReservedPrincipal,
     /// No key has this id.
     #[error("no API key with id '{0}'")]
