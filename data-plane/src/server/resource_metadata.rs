@@ -37,7 +37,7 @@ pub(crate) fn serve(table: &RoutingTable, headers: &HeaderMap, path: &str) -> Re
             .and_then(|rest| rest.strip_suffix("/mcp"))
             .is_some_and(|group| table.groups.contains_key(group));
     let auth = table.client_auth.as_ref().filter(|auth| auth.enabled);
-    let (Some(auth), Some(oauth), true) = (auth, auth.and_then(|auth| auth.oauth.as_ref()), known)
+    let (Some(_), Some(oauth), true) = (auth, auth.and_then(|auth| auth.oauth.as_ref()), known)
     else {
         return plain(
             StatusCode::NOT_FOUND,
@@ -52,9 +52,6 @@ pub(crate) fn serve(table: &RoutingTable, headers: &HeaderMap, path: &str) -> Re
     });
     if !oauth.scopes_supported.is_empty() {
         document["scopes_supported"] = json!(oauth.scopes_supported);
-    }
-    if let Some(jwt) = &auth.jwt {
-        document["resource_signing_alg_values_supported"] = json!(jwt.algorithms);
     }
     let mut response = Response::new(Body::from(document.to_string()));
     response.headers_mut().insert(
