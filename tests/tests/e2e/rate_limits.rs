@@ -215,7 +215,7 @@ async fn a_limited_member_is_passed_over_like_a_busy_one() {
 
 /// One budget for the fleet: two data planes share 20 calls a second, each
 /// starting with half; when only one of them is busy, its share grows to
-/// nearly all of it, the two shares always adding up to the budget. The
+/// nearly all of it, the two shares in force adding up to the budget. The
 /// control plane's status shows the division.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_budget_follows_demand_between_data_planes() {
@@ -258,17 +258,16 @@ async fn a_fleet_budget_follows_demand_between_data_planes() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+    // Each data plane reports the share it runs on, on its own time: the
+    // status can show one new share beside the other's old one for a
+    // moment, until both are in force and add up to the budget again.
     let moved = eventually("dp-1's share grows with its demand", || async {
         let s = shares(&cp.status().await);
-        (s.len() == 2 && s[0].1 > 15.0).then_some(s)
+        let sum: f64 = s.iter().map(|(_, r)| r).sum();
+        (s.len() == 2 && s[0].1 > 15.0 && (sum - 20.0).abs() < 0.01).then_some(s)
     })
     .await;
     load.abort();
-    let sum: f64 = moved.iter().map(|(_, r)| r).sum();
-    assert!(
-        (sum - 20.0).abs() < 0.01,
-        "shares add up to the budget: {moved:?}"
-    );
     assert!(
         moved[1].1 >= 0.5,
         "the quiet data plane keeps its floor: {moved:?}"
