@@ -110,7 +110,7 @@ struct State {
     keys: Vec<Key>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Key {
     kid: Option<String>,
     key: DecodingKey,
@@ -139,7 +139,7 @@ impl JwtBook {
             // Keys fetched from the same URL stay until the next fetch.
             current
                 .as_deref()
-                .map(|s| reparse(&s.keys))
+                .map(|s| s.keys.clone())
                 .unwrap_or_default()
         } else {
             Vec::new()
@@ -405,16 +405,6 @@ fn parse_keys(jwks: &str) -> Result<Vec<Key>, String> {
             })
         })
         .collect())
-}
-
-/// The same keys again (a [`DecodingKey`] is cheap to clone).
-fn reparse(keys: &[Key]) -> Vec<Key> {
-    keys.iter()
-        .map(|k| Key {
-            kid: k.kid.clone(),
-            key: k.key.clone(),
-        })
-        .collect()
 }
 
 /// A bearer token's time, for [`JwtBook::check`].
