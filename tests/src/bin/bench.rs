@@ -30,13 +30,15 @@ use hangar_tests::configs::GroupConfig;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--json FILE]\n  --worker-threads: passed to the data plane (default: one per CPU)";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call] [--json FILE]\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all); --inflight 0 skips the memory run";
 
 struct Args {
     duration: Duration,
     concurrency: Vec<usize>,
     inflight: usize,
     worker_threads: Option<u16>,
+    /// Which paths to load, by their short names ([`PATHS`]).
+    paths: Vec<String>,
     json: PathBuf,
     bin_dir: PathBuf,
 }
@@ -51,6 +53,7 @@ fn args() -> anyhow::Result<Args> {
         concurrency: vec![1, 64],
         inflight: 1000,
         worker_threads: None,
+        paths: PATHS.iter().map(|p| (*p).to_owned()).collect(),
         json: bin_dir.join("hangar-bench.json"),
         bin_dir,
     };
@@ -67,6 +70,12 @@ fn args() -> anyhow::Result<Args> {
             }
             "--inflight" => args.inflight = value()?.parse()?,
             "--worker-threads" => args.worker_threads = Some(value()?.parse()?),
+            "--paths" => {
+                args.paths = value()?.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = args.paths.iter().find(|p| !PATHS.contains(&p.as_str())) {
+                    bail!("unknown path {unknown} (known: {})", PATHS.join(","));
+                }
+            }
             "--json" => args.json = value()?.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -78,7 +87,9 @@ fn args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// A child process killed on drop.
+/// The short names of the paths `--paths` picks from.
+const PATHS: &[&str] = &["direct", "nginx", "groups", "hangar_call"];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
@@ -156,6 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "add",
         add,
     ));
+    targets.retain(|target| args.paths.iter().any(|p| short_name(&target.name) == p));
 
     println!(
         "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, backends answer in microseconds (in-process fakes)\n",
@@ -166,11 +178,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     // Memory first, on a data plane that has served only the warm-up, so
     // what the throughput runs leave behind does not count as per-call cost.
-    let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
-    println!(
-        "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
-        args.inflight, inflight["idle_rss_mib"], inflight["busy_rss_mib"], inflight["kib_per_call"]
-    );
+    let inflight = if args.inflight > 0 {
+        let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
+        println!(
+            "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
+            args.inflight,
+            inflight["idle_rss_mib"],
+            inflight["busy_rss_mib"],
+            inflight["kib_per_call"]
+        );
+        inflight
+    } else {
+        Value::Null
+    };
     let mut report = Vec::new();
     for &concurrency in &args.concurrency {
         println!("concurrency {concurrency}");
@@ -226,6 +246,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;
     println!("report written to {}", args.json.display());
     Ok(())
+}
+
+/// The `--paths` name of a target.
+fn short_name(target: &str) -> &str {
+    target
+        .strip_prefix("hangar ")
+        .map_or(target, |rest| rest.trim_start_matches('/'))
 }
 
 /// Prints one row with its ratios against the direct and nginx rows before it.
