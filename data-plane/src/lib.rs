@@ -201,6 +201,7 @@ impl DataPlane {
             },
         };
         let admission = Admission::new(limits.max_concurrent_requests, limits.max_event_streams);
+        let direct = endpoint::mcp::direct::DirectCalls::new(self.routes.clone(), sessions.clone());
         let router = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(
@@ -215,8 +216,13 @@ impl DataPlane {
             .merge(endpoint::metrics::router(self.metrics.clone()));
         let anonymous =
             server::anonymous::AnonymousClients::for_listener(addr, limits.allow_anonymous_clients);
-        let front =
-            server::front::Front::new(admission, anonymous, guard, self.routes.clone(), router);
+        let front = server::front::Front::new(
+            admission,
+            anonymous,
+            guard,
+            (self.routes.clone(), direct),
+            router,
+        );
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
         server::listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
         self.routes.processes_stopped().await;

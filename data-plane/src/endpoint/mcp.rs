@@ -1,6 +1,9 @@
 //! The rmcp handler that lists and runs `hangar_call`; `refusals` makes
-//! its HTTP refusals JSON-RPC errors.
+//! its HTTP refusals JSON-RPC errors; `direct` serves the common
+//! `hangar_call` without the library's session machinery.
 
+pub(crate) mod direct;
+mod library_visits;
 pub(crate) mod refusals;
 
 use hangar_rate::CallerKey;
@@ -11,8 +14,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -67,39 +70,34 @@ impl HangarServer {
             ),
         ]
     }
+}
 
-    async fn hangar_call(
-        &self,
-        params: CallToolRequestParams,
-        (caller, who): (CallerKey, Who),
-    ) -> CallToolResult {
-        let arguments = serde_json::Value::Object(params.arguments.unwrap_or_default());
-        let batch = match BatchRequest::parse(arguments) {
-            Ok(batch) => batch,
-            Err(failure) => return json_result(&failure, true),
-        };
-        let table = self
-            .routes
-            .load_when_configured(FIRST_CONFIG_PATIENCE)
-            .await;
-        if let Err(failure) = hangar_call::validate(&batch) {
-            return json_result(&failure, true);
-        }
-        json_result(&hangar_call::run(batch, table, (caller, &who)).await, false)
+/// Runs the batch in `arguments` (a `hangar_call`'s) for `asker`.
+pub(crate) async fn run_hangar_call(
+    routes: &Routes,
+    arguments: serde_json::Value,
+    (caller, who): (CallerKey, Who),
+) -> CallToolResult {
+    let batch = match BatchRequest::parse(arguments) {
+        Ok(batch) => batch,
+        Err(failure) => return json_result(&failure, true),
+    };
+    let table = routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
+    if let Err(failure) = hangar_call::validate(&batch) {
+        return json_result(&failure, true);
     }
+    json_result(&hangar_call::run(batch, table, (caller, &who)).await, false)
 }
 
 /// A result carrying `value` both as structured content and as JSON text,
 /// so clients that ignore `structuredContent` still see it.
 fn json_result<T: Serialize>(value: &T, is_error: bool) -> CallToolResult {
     let value = serde_json::to_value(value).expect("tool output always serializes");
-    let mut result = if is_error {
-        CallToolResult::structured_error(value.clone())
+    if is_error {
+        CallToolResult::structured_error(value)
     } else {
-        CallToolResult::structured(value.clone())
-    };
-    result.content = vec![ContentBlock::text(value.to_string())];
-    result
+        CallToolResult::structured(value)
+    }
 }
 
 impl ServerHandler for HangarServer {
@@ -142,7 +140,8 @@ impl ServerHandler for HangarServer {
                             (caller, Who::of(parts.extensions.get::<Principal>()))
                         },
                     );
-                Ok(self.hangar_call(request, asker).await.into())
+                let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+                Ok(run_hangar_call(&self.routes, arguments, asker).await.into())
             }
             HANGAR_STATUS => {
                 let status = hangar_status::local_status(&self.routes.load());

@@ -1,11 +1,12 @@
 //! The data plane's request front: every request is admitted (see
 //! [`Admission`]), then `/groups/{group}/mcp` is served by the transparent
-//! proxy after the guard, and anything else (`/mcp`, `/metrics`) by the
-//! axum router.
+//! proxy after the guard, a `hangar_call` on `/mcp` after the guard by
+//! [`DirectCalls`], and anything else (the rest of `/mcp`, `/metrics`) by
+//! the axum router.
 //!
-//! The group endpoint is the balancer's hot path, so it skips the router:
-//! route matching, the router's layers and their boxed futures were a
-//! visible share of the CPU and memory of every proxied call.
+//! Both hot paths skip the router: route matching, the router's layers and
+//! their boxed futures were a visible share of the CPU and memory of every
+//! call.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +21,7 @@ use hyper::body::Incoming;
 use tower::ServiceExt;
 
 use crate::endpoint::groups;
+use crate::endpoint::mcp::direct::DirectCalls;
 use crate::route::table::Routes;
 use crate::server::anonymous::{AnonymousClients, is_mcp, unauthorized};
 use crate::server::body::Holding;
@@ -44,21 +46,24 @@ struct Inner {
     anonymous: AnonymousClients,
     guard: Guard,
     routes: Arc<Routes>,
-    /// Everything but the group endpoint.
+    /// The common `hangar_call` on `/mcp`.
+    direct: DirectCalls,
+    /// Everything else.
     router: Router,
 }
 
 // === impl Front ===
 
 impl Front {
-    /// Admits with `admission`, checks group requests with `guard` and
-    /// proxies them over `routes`; hands the rest to `router`, which
-    /// guards its own MCP routes.
+    /// Admits with `admission`, checks group requests and `/mcp` with
+    /// `guard`, proxies group requests over `routes` and serves what it
+    /// can of `/mcp` with `direct`; hands the rest to `router`, which
+    /// guards what the front did not.
     pub(crate) fn new(
         admission: Admission,
         anonymous: AnonymousClients,
         guard: Guard,
-        routes: Arc<Routes>,
+        (routes, direct): (Arc<Routes>, DirectCalls),
         router: Router,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -66,6 +71,7 @@ impl Front {
             anonymous,
             guard,
             routes,
+            direct,
             router,
         }))
     }
@@ -165,14 +171,38 @@ impl Inner {
                 Ok(checked) => groups::handle(&self.routes, &group, checked).await,
                 Err(refused) => refused,
             },
-            None => match self.router.clone().oneshot(request.map(Body::new)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            },
+            None if request.uri().path() == MCP_PATH => {
+                match guard::check_request(&self.guard, request).await {
+                    Ok(checked) => match self.direct.serve(checked).await {
+                        Ok(answer) => answer,
+                        Err(checked) => {
+                            let (request, charged) = checked.into_request();
+                            let response = self.route(request).await;
+                            drop(charged);
+                            response
+                        }
+                    },
+                    Err(refused) => refused,
+                }
+            }
+            None => self.route(request.map(Body::new)).await,
         };
         response.map(|body| Holding::new(body, (Some(admitted), in_progress)))
     }
 }
+
+impl Inner {
+    /// `request` served by the router.
+    async fn route(&self, request: Request<Body>) -> axum::response::Response {
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// The path of the data plane's own MCP server.
+const MCP_PATH: &str = "/mcp";
 
 /// The group named by a `/groups/{group}/mcp` path, percent-decoded; `None`
 /// for any other path, and for a name that is not UTF-8 (the router

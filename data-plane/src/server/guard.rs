@@ -86,24 +86,39 @@ where
     })
 }
 
+/// Marks a request the front already checked, so [`guard_layer`] lets it
+/// through as it is.
+#[derive(Debug, Clone, Copy)]
+struct Guarded;
+
+impl Checked {
+    /// The request again, its body whole and its [`Peek`] in its
+    /// extensions, marked as checked; and the body's share of the budget,
+    /// to hold while it is served.
+    pub(crate) fn into_request(self) -> (Request, Charged) {
+        let mut request = Request::from_parts(self.parts, Body::from(self.body));
+        if let Some(peek) = self.peek {
+            request.extensions_mut().insert(peek);
+        }
+        request.extensions_mut().insert(Guarded);
+        (request, self.charged)
+    }
+}
+
 /// Axum middleware: [`check_request`] in front of a handler, which finds
-/// the [`Peek`] of a POST in the request's extensions.
+/// the [`Peek`] of a POST in the request's extensions. A request that
+/// passed [`check_request`] already goes through untouched.
 pub(crate) async fn guard_layer(
     State(guard): State<Guard>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.extensions().get::<Guarded>().is_some() {
+        return next.run(request).await;
+    }
     match check_request(&guard, request).await {
-        Ok(Checked {
-            parts,
-            body,
-            peek,
-            charged,
-        }) => {
-            let mut request = Request::from_parts(parts, Body::from(body));
-            if let Some(peek) = peek {
-                request.extensions_mut().insert(peek);
-            }
+        Ok(checked) => {
+            let (request, charged) = checked.into_request();
             let response = next.run(request).await;
             drop(charged);
             response

@@ -3,7 +3,7 @@
 use hangar_tests::configs;
 use hangar_tests::fake_mcp::FakeMcp;
 use hangar_tests::stack::Stack;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Every error type of a call, each reported in its own result while the
 /// other calls of the batch still run; results keep input order; a single
@@ -173,4 +173,121 @@ async fn malformed_requests_get_jsonrpc_errors() {
         .await;
     assert_eq!(out["succeeded"], 1, "{out}");
     stack.stop().await;
+}
+
+/// The data plane serves most `hangar_call`s itself, not through the MCP
+/// library: the first call of a session still goes through the library
+/// (which keeps the session alive), the ones after it do not. Both answer
+/// the same message, so a client cannot tell them apart but by the
+/// library's resumable-stream priming event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_served_directly_answer_as_the_library_does() {
+    let a = FakeMcp::new("a").start().await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    let raw = hangar_tests::raw::Raw {
+        http: reqwest::Client::new(),
+        url: stack.dp.mcp_url(),
+    };
+    let session = raw.initialize().await;
+    let call = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "hangar_call", "_meta": {"progressToken": id},
+            "arguments": {"calls": [
+                {"mcp_server": "my-mcp-group", "tool": "echo", "arguments": {"text": "hi"}},
+                {"mcp_server": "nope", "tool": "echo", "arguments": {}}]}}})
+    };
+    let mut answers = Vec::new();
+    for id in [7, 8] {
+        let response = raw.post(Some(&session), call(id)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let text = response.text().await.unwrap();
+        let data: Vec<Value> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter(|data| !data.is_empty())
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect();
+        assert_eq!(data.len(), 1, "{text}");
+        let primed = text.lines().any(|line| line.starts_with("retry:"));
+        answers.push((data[0].clone(), primed));
+    }
+    assert!(answers[0].1, "the first call goes through the library");
+    assert!(!answers[1].1, "the second is served directly");
+    // Equal but for what differs per call: ids, timings.
+    let normalize = |mut message: Value| {
+        let result = &mut message["result"];
+        let batch = result["structuredContent"].take();
+        let mut batch = batch;
+        for key in ["batch_id", "elapsed_ms"] {
+            batch[key] = json!("-");
+        }
+        for call in batch["results"].as_array_mut().unwrap() {
+            call["call_id"] = json!("-");
+            call["elapsed_ms"] = json!("-");
+        }
+        let text: Value =
+            serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            text["success"], batch["success"],
+            "the text block is the same batch"
+        );
+        result["content"][0]["text"] = json!("-");
+        result["structuredContent"] = batch;
+        message["id"] = json!("-");
+        message
+    };
+    let (library, direct) = (
+        normalize(answers[0].0.clone()),
+        normalize(answers[1].0.clone()),
+    );
+    assert_eq!(library, direct);
+    assert_eq!(answers[1].0["id"], 8);
+    assert_eq!(direct["result"]["isError"], false);
+    assert_eq!(
+        direct["result"]["structuredContent"]["results"][1]["error_type"],
+        "ServerNotFoundError"
+    );
+}
+
+/// Calls the library would read differently stay with it: a call with an
+/// unknown session is refused as the library refuses it, with the call's
+/// id, and a malformed batch gets the same validation answer either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_outside_the_direct_path_keep_the_library_answers() {
+    let a = FakeMcp::new("a").start().await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    let raw = hangar_tests::raw::Raw {
+        http: reqwest::Client::new(),
+        url: stack.dp.mcp_url(),
+    };
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "hangar_call", "arguments": {"calls": "not a list"}}});
+    let unknown = raw.post(Some("no-such-session"), call.clone()).await;
+    assert_eq!(unknown.status(), 404);
+    let refusal: Value = unknown.json().await.unwrap();
+    assert_eq!(refusal["id"], 3, "{refusal}");
+    let session = raw.initialize().await;
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let text = raw
+            .post(Some(&session), call.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        let data = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .find(|data| !data.is_empty())
+            .map(|data| serde_json::from_str::<Value>(data).unwrap())
+            .unwrap();
+        texts.push(data["result"].clone());
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(texts[1]["isError"], true);
+    assert_eq!(
+        texts[1]["structuredContent"]["validation_errors"][0]["field"],
+        "calls"
+    );
 }
