@@ -152,6 +152,37 @@ impl BatchRequest {
     pub(crate) fn parse(arguments: Value) -> Result<Self, ValidationFailure> {
         serde_path_to_error::deserialize(arguments).map_err(ValidationFailure::schema)
     }
+
+    /// The batch in the JSON text of a `hangar_call`'s arguments. Read
+    /// straight from the text; what is wrong with it is told as
+    /// [`BatchRequest::parse`] tells it (text errors also name a line and
+    /// column, which mean nothing to the caller).
+    pub(crate) fn parse_text(arguments: &str) -> Result<Self, ValidationFailure> {
+        serde_json::from_str(arguments).or_else(|_| match serde_json::from_str(arguments) {
+            Ok(value) => Self::parse(value),
+            Err(error) => Err(ValidationFailure::new(vec![FieldError {
+                index: None,
+                field: "arguments".to_owned(),
+                message: error.to_string(),
+            }])),
+        })
+    }
+}
+
+/// What a `hangar_call` answers: the batch's results, or why it was
+/// refused before any call was made (a tool error, `isError: true`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Outcome {
+    Ran(BatchResponse),
+    Refused(ValidationFailure),
+}
+
+impl Outcome {
+    /// Whether the answer is a tool error.
+    pub(crate) fn is_error(&self) -> bool {
+        matches!(self, Outcome::Refused(_))
+    }
 }
 
 /// Checks the batch's shape before any call is made. Unknown servers are

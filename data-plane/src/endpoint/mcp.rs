@@ -24,7 +24,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::hangar_call::{self, BatchRequest};
+use super::hangar_call::{self, BatchRequest, Outcome, ValidationFailure};
 use super::hangar_status;
 use crate::route::table::Routes;
 
@@ -72,21 +72,21 @@ impl HangarServer {
     }
 }
 
-/// Runs the batch in `arguments` (a `hangar_call`'s) for `asker`.
+/// Runs `batch` (a `hangar_call`'s, or what is wrong with it) for `asker`.
 pub(crate) async fn run_hangar_call(
     routes: &Routes,
-    arguments: serde_json::Value,
+    batch: Result<BatchRequest, ValidationFailure>,
     (caller, who): (CallerKey, Who),
-) -> CallToolResult {
-    let batch = match BatchRequest::parse(arguments) {
+) -> Outcome {
+    let batch = match batch {
         Ok(batch) => batch,
-        Err(failure) => return json_result(&failure, true),
+        Err(failure) => return Outcome::Refused(failure),
     };
     let table = routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
     if let Err(failure) = hangar_call::validate(&batch) {
-        return json_result(&failure, true);
+        return Outcome::Refused(failure);
     }
-    json_result(&hangar_call::run(batch, table, (caller, &who)).await, false)
+    Outcome::Ran(hangar_call::run(batch, table, (caller, &who)).await)
 }
 
 /// A result carrying `value` both as structured content and as JSON text,
@@ -141,7 +141,9 @@ impl ServerHandler for HangarServer {
                         },
                     );
                 let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
-                Ok(run_hangar_call(&self.routes, arguments, asker).await.into())
+                let batch = BatchRequest::parse(arguments);
+                let outcome = run_hangar_call(&self.routes, batch, asker).await;
+                Ok(json_result(&outcome, outcome.is_error()).into())
             }
             HANGAR_STATUS => {
                 let status = hangar_status::local_status(&self.routes.load());

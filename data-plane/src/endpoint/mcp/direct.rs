@@ -7,7 +7,7 @@
 //! of the recipe calls, that machinery cost several times the balancing
 //! itself. Here the call is read from the bytes the guard already checked
 //! and run in the request's own task; its answer is the same JSON-RPC
-//! message, built from the library's own types, in the same SSE framing.
+//! message, written in one pass, in the same SSE framing.
 //!
 //! Only a call the library would serve exactly so is taken: a known
 //! session, a protocol version from before 2026-07-28 (sessions, no
@@ -29,15 +29,15 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode, header};
-use rmcp::model::{CallToolResponse, RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::RequestId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::library_visits::LibraryVisits;
 use super::{HANGAR_CALL, run_hangar_call};
+use crate::endpoint::hangar_call::{BatchRequest, Outcome};
 use crate::route::access::{Principal, Who};
 use crate::route::table::Routes;
 use crate::server::caller;
@@ -107,14 +107,9 @@ impl DirectCalls {
         let who = Who::of(parts.extensions.get::<Principal>());
         let routes = self.routes.clone();
         let answer = async move {
-            let result = run_hangar_call(&routes, arguments, (caller, who)).await;
-            let mut result = ServerResult::from(CallToolResponse::from(result));
-            // Sessions are of the revisions before 2026-07-28 (their
-            // handshake negotiates one), whose results have the older shape.
-            result.strip_result_type_for_legacy_peer();
-            result.strip_non_object_output_for_legacy_peer();
-            let message = ServerJsonRpcMessage::response(result, id);
-            event(&message)
+            let batch = BatchRequest::parse_text(arguments.get());
+            let outcome = run_hangar_call(&routes, batch, (caller, who)).await;
+            event(&id, &outcome)
         };
         let mut answer = Box::pin(answer);
         let body = tokio::select! {
@@ -131,7 +126,7 @@ impl DirectCalls {
     }
 
     /// The call's id and arguments when this path takes it.
-    async fn takes(&self, checked: &Checked) -> Option<(RequestId, Value)> {
+    async fn takes(&self, checked: &Checked) -> Option<(RequestId, Box<RawValue>)> {
         let peek = checked.peek.as_ref()?;
         if checked.parts.method != Method::POST
             || peek.method.as_deref() != Some("tools/call")
@@ -155,8 +150,8 @@ impl DirectCalls {
             return None;
         }
         let arguments = match params.arguments {
-            None => Value::Object(serde_json::Map::new()),
-            Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).ok()?,
+            None => RawValue::from_string("{}".to_owned()).ok()?,
+            Some(raw) if raw.get().starts_with('{') => raw.to_owned(),
             Some(_) => return None,
         };
         let known = self.sessions.sessions.read().await.contains_key(session);
@@ -199,10 +194,44 @@ fn session_era(headers: &HeaderMap) -> bool {
     }
 }
 
-/// `message` as one SSE event.
-fn event(message: &ServerJsonRpcMessage) -> Bytes {
+/// The answer to call `id` as one SSE event: the JSON-RPC message the
+/// library sends for a tool result of `outcome` (structured content, the
+/// same JSON as a text block, `isError`), written in one pass.
+fn event(id: &RequestId, outcome: &Outcome) -> Bytes {
+    #[derive(Serialize)]
+    struct Message<'a> {
+        jsonrpc: &'static str,
+        id: &'a RequestId,
+        result: ToolResult<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ToolResult<'a> {
+        content: [TextBlock<'a>; 1],
+        structured_content: &'a RawValue,
+        is_error: bool,
+    }
+    #[derive(Serialize)]
+    struct TextBlock<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
+    }
+    let structured = serde_json::value::to_raw_value(outcome).expect("tool output serializes");
+    let message = Message {
+        jsonrpc: "2.0",
+        id,
+        result: ToolResult {
+            content: [TextBlock {
+                kind: "text",
+                text: structured.get(),
+            }],
+            structured_content: &structured,
+            is_error: outcome.is_error(),
+        },
+    };
     let mut bytes = b"data: ".to_vec();
-    serde_json::to_writer(&mut bytes, message).expect("MCP messages serialize");
+    serde_json::to_writer(&mut bytes, &message).expect("tool output serializes");
     bytes.extend_from_slice(b"\n\n");
     bytes.into()
 }
