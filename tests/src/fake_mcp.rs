@@ -69,6 +69,7 @@ pub struct FakeMcp {
     bearer: Option<String>,
     tls: Option<crate::pki::CertFiles>,
     fail_calls: bool,
+    hold_streams_open: bool,
 }
 
 impl FakeMcp {
@@ -83,6 +84,7 @@ impl FakeMcp {
             bearer: None,
             tls: None,
             fail_calls: false,
+            hold_streams_open: false,
         }
     }
 
@@ -124,6 +126,14 @@ impl FakeMcp {
     /// delivered); probes and listings still succeed.
     pub fn fail_calls(mut self) -> Self {
         self.fail_calls = true;
+        self
+    }
+
+    /// Keeps each SSE answer's stream open after the response event, until
+    /// the server stops (servers that end their streams late, or that send
+    /// more on them).
+    pub fn hold_streams_open(mut self) -> Self {
+        self.hold_streams_open = true;
         self
     }
 
@@ -343,6 +353,7 @@ impl Shared {
             unauthorized: AtomicU64::new(0),
             tls: config.tls.as_ref().map(tls::acceptor),
             fail_calls: config.fail_calls,
+            hold_streams_open: config.hold_streams_open,
         }
     }
 }

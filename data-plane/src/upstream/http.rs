@@ -326,7 +326,9 @@ impl HttpUpstream {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let text = String::from_utf8_lossy(&answer.body);
-        let answer = if is_sse {
+        let answer = if let Some(response) = answer.response {
+            response
+        } else if is_sse {
             find_response_in_sse(&text, id)?
         } else {
             serde_json::from_str(&text)

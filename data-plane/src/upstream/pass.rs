@@ -20,6 +20,8 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
+
+use super::answer::find_response_in_sse;
 use hyper::body::Incoming;
 use serde_json::Value;
 
@@ -62,12 +64,16 @@ impl HttpUpstream {
     }
 }
 
-/// A member's answer, read whole.
+/// A member's answer: read whole, or for an event stream up to the
+/// response to our request.
 #[derive(Debug)]
 pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) headers: HeaderMap,
+    /// The body, or its start up to the response event.
     pub(super) body: Bytes,
+    /// The response to request `id`, when an event stream carried it.
+    pub(super) response: Option<Value>,
 }
 
 impl HttpUpstream {
@@ -103,19 +109,92 @@ impl HttpUpstream {
                 headers.insert("mcp-name", name);
             }
         }
+        let id = message.get("id").and_then(Value::as_u64);
+        let started = tokio::time::Instant::now();
         let exchange = async {
-            let (parts, body) = self.pass(request).await?.into_parts();
-            let body = body.collect().await.map_err(UpstreamError::from_body)?;
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body: body.to_bytes(),
-            })
+            let (parts, mut body) = self.pass(request).await?.into_parts();
+            let streamed = parts.status.is_success()
+                && parts
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("text/event-stream"));
+            let (read, response) = match id.filter(|_| streamed) {
+                Some(id) => read_until_response(&mut body, id).await?,
+                None => (body_bytes(&mut body).await?, None),
+            };
+            Ok((parts, read, response, body))
         };
-        tokio::time::timeout(deadline, exchange)
+        let (parts, read, response, rest) = tokio::time::timeout(deadline, exchange)
             .await
-            .map_err(|_| UpstreamError::Timeout(deadline))?
+            .map_err(|_| UpstreamError::Timeout(deadline))??;
+        if response.is_some() && !rest.is_end_stream() {
+            // The member may end its stream a while after the response (the
+            // Python SDK takes about a millisecond); the caller need not
+            // wait, but the connection goes back to the pool only once the
+            // body is read, so the rest is read aside, within the deadline.
+            let left = deadline.saturating_sub(started.elapsed());
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(left, rest.collect()).await;
+            });
+        }
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: read,
+            response,
+        })
     }
+}
+
+/// All of `body`.
+async fn body_bytes(body: &mut PassedBody) -> Result<Bytes, UpstreamError> {
+    let mut read = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(UpstreamError::from_body)?.into_data() {
+            read.extend_from_slice(&data);
+        }
+    }
+    Ok(read.into())
+}
+
+/// An event stream read up to the response to request `id` (the whole
+/// stream when none comes): what was read, and the response.
+async fn read_until_response(
+    body: &mut PassedBody,
+    id: u64,
+) -> Result<(Bytes, Option<Value>), UpstreamError> {
+    let mut read = Vec::new();
+    // Events before this offset were looked at already.
+    let mut scanned = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(UpstreamError::from_body)?.into_data() else {
+            continue;
+        };
+        read.extend_from_slice(&data);
+        let Some(end) = complete_events_end(&read) else {
+            continue;
+        };
+        if end > scanned {
+            let events = String::from_utf8_lossy(&read[scanned..end]);
+            scanned = end;
+            if let Ok(response) = find_response_in_sse(&events, id) {
+                return Ok((read.into(), Some(response)));
+            }
+        }
+    }
+    Ok((read.into(), None))
+}
+
+/// Where the last complete event of an event stream's start ends (after
+/// its blank line), if one is complete.
+fn complete_events_end(read: &[u8]) -> Option<usize> {
+    let lf = read.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = read
+        .windows(4)
+        .rposition(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    lf.max(crlf)
 }
 
 /// `inner`, failed with [`UpstreamError::Quiet`] when it sends nothing for
@@ -182,5 +261,20 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_events_end;
+
+    /// Only events closed by their blank line count, in either line ending.
+    #[test]
+    fn finds_the_end_of_the_last_complete_event() {
+        assert_eq!(complete_events_end(b"data: {}"), None);
+        assert_eq!(complete_events_end(b"data: {}\n"), None);
+        assert_eq!(complete_events_end(b"data: 1\n\ndata: 2"), Some(9));
+        assert_eq!(complete_events_end(b"data: 1\n\ndata: 2\n\n"), Some(18));
+        assert_eq!(complete_events_end(b"data: 1\r\n\r\n"), Some(11));
     }
 }

@@ -50,6 +50,8 @@ pub(super) struct Shared {
     pub(super) tls: Option<tls::Acceptor>,
     /// Every `tools/call` is answered with HTTP 500 (after it was received).
     pub(super) fail_calls: bool,
+    /// SSE answers stay open after their event until the server stops.
+    pub(super) hold_streams_open: bool,
 }
 
 impl Shared {

@@ -1,6 +1,7 @@
 //! Members as they are in the wild: HTTPS with a private CA, credentials
 //! in headers, and concurrency caps.
 
+use hangar_tests::configs;
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::FakeMcp;
 use hangar_tests::pki::TestPki;
@@ -262,4 +263,29 @@ async fn group_endpoint_reaches_https_and_plain_members_with_their_credentials()
     assert_eq!(served, ["plain", "plain", "secure", "secure"]);
     assert_eq!(secure.unauthorized() + plain.unauthorized(), 0);
     stack.stop().await;
+}
+
+/// A member that keeps an answer's event stream open after the response
+/// (servers that end their streams late, or send more on them) serves
+/// `hangar_call` at the response event, not when the stream ends, and is
+/// healthy: its probes are answered the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_event_answers_however_long_its_stream_stays_open() {
+    let a = FakeMcp::new("a").hold_streams_open().start().await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    let client = stack.dp.client().await;
+    for text in ["one", "two"] {
+        let out = client
+            .hangar_call(
+                json!({"calls": [{"mcp_server": "my-mcp-group", "tool": "echo",
+                "arguments": {"text": text}, "timeout": 5}]}),
+            )
+            .await;
+        assert_eq!(out["results"][0]["success"], true, "{out}");
+        assert_eq!(
+            out["results"][0]["result"]["structuredContent"]["text"],
+            text
+        );
+    }
+    assert_eq!(stack.cp.status().await.servers[0].state, "ready");
 }

@@ -84,7 +84,8 @@ pub(super) async fn post(run: &Run, headers: &HeaderMap, body: &[u8]) -> Respons
         }
         _ => out.error(Some(&id), code::METHOD_NOT_FOUND, "Method not found", None),
     };
-    answer(body, sse, session)
+    let held = (sse && shared.hold_streams_open).then(|| run.stop.clone());
+    answer(body, sse, session, held)
 }
 
 fn not_acceptable(json_only: bool) -> Response {

@@ -71,7 +71,7 @@ pub(super) async fn post(
             return http_error(status, Some(&id), code, "Method not found", Some(&data));
         }
     };
-    answer(body, false, None)
+    answer(body, false, None, None)
 }
 
 /// A 400 answer: JSON-RPC code, message and optional data.

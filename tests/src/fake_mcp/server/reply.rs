@@ -3,9 +3,11 @@
 //! `Content-Type` both protocol eras share.
 
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::fake_mcp::protocol::{Body, MCP_SESSION_ID, code};
 
@@ -14,9 +16,26 @@ const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 const SESSION_HEADER: HeaderName = HeaderName::from_static(MCP_SESSION_ID);
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
-/// A JSON-RPC answer with status 200, as SSE or JSON per `body`'s framing.
-pub(super) fn answer(body: Vec<u8>, sse: bool, session: Option<HeaderValue>) -> Response {
-    let mut response = Response::new(axum::body::Body::from(body));
+/// A JSON-RPC answer with status 200, as SSE or JSON per `body`'s framing;
+/// with `held_until`, the body ends only when that token is cancelled.
+pub(super) fn answer(
+    body: Vec<u8>,
+    sse: bool,
+    session: Option<HeaderValue>,
+    held_until: Option<CancellationToken>,
+) -> Response {
+    let body = match held_until {
+        None => axum::body::Body::from(body),
+        Some(stop) => {
+            let event = futures::stream::once(async move { Ok(bytes::Bytes::from(body)) });
+            let held = futures::stream::once(async move {
+                stop.cancelled_owned().await;
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::new())
+            });
+            axum::body::Body::from_stream(event.chain(held))
+        }
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     if sse {
         headers.insert(CONTENT_TYPE, EVENT_STREAM);
