@@ -8,11 +8,15 @@
 //! - [`nginx`]: a plain nginx reverse proxy over the same backends.
 //! - [`procfs`]: RSS and CPU time of a process.
 //! - [`stack`]: the release control plane and data plane as processes.
+//! - [`sdk_client`]: latency as the official Python SDK client sees it.
+//! - [`targets`]: the figures a run is held to, beside their targets.
 
 pub mod load;
 pub mod nginx;
 pub mod procfs;
+pub mod sdk_client;
 pub mod stack;
+pub mod targets;
 
 use std::future::Future;
 

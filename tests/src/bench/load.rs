@@ -28,6 +28,9 @@ pub struct Target {
     /// A credential header sent with every request, if any: `("x-api-key",
     /// key)` or `("authorization", "Bearer …")`.
     pub credential: Option<(&'static str, String)>,
+    /// More endpoints that take the same call: workers are spread over
+    /// `url` and these in turn (a client balancing by itself).
+    pub more_urls: Vec<String>,
 }
 
 impl Target {
@@ -38,6 +41,21 @@ impl Target {
             url: url.to_owned(),
             call: json!({"name": tool, "arguments": arguments}),
             credential: None,
+            more_urls: Vec::new(),
+        }
+    }
+
+    /// The same call, its workers spread over `url` and `more`.
+    pub fn spread_over(mut self, more: &[String]) -> Self {
+        self.more_urls = more.to_vec();
+        self
+    }
+
+    /// The endpoint of worker `n`.
+    fn url_of(&self, n: usize) -> &str {
+        match n % (1 + self.more_urls.len()) {
+            0 => &self.url,
+            i => &self.more_urls[i - 1],
         }
     }
 
@@ -50,6 +68,7 @@ impl Target {
             url: url.to_owned(),
             call: json!({"name": "hangar_call", "arguments": calls}),
             credential: None,
+            more_urls: Vec::new(),
         }
     }
 }
@@ -85,7 +104,10 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Loa
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| tokio::spawn(worker(target.clone(), deadline)))
+        .map(|n| {
+            let url = target.url_of(n).to_owned();
+            tokio::spawn(worker(target.clone(), url, deadline))
+        })
         .collect();
     let mut total = LoadResult {
         ok: 0,
@@ -108,7 +130,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// One worker on its own connection until `deadline`.
-async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>) {
+async fn worker(target: Target, url: String, deadline: Instant) -> (u64, u64, Histogram<u64>) {
     // One connection per worker, kept alive, like one busy client.
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some((name, value)) = &target.credential
@@ -125,7 +147,7 @@ async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>)
         .expect("client");
     let mut latency = histogram();
     let (mut ok, mut errors) = (0, 0);
-    let session = match initialize(&http, &target.url).await {
+    let session = match initialize(&http, &url).await {
         Ok(session) => session,
         Err(_) => return (0, 1, latency),
     };
@@ -136,7 +158,7 @@ async fn worker(target: Target, deadline: Instant) -> (u64, u64, Histogram<u64>)
     // At least one call, however short the run.
     loop {
         let started = Instant::now();
-        match post(&http, &target.url, session.as_deref(), body.clone()).await {
+        match post(&http, &url, session.as_deref(), body.clone()).await {
             Ok(answer) if answer.windows(9).any(|w| w == b"\"result\":") => {
                 ok += 1;
                 latency.saturating_record(started.elapsed().as_micros() as u64);

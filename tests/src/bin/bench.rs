@@ -1,21 +1,26 @@
 //! `hangar-bench`: what the data plane costs, measured against a direct
 //! connection and against nginx in the same run.
 //!
-//! Starts three fast fake MCP backends (in this process), the release
+//! Starts three MCP backends (fast in-process fakes, or with `--python` the
+//! project's Python SDK example servers), the release
 //! `hangar-control-plane` and `hangar-data-plane` binaries from this
-//! binary's directory, and nginx when installed. Then, for each concurrency,
-//! it drives closed-loop `tools/call add` load over keep-alive connections
-//! on four paths: straight to a backend, through nginx, through the data
+//! binary's directory, and nginx when installed (fakes only: round robin
+//! would split the SDK servers' sessions). Then, for each concurrency, it
+//! drives closed-loop `tools/call add` load over keep-alive connections on
+//! four paths: straight to the backends, through nginx, through the data
 //! plane's `/groups/{group}/mcp`, and through `hangar_call`. It reports
 //! calls/s, latency percentiles, errors, the CPU each proxy used (per second
 //! and per call: steadier than calls/s on a shared machine), the data
-//! plane's RSS, and ratios against direct and nginx. First it holds 1,000
-//! `sleep` calls in flight to measure memory per call. Not a test: nothing
-//! is asserted.
+//! plane's RSS, and ratios against direct and nginx. With fakes it first
+//! holds 1,000 `sleep` calls in flight to measure memory per call; with
+//! SDK servers it also times sequential calls made by the Python SDK
+//! client. Last it prints the figures the data plane is held to beside
+//! their targets. Not a test: nothing is asserted.
 //!
 //! ```sh
 //! cargo build --release --bins
-//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--json FILE]
+//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths ...] [--json FILE]
+//! target/release/hangar-bench --python --concurrency 1,16
 //! ```
 
 use std::path::PathBuf;
@@ -25,12 +30,14 @@ use anyhow::{Context, bail};
 use hangar_tests::bench::load::{self, Target};
 use hangar_tests::bench::nginx::Nginx;
 use hangar_tests::bench::procfs;
-use hangar_tests::bench::stack::Planes;
+use hangar_tests::bench::stack::{Planes, Process};
+use hangar_tests::bench::{sdk_client, targets};
 use hangar_tests::configs::GroupConfig;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use hangar_tests::python_sdk::{Mode, PyBackend};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call] [--json FILE]\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all); --inflight 0 skips the memory run";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call] [--python] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all); --inflight 0 skips the memory run";
 
 struct Args {
     duration: Duration,
@@ -39,6 +46,8 @@ struct Args {
     worker_threads: Option<u16>,
     /// Which paths to load, by their short names ([`PATHS`]).
     paths: Vec<String>,
+    /// The Python SDK example servers as backends, not in-process fakes.
+    python: bool,
     json: PathBuf,
     bin_dir: PathBuf,
 }
@@ -54,6 +63,7 @@ fn args() -> anyhow::Result<Args> {
         inflight: 1000,
         worker_threads: None,
         paths: PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        python: false,
         json: bin_dir.join("hangar-bench.json"),
         bin_dir,
     };
@@ -70,6 +80,7 @@ fn args() -> anyhow::Result<Args> {
             }
             "--inflight" => args.inflight = value()?.parse()?,
             "--worker-threads" => args.worker_threads = Some(value()?.parse()?),
+            "--python" => args.python = true,
             "--paths" => {
                 args.paths = value()?.split(',').map(str::to_owned).collect();
                 if let Some(unknown) = args.paths.iter().find(|p| !PATHS.contains(&p.as_str())) {
@@ -102,17 +113,54 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let mut backends: Vec<FakeMcpHandle> = Vec::new();
-    for name in ["a", "b", "c"] {
-        backends.push(
-            FakeMcp::new(name)
-                .stateless()
-                .json_response(true)
-                .start()
-                .await,
-        );
+/// The three members the load is spread over: in-process fakes, or the
+/// project's Python SDK example servers as processes.
+enum Backends {
+    Fake(Vec<FakeMcpHandle>),
+    Python(Vec<PyBackend>),
+}
+
+impl Backends {
+    async fn start(python: bool) -> Self {
+        let names = ["a", "b", "c"];
+        if python {
+            let mut backends = Vec::new();
+            for name in names {
+                backends.push(PyBackend::start(name, Mode::Stateful).await);
+            }
+            return Backends::Python(backends);
+        }
+        let mut backends = Vec::new();
+        for name in names {
+            backends.push(
+                FakeMcp::new(name)
+                    .stateless()
+                    .json_response(true)
+                    .start()
+                    .await,
+            );
+        }
+        Backends::Fake(backends)
     }
+
+    fn urls(&self) -> Vec<String> {
+        match self {
+            Backends::Fake(b) => b.iter().map(FakeMcpHandle::url).collect(),
+            Backends::Python(b) => b.iter().map(PyBackend::url).collect(),
+        }
+    }
+
+    /// The members' endpoints as the config names them.
+    fn endpoints(&self) -> Vec<String> {
+        match self {
+            Backends::Fake(b) => b.iter().map(FakeMcpHandle::url).collect(),
+            Backends::Python(b) => b.iter().map(PyBackend::base_url).collect(),
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let backends = Backends::start(args.python).await;
     let state = tempfile::tempdir()?;
     let mut dp_args = Vec::new();
     if let Some(threads) = args.worker_threads {
@@ -120,37 +168,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let planes = Planes::start(&args.bin_dir, state.path(), &dp_args)?;
     let dp = &planes.dp;
-    let endpoints: Vec<String> = backends.iter().map(FakeMcpHandle::url).collect();
     let config = GroupConfig {
         health_check_interval_s: 5.0,
-        ..GroupConfig::recipe(&endpoints)
+        ..GroupConfig::recipe(&backends.endpoints())
     };
     planes.apply(&config.yaml()).await?;
     let group = planes.group_url("my-mcp-group");
     planes.wait_until_served("my-mcp-group").await?;
 
     let nginx_dir = tempfile::tempdir()?;
-    let nginx = match Nginx::find() {
-        Some(binary) => Some(
+    let nginx = match (&backends, Nginx::find()) {
+        // Round robin would split the SDK servers' sessions.
+        (Backends::Python(_), _) => None,
+        (Backends::Fake(fakes), Some(binary)) => Some(
             Nginx::start(
                 binary,
                 nginx_dir.path(),
-                &backends.iter().map(|b| b.addr()).collect::<Vec<_>>(),
+                &fakes.iter().map(|b| b.addr()).collect::<Vec<_>>(),
             )
             .await?,
         ),
-        None => {
+        (Backends::Fake(_), None) => {
             eprintln!("nginx not installed: skipping the nginx path (apt-get install nginx)");
             None
         }
     };
     let add = json!({"a": 1, "b": 2});
-    let mut targets = vec![Target::tool(
-        "direct",
-        &backends[0].url(),
-        "add",
-        add.clone(),
-    )];
+    let urls = backends.urls();
+    let direct = Target::tool("direct", &urls[0], "add", add.clone());
+    // The SDK servers are slow enough that one is not "the same load":
+    // spread direct workers over all three, as the data plane does.
+    let mut targets = vec![match backends {
+        Backends::Python(_) => direct.spread_over(&urls[1..]),
+        Backends::Fake(_) => direct,
+    }];
     if let Some(nginx) = &nginx {
         targets.push(Target::tool(
             "nginx",
@@ -160,92 +211,128 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     targets.push(Target::tool("hangar /groups", &group, "add", add.clone()));
+    let mcp = format!("http://{}/mcp", planes.dp_addr);
     targets.push(Target::hangar_call(
         "hangar hangar_call",
-        &format!("http://{}/mcp", planes.dp_addr),
+        &mcp,
         "my-mcp-group",
         "add",
-        add,
+        add.clone(),
     ));
     targets.retain(|target| args.paths.iter().any(|p| short_name(&target.name) == p));
 
     println!(
-        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, backends answer in microseconds (in-process fakes)\n",
+        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, backends: {}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.duration,
         args.worker_threads
             .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
+        match backends {
+            Backends::Fake(_) => "in-process fakes answering in microseconds",
+            Backends::Python(_) => "three Python SDK example servers (stateful, SSE answers)",
+        }
     );
     // Memory first, on a data plane that has served only the warm-up, so
     // what the throughput runs leave behind does not count as per-call cost.
-    let inflight = if args.inflight > 0 {
-        let inflight = measure_inflight(&group, &backends, dp.pid(), args.inflight).await?;
-        println!(
-            "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
-            args.inflight,
-            inflight["idle_rss_mib"],
-            inflight["busy_rss_mib"],
-            inflight["kib_per_call"]
-        );
-        inflight
-    } else {
-        Value::Null
+    let inflight = match &backends {
+        Backends::Fake(fakes) if args.inflight > 0 => {
+            let inflight = measure_inflight(&group, fakes, dp.pid(), args.inflight).await?;
+            println!(
+                "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
+                args.inflight,
+                inflight["idle_rss_mib"],
+                inflight["busy_rss_mib"],
+                inflight["kib_per_call"]
+            );
+            inflight
+        }
+        _ => Value::Null,
     };
     let mut report = Vec::new();
     for &concurrency in &args.concurrency {
-        println!("concurrency {concurrency}");
-        println!(
-            "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
-            "path",
-            "calls/s",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "vs direct",
-            "vs nginx",
-            "proxy cpu %",
-            "cpu us/call",
-            "dp rss MB"
-        );
-        let mut rows: Vec<Value> = Vec::new();
-        for target in &targets {
-            // Warm connections, sessions and caches first.
-            load::run(target, concurrency, Duration::from_millis(500)).await;
-            // The proxy on this path, if any: the data plane or nginx.
-            let proxy = if target.name.starts_with("hangar") {
-                Some(dp.pid())
-            } else if target.name == "nginx" {
-                nginx.as_ref().and_then(Nginx::pid)
-            } else {
-                None
-            };
-            let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), procfs::tree_cpu_seconds);
-            let cpu_before = cpu(proxy)?;
-            let result = load::run(target, concurrency, args.duration).await;
-            let proxy_cpu_s = cpu(proxy)? - cpu_before;
-            let on_dp = target.name.starts_with("hangar");
-            let dp_rss = procfs::rss_mib(dp.pid())?;
-            let row = json!({
-                "path": target.name, "concurrency": concurrency, "calls_per_s": result.rate(),
-                "p50_ms": result.ms(0.5), "p90_ms": result.ms(0.9), "p99_ms": result.ms(0.99), "max_ms": result.ms(1.0),
-                "ok": result.ok, "errors": result.errors,
-                "proxy_cpu_percent": proxy.map(|_| 100.0 * proxy_cpu_s / result.elapsed.as_secs_f64()),
-                "proxy_cpu_us_per_call": proxy.map(|_| 1e6 * proxy_cpu_s / result.ok.max(1) as f64),
-                "dp_rss_mib": if on_dp { Some(dp_rss) } else { None },
-            });
-            print_row(&row, &rows);
-            rows.push(row);
-        }
-        report.extend(rows);
-        println!();
+        report.extend(load_rows(&targets, concurrency, &args, (dp, nginx.as_ref())).await?);
     }
+    let figures = match &backends {
+        Backends::Fake(_) => {
+            targets::fake_backend_figures(&report, inflight["kib_per_call"].as_f64())
+        }
+        Backends::Python(_) => {
+            let calls = 200;
+            let direct = sdk_client::sequential_p50_ms(&urls[0], "add", &add, calls).await?;
+            let arguments =
+                json!({"calls": [{"mcp_server": "my-mcp-group", "tool": "add", "arguments": add}]});
+            let through =
+                sdk_client::sequential_p50_ms(&mcp, "hangar_call", &arguments, calls).await?;
+            println!(
+                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms, hangar_call {through:.3} ms ({:+.3})\n",
+                through - direct
+            );
+            report.push(json!({"path": "sdk client", "direct_p50_ms": direct, "hangar_call_p50_ms": through}));
+            targets::python_backend_figures(&report, Some(through - direct))
+        }
+    };
+    targets::print(&figures);
     let document = json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64(),
-               "dp_worker_threads": args.worker_threads});
+               "dp_worker_threads": args.worker_threads, "python_backends": args.python});
     std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;
-    println!("report written to {}", args.json.display());
+    println!("\nreport written to {}", args.json.display());
     Ok(())
+}
+
+/// Loads each target at `concurrency` and prints and returns its row.
+async fn load_rows(
+    targets: &[Target],
+    concurrency: usize,
+    args: &Args,
+    (dp, nginx): (&Process, Option<&Nginx>),
+) -> anyhow::Result<Vec<Value>> {
+    println!("concurrency {concurrency}");
+    println!(
+        "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
+        "path",
+        "calls/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "vs direct",
+        "vs nginx",
+        "proxy cpu %",
+        "cpu us/call",
+        "dp rss MB"
+    );
+    let mut rows: Vec<Value> = Vec::new();
+    for target in targets {
+        // Warm connections, sessions and caches first.
+        load::run(target, concurrency, Duration::from_millis(500)).await;
+        // The proxy on this path, if any: the data plane or nginx.
+        let on_dp = target.name.starts_with("hangar");
+        let proxy = if on_dp {
+            Some(dp.pid())
+        } else if target.name == "nginx" {
+            nginx.and_then(Nginx::pid)
+        } else {
+            None
+        };
+        let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), procfs::tree_cpu_seconds);
+        let cpu_before = cpu(proxy)?;
+        let result = load::run(target, concurrency, args.duration).await;
+        let proxy_cpu_s = cpu(proxy)? - cpu_before;
+        let dp_rss = procfs::rss_mib(dp.pid())?;
+        let row = json!({
+            "path": target.name, "concurrency": concurrency, "calls_per_s": result.rate(),
+            "p50_ms": result.ms(0.5), "p90_ms": result.ms(0.9), "p99_ms": result.ms(0.99), "max_ms": result.ms(1.0),
+            "ok": result.ok, "errors": result.errors,
+            "proxy_cpu_percent": proxy.map(|_| 100.0 * proxy_cpu_s / result.elapsed.as_secs_f64()),
+            "proxy_cpu_us_per_call": proxy.map(|_| 1e6 * proxy_cpu_s / result.ok.max(1) as f64),
+            "dp_rss_mib": if on_dp { Some(dp_rss) } else { None },
+        });
+        print_row(&row, &rows);
+        rows.push(row);
+    }
+    println!();
+    Ok(rows)
 }
 
 /// The `--paths` name of a target.
