@@ -9,7 +9,7 @@
 
 pub(crate) mod cache;
 
-use hangar_runtime::backoff::Backoff;
+use hangar_runtime::backoff::{Attempt, Reconnect};
 use hangar_runtime::error_chain;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,6 @@ use crate::route::table::{Origin, Routes};
 
 /// How often health is reported even when nothing changed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(2);
-/// Reconnect backoff: first delay and cap.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Messages waiting to go up the stream.
 const UPSTREAM_BUFFER: usize = 16;
 
@@ -55,12 +52,12 @@ pub(crate) async fn run(
     cache: Option<SnapshotCache>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let mut reconnect = Reconnect::new();
     for url in urls.iter().cycle() {
         if shutdown.is_cancelled() {
             return;
         }
-        match follow(
+        let attempt = match follow(
             url,
             &client_config,
             &identity,
@@ -73,7 +70,7 @@ pub(crate) async fn run(
             Ok(Followed::Shutdown) => return,
             Ok(Followed::Ended) => {
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
-                backoff.reset();
+                Attempt::Ended
             }
             Err(err) if is_refusal(&err) => {
                 // Retrying will not help until an operator fixes the
@@ -85,6 +82,7 @@ pub(crate) async fn run(
                     describe(&err)
                 );
                 routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Failed
             }
             Err(err) => {
                 tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
@@ -93,9 +91,10 @@ pub(crate) async fn run(
                     describe(&err)
                 );
                 routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Failed
             }
-        }
-        let delay = backoff.next_delay();
+        };
+        let delay = reconnect.after(attempt);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return,

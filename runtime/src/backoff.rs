@@ -1,6 +1,8 @@
 //! Capped exponential backoff with jitter, for every loop that retries
 //! something that failed: reconnecting to the control plane, following
-//! etcd, restarting a crashed subprocess.
+//! etcd, restarting a crashed subprocess. [`Reconnect`] is the data plane's
+//! policy for its control-plane stream, kept here so that the fleet bench's
+//! simulated data planes reconnect exactly as real ones do.
 
 use std::time::Duration;
 
@@ -37,6 +39,50 @@ impl Backoff {
     /// Back to the first step, after an attempt succeeded.
     pub fn reset(&mut self) {
         self.step = self.first.min(self.cap);
+    }
+}
+
+/// When a data plane retries its control-plane stream.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    backoff: Backoff,
+}
+
+/// How the last attempt at the control-plane stream went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// It failed: no connection, a refusal, or a stream that broke.
+    Failed,
+    /// The control plane ended the stream.
+    Ended,
+}
+
+impl Reconnect {
+    /// First delay of the backoff.
+    pub const FIRST: Duration = Duration::from_millis(100);
+    /// No delay is longer.
+    pub const CAP: Duration = Duration::from_secs(5);
+
+    /// A stream not tried yet.
+    pub fn new() -> Self {
+        Self {
+            backoff: Backoff::new(Self::FIRST, Self::CAP),
+        }
+    }
+
+    /// The delay before the next attempt after `attempt`: an ended stream
+    /// starts the backoff over, a failure doubles it.
+    pub fn after(&mut self, attempt: Attempt) -> Duration {
+        if attempt == Attempt::Ended {
+            self.backoff.reset();
+        }
+        self.backoff.next_delay()
+    }
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
