@@ -32,8 +32,13 @@ pub struct Sighting {
     pub stream: u32,
     /// The version it holds.
     pub version: u64,
-    /// When the attempt that opened this stream started (connect included).
+    /// When the attempt that opened this stream started.
     pub attempt: Instant,
+    /// When that attempt had its connection (for planes sharing one, when
+    /// the stream was asked for).
+    pub connected: Instant,
+    /// When the control plane answered the stream's request.
+    pub opened: Instant,
     /// When it was seen.
     pub at: Instant,
 }
@@ -146,6 +151,7 @@ impl Plane {
         let Ok(channel) = self.link.channel().await else {
             return failed();
         };
+        let connected = Instant::now();
         let mut client = DataPlaneServiceClient::new(channel);
         if self.streams > 0 && self.options.forget_on_reconnect {
             self.held = 0;
@@ -163,6 +169,7 @@ impl Plane {
         let Ok(response) = client.stream(ReceiverStream::new(rx)).await else {
             return failed();
         };
+        let opened = Instant::now();
         self.streams += 1;
         let mut down = response.into_inner();
         let mut reports = self.options.report_interval.map(|period| {
@@ -201,6 +208,8 @@ impl Plane {
                     stream: self.streams,
                     version: self.held,
                     attempt,
+                    connected,
+                    opened,
                     at: Instant::now(),
                 });
             }
