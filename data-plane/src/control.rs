@@ -4,8 +4,9 @@
 //! applies every snapshot (ACK) or keeps the last good one (NACK), and sends
 //! health reports on a fixed period and whenever a member's health flips.
 //! When the control plane is gone the data plane keeps serving its last
-//! snapshot and reconnects with capped, jittered exponential backoff, trying
-//! each control-plane URL in turn.
+//! snapshot and reconnects ([`Reconnect`]: within a second, spread at
+//! random, after a stream that worked; then capped, jittered exponential
+//! backoff), trying each control-plane URL in turn.
 
 pub(crate) mod cache;
 
@@ -72,6 +73,15 @@ pub(crate) async fn run(
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
                 Attempt::Ended
             }
+            Ok(Followed::Lost(err)) => {
+                tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
+                let trouble = format!(
+                    "the control plane at {url} is unreachable: {}",
+                    describe(&err)
+                );
+                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Lost
+            }
             Err(err) if is_refusal(&err) => {
                 // Retrying will not help until an operator fixes the
                 // credentials, but the data plane keeps trying so it joins
@@ -134,6 +144,8 @@ fn describe(status: &tonic::Status) -> String {
 
 enum Followed {
     Ended,
+    /// The stream opened, then broke.
+    Lost(tonic::Status),
     Shutdown,
 }
 
@@ -167,8 +179,9 @@ async fn follow(
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
     loop {
         tokio::select! {
-            msg = downstream.message() => match msg? {
-                Some(msg) => {
+            msg = downstream.message() => match msg {
+                Err(err) => return Ok(Followed::Lost(err)),
+                Ok(Some(msg)) => {
                     match msg.kind {
                         Some(Down::Snapshot(snapshot)) => {
                             send(&tx, apply(routes, cache, &snapshot)).await;
@@ -190,7 +203,7 @@ async fn follow(
                         None => {}
                     }
                 }
-                None => return Ok(Followed::Ended),
+                Ok(None) => return Ok(Followed::Ended),
             },
             _ = reports.tick() => send(&tx, Up::Health(routes.health_report())).await,
             () = health_changed.notified() => send(&tx, Up::Health(routes.health_report())).await,

@@ -42,7 +42,13 @@ impl Backoff {
     }
 }
 
-/// When a data plane retries its control-plane stream.
+/// When a data plane retries its control-plane stream: capped exponential
+/// backoff while attempts fail, and after a stream that worked ends or
+/// breaks, a first retry drawn uniformly from zero to [`Reconnect::SPREAD`]
+/// (full jitter). A restarted control plane loses every stream at the same
+/// moment; the upper half of a 100 ms step would bring the whole fleet back
+/// within 50 ms, while a draw over the spread turns the moment into an even
+/// arrival rate that the control plane admits as it comes.
 #[derive(Debug, Clone)]
 pub struct Reconnect {
     backoff: Backoff,
@@ -51,10 +57,13 @@ pub struct Reconnect {
 /// How the last attempt at the control-plane stream went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    /// It failed: no connection, a refusal, or a stream that broke.
+    /// It failed before a stream opened: no connection, or a refusal.
     Failed,
-    /// The control plane ended the stream.
+    /// The stream opened, then the control plane ended it.
     Ended,
+    /// The stream opened, then broke (the control plane died, the
+    /// connection was cut).
+    Lost,
 }
 
 impl Reconnect {
@@ -62,6 +71,8 @@ impl Reconnect {
     pub const FIRST: Duration = Duration::from_millis(100);
     /// No delay is longer.
     pub const CAP: Duration = Duration::from_secs(5);
+    /// The first retry after a stream that worked comes within this long.
+    pub const SPREAD: Duration = Duration::from_secs(1);
 
     /// A stream not tried yet.
     pub fn new() -> Self {
@@ -70,13 +81,17 @@ impl Reconnect {
         }
     }
 
-    /// The delay before the next attempt after `attempt`: an ended stream
-    /// starts the backoff over, a failure doubles it.
+    /// The delay before the next attempt after `attempt`: after a stream
+    /// that worked, a draw over the spread and the backoff starts over; a
+    /// failure doubles it.
     pub fn after(&mut self, attempt: Attempt) -> Duration {
-        if attempt == Attempt::Ended {
-            self.backoff.reset();
+        match attempt {
+            Attempt::Failed => self.backoff.next_delay(),
+            Attempt::Ended | Attempt::Lost => {
+                self.backoff.reset();
+                Self::SPREAD.mul_f64(rand::rng().random_range(0.0..=1.0))
+            }
         }
-        self.backoff.next_delay()
     }
 }
 
@@ -108,5 +123,21 @@ mod tests {
         assert_eq!(step, cap);
         backoff.reset();
         assert!(backoff.next_delay() <= first);
+    }
+
+    #[test]
+    fn a_stream_that_worked_is_retried_within_the_spread_then_backs_off_afresh() {
+        let mut reconnect = Reconnect::new();
+        for _ in 0..6 {
+            reconnect.after(Attempt::Failed);
+        }
+        for ended in [Attempt::Ended, Attempt::Lost] {
+            assert!(reconnect.after(ended) <= Reconnect::SPREAD);
+            let delay = reconnect.after(Attempt::Failed);
+            assert!(
+                delay >= Reconnect::FIRST / 2 && delay <= Reconnect::FIRST,
+                "{delay:?}: the backoff started over"
+            );
+        }
     }
 }

@@ -189,7 +189,7 @@ impl Plane {
             let msg = match msg {
                 Ok(Some(msg)) => msg,
                 Ok(None) => return Attempt::Ended,
-                Err(_) => return Attempt::Failed,
+                Err(_) => return Attempt::Lost,
             };
             let snapshot = match msg.kind {
                 Some(Down::Snapshot(snapshot)) => Some(snapshot.version),
