@@ -6,7 +6,11 @@
 //! longer matches. A data plane whose stream ended stays listed as
 //! `disconnected` until it has been silent for the expiry, then it is
 //! forgotten. Only connected data planes that reported within the expiry
-//! count in the health rollup.
+//! count in the health rollup; their member health is kept tallied per
+//! server (`tally`) as reports come, so that what the fleet sees failing is
+//! read from counts rather than from every data plane's last report.
+
+mod tally;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,6 +22,8 @@ use hangar_proto::v1::{GroupHealth, HealthReport, Hello, LimitUsage, MemberHealt
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use self::tally::{HealthTally, same_rotation};
 
 /// Identifies one stream of one data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,17 +123,14 @@ impl DataPlane {
 /// Registry of data planes.
 #[derive(Debug)]
 pub(crate) struct Fleet {
-    planes: Mutex<BTreeMap<String, DataPlane>>,
+    planes: Mutex<Planes>,
     next_connection: AtomicU64,
     expiry: Duration,
     /// Bumped on every change a status watcher should see.
     changes: watch::Sender<u64>,
-    /// Bumped when the health the fleet reports may have changed (health
-    /// flips, data planes leaving); ACKs do not touch it.
-    health_epoch: AtomicU64,
-    /// `unhealthy_everywhere` of one health epoch: every stream of a push
-    /// reads it, so it is computed once, not once per stream.
-    unhealthy_cache: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+    /// `unhealthy_everywhere` as of the last change of the tally: every
+    /// stream of a push reads it, so it is derived once, not per stream.
+    unhealthy: Mutex<Arc<HashSet<String>>>,
     /// More than this share of the data planes that report a server, and
     /// at least [`MIN_FAILING_PLANES`], must see it failing to eject it
     /// fleet-wide.
@@ -140,6 +143,65 @@ pub(crate) struct Fleet {
     reports: watch::Sender<u64>,
 }
 
+/// The data planes, and the health of those that count.
+#[derive(Debug, Default)]
+struct Planes {
+    by_node: BTreeMap<String, DataPlane>,
+    /// The data planes whose health is in `tally` (connected, and heard
+    /// from within the expiry as of the last sweep), by their last message
+    /// and connection: the first entry is the first to go stale.
+    counting: BTreeMap<(Instant, u64), String>,
+    /// The member health of the counting data planes.
+    tally: HealthTally,
+}
+
+impl Planes {
+    /// Moves `plane` to `now` in `counting`; one that had stopped counting
+    /// (silent past the expiry) counts again.
+    fn touch(
+        counting: &mut BTreeMap<(Instant, u64), String>,
+        tally: &mut HealthTally,
+        plane: &mut DataPlane,
+        now: Instant,
+    ) {
+        let node = match counting.remove(&(plane.last_seen, plane.connection)) {
+            Some(node) => node,
+            None => {
+                tally.add(&plane.health);
+                plane.node_id.clone()
+            }
+        };
+        plane.last_seen = now;
+        counting.insert((now, plane.connection), node);
+    }
+
+    /// Takes `plane`'s health out of the tally if it counts.
+    fn uncount(&mut self, plane: &DataPlane) {
+        if self
+            .counting
+            .remove(&(plane.last_seen, plane.connection))
+            .is_some()
+        {
+            self.tally.remove(&plane.health);
+        }
+    }
+
+    /// Stops counting the data planes silent for longer than `expiry`.
+    fn drop_stale(&mut self, now: Instant, expiry: Duration) {
+        while let Some((&(seen, connection), _)) = self.counting.first_key_value() {
+            if now.saturating_duration_since(seen) <= expiry {
+                break;
+            }
+            let node = self.counting.pop_first().map(|(_, node)| node);
+            if let Some(plane) = node.and_then(|node| self.by_node.get(&node))
+                && plane.connection == connection
+            {
+                self.tally.remove(&plane.health);
+            }
+        }
+    }
+}
+
 /// Data planes that must see a server failing before it is ejected for
 /// every data plane: one alone never decides for the others.
 pub(crate) const MIN_FAILING_PLANES: usize = 2;
@@ -150,12 +212,11 @@ impl Fleet {
     /// An empty fleet; data planes silent for `expiry` stop counting.
     pub(crate) fn new(expiry: Duration) -> Self {
         Self {
-            planes: Mutex::new(BTreeMap::new()),
+            planes: Mutex::new(Planes::default()),
             next_connection: AtomicU64::new(0),
             expiry,
             changes: watch::Sender::new(0),
-            health_epoch: AtomicU64::new(0),
-            unhealthy_cache: Mutex::new(None),
+            unhealthy: Mutex::default(),
             quorum: 0.5,
             ejected: watch::Sender::new(Arc::default()),
             reports: watch::Sender::new(0),
@@ -174,10 +235,15 @@ impl Fleet {
         self.ejected.subscribe()
     }
 
-    /// Recomputes the servers out of rotation fleet-wide, telling the
-    /// streams when the set changed.
-    fn refresh_ejected(&self) {
-        let ejected = self.compute_ejected();
+    /// Derives what the fleet's health says from the tally, if it changed,
+    /// telling the streams when the servers out of rotation changed. Runs
+    /// under the lock of `planes`, so two changes publish in their order.
+    fn publish_health(&self, planes: &mut Planes) {
+        if !planes.tally.take_changed() {
+            return;
+        }
+        *self.unhealthy.lock() = Arc::new(planes.tally.unhealthy_everywhere());
+        let ejected = planes.tally.ejected(self.quorum, MIN_FAILING_PLANES);
         self.ejected.send_if_modified(|current| {
             if **current == ejected {
                 return false;
@@ -186,29 +252,6 @@ impl Fleet {
             *current = Arc::new(ejected);
             true
         });
-    }
-
-    fn compute_ejected(&self) -> BTreeSet<String> {
-        let now = Instant::now();
-        let planes = self.planes.lock();
-        let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-        for plane in planes.values() {
-            if plane.state(now, self.expiry) != PlaneState::Connected {
-                continue;
-            }
-            for (id, health) in &plane.health {
-                let (reporting, failing) = counts.entry(id.as_str()).or_default();
-                *reporting += 1;
-                *failing += usize::from(!health.healthy);
-            }
-        }
-        counts
-            .into_iter()
-            .filter(|(_, (reporting, failing))| {
-                *failing >= MIN_FAILING_PLANES && *failing as f64 > self.quorum * *reporting as f64
-            })
-            .map(|(id, _)| id.to_owned())
-            .collect()
     }
 
     /// How long a data plane may stay silent before it stops counting.
@@ -237,7 +280,7 @@ impl Fleet {
     ) -> Result<Connection, NodeIdInUse> {
         let now = Instant::now();
         let mut planes = self.planes.lock();
-        if let Some(live) = planes.get(&hello.node_id).filter(|p| {
+        if let Some(live) = planes.by_node.get(&hello.node_id).filter(|p| {
             p.state(now, self.expiry) == PlaneState::Connected
                 && !p.instance.is_empty()
                 && !hello.instance.is_empty()
@@ -267,7 +310,11 @@ impl Fleet {
             limits: None,
             connection: id,
         };
-        planes.insert(hello.node_id.clone(), plane);
+        if let Some(old) = planes.by_node.insert(hello.node_id.clone(), plane) {
+            planes.uncount(&old);
+        }
+        planes.counting.insert((now, id), hello.node_id.clone());
+        self.publish_health(&mut planes);
         drop(planes);
         self.bump();
         Ok(Connection {
@@ -278,12 +325,27 @@ impl Fleet {
 
     /// Marks a data plane whose stream ended.
     pub(crate) fn disconnect(&self, conn: &Connection) {
-        self.update(conn, |p| {
-            p.connected = false;
-            true
-        });
-        self.health_epoch.fetch_add(1, Ordering::Relaxed);
-        self.refresh_ejected();
+        let now = Instant::now();
+        let mut planes = self.planes.lock();
+        let plane = planes
+            .by_node
+            .get(&conn.node_id)
+            .filter(|p| p.connection == conn.id)
+            .cloned();
+        let changed = plane.is_some();
+        if let Some(plane) = plane {
+            planes.uncount(&plane);
+            if let Some(plane) = planes.by_node.get_mut(&conn.node_id) {
+                plane.connected = false;
+                plane.last_seen = now;
+            }
+        }
+        planes.drop_stale(now, self.expiry);
+        self.publish_health(&mut planes);
+        drop(planes);
+        if changed {
+            self.bump();
+        }
     }
 
     /// Records that the data plane applied `version`.
@@ -306,56 +368,73 @@ impl Fleet {
     /// Replaces the data plane's member health with a new report. Watchers
     /// hear of it only when health changed, not for every counter.
     pub(crate) fn report(&self, conn: &Connection, report: HealthReport) {
-        self.update(conn, |p| {
-            let health: BTreeMap<String, MemberHealth> = report
-                .members
-                .into_iter()
-                .map(|m| (m.server_id.clone(), m))
-                .collect();
-            let groups: BTreeMap<String, GroupHealth> = report
-                .groups
-                .into_iter()
-                .map(|g| (g.group_id.clone(), g))
-                .collect();
-            let circuits_changed = p.groups.len() != groups.len()
-                || p.groups.iter().any(|(id, old)| {
-                    groups
-                        .get(id)
-                        .is_none_or(|new| new.circuit_open != old.circuit_open)
-                });
-            let changed = !same_health(&p.health, &health) || circuits_changed;
-            p.health = health;
-            p.groups = groups;
-            p.limits = Some(
-                report
-                    .limits
-                    .into_iter()
-                    .map(|l| (l.limit.clone(), l))
-                    .collect(),
-            );
-            if changed {
-                self.health_epoch.fetch_add(1, Ordering::Relaxed);
+        // Built before the lock: every data plane reports, often.
+        let health: BTreeMap<String, MemberHealth> = report
+            .members
+            .into_iter()
+            .map(|m| (m.server_id.clone(), m))
+            .collect();
+        let groups: BTreeMap<String, GroupHealth> = report
+            .groups
+            .into_iter()
+            .map(|g| (g.group_id.clone(), g))
+            .collect();
+        let limits: BTreeMap<String, LimitUsage> = report
+            .limits
+            .into_iter()
+            .map(|l| (l.limit.clone(), l))
+            .collect();
+        let now = Instant::now();
+        let mut planes = self.planes.lock();
+        let Planes {
+            by_node,
+            counting,
+            tally,
+        } = &mut *planes;
+        let changed = match by_node.get_mut(&conn.node_id) {
+            Some(p) if p.connection == conn.id && p.connected => {
+                let was_stale = p.state(now, self.expiry) == PlaneState::Stale;
+                Planes::touch(counting, tally, p, now);
+                let circuits_changed = p.groups.len() != groups.len()
+                    || p.groups.iter().any(|(id, old)| {
+                        groups
+                            .get(id)
+                            .is_none_or(|new| new.circuit_open != old.circuit_open)
+                    });
+                if !same_rotation(&p.health, &health) {
+                    tally.remove(&p.health);
+                    tally.add(&health);
+                }
+                let changed = !same_health(&p.health, &health) || circuits_changed;
+                p.health = health;
+                p.groups = groups;
+                p.limits = Some(limits);
+                changed || was_stale
             }
-            changed
-        });
-        // Cheap next to the report itself: one pass over the fleet's health.
-        self.refresh_ejected();
+            _ => false,
+        };
+        planes.drop_stale(now, self.expiry);
+        self.publish_health(&mut planes);
+        drop(planes);
+        if changed {
+            self.bump();
+        }
         self.reports.send_modify(|n| *n += 1);
     }
 
-    /// Forgets disconnected data planes silent for longer than the expiry.
+    /// Forgets disconnected data planes silent for longer than the expiry,
+    /// and stops counting the health of connected ones that went silent.
     pub(crate) fn expire(&self) {
         let now = Instant::now();
         let mut planes = self.planes.lock();
-        let before = planes.len();
-        planes.retain(|_, p| {
+        let before = planes.by_node.len();
+        planes.by_node.retain(|_, p| {
             p.connected || now.saturating_duration_since(p.last_seen) <= self.expiry
         });
-        let removed = before != planes.len();
+        let removed = before != planes.by_node.len();
+        planes.drop_stale(now, self.expiry);
+        self.publish_health(&mut planes);
         drop(planes);
-        // Planes may have gone stale since the last sweep.
-        self.health_epoch.fetch_add(1, Ordering::Relaxed);
-        self.refresh_ejected();
         if removed {
             self.bump();
         }
@@ -363,54 +442,34 @@ impl Fleet {
 
     /// A copy of every data plane, ordered by node id.
     pub(crate) fn planes(&self) -> Vec<DataPlane> {
-        self.planes.lock().values().cloned().collect()
+        self.planes.lock().by_node.values().cloned().collect()
     }
 
-    /// Servers that every counting data plane reporting them sees failing.
-    /// Staleness is not an epoch change, so a data plane going silent takes
-    /// effect with the next health change or the next expiry sweep.
+    /// Servers that every counting data plane reporting them sees failing,
+    /// as of the last report, departure or expiry sweep: a data plane that
+    /// went silent stops counting with the next of those.
     pub(crate) fn unhealthy_everywhere(&self) -> Arc<HashSet<String>> {
-        let epoch = self.health_epoch.load(Ordering::Relaxed);
-        if let Some((cached, set)) = &*self.unhealthy_cache.lock()
-            && *cached == epoch
-        {
-            return set.clone();
-        }
-        let set = Arc::new(self.compute_unhealthy_everywhere());
-        *self.unhealthy_cache.lock() = Some((epoch, set.clone()));
-        set
-    }
-
-    fn compute_unhealthy_everywhere(&self) -> HashSet<String> {
-        let now = Instant::now();
-        let planes = self.planes.lock();
-        let mut seen_healthy = HashSet::new();
-        let mut reported = HashSet::new();
-        for plane in planes.values() {
-            if plane.state(now, self.expiry) != PlaneState::Connected {
-                continue;
-            }
-            for (id, health) in &plane.health {
-                reported.insert(id.clone());
-                if health.healthy {
-                    seen_healthy.insert(id.clone());
-                }
-            }
-        }
-        reported.retain(|id| !seen_healthy.contains(id));
-        reported
+        self.unhealthy.lock().clone()
     }
 
     fn update(&self, conn: &Connection, f: impl FnOnce(&mut DataPlane) -> bool) {
+        let now = Instant::now();
         let mut planes = self.planes.lock();
-        let changed = match planes.get_mut(&conn.node_id) {
-            Some(plane) if plane.connection == conn.id => {
-                let was_stale = plane.state(Instant::now(), self.expiry) == PlaneState::Stale;
-                plane.last_seen = Instant::now();
+        let Planes {
+            by_node,
+            counting,
+            tally,
+        } = &mut *planes;
+        let changed = match by_node.get_mut(&conn.node_id) {
+            Some(plane) if plane.connection == conn.id && plane.connected => {
+                let was_stale = plane.state(now, self.expiry) == PlaneState::Stale;
+                Planes::touch(counting, tally, plane, now);
                 f(plane) || was_stale
             }
             _ => false,
         };
+        // A data plane silent past the expiry that spoke again counts again.
+        self.publish_health(&mut planes);
         drop(planes);
         if changed {
             self.bump();

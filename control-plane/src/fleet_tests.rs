@@ -155,3 +155,36 @@ async fn a_node_id_in_use_is_refused_to_another_process() {
     fleet.connect(&instance("quiet", "p2"), None).unwrap();
     drop(quiet);
 }
+
+/// The reports of data planes silent past the expiry stop counting toward
+/// an ejection, and count again once they speak; a data plane that
+/// reconnects counts with its new stream's reports only.
+#[tokio::test(start_paused = true)]
+async fn silent_and_reconnected_planes_leave_the_ejection_count() {
+    let fleet = Fleet::new(EXPIRY).with_quorum(0.5);
+    let planes: Vec<_> = (0..3)
+        .map(|i| fleet.connect(&hello(&format!("dp-{i}")), None).unwrap())
+        .collect();
+    let ejected = || fleet.ejected().borrow().iter().cloned().collect::<Vec<_>>();
+    fleet.report(&planes[0], report(&[("a", false)]));
+    fleet.report(&planes[1], report(&[("a", false)]));
+    fleet.report(&planes[2], report(&[("a", true)]));
+    assert_eq!(ejected(), ["a"], "2 of 3");
+
+    tokio::time::advance(EXPIRY / 2).await;
+    fleet.report(&planes[2], report(&[("a", true)]));
+    tokio::time::advance(EXPIRY / 2 + Duration::from_secs(1)).await;
+    fleet.report(&planes[2], report(&[("a", true)]));
+    assert!(ejected().is_empty(), "the failing two went silent");
+
+    fleet.ack(&planes[0], 4);
+    fleet.ack(&planes[1], 4);
+    fleet.report(&planes[2], report(&[("a", true)]));
+    assert_eq!(ejected(), ["a"], "heard from again");
+
+    let again = fleet.connect(&hello("dp-1"), None).unwrap();
+    fleet.report(&planes[2], report(&[("a", true)]));
+    assert!(ejected().is_empty(), "1 of 2 that report it");
+    fleet.report(&again, report(&[("a", false)]));
+    assert_eq!(ejected(), ["a"], "the new stream's report");
+}

@@ -91,6 +91,25 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// Connections the kernel may hold for the control plane before it accepts
+/// them. A restarted control plane has the whole fleet reconnecting within
+/// a second or two; with the usual 1,024 the kernel drops the rest, and
+/// each dropped data plane waits a second for its SYN to be sent again.
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 16_384;
+
+/// Binds `addr` as `TcpListener::bind` does (address reuse, so a restarted
+/// control plane gets its port back at once), with a deeper backlog.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let store = match &args.store {
         Some(url) => StoreLocation::Etcd(
@@ -118,9 +137,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     // Before binding: an open API is never reachable, not even for a moment.
     auth::check_exposure(args.listen, &access, tls.as_ref())?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let settings = hangar_control_plane::Settings {

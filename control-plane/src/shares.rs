@@ -1,8 +1,9 @@
 //! Fleet-wide rate limits divided among the data planes (`RateShares`).
 //!
 //! Whenever a data plane reports (at most every 250 ms) and at least every
-//! [`SHARE_INTERVAL`], and at once when a config is applied or a data
-//! plane connects or leaves, the control plane divides each fleet-wide
+//! [`SHARE_INTERVAL`], at once when a config is applied, and when a data
+//! plane connects or leaves (at once, or 250 ms after the last division if
+//! that was more recent), the control plane divides each fleet-wide
 //! limit of the config in force among the data planes that count
 //! (connected and heard from within the expiry; with etcd, those of every
 //! replica, so each replica computes the same division) in proportion to
@@ -102,6 +103,14 @@ pub(crate) fn divide_fleet(
     }
 }
 
+/// Whether `config` has a limit for the whole fleet to divide.
+fn has_fleet_limits(config: &Config) -> bool {
+    config
+        .rate_limits()
+        .iter()
+        .any(|(_, limit)| limit.all.is_some() && limit.scope == RateScope::Fleet)
+}
+
 /// Keeps `shares` divided until `shutdown`.
 pub(crate) async fn run(
     state: Arc<ConfigState>,
@@ -116,15 +125,26 @@ pub(crate) async fn run(
     let mut ticks = tokio::time::interval(SHARE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let planes = every_plane(&fleet, peers.as_ref()).await;
         let current = state.current();
-        let table = divide_fleet(
-            &current.config,
-            current.version,
-            &planes,
-            Instant::now(),
-            fleet.expiry(),
-        );
+        let divided_at = Instant::now();
+        // Without a fleet-wide limit there is nothing to divide: no need
+        // to copy the fleet, and no table that changes with every join,
+        // which would wake every stream for nothing.
+        let table = if has_fleet_limits(&current.config) {
+            let planes = every_plane(&fleet, peers.as_ref()).await;
+            divide_fleet(
+                &current.config,
+                current.version,
+                &planes,
+                divided_at,
+                fleet.expiry(),
+            )
+        } else {
+            ShareTable {
+                version: current.version,
+                ..ShareTable::default()
+            }
+        };
         shares.send_if_modified(|old| {
             if **old == table {
                 return false;
@@ -135,8 +155,13 @@ pub(crate) async fn run(
         tokio::select! {
             _ = ticks.tick() => {}
             changed = snapshots.changed() => if changed.is_err() { return },
-            // Joins, departures, health flips.
-            changed = changes.changed() => if changed.is_err() { return },
+            // Joins, departures, health flips: at once, unless the last
+            // division was a moment ago, so thousands of data planes
+            // joining together cost a few divisions, not one each.
+            changed = changes.changed() => {
+                if changed.is_err() { return }
+                tokio::time::sleep_until(divided_at + MIN_INTERVAL).await;
+            }
             // The demand a share follows.
             changed = reports.changed() => {
                 if changed.is_err() { return }

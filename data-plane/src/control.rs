@@ -4,12 +4,13 @@
 //! applies every snapshot (ACK) or keeps the last good one (NACK), and sends
 //! health reports on a fixed period and whenever a member's health flips.
 //! When the control plane is gone the data plane keeps serving its last
-//! snapshot and reconnects with capped, jittered exponential backoff, trying
-//! each control-plane URL in turn.
+//! snapshot and reconnects ([`Reconnect`]: within a second, spread at
+//! random, after a stream that worked; then capped, jittered exponential
+//! backoff), trying each control-plane URL in turn.
 
 pub(crate) mod cache;
 
-use hangar_runtime::backoff::Backoff;
+use hangar_runtime::backoff::{Attempt, Reconnect};
 use hangar_runtime::error_chain;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +29,6 @@ use crate::route::table::{Origin, Routes};
 
 /// How often health is reported even when nothing changed.
 const REPORT_INTERVAL: Duration = Duration::from_secs(2);
-/// Reconnect backoff: first delay and cap.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Messages waiting to go up the stream.
 const UPSTREAM_BUFFER: usize = 16;
 
@@ -55,12 +53,12 @@ pub(crate) async fn run(
     cache: Option<SnapshotCache>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    let mut reconnect = Reconnect::new();
     for url in urls.iter().cycle() {
         if shutdown.is_cancelled() {
             return;
         }
-        match follow(
+        let attempt = match follow(
             url,
             &client_config,
             &identity,
@@ -73,7 +71,16 @@ pub(crate) async fn run(
             Ok(Followed::Shutdown) => return,
             Ok(Followed::Ended) => {
                 tracing::warn!(control_plane = %url, "control plane stream ended, serving the last snapshot");
-                backoff.reset();
+                Attempt::Ended
+            }
+            Ok(Followed::Lost(err)) => {
+                tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
+                let trouble = format!(
+                    "the control plane at {url} is unreachable: {}",
+                    describe(&err)
+                );
+                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Lost
             }
             Err(err) if is_refusal(&err) => {
                 // Retrying will not help until an operator fixes the
@@ -85,6 +92,7 @@ pub(crate) async fn run(
                     describe(&err)
                 );
                 routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Failed
             }
             Err(err) => {
                 tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
@@ -93,9 +101,10 @@ pub(crate) async fn run(
                     describe(&err)
                 );
                 routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                Attempt::Failed
             }
-        }
-        let delay = backoff.next_delay();
+        };
+        let delay = reconnect.after(attempt);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return,
@@ -135,6 +144,8 @@ fn describe(status: &tonic::Status) -> String {
 
 enum Followed {
     Ended,
+    /// The stream opened, then broke.
+    Lost(tonic::Status),
     Shutdown,
 }
 
@@ -168,8 +179,9 @@ async fn follow(
     let mut reports = tokio::time::interval(REPORT_INTERVAL);
     loop {
         tokio::select! {
-            msg = downstream.message() => match msg? {
-                Some(msg) => {
+            msg = downstream.message() => match msg {
+                Err(err) => return Ok(Followed::Lost(err)),
+                Ok(Some(msg)) => {
                     match msg.kind {
                         Some(Down::Snapshot(snapshot)) => {
                             send(&tx, apply(routes, cache, &snapshot)).await;
@@ -191,7 +203,7 @@ async fn follow(
                         None => {}
                     }
                 }
-                None => return Ok(Followed::Ended),
+                Ok(None) => return Ok(Followed::Ended),
             },
             _ = reports.tick() => send(&tx, Up::Health(routes.health_report())).await,
             () = health_changed.notified() => send(&tx, Up::Health(routes.health_report())).await,

@@ -1,9 +1,11 @@
 //! Pieces of the benches (`hangar-bench`, `hangar-strategy-bench`,
-//! `hangar-rate-bench`, ...): a load generator speaking MCP over HTTP, nginx
-//! as a reference proxy, process measurements from `/proc`, and a runner
-//! that stops a bench's processes on Ctrl-C or SIGTERM.
+//! `hangar-rate-bench`, `hangar-fleet-bench`, ...): a load generator
+//! speaking MCP over HTTP, nginx as a reference proxy, simulated data
+//! planes, process measurements from `/proc`, and a runner that stops a
+//! bench's processes on Ctrl-C or SIGTERM.
 //!
 //! # Layout
+//! - [`fleet`]: simulated data planes on the control-plane stream.
 //! - [`load`]: closed-loop MCP load (keep-alive connections, N workers).
 //! - [`nginx`]: a plain nginx reverse proxy over the same backends.
 //! - [`procfs`]: RSS and CPU time of a process.
@@ -11,6 +13,7 @@
 //! - [`sdk_client`]: latency as the official Python SDK client sees it.
 //! - [`targets`]: the figures a run is held to, beside their targets.
 
+pub mod fleet;
 pub mod load;
 pub mod nginx;
 pub mod procfs;
