@@ -99,7 +99,13 @@ fn args() -> anyhow::Result<Args> {
 }
 
 /// The short names of the paths `--paths` picks from.
-const PATHS: &[&str] = &["direct", "nginx", "groups", "hangar_call"];
+const PATHS: &[&str] = &[
+    "direct",
+    "nginx",
+    "groups",
+    "hangar_call",
+    "hangar_call_server",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -219,6 +225,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "add",
         add.clone(),
     ));
+    if let Backends::Python(_) = backends {
+        // Sequential calls balanced over three SDK servers find each one
+        // idle since its last call; one server shows the data plane's own
+        // cost apart from that.
+        targets.push(Target::hangar_call(
+            "hangar hangar_call_server",
+            &mcp,
+            "my-mcp",
+            "add",
+            add.clone(),
+        ));
+    }
     targets.retain(|target| args.paths.iter().any(|p| short_name(&target.name) == p));
 
     println!(
@@ -259,16 +277,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Backends::Python(_) => {
             let calls = 200;
             let direct = sdk_client::sequential_p50_ms(&urls[0], "add", &add, calls).await?;
-            let arguments =
-                json!({"calls": [{"mcp_server": "my-mcp-group", "tool": "add", "arguments": add}]});
-            let through =
-                sdk_client::sequential_p50_ms(&mcp, "hangar_call", &arguments, calls).await?;
+            let mut through = Vec::new();
+            for target in ["my-mcp-group", "my-mcp"] {
+                let arguments =
+                    json!({"calls": [{"mcp_server": target, "tool": "add", "arguments": add}]});
+                through.push(
+                    sdk_client::sequential_p50_ms(&mcp, "hangar_call", &arguments, calls).await?,
+                );
+            }
             println!(
-                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms, hangar_call {through:.3} ms ({:+.3})\n",
-                through - direct
+                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms, hangar_call to the group {:.3} ms ({:+.3}), to one server {:.3} ms ({:+.3})\n",
+                through[0],
+                through[0] - direct,
+                through[1],
+                through[1] - direct
             );
-            report.push(json!({"path": "sdk client", "direct_p50_ms": direct, "hangar_call_p50_ms": through}));
-            targets::python_backend_figures(&report, Some(through - direct))
+            report.push(json!({"path": "sdk client", "direct_p50_ms": direct,
+                "hangar_call_group_p50_ms": through[0], "hangar_call_server_p50_ms": through[1]}));
+            targets::python_backend_figures(&report, (through[0] - direct, through[1] - direct))
         }
     };
     targets::print(&figures);
@@ -288,7 +314,7 @@ async fn load_rows(
 ) -> anyhow::Result<Vec<Value>> {
     println!("concurrency {concurrency}");
     println!(
-        "  {:<20} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
+        "  {:<26} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
         "path",
         "calls/s",
         "p50 ms",
@@ -356,7 +382,7 @@ fn print_row(row: &Value, earlier: &[Value]) {
     };
     let opt = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
     println!(
-        "  {:<20} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
+        "  {:<26} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>8.2} {:>7} {:>9} {:>8} {:>11} {:>11} {:>9}",
         row["path"].as_str().unwrap_or("?"),
         row["calls_per_s"].as_f64().unwrap_or(0.0),
         row["p50_ms"].as_f64().unwrap_or(0.0),
