@@ -386,33 +386,23 @@ impl Fleet {
             .collect();
         let now = Instant::now();
         let mut planes = self.planes.lock();
-        let Planes {
-            by_node,
-            counting,
-            tally,
-        } = &mut *planes;
-        let changed = match by_node.get_mut(&conn.node_id) {
-            Some(p) if p.connection == conn.id && p.connected => {
-                let was_stale = p.state(now, self.expiry) == PlaneState::Stale;
-                Planes::touch(counting, tally, p, now);
-                let circuits_changed = p.groups.len() != groups.len()
-                    || p.groups.iter().any(|(id, old)| {
-                        groups
-                            .get(id)
-                            .is_none_or(|new| new.circuit_open != old.circuit_open)
-                    });
-                if !same_rotation(&p.health, &health) {
-                    tally.remove(&p.health);
-                    tally.add(&health);
-                }
-                let changed = !same_health(&p.health, &health) || circuits_changed;
-                p.health = health;
-                p.groups = groups;
-                p.limits = Some(limits);
-                changed || was_stale
+        let changed = self.touch(&mut planes, conn, now, |p, tally| {
+            let circuits_changed = p.groups.len() != groups.len()
+                || p.groups.iter().any(|(id, old)| {
+                    groups
+                        .get(id)
+                        .is_none_or(|new| new.circuit_open != old.circuit_open)
+                });
+            if !same_rotation(&p.health, &health) {
+                tally.remove(&p.health);
+                tally.add(&health);
             }
-            _ => false,
-        };
+            let changed = !same_health(&p.health, &health) || circuits_changed;
+            p.health = health;
+            p.groups = groups;
+            p.limits = Some(limits);
+            changed
+        });
         planes.drop_stale(now, self.expiry);
         self.publish_health(&mut planes);
         drop(planes);
@@ -455,24 +445,38 @@ impl Fleet {
     fn update(&self, conn: &Connection, f: impl FnOnce(&mut DataPlane) -> bool) {
         let now = Instant::now();
         let mut planes = self.planes.lock();
-        let Planes {
-            by_node,
-            counting,
-            tally,
-        } = &mut *planes;
-        let changed = match by_node.get_mut(&conn.node_id) {
-            Some(plane) if plane.connection == conn.id && plane.connected => {
-                let was_stale = plane.state(now, self.expiry) == PlaneState::Stale;
-                Planes::touch(counting, tally, plane, now);
-                f(plane) || was_stale
-            }
-            _ => false,
-        };
+        let changed = self.touch(&mut planes, conn, now, |plane, _| f(plane));
         // A data plane silent past the expiry that spoke again counts again.
         self.publish_health(&mut planes);
         drop(planes);
         if changed {
             self.bump();
+        }
+    }
+
+    /// Runs `f` on the data plane of `conn` (with the health tally), if
+    /// that connection is still its own, after marking it heard from at
+    /// `now`; whether anything watchers see changed (a silent plane that
+    /// spoke again counts again).
+    fn touch(
+        &self,
+        planes: &mut Planes,
+        conn: &Connection,
+        now: Instant,
+        f: impl FnOnce(&mut DataPlane, &mut HealthTally) -> bool,
+    ) -> bool {
+        let Planes {
+            by_node,
+            counting,
+            tally,
+        } = planes;
+        match by_node.get_mut(&conn.node_id) {
+            Some(plane) if plane.connection == conn.id && plane.connected => {
+                let was_stale = plane.state(now, self.expiry) == PlaneState::Stale;
+                Planes::touch(counting, tally, plane, now);
+                f(plane, tally) || was_stale
+            }
+            _ => false,
         }
     }
 
