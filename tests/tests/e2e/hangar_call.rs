@@ -295,3 +295,30 @@ async fn calls_outside_the_direct_path_keep_the_library_answers() {
         "calls"
     );
 }
+
+/// DELETE ends a `/mcp` session with 200, as the SDK servers answer (the
+/// Python SDK client warns on anything but 200 or 204); the session is then
+/// unknown, and a call in it is refused with 404 and the call's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_ends_the_session_with_200() {
+    let a = FakeMcp::new("a").start().await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    let raw = hangar_tests::raw::Raw {
+        http: reqwest::Client::new(),
+        url: stack.dp.mcp_url(),
+    };
+    let session = raw.initialize().await;
+    let ended = raw
+        .http
+        .delete(&raw.url)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "hangar_call", "arguments": {"calls": []}}});
+    let after = raw.post(Some(&session), call).await;
+    assert_eq!(after.status(), 404);
+    assert_eq!(after.json::<Value>().await.unwrap()["id"], 9);
+}
