@@ -58,6 +58,14 @@ pub(crate) async fn run(
         if shutdown.is_cancelled() {
             return;
         }
+        let unreachable = |err: &tonic::Status| {
+            tracing::warn!(control_plane = %url, error = %describe(err), "control plane unreachable, serving the last snapshot");
+            let trouble = format!(
+                "the control plane at {url} is unreachable: {}",
+                describe(err)
+            );
+            routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+        };
         let attempt = match follow(
             url,
             &client_config,
@@ -74,12 +82,7 @@ pub(crate) async fn run(
                 Attempt::Ended
             }
             Ok(Followed::Lost(err)) => {
-                tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
-                let trouble = format!(
-                    "the control plane at {url} is unreachable: {}",
-                    describe(&err)
-                );
-                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                unreachable(&err);
                 Attempt::Lost
             }
             Err(err) if is_refusal(&err) => {
@@ -95,12 +98,7 @@ pub(crate) async fn run(
                 Attempt::Failed
             }
             Err(err) => {
-                tracing::warn!(control_plane = %url, error = %describe(&err), "control plane unreachable, serving the last snapshot");
-                let trouble = format!(
-                    "the control plane at {url} is unreachable: {}",
-                    describe(&err)
-                );
-                routes.note_control_trouble(with_cache_hint(trouble, cache.is_some()));
+                unreachable(&err);
                 Attempt::Failed
             }
         };

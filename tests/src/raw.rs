@@ -43,6 +43,16 @@ impl Raw {
         session
     }
 
+    /// DELETE: ends `session`.
+    pub async fn delete(&self, session: &str) -> reqwest::Response {
+        self.http
+            .delete(&self.url)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .expect("an answer to the DELETE")
+    }
+
     /// Opens the session's GET event stream, as SDK clients do.
     pub async fn event_stream(&self, session: &str) -> reqwest::Response {
         self.http

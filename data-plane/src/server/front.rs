@@ -189,9 +189,7 @@ impl Inner {
         };
         response.map(|body| Holding::new(body, (Some(admitted), in_progress)))
     }
-}
 
-impl Inner {
     /// `request` served by the router.
     async fn route(&self, request: Request<Body>) -> axum::response::Response {
         match self.router.clone().oneshot(request).await {

@@ -20,12 +20,11 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
-
-use super::answer::find_response_in_sse;
 use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::activity::Activity;
+use super::answer::find_response_in_sse;
 use super::error::{BoxError, UpstreamError};
 use super::http::{HttpUpstream, Session};
 
@@ -121,7 +120,10 @@ impl HttpUpstream {
                     .is_some_and(|v| v.starts_with("text/event-stream"));
             let (read, response) = match id.filter(|_| streamed) {
                 Some(id) => read_until_response(&mut body, id).await?,
-                None => (body_bytes(&mut body).await?, None),
+                None => {
+                    let whole = (&mut body).collect().await;
+                    (whole.map_err(UpstreamError::from_body)?.to_bytes(), None)
+                }
             };
             Ok((parts, read, response, body))
         };
@@ -145,17 +147,6 @@ impl HttpUpstream {
             response,
         })
     }
-}
-
-/// All of `body`.
-async fn body_bytes(body: &mut PassedBody) -> Result<Bytes, UpstreamError> {
-    let mut read = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.map_err(UpstreamError::from_body)?.into_data() {
-            read.extend_from_slice(&data);
-        }
-    }
-    Ok(read.into())
 }
 
 /// An event stream read up to the response to request `id` (the whole

@@ -1,7 +1,8 @@
 //! `hangar_call` input checks, limits and shapes.
 
 use hangar_tests::configs;
-use hangar_tests::fake_mcp::FakeMcp;
+use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
+use hangar_tests::raw::Raw;
 use hangar_tests::stack::Stack;
 use serde_json::{Value, json};
 
@@ -182,12 +183,8 @@ async fn malformed_requests_get_jsonrpc_errors() {
 /// library's resumable-stream priming event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_served_directly_answer_as_the_library_does() {
-    let a = FakeMcp::new("a").start().await;
-    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
-    let raw = hangar_tests::raw::Raw {
-        http: reqwest::Client::new(),
-        url: stack.dp.mcp_url(),
-    };
+    let (_a, stack) = one_member().await;
+    let raw = raw_mcp(&stack);
     let session = raw.initialize().await;
     let call = |id: u64| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
@@ -202,12 +199,7 @@ async fn calls_served_directly_answer_as_the_library_does() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let text = response.text().await.unwrap();
-        let data: Vec<Value> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data: "))
-            .filter(|data| !data.is_empty())
-            .map(|data| serde_json::from_str(data).unwrap())
-            .collect();
+        let data = sse_messages(&text);
         assert_eq!(data.len(), 1, "{text}");
         let primed = text.lines().any(|line| line.starts_with("retry:"));
         answers.push((data[0].clone(), primed));
@@ -255,12 +247,8 @@ async fn calls_served_directly_answer_as_the_library_does() {
 /// id, and a malformed batch gets the same validation answer either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_outside_the_direct_path_keep_the_library_answers() {
-    let a = FakeMcp::new("a").start().await;
-    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
-    let raw = hangar_tests::raw::Raw {
-        http: reqwest::Client::new(),
-        url: stack.dp.mcp_url(),
-    };
+    let (_a, stack) = one_member().await;
+    let raw = raw_mcp(&stack);
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "hangar_call", "arguments": {"calls": "not a list"}}});
     let unknown = raw.post(Some("no-such-session"), call.clone()).await;
@@ -276,13 +264,7 @@ async fn calls_outside_the_direct_path_keep_the_library_answers() {
             .text()
             .await
             .unwrap();
-        let data = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data: "))
-            .find(|data| !data.is_empty())
-            .map(|data| serde_json::from_str::<Value>(data).unwrap())
-            .unwrap();
-        let mut result = data["result"].clone();
+        let mut result = sse_messages(&text)[0]["result"].clone();
         // The text block is the same JSON, its keys in any order.
         let text = result["content"][0]["text"].as_str().unwrap();
         result["content"][0]["text"] = serde_json::from_str(text).unwrap();
@@ -301,24 +283,37 @@ async fn calls_outside_the_direct_path_keep_the_library_answers() {
 /// unknown, and a call in it is refused with 404 and the call's id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_ends_the_session_with_200() {
-    let a = FakeMcp::new("a").start().await;
-    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
-    let raw = hangar_tests::raw::Raw {
-        http: reqwest::Client::new(),
-        url: stack.dp.mcp_url(),
-    };
+    let (_a, stack) = one_member().await;
+    let raw = raw_mcp(&stack);
     let session = raw.initialize().await;
-    let ended = raw
-        .http
-        .delete(&raw.url)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ended.status(), 200);
+    assert_eq!(raw.delete(&session).await.status(), 200);
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
         "name": "hangar_call", "arguments": {"calls": []}}});
     let after = raw.post(Some(&session), call).await;
     assert_eq!(after.status(), 404);
     assert_eq!(after.json::<Value>().await.unwrap()["id"], 9);
+}
+
+/// A stack over one fake member.
+async fn one_member() -> (FakeMcpHandle, Stack) {
+    let a = FakeMcp::new("a").start().await;
+    let stack = Stack::start(&configs::recipe(&[a.url()], 0.1, 3)).await;
+    (a, stack)
+}
+
+/// A raw client of the data plane's `/mcp`.
+fn raw_mcp(stack: &Stack) -> Raw {
+    Raw {
+        http: reqwest::Client::new(),
+        url: stack.dp.mcp_url(),
+    }
+}
+
+/// The JSON-RPC messages of an SSE answer (priming events left out).
+fn sse_messages(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| !data.is_empty())
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
 }

@@ -398,14 +398,7 @@ async fn delete_ends_the_session_on_its_member() {
     let owner_server = servers.iter().find(|s| s.name() == owner).unwrap();
     // The data plane's own probe session is there too.
     let before = owner_server.sessions();
-    let response = raw
-        .http
-        .delete(&raw.url)
-        .header("mcp-session-id", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(raw.delete(&session).await.status(), 200);
     assert_eq!(owner_server.sessions(), before - 1);
     assert_eq!(raw.whoami(&session).await, Err(404));
     stack.stop().await;

@@ -37,15 +37,12 @@ use serde_json::value::RawValue;
 
 use super::library_visits::LibraryVisits;
 use super::{HANGAR_CALL, run_hangar_call};
+use crate::endpoint::groups::session::LEGACY_VERSIONS;
 use crate::endpoint::hangar_call::{BatchRequest, Outcome};
 use crate::route::access::{Principal, Who};
 use crate::route::table::Routes;
 use crate::server::caller;
 use crate::server::guard::Checked;
-
-/// Protocol versions whose calls travel in sessions and carry no
-/// per-request metadata the library would check.
-const SESSION_ERA_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// How long an answer may take before the stream opens with keep-alive
 /// comments, as the library sends them (every 15 s), so proxies between
@@ -165,9 +162,8 @@ fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
     for value in headers.get_all(header::ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
         for media in value.split(',') {
-            let essence = media.split(';').next().unwrap_or("").trim();
-            json |= essence.eq_ignore_ascii_case("application/json");
-            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+            json |= is_media(media, "application/json");
+            sse |= is_media(media, "text/event-stream");
         }
     }
     json && sse
@@ -178,19 +174,21 @@ fn sends_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let essence = v.split(';').next().unwrap_or("").trim();
-            essence.eq_ignore_ascii_case("application/json")
-        })
+        .is_some_and(|v| is_media(v, "application/json"))
 }
 
-/// No `MCP-Protocol-Version`, or one from before 2026-07-28.
+/// Whether the media type `media` (parameters aside) is `essence`.
+fn is_media(media: &str, essence: &str) -> bool {
+    let (found, _) = media.split_once(';').unwrap_or((media, ""));
+    found.trim().eq_ignore_ascii_case(essence)
+}
+
+/// No `MCP-Protocol-Version`, or one of the revisions with sessions, which
+/// carry no per-request metadata the library would check.
 fn session_era(headers: &HeaderMap) -> bool {
     match headers.get("mcp-protocol-version") {
         None => true,
-        Some(version) => version
-            .to_str()
-            .is_ok_and(|v| SESSION_ERA_VERSIONS.contains(&v)),
+        Some(version) => version.to_str().is_ok_and(|v| LEGACY_VERSIONS.contains(&v)),
     }
 }
 
