@@ -79,7 +79,7 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    hangar_runtime::init_tracing(args.log_format);
+    hangar_runtime::init_tracing(args.log_format, &[]);
     let open_files = hangar_runtime::raise_open_files_limit();
     tracing::debug!(?open_files, "open files limit");
     match run(args).await {

@@ -10,10 +10,12 @@
 //! - [`upstream`]: the MCP clients of members (HTTP, and stdio processes).
 //! - `control`: the control-plane stream and the snapshot cache.
 //! - `metrics`: the call counters and latency histograms the hot path records.
+//! - [`observe`]: traces and the access log of each MCP request.
 
 mod control;
 mod endpoint;
 mod metrics;
+pub mod observe;
 mod route;
 mod server;
 pub mod upstream;
@@ -62,6 +64,8 @@ impl Settings {
 pub struct DataPlane {
     routes: Arc<Routes>,
     metrics: Arc<Metrics>,
+    /// Traces and the access log of MCP requests.
+    observer: observe::Observer,
     /// Cancelled from outside: stop taking work and drain.
     shutdown: CancellationToken,
     /// Cancelled once serving has drained: ends sessions, streams, probes
@@ -79,9 +83,17 @@ impl DataPlane {
         Self {
             metrics: Arc::new(Metrics::new(routes.clone())),
             routes,
+            observer: observe::Observer::default(),
             shutdown,
             halt,
         }
+    }
+
+    /// This data plane telling its MCP requests to `observer` (traces,
+    /// the access log).
+    pub fn with_observer(mut self, observer: observe::Observer) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The routing table.
@@ -222,6 +234,7 @@ impl DataPlane {
             guard,
             (self.routes.clone(), direct),
             router,
+            self.observer.clone(),
         );
         tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
         server::listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use hangar_data_plane::Limits;
+use hangar_data_plane::observe::{AccessLog, Observer};
 use hangar_proto::auth::Token;
 use hangar_proto::client::{ClientConfig, ClientTls};
+use hangar_runtime::otlp::{OtlpSettings, Traces};
 use tokio_util::sync::CancellationToken;
 
 /// The data plane allocates and frees small buffers for every proxied call
@@ -98,6 +100,14 @@ struct Args {
     /// Calls at once of that limit; default: one second's worth.
     #[arg(long, env = "MCP_RATE_LIMIT_BURST", value_name = "N", requires = "rate_limit_rps", value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit_burst: Option<u32>,
+    /// Write one line per MCP request (who, group, method, tool, member,
+    /// attempts, status, duration; never arguments or results) at this log
+    /// level: error, warn, info, debug or trace. Lines go to the log output
+    /// under the target hangar::access, shown whatever HANGAR_LOG says.
+    #[arg(long, value_name = "LEVEL")]
+    access_log: Option<tracing::Level>,
+    #[command(flatten)]
+    otlp: hangar_runtime::otlp::OtlpArgs,
 }
 
 impl Args {
@@ -170,7 +180,9 @@ fn control_plane_url(text: &str) -> Result<String, String> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    hangar_runtime::init_tracing(args.log_format);
+    let access_log = args.access_log.map(AccessLog::at);
+    let directives: Vec<String> = access_log.iter().map(AccessLog::directive).collect();
+    hangar_runtime::init_tracing(args.log_format, &directives);
     let open_files = hangar_runtime::raise_open_files_limit();
     tracing::debug!(?open_files, "open files limit");
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -181,7 +193,7 @@ fn main() -> std::process::ExitCode {
     let served = runtime
         .build()
         .context("cannot start the runtime")
-        .and_then(|runtime| runtime.block_on(run(args)));
+        .and_then(|runtime| runtime.block_on(run(args, access_log)));
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -191,7 +203,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, access_log: Option<AccessLog>) -> anyhow::Result<()> {
+    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-data-plane") {
+        Some(settings) => {
+            let traces = Traces::start(&settings)?;
+            tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = ?settings.protocol, "sending traces over OTLP");
+            Some(traces)
+        }
+        None => None,
+    };
+    let tracer = traces.as_ref().map(|t| t.tracer("hangar-data-plane"));
+    let served = serve(args, Observer::new(tracer, access_log)).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    served
+}
+
+async fn serve(args: Args, observer: Observer) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
     let client = ClientConfig {
@@ -213,7 +242,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cache_dir: args.cache_dir,
         client,
     };
-    let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
+    let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone()).with_observer(observer);
     if let Some(rps) = args.rate_limit_rps {
         let burst = args
             .rate_limit_burst

@@ -8,13 +8,14 @@
 //! speaks MCP on stdout. The filter comes from `HANGAR_LOG`, then
 //! `RUST_LOG`, else [`DEFAULT_LOG_FILTER`]; `--log-format` ([`LogFormat`])
 //! picks human text or one JSON object per line. [`metrics`] serves a
-//! Prometheus registry at `/metrics`.
+//! Prometheus registry at `/metrics`; [`otlp`] sends OpenTelemetry traces.
 
 pub mod backoff;
 pub mod durable;
 mod errors;
 mod fds;
 pub mod metrics;
+pub mod otlp;
 
 pub use errors::{Rounded, error_chain};
 pub use fds::raise_open_files_limit;
@@ -45,11 +46,17 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber: stderr, in `format`, filtered by
-/// `HANGAR_LOG`, then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
-pub fn init_tracing(format: LogFormat) {
-    let filter = std::env::var("HANGAR_LOG")
+/// `HANGAR_LOG`, then `RUST_LOG`, else [`DEFAULT_LOG_FILTER`], with
+/// `directives` (`target=level`) added: what a flag asked for explicitly
+/// (an access log) shows whatever the filter says of the rest.
+pub fn init_tracing(format: LogFormat, directives: &[String]) {
+    let mut filter = std::env::var("HANGAR_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
+    for directive in directives {
+        filter.push(',');
+        filter.push_str(directive);
+    }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter));

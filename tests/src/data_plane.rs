@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use hangar_data_plane::observe::Observer;
+
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -37,12 +39,23 @@ impl DataPlane {
         settings: hangar_data_plane::Settings,
         limits: hangar_data_plane::Limits,
     ) -> Self {
+        Self::start_observed(settings, limits, Observer::default()).await
+    }
+
+    /// Starts a data plane that tells its requests to `observer` (traces,
+    /// the access log).
+    pub async fn start_observed(
+        settings: hangar_data_plane::Settings,
+        limits: hangar_data_plane::Limits,
+        observer: Observer,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let data_plane = hangar_data_plane::DataPlane::new(shutdown.clone());
+        let data_plane =
+            hangar_data_plane::DataPlane::new(shutdown.clone()).with_observer(observer);
         data_plane
             .spawn_control(&settings, addr.to_string())
             .expect("snapshot cache");

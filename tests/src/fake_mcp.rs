@@ -203,6 +203,12 @@ impl FakeMcpHandle {
         self.shared.calls.load(Ordering::Relaxed)
     }
 
+    /// The `traceparent` headers of the last requests that carried one
+    /// (at most 64), oldest first.
+    pub fn traceparents(&self) -> Vec<String> {
+        self.shared.traceparents.lock().iter().cloned().collect()
+    }
+
     /// Changes the latency added to every tool call from now on (see
     /// [`FakeMcp::latency`]).
     pub fn set_latency(&self, latency: Duration) {
@@ -354,6 +360,7 @@ impl Shared {
             tls: config.tls.as_ref().map(tls::acceptor),
             fail_calls: config.fail_calls,
             hold_streams_open: config.hold_streams_open,
+            traceparents: Mutex::default(),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`etcd`]: a real etcd on loopback, for replicated control planes.
 //! - [`data_plane`]: an in-process data plane and an rmcp client for it.
 //! - [`metrics`]: scraping `/metrics` and reading the samples.
+//! - [`otlp`]: an OTLP collector that keeps the spans it gets.
 //! - [`pki`]: a CA and certificates generated per test, as PEM files.
 //! - [`jwt`]: an identity provider of a test: its keys, JWKS and signed tokens.
 //! - [`process`]: running client programs that print JSON lines, and
@@ -35,6 +36,7 @@ pub mod everything;
 pub mod fake_mcp;
 pub mod jwt;
 pub mod metrics;
+pub mod otlp;
 pub mod pki;
 pub mod process;
 pub mod python_sdk;

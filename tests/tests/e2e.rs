@@ -28,5 +28,6 @@ mod e2e {
     mod sealed_sessions;
     mod security;
     mod strategies;
+    mod traces;
     mod transparent;
 }

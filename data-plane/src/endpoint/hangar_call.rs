@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::observe::{self, CallScope, Scope};
 use crate::route::access::Who;
 use crate::route::dispatch;
 use crate::route::retry::Retried;
@@ -183,6 +184,14 @@ impl Outcome {
     pub(crate) fn is_error(&self) -> bool {
         matches!(self, Outcome::Refused(_))
     }
+
+    /// Tells the request's record how the batch ended.
+    pub(crate) fn tell(&self, scope: &Scope) {
+        match self {
+            Outcome::Ran(batch) => scope.batch_ended(batch.total, batch.failed, None),
+            Outcome::Refused(_) => scope.batch_ended(0, 0, Some("invalid hangar_call arguments")),
+        }
+    }
 }
 
 /// Checks the batch's shape before any call is made. Unknown servers are
@@ -279,15 +288,18 @@ async fn run_one(
         Duration::from_secs_f64(t.min(TIMEOUT_RANGE_S.1)).min(remaining)
     });
     let arguments = Value::Object(call.arguments);
-    let (outcome, retries) = dispatch::call(
+    let is_group = table.groups.contains_key(&call.mcp_server);
+    let observed = CallScope::begin(index, &call.mcp_server, &call.tool, is_group);
+    let dispatched = dispatch::call(
         table,
         &call.mcp_server,
         &call.tool,
         &arguments,
         timeout,
         asker,
-    )
-    .await;
+    );
+    let (outcome, retries) =
+        observe::within(observed.as_ref().map(CallScope::context), dispatched).await;
     let mut response = CallResponse {
         index,
         call_id: uuid::Uuid::new_v4().to_string(),
@@ -321,6 +333,17 @@ async fn run_one(
         }
     }
     response.elapsed_ms = millis(started.elapsed());
+    if let Some(observed) = observed {
+        match (&response.error_type, &response.error) {
+            (None, _) => observed.end("ok", None),
+            (Some(kind), Some(error)) if response.result.is_some() => {
+                observed.end("tool_error", Some((kind, error)));
+            }
+            (Some(kind), error) => {
+                observed.end("failed", Some((kind, error.as_deref().unwrap_or(kind))))
+            }
+        }
+    }
     response.retry_metadata = retries.map(|retries| RetryMetadata {
         attempts: retries.len() + 1,
         retries,

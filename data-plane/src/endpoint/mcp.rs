@@ -8,6 +8,7 @@ pub(crate) mod refusals;
 
 use hangar_rate::CallerKey;
 
+use crate::observe::{self, Scope};
 use crate::route::access::{Principal, Who};
 use crate::server::caller;
 use std::sync::{Arc, LazyLock};
@@ -78,15 +79,22 @@ pub(crate) async fn run_hangar_call(
     batch: Result<BatchRequest, ValidationFailure>,
     (caller, who): (CallerKey, Who),
 ) -> Outcome {
-    let batch = match batch {
-        Ok(batch) => batch,
-        Err(failure) => return Outcome::Refused(failure),
-    };
-    let table = routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
-    if let Err(failure) = hangar_call::validate(&batch) {
-        return Outcome::Refused(failure);
+    let outcome = async {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(failure) => return Outcome::Refused(failure),
+        };
+        let table = routes.load_when_configured(FIRST_CONFIG_PATIENCE).await;
+        if let Err(failure) = hangar_call::validate(&batch) {
+            return Outcome::Refused(failure);
+        }
+        Outcome::Ran(hangar_call::run(batch, table, (caller, &who)).await)
     }
-    Outcome::Ran(hangar_call::run(batch, table, (caller, &who)).await)
+    .await;
+    if let Some(scope) = Scope::current() {
+        outcome.tell(&scope);
+    }
+    outcome
 }
 
 /// A result carrying `value` both as structured content and as JSON text,
@@ -140,9 +148,17 @@ impl ServerHandler for HangarServer {
                             (caller, Who::of(parts.extensions.get::<Principal>()))
                         },
                     );
+                // The request's trace and record, which the front put
+                // beside its parts: this runs in the session's task.
+                let observed = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<opentelemetry::Context>())
+                    .cloned();
                 let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
                 let batch = BatchRequest::parse(arguments);
-                let outcome = run_hangar_call(&self.routes, batch, asker).await;
+                let run = run_hangar_call(&self.routes, batch, asker);
+                let outcome = observe::within(observed, run).await;
                 Ok(json_result(&outcome, outcome.is_error()).into())
             }
             HANGAR_STATUS => {

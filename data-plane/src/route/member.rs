@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, CallFamilies, CallMetrics};
+use crate::observe;
 mod probe;
 
 use crate::route::breaker::CircuitBreaker;
@@ -309,7 +310,8 @@ impl Member {
         let call = self.admit(ledger, timeout).await?;
         // Time spent waiting for a slot comes out of the call's deadline.
         let timeout = timeout.saturating_sub(started.elapsed());
-        let result = self.upstream.call_tool(tool, arguments, timeout).await;
+        let sent = self.upstream.call_tool(tool, arguments, timeout);
+        let result = observe::within(call.trace_context(), sent).await;
         match &result {
             Ok(_) => call.answered(),
             Err(err) => call.failed(err),
@@ -333,6 +335,7 @@ impl Member {
             outliers: ledger.outliers.map(|(o, i)| (o.clone(), i)),
             tool: ledger.tool.map(Box::from),
             started: tokio::time::Instant::now(),
+            attempt: observe::Attempt::begin(&self.id),
             _slot: None,
             settled: AtomicBool::new(false),
         }
@@ -473,6 +476,8 @@ pub struct InFlightCall {
     /// The tool, when its latency is kept apart (`least_latency`).
     tool: Option<Box<str>>,
     started: tokio::time::Instant,
+    /// The call as an attempt of the request being followed, if it is.
+    attempt: Option<observe::Attempt>,
     /// The `max_concurrency` slot, freed with the call.
     _slot: Option<Slot>,
     /// Set once the outcome is counted, so a call counts once; a call
@@ -481,6 +486,12 @@ pub struct InFlightCall {
 }
 
 impl InFlightCall {
+    /// The context to send the call's request in, so that the member's
+    /// `traceparent` names this attempt; `None` when it is not traced.
+    pub(crate) fn trace_context(&self) -> Option<opentelemetry::Context> {
+        self.attempt.as_ref().and_then(observe::Attempt::context)
+    }
+
     /// The member answered (a tool error or JSON-RPC error is an answer).
     pub fn answered(&self) {
         if self.settle(metrics::CallOutcome::Ok) {
@@ -499,7 +510,7 @@ impl InFlightCall {
     /// (read timeout, deadline) on a member watched for hangs asks for a
     /// stall check instead: the probe tells busy from hung.
     pub fn failed(&self, err: &UpstreamError) {
-        if !self.settle(metrics::CallOutcome::of(err)) {
+        if !self.settle_as(metrics::CallOutcome::of(err), Some(err)) {
             return;
         }
         // A call that failed slowly says the member is slow: least_latency
@@ -534,8 +545,17 @@ impl InFlightCall {
     /// Counts the call's outcome and the latency of an answer; false (and
     /// nothing counted) when the call was settled already.
     fn settle(&self, outcome: metrics::CallOutcome) -> bool {
+        self.settle_as(outcome, None)
+    }
+
+    /// [`InFlightCall::settle`] of a call that failed with `err`.
+    fn settle_as(&self, outcome: metrics::CallOutcome, err: Option<&UpstreamError>) -> bool {
         if self.settled.swap(true, Ordering::Relaxed) {
             return false;
+        }
+        if let Some(attempt) = &self.attempt {
+            let why = err.map(|err| err.for_client().to_string());
+            attempt.settle(outcome.as_str(), why.as_deref());
         }
         self.metrics.record(outcome);
         if outcome.is_answer() {

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 
 use crate::endpoint::groups;
 use crate::endpoint::mcp::direct::DirectCalls;
+use crate::observe::{Finish, Observed, Observer, RequestHead};
 use crate::route::table::Routes;
 use crate::server::anonymous::{AnonymousClients, is_mcp, unauthorized};
 use crate::server::body::Holding;
@@ -34,7 +35,9 @@ use crate::server::resource_metadata;
 
 /// An answer, holding its request's admission and its place among its
 /// connection's requests in progress until it is sent.
-pub(crate) type FrontResponse = Response<Holding<(Option<Admitted>, InProgress)>>;
+/// With it, the end of the request's observation (its span, its
+/// access-log line), dropped last.
+pub(crate) type FrontResponse = Response<Holding<(Option<Admitted>, InProgress, Option<Finish>)>>;
 
 /// What every connection is served by (see [`Front::for_connection`]).
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ struct Inner {
     anonymous: AnonymousClients,
     guard: Guard,
     routes: Arc<Routes>,
+    /// Traces and the access log.
+    observer: Observer,
     /// The common `hangar_call` on `/mcp`.
     direct: DirectCalls,
     /// Everything else.
@@ -65,12 +70,14 @@ impl Front {
         guard: Guard,
         (routes, direct): (Arc<Routes>, DirectCalls),
         router: Router,
+        observer: Observer,
     ) -> Self {
         Self(Arc::new(Inner {
             admission,
             anonymous,
             guard,
             routes,
+            observer,
             direct,
             router,
         }))
@@ -118,76 +125,114 @@ impl hyper::service::Service<Request<Incoming>> for ConnFront {
 
 impl Inner {
     async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
-        let mut request = request;
         let path = request.uri().path();
         if resource_metadata::is_metadata(path) {
             let table = self.routes.load();
             let answer = resource_metadata::serve(&table, request.headers(), path);
-            return answer.map(|body| Holding::new(body, (None, in_progress)));
+            return answer.map(|body| Holding::new(body, (None, in_progress, None)));
         }
-        if is_mcp(path) {
-            let table = self.routes.load();
-            match table.client_auth.as_ref().filter(|auth| auth.enabled) {
-                Some(auth) => {
-                    let verdict = client_auth::authenticate(
-                        auth,
-                        self.routes.api_keys(),
-                        self.routes.jwt(),
-                        request.headers(),
-                    )
-                    .await;
-                    match verdict {
-                        Verdict::Admit(Some(principal)) => {
-                            request.extensions_mut().insert(principal);
-                        }
-                        Verdict::Admit(None) => {}
-                        Verdict::Refuse(refusal) => {
-                            let challenge = resource_metadata::challenge(
-                                Some(auth),
-                                request.headers(),
-                                request.uri().path(),
-                                refusal.invalid_token.then_some(refusal.reason.as_str()),
-                            );
-                            let refused =
-                                unauthorized(request.map(Body::new), &refusal.reason, challenge)
-                                    .await;
-                            return refused.map(|body| Holding::new(body, (None, in_progress)));
-                        }
+        if !is_mcp(path) {
+            let Some(admitted) = self.admission.try_admit(request.method()) else {
+                let refused = self.admission.refuse(request.map(Body::new)).await;
+                return refused.map(|body| Holding::new(body, (None, in_progress, None)));
+            };
+            let response = self.route(request.map(Body::new)).await;
+            return response.map(|body| Holding::new(body, (Some(admitted), in_progress, None)));
+        }
+        let group = group_of(path);
+        let observed = self.observer.begin(RequestHead {
+            method: request.method(),
+            route: match &group {
+                Some(_) => GROUP_ROUTE,
+                None if path == MCP_PATH => MCP_PATH,
+                None => NO_ENDPOINT,
+            },
+            group: group.as_deref(),
+            headers: request.headers(),
+            client: request.extensions().get::<ClientAddr>().map(|a| a.0),
+            principal: None,
+        });
+        let (response, admitted) = observed
+            .serve(self.serve_mcp(request, group, &observed))
+            .await;
+        let finish = observed.answered(response.status());
+        response.map(|body| Holding::new(body, (admitted, in_progress, finish)))
+    }
+
+    /// A request to an MCP endpoint: authenticated, admitted, guarded,
+    /// then served by the group endpoint, the direct `hangar_call` or the
+    /// router; with its admission, to hold until the answer is sent.
+    async fn serve_mcp(
+        &self,
+        mut request: Request<Incoming>,
+        group: Option<String>,
+        observed: &Observed,
+    ) -> (axum::response::Response, Option<Admitted>) {
+        let table = self.routes.load();
+        match table.client_auth.as_ref().filter(|auth| auth.enabled) {
+            Some(auth) => {
+                let verdict = client_auth::authenticate(
+                    auth,
+                    self.routes.api_keys(),
+                    self.routes.jwt(),
+                    request.headers(),
+                )
+                .await;
+                match verdict {
+                    Verdict::Admit(Some(principal)) => {
+                        observed.principal(&principal.name);
+                        request.extensions_mut().insert(principal);
+                    }
+                    Verdict::Admit(None) => {}
+                    Verdict::Refuse(refusal) => {
+                        let challenge = resource_metadata::challenge(
+                            Some(auth),
+                            request.headers(),
+                            request.uri().path(),
+                            refusal.invalid_token.then_some(refusal.reason.as_str()),
+                        );
+                        let refused =
+                            unauthorized(request.map(Body::new), &refusal.reason, challenge).await;
+                        return (refused, None);
                     }
                 }
-                None if self.anonymous.refuses(path) => {
-                    let refused = self.anonymous.refuse(request.map(Body::new)).await;
-                    return refused.map(|body| Holding::new(body, (None, in_progress)));
-                }
-                None => {}
             }
+            None if self.anonymous.refuses(request.uri().path()) => {
+                return (self.anonymous.refuse(request.map(Body::new)).await, None);
+            }
+            None => {}
         }
+        drop(table);
         let Some(admitted) = self.admission.try_admit(request.method()) else {
-            let refused = self.admission.refuse(request.map(Body::new)).await;
-            return refused.map(|body| Holding::new(body, (None, in_progress)));
+            return (self.admission.refuse(request.map(Body::new)).await, None);
         };
-        let response = match group_of(request.uri().path()) {
-            Some(group) => match guard::check_request(&self.guard, request).await {
-                Ok(checked) => groups::handle(&self.routes, &group, checked).await,
-                Err(refused) => refused,
-            },
-            None if request.uri().path() == MCP_PATH => {
-                match guard::check_request(&self.guard, request).await {
-                    Ok(checked) => match self.direct.serve(checked).await {
-                        Ok(answer) => answer,
-                        Err(checked) => {
-                            let (request, charged) = checked.into_request();
-                            let response = self.route(request).await;
-                            drop(charged);
-                            response
-                        }
-                    },
-                    Err(refused) => refused,
+        if group.is_none() && request.uri().path() != MCP_PATH {
+            // Not an endpoint: the router answers.
+            return (self.route(request.map(Body::new)).await, Some(admitted));
+        }
+        let checked = match guard::check_request(&self.guard, request).await {
+            Ok(checked) => checked,
+            Err(refused) => return (refused, Some(admitted)),
+        };
+        observed.read(checked.peek.as_ref(), &checked.parts.headers);
+        let response = match group {
+            Some(group) => groups::handle(&self.routes, &group, checked).await,
+            None => match self.direct.serve(checked).await {
+                Ok(answer) => answer,
+                Err(checked) => {
+                    let (mut request, charged) = checked.into_request();
+                    if let Some(context) = observed.context() {
+                        // The library serves the call in its session's
+                        // task, where this context is not current.
+                        request.extensions_mut().insert(context.clone());
+                    }
+                    let response = self.route(request).await;
+                    drop(charged);
+                    response
                 }
-            }
-            None => self.route(request.map(Body::new)).await,
+            },
         };
-        response.map(|body| Holding::new(body, (Some(admitted), in_progress)))
+        (response, Some(admitted))
     }
 
     /// `request` served by the router.
@@ -201,6 +246,12 @@ impl Inner {
 
 /// The path of the data plane's own MCP server.
 const MCP_PATH: &str = "/mcp";
+
+/// The route of the group endpoints, as spans name it.
+const GROUP_ROUTE: &str = "/groups/{group}/mcp";
+
+/// How spans name a path under `/groups/` that is no group's endpoint.
+const NO_ENDPOINT: &str = "(no endpoint)";
 
 /// The group named by a `/groups/{group}/mcp` path, percent-decoded; `None`
 /// for any other path, and for a name that is not UTF-8 (the router

@@ -1,8 +1,8 @@
 //! Requests to a remote member: those the transparent endpoint passes
 //! through as they are (the client's method, the headers it may forward and
 //! its body bytes), and this data plane's own MCP requests, all sent to the
-//! member's endpoint with the member's configured headers added, over the
-//! one client stack of `clients`.
+//! member's endpoint with the member's configured headers and the current
+//! trace context added, over the one client stack of `clients`.
 //!
 //! A member that goes quiet for its `read_timeout`, before the answer's
 //! head or in the middle of its body, fails the request with
@@ -45,6 +45,8 @@ impl HttpUpstream {
         for (name, value) in &self.headers {
             request.headers_mut().append(name, value.clone());
         }
+        // The request's trace goes on in the member (W3C trace context).
+        crate::observe::propagate(request.headers_mut());
         let patience = self
             .read_timeout
             .filter(|_| request.method() != Method::GET);

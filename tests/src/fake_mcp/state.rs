@@ -52,7 +52,13 @@ pub(super) struct Shared {
     pub(super) fail_calls: bool,
     /// SSE answers stay open after their event until the server stops.
     pub(super) hold_streams_open: bool,
+    /// The `traceparent` of the last requests that carried one, oldest
+    /// first (at most [`TRACEPARENTS_KEPT`]).
+    pub(super) traceparents: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many `traceparent` headers a fake server keeps.
+pub(super) const TRACEPARENTS_KEPT: usize = 64;
 
 impl Shared {
     /// Mints a session id (32 hex digits, like the Python SDK's `uuid4().hex`).
@@ -66,6 +72,17 @@ impl Shared {
     pub(super) fn has_session(&self, id: &HeaderValue) -> bool {
         id.to_str()
             .is_ok_and(|id| self.sessions.lock().contains(id))
+    }
+
+    /// Keeps the `traceparent` a request came with.
+    pub(super) fn note_traceparent(&self, headers: &http::HeaderMap) {
+        if let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            let mut kept = self.traceparents.lock();
+            if kept.len() == TRACEPARENTS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(value.to_owned());
+        }
     }
 
     /// Ends a session; false if it was unknown.

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
+use crate::observe;
 use crate::route::limit::Slot;
 use crate::route::member::{InFlightCall, Ledger, Member};
 use crate::route::rate::Asking;
@@ -122,7 +123,7 @@ pub(crate) async fn send(
     } else {
         member.begin_call(ledger)
     };
-    match member.upstream().pass(outgoing).await {
+    match observe::within(call.trace_context(), member.upstream().pass(outgoing)).await {
         Ok(response) => {
             // Settled here, by status: the body is the client's.
             let status = response.status();

@@ -108,7 +108,9 @@ impl DirectCalls {
             let outcome = run_hangar_call(&routes, batch, (caller, who)).await;
             event(&id, &outcome)
         };
-        let mut answer = Box::pin(answer);
+        // The answer may finish after this function returned (streamed
+        // after keep-alive comments): it carries the request's trace.
+        let mut answer = Box::pin(crate::observe::carry(answer));
         let body = tokio::select! {
             event = &mut answer => Body::from(event),
             () = tokio::time::sleep(KEEP_ALIVE) => Body::from_stream(kept_alive(answer)),

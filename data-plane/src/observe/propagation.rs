@@ -1,0 +1,84 @@
+//! W3C trace context (`traceparent`, `tracestate`): read from a client's
+//! request, written into every request to a member.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// The client's trace context, if its headers carry a valid one.
+pub(super) fn extract(headers: &HeaderMap) -> Option<Context> {
+    if !headers.contains_key(TRACEPARENT) {
+        return None;
+    }
+    let context = TraceContextPropagator::new().extract(&Headers(headers));
+    context.span().span_context().is_valid().then_some(context)
+}
+
+/// Writes the current span's trace context into `headers` (replacing any),
+/// when there is one.
+pub(crate) fn propagate(headers: &mut HeaderMap) {
+    Context::map_current(|cx| {
+        if cx.span().span_context().is_valid() {
+            TraceContextPropagator::new().inject_context(cx, &mut HeadersMut(headers));
+        }
+    });
+}
+
+const TRACEPARENT: &str = "traceparent";
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeadersMut<'a>(&'a mut HeaderMap);
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::context::FutureExt as _;
+
+    #[tokio::test]
+    async fn a_clients_trace_context_is_passed_on() {
+        let mut client = HeaderMap::new();
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        client.insert(TRACEPARENT, HeaderValue::from_static(parent));
+        client.insert("tracestate", HeaderValue::from_static("vendor=x"));
+        let context = extract(&client).expect("valid");
+        let mut member = HeaderMap::new();
+        async { propagate(&mut member) }.with_context(context).await;
+        assert_eq!(member.get(TRACEPARENT).unwrap(), parent);
+        assert_eq!(member.get("tracestate").unwrap(), "vendor=x");
+    }
+
+    #[test]
+    fn malformed_or_absent_trace_context_is_ignored() {
+        let mut headers = HeaderMap::new();
+        assert!(extract(&headers).is_none());
+        headers.insert(TRACEPARENT, HeaderValue::from_static("00-zz-yy-01"));
+        assert!(extract(&headers).is_none());
+        let mut member = HeaderMap::new();
+        propagate(&mut member);
+        assert!(member.is_empty(), "no context, no header");
+    }
+}
