@@ -25,6 +25,8 @@ use crate::state::{ApplyError, ConfigState};
 use hangar_runtime::error_chain;
 
 use crate::status;
+use crate::traces::{ApplySpan, Tracer};
+use opentelemetry::context::FutureExt as _;
 
 /// Implements `hangar.v1.AdminService`.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub(crate) struct Admin {
     api_keys: Arc<ApiKeys>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
     shutdown: CancellationToken,
+    /// Where the spans of applies go.
+    tracer: Tracer,
 }
 
 impl Admin {
@@ -57,7 +61,14 @@ impl Admin {
             api_keys,
             peers: None,
             shutdown,
+            tracer: None,
         }
+    }
+
+    /// Traces applies to `tracer`.
+    pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Also rolls up the data planes of other replicas.
@@ -79,18 +90,30 @@ impl AdminService for Admin {
         } else {
             &req.source_name
         };
-        let result = self
-            .state
-            .apply(source_name, &req.yaml, req.allow_empty)
-            .await;
-        self.metrics.applied(match &result {
+        let span = ApplySpan::start(&self.tracer, source_name);
+        let apply = self.state.apply(source_name, &req.yaml, req.allow_empty);
+        let result = match &span {
+            Some(span) => apply.with_context(span.context()).await,
+            None => apply.await,
+        };
+        let outcome = match &result {
             Ok(applied) if applied.changed => ApplyResult::Applied,
             Ok(_) => ApplyResult::Unchanged,
             Err(ApplyError::Invalid(_)) => ApplyResult::Invalid,
             Err(ApplyError::WouldRemoveEveryServer { .. }) => ApplyResult::Refused,
             Err(ApplyError::Store(_) | ApplyError::Interrupted(_)) => ApplyResult::Failed,
             Err(ApplyError::Conflict { .. }) => ApplyResult::Conflict,
-        });
+        };
+        self.metrics.applied(outcome);
+        if let Some(span) = span {
+            let errors = match &result {
+                Err(ApplyError::Invalid(errors)) => errors.0.len(),
+                Err(_) => 1,
+                Ok(_) => 0,
+            };
+            let version = result.as_ref().ok().map(|applied| applied.version);
+            span.end(outcome.as_str(), version, errors);
+        }
         match result {
             Ok(applied) => Ok(Response::new(ApplyResponse {
                 version: applied.version,

@@ -19,6 +19,7 @@
 //! - `admin`: the `AdminService` gRPC service (apply, status).
 //! - `stream`: the `DataPlaneService` bidirectional stream.
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
+//! - `traces`: spans of applies and snapshot pushes, over OTLP.
 
 pub(crate) mod admin;
 pub(crate) mod api_keys;
@@ -35,6 +36,7 @@ pub(crate) mod status;
 pub(crate) mod store;
 pub(crate) mod stored;
 pub(crate) mod stream;
+pub(crate) mod traces;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +76,8 @@ pub struct Settings {
     /// How often the fleet's session key is replaced; the key before stays
     /// valid until the next rotation.
     pub session_key_rotation: Duration,
+    /// Where spans of applies and snapshot pushes go; none when `None`.
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 impl Settings {
@@ -102,6 +106,7 @@ impl Settings {
             access: Access::default(),
             tls: None,
             session_key_rotation: Self::DEFAULT_SESSION_KEY_ROTATION,
+            tracer: None,
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct ControlPlane {
     session_keys: Arc<session_keys::SessionKeys>,
     /// The API keys of MCP clients.
     api_keys: Arc<api_keys::ApiKeys>,
+    /// Where spans go.
+    tracer: traces::Tracer,
 }
 
 impl ControlPlane {
@@ -198,6 +205,7 @@ impl ControlPlane {
             peers,
             session_keys,
             api_keys,
+            tracer: settings.tracer.clone(),
         })
     }
 
@@ -240,7 +248,8 @@ impl ControlPlane {
             self.api_keys.clone(),
             shutdown.clone(),
         )
-        .with_peers(self.peers.clone());
+        .with_peers(self.peers.clone())
+        .with_tracer(self.tracer.clone());
         let data_planes = stream::DataPlanes::new(
             self.state.clone(),
             self.fleet.clone(),
@@ -249,7 +258,8 @@ impl ControlPlane {
             shares_rx,
             self.session_keys.subscribe(),
             self.api_keys.subscribe(),
-        );
+        )
+        .with_tracer(self.tracer.clone());
         // The interceptors sit on the services, so /metrics stays open.
         let grpc = Routes::new(AdminServiceServer::with_interceptor(
             admin,

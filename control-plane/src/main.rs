@@ -10,6 +10,7 @@ use hangar_control_plane::StoreLocation;
 use hangar_control_plane::auth::{self, Access, ServerTls};
 use hangar_control_plane::etcd::EtcdSettings;
 use hangar_proto::auth::Token;
+use hangar_runtime::otlp::{OtlpSettings, Traces};
 use tokio_util::sync::CancellationToken;
 
 /// Hangar control plane: stores the config and streams it to data planes.
@@ -58,6 +59,8 @@ struct Args {
     /// Log line format on stderr (filter: HANGAR_LOG).
     #[arg(long, value_enum, default_value_t)]
     log_format: hangar_runtime::LogFormat,
+    #[command(flatten)]
+    otlp: hangar_runtime::otlp::OtlpArgs,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -141,6 +144,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
+    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-control-plane") {
+        Some(settings) => {
+            let traces = Traces::start(&settings)?;
+            tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = ?settings.protocol, "sending traces over OTLP");
+            Some(traces)
+        }
+        None => None,
+    };
     let settings = hangar_control_plane::Settings {
         store,
         dataplane_expiry: std::time::Duration::from_secs_f64(args.dataplane_expiry),
@@ -148,7 +159,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         access,
         tls,
         session_key_rotation: hangar_control_plane::Settings::DEFAULT_SESSION_KEY_ROTATION,
+        tracer: traces.as_ref().map(|t| t.tracer("hangar-control-plane")),
     };
-    hangar_control_plane::run(listener, settings, shutdown).await?;
+    let served = hangar_control_plane::run(listener, settings, shutdown).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    served?;
     Ok(())
 }

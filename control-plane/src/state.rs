@@ -19,6 +19,8 @@ use hangar_config::{Config, ConfigErrors};
 use hangar_proto::v1::Snapshot;
 use parking_lot::Mutex;
 use tokio::sync::watch;
+
+use crate::traces::ApplyTrace;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{ConfigStore, Latest, Revision, Saved, StoreError, StoredConfig};
@@ -103,6 +105,8 @@ pub struct ConfigState {
     writer: tokio::sync::Mutex<()>,
     current: Mutex<Current>,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    /// The trace of the apply that made the version in force, if traced.
+    apply_trace: ApplyTrace,
 }
 
 // === impl ConfigState ===
@@ -129,6 +133,7 @@ impl ConfigState {
             writer: tokio::sync::Mutex::new(()),
             current: Mutex::new(current),
             snapshots,
+            apply_trace: ApplyTrace::default(),
         })
     }
 
@@ -309,8 +314,15 @@ impl ConfigState {
             return false;
         }
         *current = next;
+        // Before publishing: the pushes of this version look it up.
+        self.apply_trace.note(current.version);
         self.snapshots.send_replace(current.snapshot.clone());
         true
+    }
+
+    /// The span context of the apply that made `version` here, if traced.
+    pub(crate) fn apply_trace(&self, version: u64) -> Option<opentelemetry::trace::SpanContext> {
+        self.apply_trace.of(version)
     }
 }
 

@@ -28,6 +28,7 @@ use crate::fleet::{Connection, Fleet};
 use crate::metrics::Metrics;
 use crate::shares::ShareTable;
 use crate::state::ConfigState;
+use crate::traces::{PushSpan, Tracer};
 use hangar_proto::v1::{ApiKeys, SessionKeys};
 
 /// Snapshots waiting to be written to one data plane. Snapshots are whole,
@@ -47,6 +48,8 @@ pub(crate) struct DataPlanes {
     session_keys: watch::Receiver<Arc<SessionKeys>>,
     /// The API keys of MCP clients, as hashes.
     api_keys: watch::Receiver<Arc<ApiKeys>>,
+    /// Where the spans of pushes go.
+    tracer: Tracer,
 }
 
 impl DataPlanes {
@@ -69,14 +72,21 @@ impl DataPlanes {
             shares,
             session_keys,
             api_keys,
+            tracer: None,
         }
+    }
+
+    /// Traces snapshot pushes to `tracer`.
+    pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 }
 
-/// The last snapshot sent on one stream and when, until the data plane
-/// answers for that version: shared by the task that sends and the task
-/// that reads the answers, to measure the push.
-type Unanswered = Arc<Mutex<Option<(u64, Instant)>>>;
+/// The last snapshot sent on one stream, when, and its span, until the
+/// data plane answers for that version: shared by the task that sends and
+/// the task that reads the answers, to measure the push.
+type Unanswered = Arc<Mutex<Option<(u64, Instant, Option<PushSpan>)>>>;
 
 type Downstream = Pin<Box<dyn Stream<Item = Result<ControlPlaneMessage, Status>> + Send>>;
 
@@ -138,6 +148,7 @@ async fn push_snapshots(
         mut shares,
         mut session_keys,
         mut api_keys,
+        tracer,
     } = service;
     let mut snapshots = state.subscribe();
     // What this stream last told its data plane of its rate limit shares.
@@ -181,7 +192,13 @@ async fn push_snapshots(
                     &snapshot, &fleet, &ejected,
                 ))),
             };
-            *unanswered.lock() = Some((sent, metrics.snapshot_sent()));
+            let span = PushSpan::start(&tracer, &hello.node_id, sent, state.apply_trace(sent));
+            let before = unanswered
+                .lock()
+                .replace((sent, metrics.snapshot_sent(), span));
+            if let Some((_, _, Some(span))) = before {
+                span.end("superseded", None);
+            }
             if tx.send(Ok(msg)).await.is_err() {
                 return; // the data plane is gone
             }
@@ -245,14 +262,19 @@ async fn receive(
     } = service;
     // The send time of `version` if it is the last one sent; an answer for
     // an older version says nothing about how long the push took.
-    let answered = |version: u64| {
+    let answered = |version: u64, outcome: &'static str, reason: Option<&str>| {
         let mut unanswered = unanswered.lock();
-        match *unanswered {
-            Some((sent, at)) if sent == version => {
-                *unanswered = None;
+        match unanswered.take() {
+            Some((sent, at, span)) if sent == version => {
+                if let Some(span) = span {
+                    span.end(outcome, reason);
+                }
                 Some(at)
             }
-            _ => None,
+            other => {
+                *unanswered = other;
+                None
+            }
         }
     };
     loop {
@@ -266,14 +288,14 @@ async fn receive(
                     tracing::info!(config.version = ack.version, "data plane acked");
                     // Before the fleet records it: whoever sees the ACK
                     // in the status finds it measured too.
-                    if let Some(sent) = answered(ack.version) {
+                    if let Some(sent) = answered(ack.version, "ack", None) {
                         metrics.acked(sent);
                     }
                     fleet.ack(&conn, ack.version);
                 }
                 Up::Nack(nack) => {
                     tracing::warn!(config.version = nack.version, reason = %nack.reason, "data plane rejected snapshot");
-                    answered(nack.version);
+                    answered(nack.version, "nack", Some(&nack.reason));
                     metrics.nacked();
                     fleet.nack(&conn, nack.version, nack.reason);
                 }
@@ -287,6 +309,9 @@ async fn receive(
                 break;
             }
         }
+    }
+    if let Some((_, _, Some(span))) = unanswered.lock().take() {
+        span.end("disconnected", None);
     }
     fleet.disconnect(&conn);
     tracing::info!("data plane disconnected");

@@ -263,3 +263,71 @@ async fn without_traces_the_clients_trace_context_is_passed_on() {
     dp.stop().await;
     cp.stop().await;
 }
+
+/// The control plane traces an apply and the push of the version it made
+/// to each data plane, open until that data plane's ACK: the push is a
+/// child of the apply. A refused config's apply says how many errors it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_and_its_pushes_are_one_trace() {
+    let servers = vec![FakeMcp::new("a").start().await];
+    let collector = Collector::start().await;
+    let traces = Traces::start(&OtlpSettings {
+        endpoint: Some(collector.url()),
+        protocol: OtlpProtocol::Grpc,
+        service_name: "hangar-control-plane".to_owned(),
+    })
+    .expect("traces start");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut settings = hangar_control_plane::Settings::new(temp.path());
+    settings.tracer = Some(traces.tracer("hangar-control-plane"));
+    let cp = ControlPlane::start_with(settings).await;
+    let dp = DataPlane::start(&cp.url(), "dp-1").await;
+    cp.apply_and_wait(&GroupConfig::recipe(&endpoints(&servers)).yaml(), 1)
+        .await;
+    let refused = cp.apply("mcp_servers:\n  x:\n    mode: nonsense\n").await;
+    assert!(refused.is_err());
+
+    let spans = collector
+        .wait_for("the apply, its push and the refused apply", |spans| {
+            let done = |name: &str, outcome: &str| {
+                spans
+                    .iter()
+                    .any(|s| s.name == name && s.attr("hangar.outcome") == Some(outcome))
+            };
+            done("hangar.snapshot.push", "ack") && done("hangar.v1.AdminService/Apply", "invalid")
+        })
+        .await;
+    let apply = spans
+        .iter()
+        .find(|s| {
+            s.name == "hangar.v1.AdminService/Apply" && s.attr("hangar.outcome") == Some("applied")
+        })
+        .expect("the apply's span");
+    assert_eq!(apply.service, "hangar-control-plane");
+    assert_eq!(apply.kind, SpanKind::Server);
+    assert_eq!(apply.attr("hangar.config.version"), Some("1"));
+    let push = spans
+        .iter()
+        .find(|s| s.name == "hangar.snapshot.push")
+        .expect("the push's span");
+    assert_eq!(push.kind, SpanKind::Producer);
+    assert_eq!(push.trace_id, apply.trace_id, "{push:?}");
+    assert_eq!(push.parent_span_id, apply.span_id);
+    assert_eq!(push.attr("hangar.node.id"), Some("dp-1"));
+    assert_eq!(push.attr("hangar.config.version"), Some("1"));
+    assert!(!push.error);
+    let invalid = spans
+        .iter()
+        .find(|s| s.attr("hangar.outcome") == Some("invalid"))
+        .expect("the refused apply's span");
+    assert!(invalid.error);
+    assert!(
+        invalid
+            .attr("hangar.config.errors")
+            .is_some_and(|n| n != "0")
+    );
+
+    dp.stop().await;
+    cp.stop().await;
+    traces.shutdown().await;
+}
