@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -54,14 +55,46 @@ impl CollectedSpan {
 #[derive(Debug)]
 pub struct Collector {
     addr: SocketAddr,
-    spans: Arc<Mutex<Vec<CollectedSpan>>>,
+    spans: Arc<Spans>,
     task: JoinHandle<()>,
+}
+
+/// What the collector got: every span, or (for a bench) only their count.
+#[derive(Debug, Default)]
+struct Spans {
+    keep: bool,
+    kept: Mutex<Vec<CollectedSpan>>,
+    received: AtomicU64,
+}
+
+impl Spans {
+    fn take(&self, request: ExportTraceServiceRequest) {
+        let spans = collect(request);
+        self.received
+            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+        if self.keep {
+            self.kept.lock().extend(spans);
+        }
+    }
 }
 
 impl Collector {
     /// Starts a collector on a free loopback port.
     pub async fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        Self::start_keeping(true).await
+    }
+
+    /// A collector that only counts what it gets, for loads that would
+    /// fill memory with spans.
+    pub async fn start_counting() -> Self {
+        Self::start_keeping(false).await
+    }
+
+    async fn start_keeping(keep: bool) -> Self {
+        let spans = Arc::new(Spans {
+            keep,
+            ..Spans::default()
+        });
         let grpc = TraceServiceServer::new(Receiver {
             spans: spans.clone(),
         });
@@ -72,7 +105,7 @@ impl Collector {
                 let Ok(request) = ExportTraceServiceRequest::decode(body) else {
                     return (http::StatusCode::BAD_REQUEST, Vec::new());
                 };
-                http_spans.lock().extend(collect(request));
+                http_spans.take(request);
                 let answer = ExportTraceServiceResponse::default().encode_to_vec();
                 (http::StatusCode::OK, answer)
             }),
@@ -92,9 +125,14 @@ impl Collector {
         format!("http://{}", self.addr)
     }
 
-    /// Every span received so far.
+    /// Every span received so far (none when only counting).
     pub fn spans(&self) -> Vec<CollectedSpan> {
-        self.spans.lock().clone()
+        self.spans.kept.lock().clone()
+    }
+
+    /// How many spans it received.
+    pub fn received(&self) -> u64 {
+        self.spans.received.load(Ordering::Relaxed)
     }
 
     /// Waits (bounded) until the spans received satisfy `done`, and
@@ -121,7 +159,7 @@ impl Drop for Collector {
 /// The gRPC receiver.
 #[derive(Debug)]
 struct Receiver {
-    spans: Arc<Mutex<Vec<CollectedSpan>>>,
+    spans: Arc<Spans>,
 }
 
 #[tonic::async_trait]
@@ -130,7 +168,7 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.spans.lock().extend(collect(request.into_inner()));
+        self.spans.take(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }

@@ -46,6 +46,26 @@ pub fn spawn(bin: PathBuf, args: &[String]) -> anyhow::Result<Process> {
     Ok(Process(child))
 }
 
+/// Starts a data plane `node_id` on `addr` following `cp_url`, with
+/// `extra` arguments.
+fn data_plane(
+    bin_dir: &Path,
+    cp_url: &str,
+    (node_id, addr): (&str, SocketAddr),
+    extra: &[String],
+) -> anyhow::Result<Process> {
+    let mut args = vec![
+        "--control-plane".into(),
+        cp_url.to_owned(),
+        "--node-id".into(),
+        node_id.to_owned(),
+        "--listen".into(),
+        addr.to_string(),
+    ];
+    args.extend_from_slice(extra);
+    spawn(bin_dir.join("hangar-data-plane"), &args)
+}
+
 /// A control plane with its state in `state_dir` and one data plane
 /// following it, both from `bin_dir`.
 #[derive(Debug)]
@@ -72,22 +92,27 @@ impl Planes {
                 state_dir.display().to_string(),
             ],
         )?;
-        let mut args = vec![
-            "--control-plane".into(),
-            format!("http://{cp_addr}"),
-            "--node-id".into(),
-            "bench".into(),
-            "--listen".into(),
-            dp_addr.to_string(),
-        ];
-        args.extend_from_slice(dp_args);
-        let dp = spawn(bin_dir.join("hangar-data-plane"), &args)?;
+        let cp_url = format!("http://{cp_addr}");
+        let dp = data_plane(bin_dir, &cp_url, ("bench", dp_addr), dp_args)?;
         Ok(Self {
-            cp_url: format!("http://{cp_addr}"),
+            cp_url,
             dp_addr,
             dp,
             _cp: cp,
         })
+    }
+
+    /// Starts another data plane, `node_id`, following the same control
+    /// plane with `dp_args` added; returns where it serves MCP.
+    pub fn add_data_plane(
+        &self,
+        bin_dir: &Path,
+        node_id: &str,
+        dp_args: &[String],
+    ) -> anyhow::Result<(SocketAddr, Process)> {
+        let addr = free_addr()?;
+        let dp = data_plane(bin_dir, &self.cp_url, (node_id, addr), dp_args)?;
+        Ok((addr, dp))
     }
 
     /// The URL of `group`'s transparent endpoint.
@@ -115,18 +140,18 @@ impl Planes {
 
     /// Waits until a call of `add` through `group` succeeds.
     pub async fn wait_until_served(&self, group: &str) -> anyhow::Result<()> {
-        let probe = Target::tool(
-            "probe",
-            &self.group_url(group),
-            "add",
-            json!({"a": 1, "b": 1}),
-        );
-        for _ in 0..200 {
-            if load::run(&probe, 1, Duration::from_millis(20)).await.ok > 0 {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        bail!("the data plane never served the group")
+        wait_until_serves(&self.group_url(group)).await
     }
+}
+
+/// Waits until a call of `add` through the group endpoint `url` succeeds.
+pub async fn wait_until_serves(url: &str) -> anyhow::Result<()> {
+    let probe = Target::tool("probe", url, "add", json!({"a": 1, "b": 1}));
+    for _ in 0..200 {
+        if load::run(&probe, 1, Duration::from_millis(20)).await.ok > 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("the data plane never served the group")
 }

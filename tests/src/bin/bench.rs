@@ -7,8 +7,10 @@
 //! binary's directory, and nginx when installed (fakes only: round robin
 //! would split the SDK servers' sessions). Then, for each concurrency, it
 //! drives closed-loop `tools/call add` load over keep-alive connections on
-//! four paths: straight to the backends, through nginx, through the data
-//! plane's `/groups/{group}/mcp`, and through `hangar_call`. It reports
+//! the paths: straight to the backends, through nginx, through the data
+//! plane's `/groups/{group}/mcp`, and through `hangar_call`; with fakes,
+//! the same two through a second data plane that traces every call to an
+//! OTLP collector in the bench (`+otlp`: the cost of tracing). It reports
 //! calls/s, latency percentiles, errors, the CPU each proxy used (per second
 //! and per call: steadier than calls/s on a shared machine), the data
 //! plane's RSS, and ratios against direct and nginx. With fakes it first
@@ -30,14 +32,14 @@ use anyhow::{Context, bail};
 use hangar_tests::bench::load::{self, Target};
 use hangar_tests::bench::nginx::Nginx;
 use hangar_tests::bench::procfs;
-use hangar_tests::bench::stack::{Planes, Process};
+use hangar_tests::bench::stack::{Planes, Process, wait_until_serves};
 use hangar_tests::bench::{sdk_client, targets};
 use hangar_tests::configs::GroupConfig;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::python_sdk::{Mode, PyBackend};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call] [--python] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all); --inflight 0 skips the memory run";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call,hangar_call_server,groups+otlp,hangar_call+otlp] [--python] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all; +otlp: through a second data plane tracing every call to a collector); --inflight 0 skips the memory run";
 
 struct Args {
     duration: Duration,
@@ -105,6 +107,8 @@ const PATHS: &[&str] = &[
     "groups",
     "hangar_call",
     "hangar_call_server",
+    "groups+otlp",
+    "hangar_call+otlp",
 ];
 
 #[tokio::main]
@@ -225,6 +229,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "add",
         add.clone(),
     ));
+    // A second data plane that traces every call to a collector beside
+    // it: the cost of tracing, next to the same paths untraced.
+    let collector = hangar_tests::otlp::Collector::start_counting().await;
+    let wants_traced = args.paths.iter().any(|p| p.ends_with("+otlp"));
+    let traced = match &backends {
+        Backends::Fake(_) if wants_traced => {
+            let mut traced_args = dp_args.clone();
+            traced_args.extend(["--otlp-endpoint".into(), collector.url()]);
+            let (addr, process) =
+                planes.add_data_plane(&args.bin_dir, "bench-otlp", &traced_args)?;
+            let traced_group = format!("http://{addr}/groups/my-mcp-group/mcp");
+            wait_until_serves(&traced_group).await?;
+            targets.push(Target::tool(
+                "hangar /groups+otlp",
+                &traced_group,
+                "add",
+                add.clone(),
+            ));
+            targets.push(Target::hangar_call(
+                "hangar hangar_call+otlp",
+                &format!("http://{addr}/mcp"),
+                "my-mcp-group",
+                "add",
+                add.clone(),
+            ));
+            Some(process)
+        }
+        _ => None,
+    };
     if let Backends::Python(_) = backends {
         // Sequential calls balanced over three SDK servers find each one
         // idle since its last call; one server shows the data plane's own
@@ -268,7 +301,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut report = Vec::new();
     for &concurrency in &args.concurrency {
-        report.extend(load_rows(&targets, concurrency, &args, (dp, nginx.as_ref())).await?);
+        let processes = (dp, traced.as_ref(), nginx.as_ref());
+        report.extend(load_rows(&targets, concurrency, &args, processes).await?);
+    }
+    if traced.is_some() {
+        println!("the traced data plane sent {} spans", collector.received());
+        let rows = targets::Rows(&report);
+        for &concurrency in &args.concurrency {
+            for path in ["hangar /groups", "hangar hangar_call"] {
+                let cpu = |path: &str| rows.get(path, concurrency, "proxy_cpu_us_per_call");
+                if let (Some(plain), Some(traced)) = (cpu(path), cpu(&format!("{path}+otlp"))) {
+                    println!(
+                        "  tracing on {path} at concurrency {concurrency}: {:+.1} us CPU per call ({:.2}x)",
+                        traced - plain,
+                        traced / plain
+                    );
+                }
+            }
+        }
+        println!();
     }
     let figures = match &backends {
         Backends::Fake(_) => {
@@ -310,7 +361,7 @@ async fn load_rows(
     targets: &[Target],
     concurrency: usize,
     args: &Args,
-    (dp, nginx): (&Process, Option<&Nginx>),
+    (dp, traced, nginx): (&Process, Option<&Process>, Option<&Nginx>),
 ) -> anyhow::Result<Vec<Value>> {
     println!("concurrency {concurrency}");
     println!(
@@ -334,6 +385,11 @@ async fn load_rows(
         load::run(target, concurrency, Duration::from_millis(500)).await;
         // The proxy on this path, if any: the data plane or nginx.
         let on_dp = target.name.starts_with("hangar");
+        // The traced paths go through the second data plane.
+        let dp = match traced {
+            Some(traced) if target.name.ends_with("+otlp") => traced,
+            _ => dp,
+        };
         let proxy = if on_dp {
             Some(dp.pid())
         } else if target.name == "nginx" {
