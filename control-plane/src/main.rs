@@ -147,7 +147,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let traces = match OtlpSettings::resolve(&args.otlp, "hangar-control-plane") {
         Some(settings) => {
             let traces = Traces::start(&settings)?;
-            tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = ?settings.protocol, "sending traces over OTLP");
+            tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = %settings.protocol, "sending traces over OTLP");
             Some(traces)
         }
         None => None,

@@ -36,6 +36,15 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+impl std::fmt::Display for OtlpProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        })
+    }
+}
+
 impl OtlpProtocol {
     /// The protocol a standard variable's value names.
     fn from_env_value(value: &str) -> Option<Self> {

@@ -83,7 +83,8 @@ struct Facts {
     client: Option<String>,
     /// The member of the last attempt.
     member: Option<String>,
-    /// Of a batch: the groups or servers called, and the members that took calls.
+    /// Of a batch: the groups or servers called, and the members that
+    /// served its calls.
     targets: Vec<String>,
     members: Vec<String>,
     attempts: u32,
@@ -236,12 +237,6 @@ impl Scope {
         let mut facts = self.facts.lock();
         facts.attempts += 1;
         facts.member = Some(member.to_owned());
-        if self.parent.is_none()
-            && facts.members.len() < MAX_NAMED
-            && !facts.members.iter().any(|m| m == member)
-        {
-            facts.members.push(member.to_owned());
-        }
         facts.attempts
     }
 
@@ -268,13 +263,19 @@ impl Scope {
         let facts = self.facts.lock();
         let outcome = Self::outcome(&facts, status);
         let ok = matches!(&*outcome, "ok" | "local");
+        // A batch names the members that served its calls; a request, the
+        // member of its last attempt.
+        let member = match facts.calls {
+            0 => facts.member.clone(),
+            _ => (!facts.members.is_empty()).then(|| facts.members.join(",")),
+        };
         if let Some(mut span) = self.span.lock().take() {
             let mut attributes = vec![
                 KeyValue::new(attr::HTTP_STATUS, i64::from(status.as_u16())),
                 KeyValue::new(attr::ATTEMPTS, i64::from(facts.attempts)),
                 KeyValue::new(attr::OUTCOME, outcome.clone().into_owned()),
             ];
-            if let Some(member) = &facts.member {
+            if let Some(member) = &member {
                 attributes.push(KeyValue::new(attr::MEMBER, member.clone()));
             }
             if let Some(principal) = &facts.principal {
@@ -303,10 +304,6 @@ impl Scope {
         if let Some(access) = &self.sinks.access {
             let joined = |names: &[String]| (!names.is_empty()).then(|| names.join(","));
             let group = facts.group.clone().or_else(|| joined(&facts.targets));
-            let member = match facts.members.len() {
-                0 | 1 => facts.member.clone(),
-                _ => joined(&facts.members),
-            };
             access.write(&Line {
                 principal: facts.principal.as_deref(),
                 client: facts.client.as_deref(),
@@ -395,6 +392,14 @@ impl CallScope {
     /// failed with `error` (`error_type` names the kind).
     pub(crate) fn end(self, outcome: &'static str, error: Option<(&str, &str)>) {
         let facts = self.scope.facts.lock();
+        if let (Some(member), Some(request), "ok" | "tool_error") =
+            (&facts.member, &self.scope.parent, outcome)
+        {
+            let mut served = request.facts.lock();
+            if served.members.len() < MAX_NAMED && !served.members.contains(member) {
+                served.members.push(member.clone());
+            }
+        }
         let mut span = self.scope.span.lock();
         let Some(span) = span.as_mut() else { return };
         let mut attributes = vec![
