@@ -1,23 +1,23 @@
 //! What the data plane tells of each MCP request besides its metrics: a
 //! trace (OpenTelemetry spans, sent over OTLP by `hangar_runtime::otlp`)
 //! and a line of the access log. Both are written from one record per
-//! request, its [`Scope`].
+//! request, its `Scope`.
 //!
 //! How a request is followed:
-//! - the front begins an [`Observed`] for every request to an MCP endpoint
+//! - the front begins an `Observed` for every request to an MCP endpoint
 //!   (`server/front.rs`): the request's span, a child of the client's
 //!   `traceparent` if it sent one, and its scope, both in an OpenTelemetry
-//!   [`Context`] that is current while the request is served;
+//!   `Context` that is current while the request is served;
 //! - each `hangar_call` of a batch opens a child scope with its own span
-//!   ([`CallScope`], `endpoint/hangar_call.rs`);
+//!   (`CallScope`, `endpoint/hangar_call.rs`);
 //! - every request to a member, counted where calls are counted
-//!   (`route::member::InFlightCall`), is an [`Attempt`] of the current
+//!   (`route::member::InFlightCall`), is an `Attempt` of the current
 //!   scope, with its own span: failovers show as several attempts;
 //! - the HTTP client writes the current span into the `traceparent` and
-//!   `tracestate` a member gets (`upstream/pass.rs`, [`propagate`]), so a
+//!   `tracestate` a member gets (`upstream/pass.rs`, `propagate`), so a
 //!   trace goes on through Hangar into the member;
 //! - when the answer has been sent (its body dropped), the request's span
-//!   ends and its access-log line is written ([`Finish`]).
+//!   ends and its access-log line is written (`Finish`).
 //!
 //! With neither traces nor the access log on, nothing is recorded and no
 //! future is wrapped; a client's `traceparent` is still passed on to the

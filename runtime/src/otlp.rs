@@ -9,7 +9,7 @@
 //! slow or absent collector costs dropped spans, never slower calls. The
 //! exporters speak through tokio (tonic for gRPC, reqwest for HTTP), which
 //! that thread does not have, so each export runs on the process's runtime
-//! ([`OnRuntime`]).
+//! (`OnRuntime`).
 //!
 //! The SDK reads the rest of the standard variables itself: the sampler
 //! (`OTEL_TRACES_SAMPLER`, parent-based always-on by default), batch sizes
