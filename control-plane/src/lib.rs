@@ -21,6 +21,7 @@
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
 //! - `traces`: spans of applies and snapshot pushes, over OTLP.
 //! - `ui`: the status page at `/` and its data, on the gRPC listener.
+//! - `listener`: TLS handshakes that offer HTTP/2 and HTTP/1.1 on the one port.
 
 pub(crate) mod admin;
 pub(crate) mod api_keys;
@@ -28,6 +29,7 @@ pub mod auth;
 pub(crate) mod documents;
 pub mod etcd;
 pub(crate) mod fleet;
+pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod replicas;
 pub(crate) mod session_keys;
@@ -73,7 +75,7 @@ pub struct Settings {
     pub fleet_quorum: f64,
     /// Tokens of the admin and data-plane APIs.
     pub access: Access,
-    /// TLS for the gRPC listener; plain HTTP/2 when `None`.
+    /// TLS for the listener (HTTP/2 and HTTP/1.1 alike); plaintext when `None`.
     pub tls: Option<ServerTls>,
     /// How often the fleet's session key is replaced; the key before stays
     /// valid until the next rotation.
@@ -217,8 +219,8 @@ impl ControlPlane {
     }
 
     /// Serves the gRPC API, `/metrics` and the status page (these also
-    /// over HTTP/1.1) on an already bound listener until `shutdown` is
-    /// cancelled. Refuses a non-loopback
+    /// over HTTP/1.1, with TLS too) on an already bound listener until
+    /// `shutdown` is cancelled. Refuses a non-loopback
     /// listener that would leave an API without credentials.
     pub async fn serve(
         &self,
@@ -284,19 +286,27 @@ impl ControlPlane {
             .into_axum_router()
             .merge(metrics::router(self.metrics.clone()))
             .merge(ui::router(page));
-        let mut server = tonic::transport::Server::builder();
-        if let Some(tls) = &self.tls {
-            server = server.tls_config(tls.server_config())?;
-        }
-        server
+        let server = tonic::transport::Server::builder()
             // Prometheus and browsers may speak HTTP/1.1; gRPC clients get HTTP/2.
             .accept_http1(true)
-            .add_routes(routes.into())
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await?;
+            .add_routes(routes.into());
+        match &self.tls {
+            Some(tls) => {
+                let incoming =
+                    listener::tls_incoming(listener, tls.rustls_config(), shutdown.clone());
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await?;
+            }
+            None => {
+                server
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(listener),
+                        shutdown.cancelled_owned(),
+                    )
+                    .await?;
+            }
+        }
         Ok(())
     }
 
