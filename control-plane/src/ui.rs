@@ -40,6 +40,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
+use hangar_proto::auth::Token;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -103,27 +104,27 @@ struct Gate {
 }
 
 impl Gate {
-    /// Whether the request may read the status, and if not the answer.
+    /// Whether the request may read the status, and if not why.
     fn admit(&self, request: &Request) -> Result<(), Refusal> {
-        let Some(admin) = &self.access.admin_token else {
+        if self.access.admin_token.is_none() {
             return if loopback_host(request) {
                 Ok(())
             } else {
                 Err(Refusal::NotLoopback)
             };
-        };
+        }
         let presented = bearer(request.headers()).or_else(|| cookie(request.headers()));
+        self.judge(presented.as_deref())
+    }
+
+    /// Whether `presented` is the admin token; only with one set.
+    fn judge(&self, presented: Option<&str>) -> Result<(), Refusal> {
+        let is = |token: &Option<Token>, presented: &str| {
+            token.as_ref().is_some_and(|t| t.matches(presented))
+        };
         match presented {
-            Some(token) if admin.matches(&token) => Ok(()),
-            Some(token)
-                if self
-                    .access
-                    .dataplane_token
-                    .as_ref()
-                    .is_some_and(|dp| dp.matches(&token)) =>
-            {
-                Err(Refusal::DataPlaneToken)
-            }
+            Some(token) if is(&self.access.admin_token, token) => Ok(()),
+            Some(token) if is(&self.access.dataplane_token, token) => Err(Refusal::DataPlaneToken),
             Some(_) => Err(Refusal::WrongToken),
             None => Err(Refusal::NoToken),
         }
@@ -219,12 +220,8 @@ async fn page(
     request: Request,
 ) -> Response {
     let gate = &ui.gate;
-    if let (Some(admin), Some(token)) = (&gate.access.admin_token, &query.token) {
-        if !admin.matches(token) {
-            let refusal = match &gate.access.dataplane_token {
-                Some(dp) if dp.matches(token) => Refusal::DataPlaneToken,
-                _ => Refusal::WrongToken,
-            };
+    if let (Some(_), Some(token)) = (&gate.access.admin_token, &query.token) {
+        if let Err(refusal) = gate.judge(Some(token)) {
             return refusal.page();
         }
         // See Other: the browser loads `/` afresh, with the cookie and
@@ -398,8 +395,6 @@ fn loopback_host(request: &Request) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use hangar_proto::auth::Token;
-
     use super::*;
 
     fn request(host: Option<&str>, headers: &[(&str, &str)]) -> Request {
