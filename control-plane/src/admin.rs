@@ -18,9 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::api_keys::{ApiKeys, KeyError};
-use crate::fleet::Fleet;
 use crate::metrics::{ApplyResult, Metrics};
-use crate::replicas::Peers;
 use crate::state::{ApplyError, ConfigState};
 use hangar_runtime::error_chain;
 
@@ -32,10 +30,9 @@ use opentelemetry::context::FutureExt as _;
 #[derive(Debug, Clone)]
 pub(crate) struct Admin {
     state: Arc<ConfigState>,
-    fleet: Arc<Fleet>,
+    /// What `status` rolls up: the config, this fleet and other replicas'.
+    status: status::Source,
     metrics: Arc<Metrics>,
-    /// Other replicas' data planes, with the shared store.
-    peers: Option<Peers>,
     /// The API keys of MCP clients.
     api_keys: Arc<ApiKeys>,
     /// Ends status watches, so that a graceful shutdown does not wait for them.
@@ -45,21 +42,21 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    /// An admin service over the given config state and fleet that counts
-    /// applies in `metrics`; its watches end when `shutdown` is cancelled.
+    /// An admin service over the given config state that rolls `status`
+    /// up and counts applies in `metrics`; its watches end when
+    /// `shutdown` is cancelled.
     pub(crate) fn new(
         state: Arc<ConfigState>,
-        fleet: Arc<Fleet>,
+        status: status::Source,
         metrics: Arc<Metrics>,
         api_keys: Arc<ApiKeys>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             state,
-            fleet,
+            status,
             metrics,
             api_keys,
-            peers: None,
             shutdown,
             tracer: None,
         }
@@ -68,12 +65,6 @@ impl Admin {
     /// Traces applies to `tracer`.
     pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
         self.tracer = tracer;
-        self
-    }
-
-    /// Also rolls up the data planes of other replicas.
-    pub(crate) fn with_peers(mut self, peers: Option<Peers>) -> Self {
-        self.peers = peers;
         self
     }
 }
@@ -209,45 +200,27 @@ impl AdminService for Admin {
 const WATCH_BUFFER: usize = 2;
 /// A watcher gets a fresh status at least this often (ages move on).
 const WATCH_REFRESH: Duration = Duration::from_secs(5);
-/// Changes closer together than this are sent as one status.
-const WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 // === impl Admin ===
 
 impl Admin {
     async fn rollup(&self) -> StatusResponse {
-        let planes = crate::replicas::every_plane(&self.fleet, self.peers.as_ref()).await;
-        // After the read from etcd, so the config is the freshest one.
-        let current = self.state.current();
-        let ejected = self.fleet.ejected().borrow().clone();
-        status::rollup(
-            current.version,
-            &current.config,
-            &planes,
-            self.fleet.expiry(),
-            &ejected,
-        )
+        self.status.gather().await.rollup()
     }
 
     /// Sends the status, then again on every change of config or fleet,
     /// until the watcher goes away or the server shuts down.
     async fn follow_status(self, tx: mpsc::Sender<Result<StatusResponse, Status>>) {
-        let mut fleet = self.fleet.changes();
-        let mut config = self.state.subscribe();
+        let mut changes = self.status.changes(WATCH_REFRESH);
         loop {
             if tx.send(Ok(self.rollup().await)).await.is_err() {
                 return;
             }
             tokio::select! {
-                changed = fleet.changed() => if changed.is_err() { return },
-                changed = config.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(WATCH_REFRESH) => {}
+                more = changes.next() => if !more { return },
                 () = tx.closed() => return,
                 () = self.shutdown.cancelled() => return,
             }
-            tokio::time::sleep(WATCH_DEBOUNCE).await;
-            fleet.borrow_and_update();
-            config.borrow_and_update();
         }
     }
 }

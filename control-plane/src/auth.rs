@@ -5,20 +5,26 @@
 //! certificate signed by the client CA. The two tokens are separate roles: a
 //! data plane's token cannot apply config. An API without a token is open,
 //! which the control plane only allows on a loopback address.
+//!
+//! TLS is rustls, set up here and accepted by `listener`, so that one port
+//! offers HTTP/2 (gRPC) and HTTP/1.1 (`/metrics`, the status page) alike.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hangar_proto::auth::{Token, presented_token};
 use hangar_proto::client::{ClientError, read_pem};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
-/// How long a client may take to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the listener offers in ALPN, preferred first: gRPC clients ask
+/// for `h2`; Prometheus and curl may ask for `http/1.1` only.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// The tokens of the two APIs; `None` leaves that API open.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +39,27 @@ pub struct Access {
 /// data-plane client certificates.
 #[derive(Debug, Clone)]
 pub struct ServerTls {
-    identity: Identity,
-    client_ca: Option<Certificate>,
+    config: Arc<rustls::ServerConfig>,
+    client_certs: bool,
+}
+
+/// Why the TLS files cannot be served with.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or is not PEM.
+    #[error(transparent)]
+    File(#[from] ClientError),
+    /// A file is PEM but not what it should hold, or the key does not fit
+    /// the certificate.
+    #[error("{what} {path}: {problem}")]
+    Invalid {
+        /// Which file (`TLS certificate`, `TLS key`, `client CA`).
+        what: &'static str,
+        /// Its path.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// Why the control plane refuses to serve as configured.
@@ -57,40 +82,70 @@ pub enum ExposureError {
 }
 
 impl ServerTls {
-    /// TLS from PEM files: the server certificate and key, and optionally a
-    /// client CA that data planes must present certificates from.
-    pub fn from_files(
-        cert: &Path,
-        key: &Path,
-        client_ca: Option<&Path>,
-    ) -> Result<Self, ClientError> {
+    /// TLS from PEM files: the server certificate (chain) and key, and
+    /// optionally a client CA that data planes must present certificates
+    /// from. Everything is checked here, so a bad file stops the start.
+    pub fn from_files(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self, TlsError> {
+        let invalid = |what, path: &Path, problem: String| TlsError::Invalid {
+            what,
+            path: path.display().to_string(),
+            problem,
+        };
+        let certificates = |what, path: &Path| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+            let pem = read_pem(what, path)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| invalid(what, path, err.to_string()))?;
+            if certs.is_empty() {
+                return Err(invalid(what, path, "holds no certificate".to_owned()));
+            }
+            Ok(certs)
+        };
+        let chain = certificates("TLS certificate", cert)?;
+        let private_key = PrivateKeyDer::from_pem_slice(&read_pem("TLS key", key)?)
+            .map_err(|err| invalid("TLS key", key, err.to_string()))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|err| invalid("TLS certificate", cert, err.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                for ca in certificates("client CA", path)? {
+                    roots
+                        .add(ca)
+                        .map_err(|err| invalid("client CA", path, err.to_string()))?;
+                }
+                // Optional at the TLS layer so `hangarctl` and browsers
+                // connect without one; the data-plane stream then insists
+                // on one (see [`DataPlaneGate`]).
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|err| invalid("client CA", path, err.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder
+            .with_single_cert(chain, private_key)
+            .map_err(|err| invalid("TLS key", key, err.to_string()))?;
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Self {
-            identity: Identity::from_pem(
-                read_pem("TLS certificate", cert)?,
-                read_pem("TLS key", key)?,
-            ),
-            client_ca: client_ca
-                .map(|path| read_pem("client CA", path).map(Certificate::from_pem))
-                .transpose()?,
+            config: Arc::new(config),
+            client_certs: client_ca.is_some(),
         })
     }
 
     /// Whether data planes must present a client certificate.
     pub fn requires_client_certs(&self) -> bool {
-        self.client_ca.is_some()
+        self.client_certs
     }
 
-    /// The tonic server config. Client certificates are optional at the TLS
-    /// layer so `hangarctl` can connect with its token alone; the
-    /// data-plane stream then insists on one (see [`DataPlaneGate`]).
-    pub(crate) fn server_config(&self) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new()
-            .identity(self.identity.clone())
-            .timeout(TLS_HANDSHAKE_TIMEOUT);
-        match &self.client_ca {
-            Some(ca) => config.client_ca_root(ca.clone()).client_auth_optional(true),
-            None => config,
-        }
+    /// The rustls config the listener accepts connections with.
+    pub(crate) fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.clone()
     }
 }
 
@@ -249,6 +304,27 @@ mod tests {
                 .call(with_token(Some("x")))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn tls_files_are_checked_when_read() {
+        let pki = hangar_tests::pki::TestPki::generate();
+        let mutual = ServerTls::from_files(&pki.server.cert, &pki.server.key, Some(&pki.ca));
+        assert!(mutual.unwrap().requires_client_certs());
+        let swapped = ServerTls::from_files(&pki.server.key, &pki.server.cert, None).unwrap_err();
+        assert!(
+            swapped.to_string().ends_with(": holds no certificate"),
+            "{swapped}"
+        );
+        let not_its_key =
+            ServerTls::from_files(&pki.server.cert, &pki.client.key, None).unwrap_err();
+        assert!(
+            not_its_key.to_string().starts_with("TLS key "),
+            "{not_its_key}"
+        );
+        let missing = pki.dir().join("missing.pem");
+        let err = ServerTls::from_files(&pki.server.cert, &pki.server.key, Some(&missing));
+        assert!(err.unwrap_err().to_string().starts_with("client CA "));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 mod tally;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,6 +120,25 @@ impl DataPlane {
     }
 }
 
+/// A snapshot a data plane rejected, as the status page lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct Nack {
+    /// The data plane's node id.
+    pub node_id: String,
+    /// The version it rejected.
+    pub version: u64,
+    /// Why, in its words (cut at [`NACK_REASON_CHARS`]).
+    pub reason: String,
+    /// When the NACK came.
+    pub at: Instant,
+}
+
+/// NACKs kept for the status page, newest first; older ones are dropped.
+pub(crate) const RECENT_NACKS: usize = 20;
+/// Characters of a NACK's reason kept in that list: enough to act on,
+/// while a data plane cannot make the control plane hold megabytes.
+pub(crate) const NACK_REASON_CHARS: usize = 1024;
+
 /// Registry of data planes.
 #[derive(Debug)]
 pub(crate) struct Fleet {
@@ -141,6 +160,10 @@ pub(crate) struct Fleet {
     /// Bumped on every health report, for rate limit shares that follow
     /// the demand reports carry.
     reports: watch::Sender<u64>,
+    /// The last [`RECENT_NACKS`] NACKs of this control plane's streams,
+    /// newest first: a data plane's own row keeps only its last one, and
+    /// forgets it at its next ACK.
+    nacks: Mutex<VecDeque<Nack>>,
 }
 
 /// The data planes, and the health of those that count.
@@ -220,6 +243,7 @@ impl Fleet {
             quorum: 0.5,
             ejected: watch::Sender::new(Arc::default()),
             reports: watch::Sender::new(0),
+            nacks: Mutex::default(),
         }
     }
 
@@ -359,10 +383,24 @@ impl Fleet {
 
     /// Records that the data plane rejected `version`.
     pub(crate) fn nack(&self, conn: &Connection, version: u64, reason: String) {
+        let at = Instant::now();
         self.update(conn, |p| {
             p.last_nack = Some(format!("version {version}: {reason}"));
+            let mut nacks = self.nacks.lock();
+            nacks.truncate(RECENT_NACKS - 1);
+            nacks.push_front(Nack {
+                node_id: p.node_id.clone(),
+                version,
+                reason: reason.chars().take(NACK_REASON_CHARS).collect(),
+                at,
+            });
             true
         });
+    }
+
+    /// The last NACKs of this control plane's streams, newest first.
+    pub(crate) fn recent_nacks(&self) -> Vec<Nack> {
+        self.nacks.lock().iter().cloned().collect()
     }
 
     /// Replaces the data plane's member health with a new report. Watchers

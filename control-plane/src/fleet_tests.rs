@@ -188,3 +188,28 @@ async fn silent_and_reconnected_planes_leave_the_ejection_count() {
     fleet.report(&again, report(&[("a", false)]));
     assert_eq!(ejected(), ["a"], "the new stream's report");
 }
+
+/// The NACK log keeps the last [`RECENT_NACKS`], newest first, each reason
+/// cut to [`NACK_REASON_CHARS`], and outlives the ACK that clears a data
+/// plane's own last NACK.
+#[tokio::test(start_paused = true)]
+async fn recent_nacks_are_bounded_newest_first_and_outlive_the_next_ack() {
+    let fleet = Fleet::new(EXPIRY);
+    let conn = fleet.connect(&hello("dp-1"), None).unwrap();
+    for version in 1..=(RECENT_NACKS as u64 + 5) {
+        fleet.nack(&conn, version, format!("reason {version}"));
+    }
+    fleet.nack(&conn, 99, "é".repeat(NACK_REASON_CHARS * 2));
+    fleet.ack(&conn, 100);
+    let nacks = fleet.recent_nacks();
+    assert_eq!(nacks.len(), RECENT_NACKS);
+    assert_eq!(nacks[0].version, 99);
+    assert_eq!(nacks[0].reason.chars().count(), NACK_REASON_CHARS);
+    assert_eq!(nacks[1].reason, format!("reason {}", RECENT_NACKS + 5));
+    assert_eq!(nacks[0].node_id, "dp-1");
+    assert_eq!(
+        fleet.planes()[0].last_nack,
+        None,
+        "the ACK clears the row's NACK"
+    );
+}

@@ -1,7 +1,7 @@
 //! Hangar's control plane: holds the versioned config, persists it in an
 //! embedded store or in etcd shared by several replicas, streams snapshots
 //! to every connected data plane over gRPC and rolls their health reports
-//! up for `hangarctl status`.
+//! up for `hangarctl status` and a live status page.
 //!
 //! # Layout
 //! - [`auth`]: tokens and TLS: who may call which API.
@@ -20,6 +20,8 @@
 //! - `stream`: the `DataPlaneService` bidirectional stream.
 //! - `metrics`: Prometheus metrics at `/metrics`, on the gRPC listener.
 //! - `traces`: spans of applies and snapshot pushes, over OTLP.
+//! - `ui`: the status page at `/` and its data, on the gRPC listener.
+//! - `listener`: TLS handshakes that offer HTTP/2 and HTTP/1.1 on the one port.
 
 pub(crate) mod admin;
 pub(crate) mod api_keys;
@@ -27,6 +29,7 @@ pub mod auth;
 pub(crate) mod documents;
 pub mod etcd;
 pub(crate) mod fleet;
+pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod replicas;
 pub(crate) mod session_keys;
@@ -37,6 +40,7 @@ pub(crate) mod store;
 pub(crate) mod stored;
 pub(crate) mod stream;
 pub(crate) mod traces;
+pub(crate) mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,7 +75,7 @@ pub struct Settings {
     pub fleet_quorum: f64,
     /// Tokens of the admin and data-plane APIs.
     pub access: Access,
-    /// TLS for the gRPC listener; plain HTTP/2 when `None`.
+    /// TLS for the listener (HTTP/2 and HTTP/1.1 alike); plaintext when `None`.
     pub tls: Option<ServerTls>,
     /// How often the fleet's session key is replaced; the key before stays
     /// valid until the next rotation.
@@ -132,7 +136,7 @@ pub enum RunError {
     /// The listen address would leave an API open to the network.
     #[error(transparent)]
     Exposed(#[from] ExposureError),
-    /// The gRPC server failed (or its TLS config is unusable).
+    /// The gRPC server failed.
     #[error("grpc server failed")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -214,8 +218,9 @@ impl ControlPlane {
         &self.state
     }
 
-    /// Serves the gRPC API, and `/metrics` over HTTP/1.1, on an already
-    /// bound listener until `shutdown` is cancelled. Refuses a non-loopback
+    /// Serves the gRPC API, `/metrics` and the status page (these also
+    /// over HTTP/1.1, with TLS too) on an already bound listener until
+    /// `shutdown` is cancelled. Refuses a non-loopback
     /// listener that would leave an API without credentials.
     pub async fn serve(
         &self,
@@ -241,14 +246,15 @@ impl ControlPlane {
             shares,
             shutdown.clone(),
         ));
+        let status =
+            status::Source::new(self.state.clone(), self.fleet.clone(), self.peers.clone());
         let admin = admin::Admin::new(
             self.state.clone(),
-            self.fleet.clone(),
+            status.clone(),
             self.metrics.clone(),
             self.api_keys.clone(),
             shutdown.clone(),
         )
-        .with_peers(self.peers.clone())
         .with_tracer(self.tracer.clone());
         let data_planes = stream::DataPlanes::new(
             self.state.clone(),
@@ -260,7 +266,8 @@ impl ControlPlane {
             self.api_keys.subscribe(),
         )
         .with_tracer(self.tracer.clone());
-        // The interceptors sit on the services, so /metrics stays open.
+        // The interceptors sit on the services: /metrics stays open, and
+        // the status page checks the admin token itself.
         let grpc = Routes::new(AdminServiceServer::with_interceptor(
             admin,
             AdminGate::new(self.access.clone()),
@@ -269,22 +276,37 @@ impl ControlPlane {
             data_planes,
             DataPlaneGate::new(self.access.clone(), self.tls.as_ref()),
         ));
+        let page = ui::Ui::new(
+            status,
+            self.access.clone(),
+            self.tls.is_some(),
+            shutdown.clone(),
+        );
         let routes = grpc
             .into_axum_router()
-            .merge(metrics::router(self.metrics.clone()));
-        let mut server = tonic::transport::Server::builder();
-        if let Some(tls) = &self.tls {
-            server = server.tls_config(tls.server_config())?;
-        }
-        server
-            // Prometheus scrapes over HTTP/1.1; gRPC clients still get HTTP/2.
+            .merge(metrics::router(self.metrics.clone()))
+            .merge(ui::router(page));
+        let server = tonic::transport::Server::builder()
+            // Prometheus and browsers may speak HTTP/1.1; gRPC clients get HTTP/2.
             .accept_http1(true)
-            .add_routes(routes.into())
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await?;
+            .add_routes(routes.into());
+        match &self.tls {
+            Some(tls) => {
+                let incoming =
+                    listener::tls_incoming(listener, tls.rustls_config(), shutdown.clone());
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await?;
+            }
+            None => {
+                server
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(listener),
+                        shutdown.cancelled_owned(),
+                    )
+                    .await?;
+            }
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Rolls the data planes' health reports up into per-server and per-group
-//! state for `hangarctl status`.
+//! state for `hangarctl status` and the status page, which both gather
+//! their inputs through [`Source`] and follow changes with [`Changes`].
 //!
 //! Only data planes that are connected and reported within the expiry count.
 //! A server is `ready` when every data plane that reports it sees it healthy,
@@ -11,13 +12,128 @@
 mod limits;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hangar_balance::GroupState;
 use hangar_config::{Config, Group, Server};
-use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, StatusResponse};
+use hangar_proto::v1::{DataPlaneStatus, GroupStatus, ServerStatus, Snapshot, StatusResponse};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::fleet::{DataPlane, PlaneState};
+use crate::fleet::{DataPlane, Fleet, Nack, PlaneState};
+use crate::replicas::Peers;
+use crate::state::{ConfigState, Current};
+
+/// Changes closer together than this are sent to a watcher as one status.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Where a status comes from: the config in force, this control plane's
+/// data planes and, on etcd, the other replicas'.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    state: Arc<ConfigState>,
+    fleet: Arc<Fleet>,
+    peers: Option<Peers>,
+}
+
+/// Everything one status is built from, read at one moment.
+#[derive(Debug)]
+pub(crate) struct Gathered {
+    /// The config in force.
+    pub current: Current,
+    /// Every data plane, ordered by node id.
+    pub planes: Vec<DataPlane>,
+    /// The servers out of rotation fleet-wide.
+    pub ejected: Arc<BTreeSet<String>>,
+    /// This control plane's last NACKs, newest first.
+    pub nacks: Vec<Nack>,
+    /// Silence after which a data plane stops counting.
+    pub expiry: Duration,
+}
+
+/// Wakes a watcher when the status may have changed.
+#[derive(Debug)]
+pub(crate) struct Changes {
+    fleet: watch::Receiver<u64>,
+    config: watch::Receiver<Arc<Snapshot>>,
+    refresh: Duration,
+}
+
+// === impl Source ===
+
+impl Source {
+    pub(crate) fn new(state: Arc<ConfigState>, fleet: Arc<Fleet>, peers: Option<Peers>) -> Self {
+        Self {
+            state,
+            fleet,
+            peers,
+        }
+    }
+
+    /// Reads the inputs of a status now.
+    pub(crate) async fn gather(&self) -> Gathered {
+        let planes = crate::replicas::every_plane(&self.fleet, self.peers.as_ref()).await;
+        Gathered {
+            // After the read from etcd, so the config is the freshest one.
+            current: self.state.current(),
+            planes,
+            ejected: self.fleet.ejected().borrow().clone(),
+            nacks: self.fleet.recent_nacks(),
+            expiry: self.fleet.expiry(),
+        }
+    }
+
+    /// Follows changes of config and fleet, and wakes at least every
+    /// `refresh` (ages move on).
+    pub(crate) fn changes(&self, refresh: Duration) -> Changes {
+        Changes {
+            fleet: self.fleet.changes(),
+            config: self.state.subscribe(),
+            refresh,
+        }
+    }
+}
+
+// === impl Gathered ===
+
+impl Gathered {
+    /// The status, as `hangarctl status` shows it.
+    pub(crate) fn rollup(&self) -> StatusResponse {
+        rollup(
+            self.current.version,
+            &self.current.config,
+            &self.planes,
+            self.expiry,
+            &self.ejected,
+        )
+    }
+
+    /// The data planes that count in the rollup at `now`.
+    pub(crate) fn counting(&self, now: Instant) -> impl Iterator<Item = &DataPlane> {
+        self.planes
+            .iter()
+            .filter(move |p| p.state(now, self.expiry) == PlaneState::Connected)
+    }
+}
+
+// === impl Changes ===
+
+impl Changes {
+    /// Waits for a change or the refresh period, then lets a burst of
+    /// changes settle; `false` once the control plane is going away.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            changed = self.fleet.changed() => if changed.is_err() { return false },
+            changed = self.config.changed() => if changed.is_err() { return false },
+            () = tokio::time::sleep(self.refresh) => {}
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        self.fleet.borrow_and_update();
+        self.config.borrow_and_update();
+        true
+    }
+}
 
 /// Builds the status of config `version` from the data planes; those not
 /// heard from within `expiry` are listed but do not count. `ejected` are
@@ -26,7 +142,7 @@ pub(crate) fn rollup(
     version: u64,
     config: &Config,
     planes: &[DataPlane],
-    expiry: std::time::Duration,
+    expiry: Duration,
     ejected: &BTreeSet<String>,
 ) -> StatusResponse {
     let now = Instant::now();
@@ -228,14 +344,13 @@ fn group_status(
     }
 }
 
-fn millis(d: std::time::Duration) -> u64 {
+/// Whole milliseconds of `d`, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use hangar_proto::v1::Hello;
 
     use super::*;

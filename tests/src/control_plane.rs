@@ -97,9 +97,15 @@ impl ControlPlane {
         format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// The Prometheus endpoint, on the gRPC listener.
+    /// The Prometheus endpoint, on the gRPC listener (`https://` with TLS).
     pub fn metrics_url(&self) -> String {
-        format!("http://{}/metrics", self.addr)
+        self.page_url("/metrics")
+    }
+
+    /// `path` on the listener, as a browser or scraper asks for it: the
+    /// status page is `/`.
+    pub fn page_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url())
     }
 
     /// The state directory; `None` for a replica on etcd.

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 use crate::eventually::eventually;
-use crate::free_port;
+use crate::{find_on_path, free_port};
 
 /// A running etcd; killed (by its PID) when dropped.
 #[derive(Debug)]
@@ -114,11 +114,4 @@ impl Etcd {
         })
         .await;
     }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`fake_mcp`]: a fast Streamable HTTP MCP server with the example server's tools.
 //! - [`bench`](mod@bench): load generation and measurements for `hangar-bench`.
+//! - [`browser`]: a real headless Chromium over WebDriver, for the status page.
 //! - [`chaos`]: member faults and what clients see, for `hangar-chaos-bench`.
 //! - [`configs`]: recipe-shaped config files.
 //! - [`control_plane`]: an in-process control plane with a temporary state dir.
@@ -25,6 +26,7 @@
 //! - [`everything`]: the MCP project's reference server, `server-everything`.
 
 pub mod bench;
+pub mod browser;
 pub mod chaos;
 pub mod configs;
 pub mod control_plane;
@@ -53,4 +55,13 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free loopback port")
         .port()
+}
+
+/// The first file named `name` in a directory of `PATH`: a program the
+/// tests run from the system when it is installed.
+pub(crate) fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }

@@ -27,6 +27,7 @@ mod e2e {
     mod retries;
     mod sealed_sessions;
     mod security;
+    mod status_page;
     mod strategies;
     mod traces;
     mod transparent;

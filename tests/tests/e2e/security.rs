@@ -1,5 +1,6 @@
 //! Who may talk to the control plane: bearer tokens per API, TLS with a
-//! private CA, and client certificates for data planes.
+//! private CA, client certificates for data planes, and HTTP/1.1 beside
+//! gRPC under TLS.
 
 use hangar_control_plane::auth::{Access, ServerTls};
 use hangar_proto::auth::Token;
@@ -201,6 +202,104 @@ async fn tls_with_client_certificates_for_data_planes() {
         .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 6)
         .await;
     assert_eq!(served_counts(&out).values().sum::<usize>(), 6);
+
+    dp.stop().await;
+    cp.stop().await;
+    for backend in backends {
+        backend.shutdown().await;
+    }
+}
+
+/// Under TLS the one port serves gRPC over HTTP/2 (with client
+/// certificates for data planes) and `/metrics` and the status page over
+/// HTTP/1.1 as well: a scraper that offers only `http/1.1` in ALPN is
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_the_status_page_over_http1_under_tls() {
+    let pki = TestPki::generate();
+    let (backends, yaml) = start_backends().await;
+    let tls = ServerTls::from_files(&pki.server.cert, &pki.server.key, Some(&pki.ca)).unwrap();
+    let settings = hangar_control_plane::Settings {
+        tls: Some(tls),
+        access: Access {
+            admin_token: token(ADMIN),
+            dataplane_token: None,
+        },
+        ..hangar_control_plane::Settings::new(pki.dir().join("state"))
+    };
+    let trusting =
+        |identity: Option<&hangar_tests::pki::CertFiles>, with: Option<&str>| ClientConfig {
+            token: with.and_then(token),
+            tls: ClientTls::from_files(
+                Some(&pki.ca),
+                identity.map(|c| c.cert.as_path()),
+                identity.map(|c| c.key.as_path()),
+            )
+            .unwrap(),
+        };
+    let cp = ControlPlane::start_with(settings)
+        .await
+        .with_admin_client(trusting(None, Some(ADMIN)));
+    let dp = DataPlane::start_with(hangar_data_plane::Settings {
+        client: trusting(Some(&pki.client), None),
+        ..hangar_data_plane::Settings::new(cp.url(), "dp-1")
+    })
+    .await;
+    let version = cp.apply_and_wait(&yaml, 1).await;
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
+    let http1 = reqwest::Client::builder()
+        .tls_certs_only([ca.clone()])
+        .http1_only()
+        .build()
+        .unwrap();
+    let url = cp.metrics_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let metrics = http1
+        .get(&url)
+        .send()
+        .await
+        .expect("/metrics over HTTP/1.1");
+    assert_eq!(metrics.version(), reqwest::Version::HTTP_11);
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(&format!("hangar_config_version {version}")),
+        "{text}"
+    );
+
+    let status = http1
+        .get(cp.page_url("/status.json"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), reqwest::StatusCode::OK);
+    let status: serde_json::Value = status.json().await.unwrap();
+    assert_eq!(status["data_planes"][0]["node_id"], "dp-1");
+
+    // A client that offers h2 gets it, on the same port.
+    let http2 = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let metrics = http2.get(&url).send().await.unwrap();
+    assert_eq!(metrics.version(), reqwest::Version::HTTP_2);
+
+    // gRPC still checks the data plane's certificate.
+    let without_cert = open_stream(&cp.url(), &trusting(None, None))
+        .await
+        .unwrap_err();
+    assert!(
+        without_cert.starts_with("Unauthenticated: data planes must present a client certificate"),
+        "{without_cert}"
+    );
+    let out = dp
+        .client()
+        .await
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 3)
+        .await;
+    assert_eq!(served_counts(&out).values().sum::<usize>(), 3);
 
     dp.stop().await;
     cp.stop().await;
