@@ -30,7 +30,6 @@ use crate::control::Identity;
 use crate::control::cache::{CacheError, SnapshotCache};
 use crate::endpoint::mcp::HangarServer;
 use crate::endpoint::metrics::Metrics;
-use crate::metrics::CallFamilies;
 use crate::route::table::{Origin, Routes};
 pub use crate::server::listener::{Admission, Limits};
 
@@ -79,7 +78,7 @@ impl DataPlane {
     /// probes and the control-plane task stop when serving has ended.
     pub fn new(shutdown: CancellationToken) -> Self {
         let halt = CancellationToken::new();
-        let routes = Arc::new(Routes::new(CallFamilies::default(), halt.clone()));
+        let routes = Arc::new(Routes::new(halt.clone()));
         Self {
             metrics: Arc::new(Metrics::new(routes.clone())),
             routes,

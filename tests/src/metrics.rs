@@ -104,19 +104,35 @@ impl Scrape {
         self.samples
             .iter()
             .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|s| has_labels(s, labels))
             .map(|s| s.value)
             .sum()
+    }
+
+    /// Every sample, of every family.
+    pub fn all(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Whether some sample `name` has all of `labels` (and maybe more).
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .any(|s| has_labels(s, labels))
     }
 
     /// Every sample named `name`.
     pub fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> {
         self.samples.iter().filter(move |s| s.name == name)
     }
+}
+
+/// Whether `sample` has all of `labels` (and maybe more).
+fn has_labels(sample: &Sample, labels: &[(&str, &str)]) -> bool {
+    labels
+        .iter()
+        .all(|(k, v)| sample.labels.get(*k).map(String::as_str) == Some(*v))
 }
 
 fn parse_sample(line: &str) -> Result<Sample, String> {

@@ -1,7 +1,9 @@
-//! `GET /metrics`: the data plane's Prometheus registry. The call counters
-//! and latency histograms come from [`crate::metrics`]; the state (health,
-//! calls in flight, the config in force) is read from the routing table in
-//! force when Prometheus scrapes, so keeping it costs the hot path nothing.
+//! `GET /metrics`: the data plane's Prometheus registry, read from the
+//! routing table in force when Prometheus scrapes: the call counters and
+//! latency histograms its members hold ([`crate::metrics`]) and the state
+//! (health, calls in flight, the config in force), so keeping the state
+//! costs the hot path nothing, and the series of members, groups and
+//! tools a snapshot dropped are gone with them.
 //!
 //! Every data plane has its own [`Metrics`] (no process-global recorder),
 //! so several data planes in one process keep their numbers apart.
@@ -29,7 +31,6 @@ impl Metrics {
     /// The metrics of the data plane whose routing table is `routes`.
     pub fn new(routes: Arc<Routes>) -> Self {
         let mut registry = Registry::default();
-        routes.call_families().clone().register(&mut registry);
         registry.register_collector(Box::new(TableCollector { routes }));
         Self {
             registry: Arc::new(registry),
@@ -61,6 +62,7 @@ impl Collector for TableCollector {
         let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
 
         let e = &mut encoder;
+        calls(e, &groups, &members)?;
         let by_member = ("member", members.as_slice());
         per_label(
             e,
@@ -141,6 +143,23 @@ impl Collector for TableCollector {
             e.encode_descriptor("hangar_config_version", help, None, MetricType::Gauge)?;
         gauge(table.version).encode(version)
     }
+}
+
+/// The call counters and latency of every group's members (in the order
+/// given, members in config order), then of the servers named directly.
+fn calls(
+    e: &mut DescriptorEncoder<'_>,
+    groups: &[&GroupRoute],
+    members: &[&Arc<Member>],
+) -> Result<(), std::fmt::Error> {
+    let through_groups = groups.iter().flat_map(|g| {
+        g.members
+            .iter()
+            .map(|m| (g.id.as_str(), m.member.id(), &*m.metrics))
+    });
+    let direct = members.iter().map(|m| ("", m.id(), &**m.direct_metrics()));
+    let all: Vec<_> = through_groups.chain(direct).collect();
+    crate::metrics::encode_calls(e, &all)
 }
 
 /// Each rate limit's counts, labelled by its id and scope, and the share

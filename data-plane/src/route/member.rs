@@ -12,8 +12,8 @@
 //! A subprocess copy that fails `max_consecutive_failures` probes in a row
 //! is killed and started again.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -24,45 +24,20 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, CallFamilies, CallMetrics};
+use crate::metrics::{self, CallMetrics, MemberCalls};
 use crate::observe;
+mod ledger;
 mod probe;
+
+pub(crate) use self::ledger::Ledger;
 
 use crate::route::breaker::CircuitBreaker;
 use crate::route::limit::{ConcurrencyLimit, Slot};
 use crate::route::outlier::Outliers;
-use crate::route::rate::{self, Asking};
+use crate::route::rate;
 pub(crate) use crate::route::vitals::Stamp;
 use crate::route::vitals::Vitals;
-use crate::upstream::{Upstream, UpstreamError};
-
-/// Where a call's outcome is written: the metric handles of the group (or
-/// of the server named directly) and member it went through, and the
-/// group's circuit breaker, if it went through a group.
-#[derive(Debug, Clone, Copy)]
-pub struct Ledger<'a> {
-    /// Counters and latency of the call.
-    pub metrics: &'a Arc<CallMetrics>,
-    /// The group's breaker.
-    pub breaker: Option<&'a Arc<CircuitBreaker>>,
-    /// The group's outlier detection and the member's index in the group.
-    pub(crate) outliers: Option<(&'a Arc<Outliers>, usize)>,
-    /// The tool called, when its latency is kept apart (`least_latency`).
-    pub(crate) tool: Option<&'a str>,
-    /// Who calls what, for the server's rate limits; `None` for requests
-    /// no limit counts (streams, notifications, probes).
-    pub(crate) asking: Option<Asking<'a>>,
-}
-
-impl<'a> Ledger<'a> {
-    /// This ledger for a request that the server's rate limits count.
-    pub(crate) fn asking(self, asking: Asking<'a>) -> Self {
-        Self {
-            asking: Some(asking),
-            ..self
-        }
-    }
-}
+use crate::upstream::{ToolList, Upstream, UpstreamError};
 
 /// A member and its state on this data plane.
 #[derive(Debug)]
@@ -104,12 +79,16 @@ pub struct Member {
     /// A call went silent: check the member now.
     suspect: Notify,
     /// Where calls that name this server directly (not a group) are
-    /// counted; made on the first such call, so servers only ever called
-    /// through groups add no series.
-    direct_metrics: OnceLock<Arc<CallMetrics>>,
-    call_families: CallFamilies,
+    /// counted; handed on to the member that replaces this one.
+    direct_calls: Arc<MemberCalls>,
     /// Wakes the control-plane reporter when health flips.
     health_changed: Arc<Notify>,
+    /// The tools the member listed last, kept while its list is being
+    /// read again (a new session drops the upstream's): the tool labels
+    /// of its calls.
+    listed: ArcSwapOption<ToolList>,
+    /// Wakes the routing table's relabelling when `listed` changes names.
+    tools_changed: Arc<Notify>,
     /// Stops the probe loop when the member leaves the config.
     stop: CancellationToken,
     /// The rate limits of the member's server (`rate_limit:`), set with
@@ -122,7 +101,7 @@ pub struct Member {
 impl Member {
     /// A member in rotation, or out of it until its first successful probe
     /// when `in_rotation` is false; call [`Member::spawn_probe`] to start
-    /// probing. Calls that name the server directly count in `call_families`.
+    /// probing. Calls that name the server directly count in `direct_calls`.
     #[expect(
         clippy::too_many_arguments,
         reason = "one per part of a member; a builder would only move them"
@@ -133,7 +112,7 @@ impl Member {
         probe_interval: Duration,
         max_consecutive_failures: u32,
         in_rotation: bool,
-        call_families: CallFamilies,
+        direct_calls: Arc<MemberCalls>,
         health_changed: Arc<Notify>,
         stop: CancellationToken,
     ) -> Self {
@@ -163,9 +142,10 @@ impl Member {
             stall_timeout: None,
             busy_since: Mutex::new(None),
             suspect: Notify::new(),
-            direct_metrics: OnceLock::new(),
-            call_families,
+            direct_calls,
             health_changed,
+            listed: ArcSwapOption::empty(),
+            tools_changed: Arc::new(Notify::new()),
             stop,
             rate_limits: ArcSwapOption::empty(),
         }
@@ -174,6 +154,13 @@ impl Member {
     /// Watches the member for hangs (`stall_timeout`); 0 turns it off.
     pub fn with_stall_timeout(mut self, stall: Duration) -> Self {
         self.stall_timeout = Some(stall).filter(|s| !s.is_zero());
+        self
+    }
+
+    /// Tells `changed` whenever the names of the tools the member lists
+    /// change (see [`Member::listed_tools`]).
+    pub fn with_tools_changed(mut self, changed: Arc<Notify>) -> Self {
+        self.tools_changed = changed;
         self
     }
 
@@ -215,9 +202,8 @@ impl Member {
     }
 
     /// Where calls that name this server directly are counted.
-    pub fn direct_metrics(&self) -> &Arc<CallMetrics> {
-        self.direct_metrics
-            .get_or_init(|| self.call_families.handles("", &self.id))
+    pub fn direct_metrics(&self) -> &Arc<MemberCalls> {
+        &self.direct_calls
     }
 
     /// Changes the ejection threshold of a member kept across snapshots.
@@ -330,7 +316,7 @@ impl Member {
         }
         InFlightCall {
             member: self.clone(),
-            metrics: ledger.metrics.clone(),
+            metrics: ledger.metrics.of(ledger.called_tool()),
             breaker: ledger.breaker.cloned(),
             outliers: ledger.outliers.map(|(o, i)| (o.clone(), i)),
             tool: ledger.tool.map(Box::from),

@@ -182,7 +182,6 @@ async fn stop_ends_probing() {
 #[tokio::test(start_paused = true)]
 async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
     let upstream = Upstream::Unusable("a member that is never called".into());
-    let families = crate::metrics::CallFamilies::default();
     let member = Arc::new(
         Member::new(
             "m".into(),
@@ -190,13 +189,13 @@ async fn queued_calls_count_as_in_flight_and_a_full_member_stays_healthy() {
             PERIOD,
             1,
             true,
-            families.clone(),
+            Default::default(),
             Arc::new(Notify::new()),
             CancellationToken::new(),
         )
         .with_max_concurrency(1),
     );
-    let metrics = families.handles("g", "m");
+    let metrics = Arc::new(crate::metrics::MemberCalls::default());
     let ledger = |metrics| Ledger {
         metrics,
         breaker: None,
@@ -295,8 +294,7 @@ fn probe_answering(member: &Arc<Member>, answer: bool) -> Arc<Mutex<Vec<Duration
 async fn a_silent_member_that_fails_its_check_leaves_at_once() {
     let m = watched_member(Duration::from_secs(2));
     let deadlines = probe_answering(&m, false);
-    let families = crate::metrics::CallFamilies::default();
-    let metrics = families.handles("g", "m");
+    let metrics = crate::metrics::MemberCalls::default();
     let _call = m.begin_call(Ledger {
         metrics: &metrics,
         breaker: None,
@@ -368,8 +366,7 @@ async fn a_hung_member_leaves_fast_even_between_frequent_probes() {
     });
     // The member hangs between probes: its call begins at 0.3 s.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let families = crate::metrics::CallFamilies::default();
-    let metrics = families.handles("g", "m");
+    let metrics = crate::metrics::MemberCalls::default();
     let _call = m.begin_call(Ledger {
         metrics: &metrics,
         breaker: None,
@@ -400,8 +397,7 @@ async fn a_hung_member_leaves_fast_even_between_frequent_probes() {
 async fn a_silent_member_that_answers_its_check_is_busy() {
     let m = watched_member(Duration::from_secs(2));
     let deadlines = probe_answering(&m, true);
-    let families = crate::metrics::CallFamilies::default();
-    let metrics = families.handles("g", "m");
+    let metrics = crate::metrics::MemberCalls::default();
     let _call = m.begin_call(Ledger {
         metrics: &metrics,
         breaker: None,
@@ -424,8 +420,7 @@ async fn a_silent_call_asks_for_a_check_instead_of_counting() {
     let m = watched_member(Duration::from_secs(2));
     let deadlines = probe_answering(&m, true);
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let families = crate::metrics::CallFamilies::default();
-    let metrics = families.handles("g", "m");
+    let metrics = crate::metrics::MemberCalls::default();
     for _ in 0..5 {
         let call = m.begin_call(Ledger {
             metrics: &metrics,

@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod build;
+mod labels;
 mod report;
 
-use crate::metrics::{CallFamilies, CallMetrics};
+use crate::metrics::MemberCalls;
 use crate::route::access::AccessRules;
 use crate::route::api_keys::ApiKeyBook;
 use crate::route::breaker::{CircuitBreaker, CircuitOpen};
@@ -50,8 +51,9 @@ pub struct GroupMember {
     pub priority: i32,
     /// False when the control plane took the member out of rotation.
     pub eligible: bool,
-    /// Where calls through this group to this member are counted.
-    pub metrics: Arc<CallMetrics>,
+    /// Where calls through this group to this member are counted, by
+    /// tool; kept across snapshots while the member stays in the group.
+    pub metrics: Arc<MemberCalls>,
     /// The `tools:` policies of the member's server and of the group's
     /// entry for it.
     pub(crate) policies: Vec<Arc<ToolPolicy>>,
@@ -291,11 +293,18 @@ pub struct RoutingTable {
 /// The routing table in force, and what building a new one needs.
 #[derive(Debug)]
 pub struct Routes {
-    table: ArcSwap<RoutingTable>,
+    /// Shared with the task that relabels it when tool lists change.
+    table: Arc<ArcSwap<RoutingTable>>,
     /// HTTP clients per TLS and timeout setting, shared by members.
     clients: ClientPool,
-    metrics: CallFamilies,
     health_changed: Arc<Notify>,
+    /// Notified when a member's tool names change (`labels`).
+    tools_changed: Arc<Notify>,
+    /// Held while the tool labels of a table are set, so an apply and
+    /// the relabelling of the table in force take turns.
+    relabel: Arc<parking_lot::Mutex<()>>,
+    /// Set once the relabelling task runs.
+    watching_tools: std::sync::Once,
     /// Version of the table in force, for callers waiting for the first one.
     version: watch::Sender<u64>,
     shutdown: CancellationToken,
@@ -326,14 +335,15 @@ pub struct Routes {
 // === impl Routes ===
 
 impl Routes {
-    /// An empty table whose calls count in `metrics`; member probes stop
-    /// when `shutdown` is cancelled.
-    pub fn new(metrics: CallFamilies, shutdown: CancellationToken) -> Self {
+    /// An empty table; member probes stop when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
         Self {
-            table: ArcSwap::from_pointee(RoutingTable::default()),
+            table: Arc::new(ArcSwap::from_pointee(RoutingTable::default())),
             clients: ClientPool::default(),
-            metrics,
             health_changed: Arc::new(Notify::new()),
+            tools_changed: Arc::new(Notify::new()),
+            relabel: Arc::default(),
+            watching_tools: std::sync::Once::new(),
             version: watch::Sender::new(0),
             moved_sessions: MovedSessions::default(),
             control_trouble: parking_lot::Mutex::new(None),
@@ -362,11 +372,6 @@ impl Routes {
         // A timeout only means the caller gets the (empty) table in force.
         let _ = tokio::time::timeout(patience, version.wait_for(|v| *v != 0)).await;
         self.load()
-    }
-
-    /// The call counters and latency histograms of every table.
-    pub fn call_families(&self) -> &CallFamilies {
-        &self.metrics
     }
 
     /// The keys that seal the group endpoint's session ids.
@@ -466,7 +471,13 @@ impl Routes {
             }
         }
         let version = table.version;
+        let relabelling = self.relabel.lock();
+        // Before the swap, so the first call of a kept member counts
+        // under the new group's labels.
+        table.label_tools();
         let old = self.table.swap(Arc::new(table));
+        drop(relabelling);
+        self.watch_tool_lists();
         self.version.send_replace(version);
         let new = self.load();
         for (id, member) in &old.members {

@@ -107,6 +107,20 @@ impl ToolList {
         &self.tools
     }
 
+    /// The name of every tool, in the member's order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools
+            .iter()
+            .filter_map(|tool| tool.get("name").and_then(Value::as_str))
+    }
+
+    /// Whether `other` lists the same names (in any order): a list read
+    /// again is a new list, but most often of the same tools.
+    pub fn same_names(&self, other: &ToolList) -> bool {
+        self.by_name.len() == other.by_name.len()
+            && self.by_name.keys().all(|name| other.lists(name))
+    }
+
     /// Whether the member marks `name` read-only or idempotent.
     fn retry_safe(&self, name: &str) -> bool {
         self.get(name).is_some_and(|tool| {

@@ -121,7 +121,7 @@ async fn python_sdk_auto_mode_spreads_sessions_over_legacy_members() {
     let scrape = Scrape::fetch(&stack.dp.metrics_url()).await;
     let count = |member: &str, outcome: &str| {
         let labels = [("group", "g"), ("member", member), ("outcome", outcome)];
-        scrape.value("hangar_calls_total", &labels).unwrap_or(0.0)
+        scrape.sum("hangar_calls_total", &labels)
     };
     // Every request of a session goes to its member: before the probe
     // took no turn, all ten sessions landed on one member.

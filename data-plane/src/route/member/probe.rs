@@ -10,7 +10,7 @@ use std::time::Duration;
 use hangar_balance::{Outcome, Transition};
 
 use super::Member;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ToolList, UpstreamError};
 
 /// Bounds of a probe's deadline: at most the probe period, never below the floor.
 const PROBE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
@@ -54,6 +54,7 @@ impl Member {
                         if let Err(err) = probed.upstream.keep_tools_listed(timeout).await {
                             tracing::debug!(error = %err, "could not list the member's tools");
                         }
+                        probed.note_listed_tools();
                         Ok(())
                     }
                 })
@@ -177,6 +178,27 @@ impl Member {
                 self.restart_if_failing();
             }
         }
+    }
+
+    /// Takes in the tools the member lists now (also those a call listed
+    /// since the last probe) and tells the routing table when their names
+    /// changed, so the `tool` labels of its calls follow. A member whose
+    /// list is gone (a new session, being listed again) keeps the last one:
+    /// its series are not dropped and made again.
+    pub(crate) fn note_listed_tools(&self) {
+        let Some(now) = self.upstream.tools() else {
+            return;
+        };
+        let before = self.listed.swap(Some(now.clone()));
+        if before.is_none_or(|before| !before.same_names(&now)) {
+            self.tools_changed.notify_one();
+        }
+    }
+
+    /// The tools the member listed last (see [`Member::note_listed_tools`]);
+    /// `None` before it has listed any.
+    pub(crate) fn listed_tools(&self) -> Option<Arc<ToolList>> {
+        self.listed.load_full()
     }
 
     /// Kills and restarts a subprocess copy that failed its probes

@@ -12,6 +12,7 @@ use hangar_proto::v1;
 use tokio_util::sync::CancellationToken;
 
 use super::{GroupMember, GroupRoute, Origin, Routes, RoutingTable};
+use crate::metrics::MemberCalls;
 use crate::route::access::AccessRules;
 use crate::route::breaker::CircuitBreaker;
 use crate::route::compile::{GroupPlan, Plan, ServerPlan};
@@ -44,7 +45,7 @@ impl Routes {
                     }
                     copies.clone()
                 }
-                None => self.new_members(server),
+                None => self.new_members(server, old),
             };
             for member in &copies {
                 members.insert(member.id().to_owned(), member.clone());
@@ -78,8 +79,9 @@ impl Routes {
                             weight: m.weight,
                             priority: m.priority,
                             eligible: m.eligible,
-                            // Built here, per snapshot, so calls never look labels up.
-                            metrics: self.metrics.handles(&group.id, member.id()),
+                            // Built here, per snapshot, so calls never look
+                            // labels up; a member that stays keeps its counts.
+                            metrics: old.group_calls(&group.id, member.id()),
                             policies: policies.clone(),
                         })
                     })
@@ -154,11 +156,12 @@ impl Routes {
 
     /// The members for `server`, probing: one for a remote server, one per
     /// replica for a subprocess server (each running its own process).
-    fn new_members(&self, server: &v1::Server) -> Vec<Arc<Member>> {
+    fn new_members(&self, server: &v1::Server, old: &RoutingTable) -> Vec<Arc<Member>> {
         let Some(sub) = server.subprocess() else {
             let upstream = Upstream::remote(server, &self.clients);
             let stop = self.shutdown.child_token();
-            return vec![self.new_member(server, server.id.clone(), upstream, stop)];
+            let id = server.id.clone();
+            return vec![self.new_member(server, id, upstream, stop, old)];
         };
         let replicas = sub.replicas.max(1);
         (1..=replicas)
@@ -173,31 +176,41 @@ impl Routes {
                 let start = self.process_start.get().copied().unwrap_or(Start::Now);
                 let upstream =
                     Upstream::subprocess(server, &id, start, stop.clone(), &self.processes);
-                self.new_member(server, id, upstream, stop)
+                self.new_member(server, id, upstream, stop, old)
             })
             .collect()
     }
 
+    /// A member `id` of `server`; the calls that named the member it
+    /// replaces (of the same id in `old`) go on counting in its handles.
     fn new_member(
         &self,
         server: &v1::Server,
         id: String,
         upstream: Upstream,
         stop: CancellationToken,
+        old: &RoutingTable,
     ) -> Arc<Member> {
         let interval = Duration::from_millis(server.probe_interval_ms.max(1));
         let in_rotation = !server.fleet_unhealthy && upstream.ready_at_start();
+        let direct_calls = old
+            .members
+            .get(&id)
+            .map(|replaced| replaced.direct_metrics().clone())
+            .unwrap_or_default();
         let mut member = Member::new(
             id,
             upstream,
             interval,
             server.max_consecutive_failures,
             in_rotation,
-            self.metrics.clone(),
+            direct_calls,
             self.health_changed.clone(),
             stop,
         );
-        member = member.with_stall_timeout(Duration::from_millis(server.stall_timeout_ms));
+        member = member
+            .with_stall_timeout(Duration::from_millis(server.stall_timeout_ms))
+            .with_tools_changed(self.tools_changed.clone());
         if server.max_concurrency > 0 {
             member = member.with_max_concurrency(server.max_concurrency);
         }
@@ -223,7 +236,8 @@ impl Routes {
                     weight: 1,
                     priority: 1,
                     eligible: true,
-                    metrics: self.metrics.handles("", member.id()),
+                    // The copy's own: calls of the server named directly.
+                    metrics: member.direct_metrics().clone(),
                     policies: policy.iter().cloned().collect(),
                 })
                 .collect(),
@@ -237,5 +251,16 @@ impl Routes {
             // The server's own policy is each copy's.
             policy: None,
         }
+    }
+}
+
+impl RoutingTable {
+    /// Where calls through `group` to `member` were counted in this table,
+    /// or new handles if it had no such member.
+    fn group_calls(&self, group: &str, member: &str) -> Arc<MemberCalls> {
+        self.groups
+            .get(group)
+            .and_then(|g| g.members.iter().find(|m| m.member.id() == member))
+            .map_or_else(Arc::default, |m| m.metrics.clone())
     }
 }
