@@ -3,7 +3,6 @@
 //! The control plane's `hangarctl status` rolls up every data plane; this
 //! tool answers from one, which is what a client beside it experiences.
 
-use hangar_balance::GroupState;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -67,9 +66,7 @@ pub(crate) fn local_status(table: &RoutingTable) -> LocalStatus {
             let healthy = g.healthy_count();
             let total = g.members.len();
             let breaker = g.breaker.view();
-            let state = GroupState::of(healthy, total, g.min_healthy)
-                .with_circuit(breaker.open)
-                .as_str();
+            let state = g.state().as_str();
             GroupView {
                 name: g.id.clone(),
                 strategy: g.strategy().as_str(),

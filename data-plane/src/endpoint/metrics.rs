@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use hangar_balance::GroupState;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -100,6 +101,7 @@ impl Collector for TableCollector {
             by_group,
             |g| gauge(g.healthy_count() as u64),
         )?;
+        group_states(e, &groups)?;
         per_label(
             e,
             "hangar_group_circuit_open",
@@ -160,6 +162,33 @@ fn calls(
     let direct = members.iter().map(|m| ("", m.id(), &**m.direct_metrics()));
     let all: Vec<_> = through_groups.chain(direct).collect();
     crate::metrics::encode_calls(e, &all)
+}
+
+/// Each group's state on this data plane: 1 for the one it is in, 0 for
+/// the others, so a panel or an alert can match on the `state` label.
+fn group_states(
+    e: &mut DescriptorEncoder<'_>,
+    groups: &[&GroupRoute],
+) -> Result<(), std::fmt::Error> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    const STATES: [GroupState; 4] = [
+        GroupState::Ready,
+        GroupState::Partial,
+        GroupState::Unavailable,
+        GroupState::CircuitOpen,
+    ];
+    let help = "The group's state on this data plane (ready, partial, unavailable below min_healthy, circuit_open): 1 for the one it is in, 0 for the others.";
+    let mut family = e.encode_descriptor("hangar_group_state", help, None, MetricType::Gauge)?;
+    for group in groups {
+        let now = group.state();
+        for state in STATES {
+            let labels = [("group", group.id.as_str()), ("state", state.as_str())];
+            ConstGauge::new(i64::from(state == now)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// Each rate limit's counts, labelled by its id and scope, and the share

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hangar_balance::{Balancer, Candidate, StrategyKind};
+use hangar_balance::{Balancer, Candidate, GroupState, StrategyKind};
 use hangar_proto::v1::Snapshot;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,13 @@ impl GroupRoute {
         (0..self.members.len())
             .filter(|&i| self.in_rotation(i, &mut now))
             .count()
+    }
+
+    /// The group's state on this data plane: ready, partial, unavailable
+    /// (below `min_healthy`) or circuit open.
+    pub fn state(&self) -> GroupState {
+        GroupState::of(self.healthy_count(), self.members.len(), self.min_healthy)
+            .with_circuit(self.breaker.view().open)
     }
 
     /// Whether member `index` takes calls through this group now: the

@@ -83,6 +83,8 @@ async fn data_plane_counts_calls_per_member() {
     assert_eq!(source("cache"), Some(0.0));
     let healthy_members = scrape.value("hangar_group_healthy_members", &[group]);
     assert_eq!(healthy_members, Some(3.0));
+    let state = |s| scrape.value("hangar_group_state", &[group, ("state", s)]);
+    assert_eq!([state("ready"), state("partial")], [Some(1.0), Some(0.0)]);
     stack.stop().await;
 }
 
@@ -163,6 +165,8 @@ async fn data_plane_shows_a_killed_member() {
         scrape.value("hangar_group_healthy_members", &group),
         Some(2.0)
     );
+    let partial = [group[0], ("state", "partial")];
+    assert_eq!(scrape.value("hangar_group_state", &partial), Some(1.0));
     stack.stop().await;
 }
 
