@@ -8,6 +8,7 @@ mod e2e {
     mod breaker;
     mod client_auth;
     mod client_errors;
+    mod dashboard;
     mod failover;
     mod fleet;
     mod front_door;
