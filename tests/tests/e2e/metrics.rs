@@ -3,7 +3,8 @@
 
 use hangar_proto::v1::{Server, Snapshot, server::Transport};
 use hangar_tests::configs::{GroupConfig, RECIPE_GROUP, RECIPE_MEMBERS};
-use hangar_tests::data_plane::McpClient;
+use hangar_tests::control_plane::ControlPlane;
+use hangar_tests::data_plane::{DataPlane, McpClient};
 use hangar_tests::eventually::eventually;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::metrics::{Sample, Scrape};
@@ -462,6 +463,40 @@ async fn control_plane_counts_applies_and_pushes() {
         let scrape = Scrape::fetch(&cp.metrics_url()).await;
         let planes = |s| scrape.value("hangar_data_planes", &[("state", s)]);
         (planes("disconnected") == Some(1.0) && planes("connected") == Some(0.0)).then_some(())
+    })
+    .await;
+    cp.stop().await;
+}
+
+/// The control plane keeps no series per data plane: a data plane that
+/// left and expired is gone from `hangar_data_planes` (counted from the
+/// fleet at each scrape), leaving every state at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_forgets_expired_data_planes() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut settings = hangar_control_plane::Settings::new(state.path());
+    settings.dataplane_expiry = std::time::Duration::from_millis(300);
+    let cp = ControlPlane::start_with(settings).await;
+    let dp = DataPlane::start(&cp.url(), "dp-1").await;
+    let planes = |state: &'static str| {
+        let url = cp.metrics_url();
+        async move {
+            let scrape = Scrape::fetch(&url).await;
+            scrape.value("hangar_data_planes", &[("state", state)])
+        }
+    };
+    eventually("the data plane to be known", || async {
+        let known = planes("connected").await.unwrap_or(0.0) + planes("stale").await.unwrap_or(0.0);
+        (known == 1.0).then_some(())
+    })
+    .await;
+    dp.stop().await;
+    eventually("the data plane to be forgotten", || async {
+        let mut all = 0.0;
+        for state in ["connected", "stale", "disconnected"] {
+            all += planes(state).await.expect("every state shows");
+        }
+        (all == 0.0).then_some(())
     })
     .await;
     cp.stop().await;
