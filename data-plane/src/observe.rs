@@ -14,8 +14,10 @@
 //!   (`route::member::InFlightCall`), is an `Attempt` of the current
 //!   scope, with its own span: failovers show as several attempts;
 //! - the HTTP client writes the current span into the `traceparent` and
-//!   `tracestate` a member gets (`upstream/pass.rs`, `propagate`), so a
-//!   trace goes on through Hangar into the member;
+//!   `tracestate` a member gets (`upstream/pass.rs`, `propagate`), and the
+//!   requests the data plane makes itself carry it in `params._meta` too,
+//!   as MCP has it (`propagate_in_meta`), so a trace goes on through Hangar
+//!   into the member;
 //! - when the answer has been sent (its body dropped), the request's span
 //!   ends and its access-log line is written (`Finish`).
 //!
@@ -39,7 +41,7 @@ use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::trace::SdkTracer;
 
 pub use self::access::AccessLog;
-pub(crate) use self::propagation::propagate;
+pub(crate) use self::propagation::{propagate, propagate_in_meta};
 use self::scope::Sinks;
 pub(crate) use self::scope::{Attempt, CallScope, RequestHead, Scope};
 use crate::server::guard::Peek;

@@ -209,6 +209,17 @@ impl FakeMcpHandle {
         self.shared.traceparents.lock().iter().cloned().collect()
     }
 
+    /// The `params._meta.traceparent` of the last requests that carried
+    /// one (at most 64), oldest first.
+    pub fn meta_traceparents(&self) -> Vec<String> {
+        self.shared
+            .meta_traceparents
+            .lock()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Changes the latency added to every tool call from now on (see
     /// [`FakeMcp::latency`]).
     pub fn set_latency(&self, latency: Duration) {
@@ -361,6 +372,7 @@ impl Shared {
             fail_calls: config.fail_calls,
             hold_streams_open: config.hold_streams_open,
             traceparents: Mutex::default(),
+            meta_traceparents: Mutex::default(),
         }
     }
 }

@@ -26,7 +26,38 @@ pub(crate) fn propagate(headers: &mut HeaderMap) {
     });
 }
 
+/// Writes the current span's trace context into the `_meta` of a request's
+/// `params` (an object), where MCP carries it (SEP-414, and the
+/// OpenTelemetry conventions for MCP): for the requests this data plane
+/// makes itself, so a member that reads the message's context (a stdio
+/// member has no other) continues the trace.
+pub(crate) fn propagate_in_meta(params: &mut serde_json::Value) {
+    Context::map_current(|cx| {
+        if !cx.span().span_context().is_valid() {
+            return;
+        }
+        let Some(params) = params.as_object_mut() else {
+            return;
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            TraceContextPropagator::new().inject_context(cx, &mut Meta(meta));
+        }
+    });
+}
+
 const TRACEPARENT: &str = "traceparent";
+
+struct Meta<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl Injector for Meta<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0
+            .insert(key.to_owned(), serde_json::Value::String(value));
+    }
+}
 
 struct Headers<'a>(&'a HeaderMap);
 
@@ -69,6 +100,23 @@ mod tests {
         async { propagate(&mut member) }.with_context(context).await;
         assert_eq!(member.get(TRACEPARENT).unwrap(), parent);
         assert_eq!(member.get("tracestate").unwrap(), "vendor=x");
+    }
+
+    #[tokio::test]
+    async fn our_own_requests_carry_the_trace_in_their_meta() {
+        let mut client = HeaderMap::new();
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        client.insert(TRACEPARENT, HeaderValue::from_static(parent));
+        let context = extract(&client).expect("valid");
+        let mut params = serde_json::json!({"name": "add", "_meta": {"progressToken": 1}});
+        async { propagate_in_meta(&mut params) }
+            .with_context(context)
+            .await;
+        assert_eq!(params["_meta"]["traceparent"], parent);
+        assert_eq!(params["_meta"]["progressToken"], 1, "other keys stay");
+        let mut untraced = serde_json::json!({"name": "add"});
+        propagate_in_meta(&mut untraced);
+        assert!(untraced.get("_meta").is_none(), "no context, no _meta");
     }
 
     #[test]

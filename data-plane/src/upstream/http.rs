@@ -304,6 +304,7 @@ impl HttpUpstream {
                 "io.modelcontextprotocol/clientCapabilities": {},
             });
         }
+        crate::observe::propagate_in_meta(&mut params);
         let name = params
             .get("name")
             .and_then(Value::as_str)

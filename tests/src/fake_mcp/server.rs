@@ -32,7 +32,7 @@ pub(super) fn router(run: Arc<Run>) -> Router {
 }
 
 async fn post_mcp(State(run): State<Arc<Run>>, headers: HeaderMap, body: Bytes) -> Response {
-    run.shared.note_traceparent(&headers);
+    run.shared.note_traceparent(&headers, &body);
     if let Some(expected) = &run.shared.bearer
         && headers.get(axum::http::header::AUTHORIZATION) != Some(expected)
     {

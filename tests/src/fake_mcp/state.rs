@@ -55,6 +55,8 @@ pub(super) struct Shared {
     /// The `traceparent` of the last requests that carried one, oldest
     /// first (at most [`TRACEPARENTS_KEPT`]).
     pub(super) traceparents: Mutex<std::collections::VecDeque<String>>,
+    /// The same, of `params._meta.traceparent` (MCP's carrier).
+    pub(super) meta_traceparents: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// How many `traceparent` headers a fake server keeps.
@@ -74,14 +76,25 @@ impl Shared {
             .is_ok_and(|id| self.sessions.lock().contains(id))
     }
 
-    /// Keeps the `traceparent` a request came with.
-    pub(super) fn note_traceparent(&self, headers: &http::HeaderMap) {
-        if let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
-            let mut kept = self.traceparents.lock();
+    /// Keeps the `traceparent` a request came with, in its header and in
+    /// its `params._meta`.
+    pub(super) fn note_traceparent(&self, headers: &http::HeaderMap, body: &[u8]) {
+        let keep = |kept: &Mutex<std::collections::VecDeque<String>>, value: &str| {
+            let mut kept = kept.lock();
             if kept.len() == TRACEPARENTS_KEPT {
                 kept.pop_front();
             }
             kept.push_back(value.to_owned());
+        };
+        if let Some(value) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            keep(&self.traceparents, value);
+        }
+        // A cheap look first: most messages carry none.
+        if body.windows(11).any(|w| w == b"traceparent")
+            && let Ok(message) = serde_json::from_slice::<serde_json::Value>(body)
+            && let Some(value) = message["params"]["_meta"]["traceparent"].as_str()
+        {
+            keep(&self.meta_traceparents, value);
         }
     }
 

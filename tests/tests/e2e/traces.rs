@@ -222,6 +222,14 @@ async fn a_batch_with_a_failover_shows_each_attempt() {
     assert_eq!(attempts[1].attr("hangar.outcome"), Some("ok"));
     assert!(!attempts[1].error);
     assert!(attempts.iter().all(|a| a.kind == SpanKind::Client));
+    // The member got the attempt as its parent in the message's `_meta`,
+    // where MCP carries trace context, as well as in the header.
+    let expected = format!("00-{}-{}-01", attempts[1].trace_id, attempts[1].span_id);
+    assert!(
+        servers[0].meta_traceparents().contains(&expected),
+        "{expected}"
+    );
+    assert!(servers[0].traceparents().contains(&expected), "{expected}");
 
     dp.stop().await;
     cp.stop().await;

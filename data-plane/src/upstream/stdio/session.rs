@@ -147,7 +147,13 @@ impl Session {
     }
 
     /// One request; its `result`, or why there is none.
-    pub(super) async fn request(&self, method: &str, params: Value, timeout: Duration) -> Answer {
+    pub(super) async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        timeout: Duration,
+    ) -> Answer {
+        crate::observe::propagate_in_meta(&mut params);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let line = encode(&message)
