@@ -16,6 +16,40 @@ pub(super) fn extract(headers: &HeaderMap) -> Option<Context> {
     context.span().span_context().is_valid().then_some(context)
 }
 
+/// The trace context a message carries in `params._meta` (`traceparent`,
+/// `tracestate`), if valid.
+pub(super) fn extract_message(trace: &(Option<String>, Option<String>)) -> Option<Context> {
+    let (Some(traceparent), tracestate) = trace else {
+        return None;
+    };
+    let carrier = Meta {
+        traceparent,
+        tracestate: tracestate.as_deref(),
+    };
+    let context = TraceContextPropagator::new().extract(&carrier);
+    context.span().span_context().is_valid().then_some(context)
+}
+
+/// The trace context keys of a message's `_meta`.
+struct Meta<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Meta<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => Some(self.traceparent),
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT, "tracestate"]
+    }
+}
+
 /// Writes the current span's trace context into `headers` (replacing any),
 /// when there is one.
 pub(crate) fn propagate(headers: &mut HeaderMap) {
@@ -43,16 +77,16 @@ pub(crate) fn propagate_in_meta(params: &mut serde_json::Value) {
             .entry("_meta")
             .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
         if let Some(meta) = meta.as_object_mut() {
-            TraceContextPropagator::new().inject_context(cx, &mut Meta(meta));
+            TraceContextPropagator::new().inject_context(cx, &mut MetaMut(meta));
         }
     });
 }
 
 const TRACEPARENT: &str = "traceparent";
 
-struct Meta<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+struct MetaMut<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
 
-impl Injector for Meta<'_> {
+impl Injector for MetaMut<'_> {
     fn set(&mut self, key: &str, value: String) {
         self.0
             .insert(key.to_owned(), serde_json::Value::String(value));

@@ -9,10 +9,11 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
+    Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use super::access::AccessLog;
 use super::access::Line;
 use super::attributes as attr;
+use super::propagation;
 use crate::server::guard::Peek;
 
 /// Most distinct groups and members a request's record names: a batch
@@ -62,10 +64,21 @@ pub(crate) struct Scope {
     parent: Option<Arc<Scope>>,
     /// Ended with the scope; `None` without traces.
     span: Mutex<Option<Span>>,
+    /// A request's span until it starts: once its message is read (the
+    /// message's trace context may name its parent), or at its end.
+    pending: Mutex<Option<Pending>>,
     /// The span's context (the client's without traces), for children.
-    span_context: SpanContext,
+    span_context: Mutex<SpanContext>,
     facts: Mutex<Facts>,
     started: Instant,
+}
+
+/// A request span not started yet: how to build it, and its parent unless
+/// the message names another.
+#[derive(Debug)]
+struct Pending {
+    builder: SpanBuilder,
+    parent: Context,
 }
 
 /// What a scope learned.
@@ -128,9 +141,32 @@ impl Scope {
                 .span_builder(format!("{} {}", facts.http_method, head.route))
                 .with_kind(SpanKind::Server)
                 .with_attributes(attributes)
-                .start_with_context(tracer, &parent)
+                .with_start_time(SystemTime::now())
         });
-        Self::open(sinks, None, span, &parent, facts)
+        let (scope, context) = Self::open(sinks, None, None, &parent, facts);
+        *scope.pending.lock() = span.map(|builder| Pending { builder, parent });
+        (scope, context)
+    }
+
+    /// Starts a request's span if it has not started: a child of
+    /// `message_parent` (the trace context in the message's `_meta`, which
+    /// MCP prefers) if valid, else of the client's `traceparent` header.
+    fn start_pending(&self, message_parent: Option<Context>) {
+        let Some(pending) = self.pending.lock().take() else {
+            return;
+        };
+        let Some(tracer) = &self.sinks.tracer else {
+            return;
+        };
+        let parent = message_parent.unwrap_or(pending.parent);
+        let span = pending.builder.start_with_context(tracer, &parent);
+        *self.span_context.lock() = span.span_context().clone();
+        *self.span.lock() = Some(span);
+    }
+
+    /// The context of this scope's span, for its children.
+    fn span_context(&self) -> SpanContext {
+        self.span_context.lock().clone()
     }
 
     /// The scope of the request or call being served, if it is followed.
@@ -154,7 +190,8 @@ impl Scope {
             sinks,
             parent: up,
             span: Mutex::new(span),
-            span_context: span_context.clone(),
+            pending: Mutex::new(None),
+            span_context: Mutex::new(span_context.clone()),
             facts: Mutex::new(facts),
             started: Instant::now(),
         });
@@ -167,6 +204,7 @@ impl Scope {
 
     /// Notes the JSON-RPC message of the request.
     pub(super) fn read(&self, peek: Option<&Peek>, headers: &HeaderMap) {
+        self.start_pending(peek.and_then(|p| propagation::extract_message(&p.trace)));
         let mut facts = self.facts.lock();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         facts.session = header("mcp-session-id").map(hash_session);
@@ -260,6 +298,7 @@ impl Scope {
 
     /// Ends a request answered with `status`: its span and its line.
     pub(super) fn end_request(&self, status: StatusCode) {
+        self.start_pending(None);
         let facts = self.facts.lock();
         let outcome = Self::outcome(&facts, status);
         let ok = matches!(&*outcome, "ok" | "local");
@@ -319,10 +358,10 @@ impl Scope {
                 outcome: &outcome,
                 duration: self.started.elapsed(),
                 session: facts.session.as_deref(),
-                trace_id: self
-                    .span_context
-                    .is_valid()
-                    .then(|| self.span_context.trace_id().to_string()),
+                trace_id: {
+                    let context = self.span_context();
+                    context.is_valid().then(|| context.trace_id().to_string())
+                },
             });
         }
     }
@@ -352,7 +391,7 @@ impl CallScope {
             true => (Some(target.to_owned()), None),
             false => (None, Some(target.to_owned())),
         };
-        let parent = Context::new().with_remote_span_context(request.span_context.clone());
+        let parent = Context::new().with_remote_span_context(request.span_context());
         let span = request.sinks.tracer.as_ref().map(|tracer| {
             let target_key = if is_group { attr::GROUP } else { attr::SERVER };
             tracer
@@ -456,7 +495,7 @@ impl Attempt {
                 attributes.push(KeyValue::new(attr::SERVER, server.clone()));
             }
             drop(facts);
-            let parent = Context::new().with_remote_span_context(scope.span_context.clone());
+            let parent = Context::new().with_remote_span_context(scope.span_context());
             tracer
                 .span_builder(name)
                 .with_kind(SpanKind::Client)

@@ -51,6 +51,52 @@ pub(crate) struct Params<'a> {
     pub(crate) name: Text<'a>,
     /// `params.uri` (resources), if a string.
     pub(crate) uri: Text<'a>,
+    /// The trace context in `params._meta`, where MCP carries it.
+    pub(crate) trace: TraceMeta<'a>,
+}
+
+/// `traceparent` and `tracestate` of `params._meta` (SEP-414), if strings.
+#[derive(Debug, Default)]
+pub(crate) struct TraceMeta<'a> {
+    /// W3C `traceparent`.
+    pub(crate) traceparent: Text<'a>,
+    /// W3C `tracestate`.
+    pub(crate) tracestate: Text<'a>,
+}
+
+/// The `visit_*` methods of a visitor of an object that takes any other
+/// value as an empty one.
+macro_rules! anything_else_is_empty {
+    ($value:ty) => {
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<$value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(<$value>::default())
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+
+        fn visit_f64<E>(self, _: f64) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+
+        fn visit_str<E>(self, _: &str) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+
+        fn visit_unit<E>(self) -> Result<$value, E> {
+            Ok(<$value>::default())
+        }
+    };
 }
 
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
@@ -141,6 +187,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
                         // The last of repeated keys wins, as in a parsed object.
                         "name" => params.name = map.next_value()?,
                         "uri" => params.uri = map.next_value()?,
+                        "_meta" => params.trace = map.next_value()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -149,37 +196,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
                 Ok(params)
             }
 
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Params::default())
-            }
-
-            fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
-
-            fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
-
-            fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
-
-            fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
-
-            fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
-
-            fn visit_unit<E>(self) -> Result<Params<'de>, E> {
-                Ok(Params::default())
-            }
+            anything_else_is_empty!(Params<'de>);
         }
 
         deserializer.deserialize_any(ParamsVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TraceMeta<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MetaVisitor;
+
+        impl<'de> Visitor<'de> for MetaVisitor {
+            type Value = TraceMeta<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TraceMeta<'de>, A::Error> {
+                let mut meta = TraceMeta::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match &*key {
+                        "traceparent" => meta.traceparent = map.next_value()?,
+                        "tracestate" => meta.tracestate = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(meta)
+            }
+
+            anything_else_is_empty!(TraceMeta<'de>);
+        }
+
+        deserializer.deserialize_any(MetaVisitor)
     }
 }
 
@@ -189,6 +241,29 @@ mod tests {
 
     fn parse(text: &str) -> Envelope<'_> {
         serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn reads_the_trace_context_of_meta_and_takes_any_other_meta_as_none() {
+        let traced = parse(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"traceparent":"00-x","tracestate":"k=v","progressToken":3}}}"#,
+        );
+        assert_eq!(traced.params.trace.traceparent.as_str(), Some("00-x"));
+        assert_eq!(traced.params.trace.tracestate.as_str(), Some("k=v"));
+        assert_eq!(traced.params.name.as_str(), Some("a"));
+        for meta in [
+            r#"[1,{"traceparent":"00-x"}]"#,
+            "7",
+            r#""s""#,
+            "null",
+            r#"{"traceparent":5}"#,
+        ] {
+            let text =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"m","params":{{"_meta":{meta}}}}}"#);
+            let message: Envelope<'_> = serde_json::from_str(&text).unwrap();
+            assert_eq!(message.params.trace.traceparent.as_str(), None, "{meta}");
+            assert_eq!(message.method.as_str(), Some("m"));
+        }
     }
 
     #[test]

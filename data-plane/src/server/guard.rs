@@ -166,6 +166,9 @@ pub(crate) struct Peek {
     pub id: Value,
     /// `params.name` or, failing that, `params.uri`.
     pub name: Option<String>,
+    /// `params._meta.traceparent` and `tracestate`: the trace context the
+    /// message carries (SEP-414).
+    pub trace: (Option<String>, Option<String>),
 }
 
 fn check(bytes: &Bytes) -> Result<Peek, Rejection> {
@@ -186,11 +189,15 @@ fn check(bytes: &Bytes) -> Result<Peek, Rejection> {
         let text = "invalid request: a message needs a string \"method\", or an \"id\" with \"result\" or \"error\"";
         return Err(Rejection::new(id, INVALID_REQUEST, text));
     }
-    let Params { name, uri } = message.params;
+    let Params { name, uri, trace } = message.params;
     Ok(Peek {
         method: message.method.0.map(Cow::into_owned),
         id,
         name: name.0.or(uri.0).map(Cow::into_owned),
+        trace: (
+            trace.traceparent.0.map(Cow::into_owned),
+            trace.tracestate.0.map(Cow::into_owned),
+        ),
     })
 }
 
@@ -221,6 +228,13 @@ impl Peek {
             id: message.get("id").cloned().unwrap_or(Value::Null),
             name: text(params.and_then(|p| p.get("name")))
                 .or_else(|| text(params.and_then(|p| p.get("uri")))),
+            trace: {
+                let meta = params.and_then(|p| p.get("_meta"));
+                (
+                    text(meta.and_then(|m| m.get("traceparent"))),
+                    text(meta.and_then(|m| m.get("tracestate"))),
+                )
+            },
         }
     }
 }

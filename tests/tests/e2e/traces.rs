@@ -339,3 +339,49 @@ async fn an_apply_and_its_pushes_are_one_trace() {
     cp.stop().await;
     traces.shutdown().await;
 }
+
+/// A client that carries its trace context in the message's
+/// `params._meta` (as MCP has it) gets the request's span as a child of
+/// that span, even when an HTTP `traceparent` names another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messages_own_trace_context_names_the_parent() {
+    let servers = vec![FakeMcp::new("a").stateless().start().await];
+    let collector = Collector::start().await;
+    let yaml = GroupConfig::recipe(&endpoints(&servers)).yaml();
+    let (cp, dp, traces) = traced_stack(&collector, OtlpProtocol::Grpc, &yaml).await;
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let message_span = "10f067aa0ba902b7";
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "add", "arguments": {"a": 1, "b": 1},
+            "_meta": {"traceparent": format!("00-{trace_id}-{message_span}-01")}}});
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr()))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .body(call.to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+    let _ = answer.bytes().await;
+    let spans = collector
+        .wait_for("the call's server span", |spans| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == trace_id && s.kind == SpanKind::Server)
+        })
+        .await;
+    let server = spans
+        .iter()
+        .find(|s| s.trace_id == trace_id && s.kind == SpanKind::Server)
+        .unwrap();
+    assert_eq!(server.parent_span_id, message_span);
+    assert_eq!(server.name, "tools/call add");
+    dp.stop().await;
+    cp.stop().await;
+    traces.shutdown().await;
+}
