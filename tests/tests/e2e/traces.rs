@@ -43,6 +43,26 @@ fn endpoints(servers: &[FakeMcpHandle]) -> Vec<String> {
     servers.iter().map(FakeMcpHandle::url).collect()
 }
 
+/// POSTs `message` to the group endpoint of `dp` with the HTTP
+/// `traceparent` header, in `session` if given.
+async fn post_traced(
+    dp: &DataPlane,
+    message: &serde_json::Value,
+    traceparent: &str,
+    session: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr()))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("traceparent", traceparent)
+        .body(message.to_string());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.send().await.expect("answer")
+}
+
 fn children<'a>(spans: &'a [CollectedSpan], parent: &CollectedSpan) -> Vec<&'a CollectedSpan> {
     spans
         .iter()
@@ -67,7 +87,7 @@ async fn a_group_call_continues_the_clients_trace_into_the_member() {
     let url = format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr());
     let raw = hangar_tests::raw::Raw {
         http: reqwest::Client::new(),
-        url: url.clone(),
+        url,
     };
     let session = raw.initialize().await;
 
@@ -75,18 +95,8 @@ async fn a_group_call_continues_the_clients_trace_into_the_member() {
     let client_span = "00f067aa0ba902b7";
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "add", "arguments": {"a": 2, "b": 3}}});
-    let answer = raw
-        .http
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-session-id", &session)
-        .header("traceparent", format!("00-{trace_id}-{client_span}-01"))
-        .header("tracestate", "client=1")
-        .body(call.to_string())
-        .send()
-        .await
-        .expect("answer");
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    let answer = post_traced(&dp, &call, &traceparent, Some(&session)).await;
     assert_eq!(answer.status(), 200);
     assert!(answer.text().await.expect("body").contains("\"result\""));
 
@@ -248,15 +258,7 @@ async fn without_traces_the_clients_trace_context_is_passed_on() {
     let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "add", "arguments": {"a": 1, "b": 1}}});
-    let answer = reqwest::Client::new()
-        .post(format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr()))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("traceparent", parent)
-        .body(call.to_string())
-        .send()
-        .await
-        .expect("answer");
+    let answer = post_traced(&dp, &call, parent, None).await;
     assert_eq!(answer.status(), 200);
     let _ = answer.bytes().await;
     eventually("the member to get the client's traceparent", || {
@@ -354,18 +356,8 @@ async fn the_messages_own_trace_context_names_the_parent() {
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "add", "arguments": {"a": 1, "b": 1},
             "_meta": {"traceparent": format!("00-{trace_id}-{message_span}-01")}}});
-    let answer = reqwest::Client::new()
-        .post(format!("http://{}/groups/{RECIPE_GROUP}/mcp", dp.addr()))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        )
-        .body(call.to_string())
-        .send()
-        .await
-        .expect("answer");
+    let header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let answer = post_traced(&dp, &call, header, None).await;
     assert_eq!(answer.status(), 200);
     let _ = answer.bytes().await;
     let spans = collector
