@@ -144,7 +144,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(hangar_runtime::cancel_on_signal(shutdown.clone()));
-    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-control-plane") {
+    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-control-plane")? {
         Some(settings) => {
             let traces = Traces::start(&settings)?;
             tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = %settings.protocol, "sending traces over OTLP");

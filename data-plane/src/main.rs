@@ -204,7 +204,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args, access_log: Option<AccessLog>) -> anyhow::Result<()> {
-    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-data-plane") {
+    let traces = match OtlpSettings::resolve(&args.otlp, "hangar-data-plane")? {
         Some(settings) => {
             let traces = Traces::start(&settings)?;
             tracing::info!(otlp.endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"), otlp.protocol = %settings.protocol, "sending traces over OTLP");

@@ -59,6 +59,10 @@ pub fn init_tracing(format: LogFormat, directives: &[String]) {
     }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A line that cannot be written (stderr a closed pipe) is dropped:
+        // reporting it to stderr too would panic the task that logged it,
+        // the signal task among them, and SIGTERM would stop nothing.
+        .log_internal_errors(false)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter));
     match format {
         LogFormat::Text => builder

@@ -62,12 +62,24 @@ pub struct OtlpArgs {
     /// Send OpenTelemetry traces to this OTLP collector (e.g.
     /// http://127.0.0.1:4317). Without it, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
     /// or OTEL_EXPORTER_OTLP_ENDPOINT; with none of them, no traces.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = collector_url)]
     pub otlp_endpoint: Option<String>,
     /// The OTLP transport; default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or
     /// OTEL_EXPORTER_OTLP_PROTOCOL, else grpc.
     #[arg(long, value_enum, value_name = "PROTOCOL")]
     pub otlp_protocol: Option<OtlpProtocol>,
+}
+
+/// An http(s) URL with a host, as the exporters need it.
+fn collector_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "'{text}' is not an http:// or https:// URL (e.g. http://127.0.0.1:4317)"
+        )),
+    }
 }
 
 /// Where traces go, once resolved from the options and the environment.
@@ -84,8 +96,9 @@ pub struct OtlpSettings {
 
 impl OtlpSettings {
     /// Traces for `service_name` as `args` and the environment ask, or
-    /// `None` (no traces) when neither names a collector.
-    pub fn resolve(args: &OtlpArgs, service_name: &str) -> Option<Self> {
+    /// `None` (no traces) when neither names a collector; an error for a
+    /// protocol variable naming one that is not offered.
+    pub fn resolve(args: &OtlpArgs, service_name: &str) -> Result<Option<Self>, OtlpError> {
         Self::resolve_with(args, service_name, |name| std::env::var(name).ok())
     }
 
@@ -94,26 +107,37 @@ impl OtlpSettings {
         args: &OtlpArgs,
         service_name: &str,
         var: impl Fn(&str) -> Option<String>,
-    ) -> Option<Self> {
+    ) -> Result<Option<Self>, OtlpError> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let from_env = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))
             .is_some();
         let endpoint = args.otlp_endpoint.clone().filter(|e| !e.trim().is_empty());
         if endpoint.is_none() && !from_env {
-            return None;
+            return Ok(None);
         }
-        let protocol = args.otlp_protocol.unwrap_or_else(|| {
-            set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL"))
-                .and_then(|v| OtlpProtocol::from_env_value(&v))
-                .unwrap_or_default()
-        });
-        Some(Self {
+        let protocol = match args.otlp_protocol {
+            Some(protocol) => protocol,
+            None => match [
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ]
+            .into_iter()
+            .find_map(|name| set(name).map(|value| (name, value)))
+            {
+                None => OtlpProtocol::default(),
+                Some((name, value)) => OtlpProtocol::from_env_value(&value).ok_or_else(|| {
+                    OtlpError(format!(
+                        "{name}={value} is not offered; use grpc or http/protobuf"
+                    ))
+                })?,
+            },
+        };
+        Ok(Some(Self {
             endpoint,
             protocol,
             service_name: service_name.to_owned(),
-        })
+        }))
     }
 }
 
@@ -242,6 +266,27 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+        .expect("a protocol offered")
+    }
+
+    #[test]
+    fn a_protocol_not_offered_is_an_error_naming_the_variable() {
+        let vars = |name: &str, name_value: String| {
+            OtlpSettings::resolve_with(&OtlpArgs::default(), "svc", move |k| match k {
+                "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://c:4318".to_owned()),
+                k if k == name => Some(name_value.clone()),
+                _ => None,
+            })
+        };
+        let err = vars("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"),
+            "{err}"
+        );
+        assert!(collector_url("not a url").is_err());
+        assert!(collector_url("ftp://c:1").is_err());
+        assert!(collector_url("http://127.0.0.1:4317").is_ok());
     }
 
     #[test]

@@ -288,7 +288,7 @@ async fn run_one(
         Duration::from_secs_f64(t.min(TIMEOUT_RANGE_S.1)).min(remaining)
     });
     let arguments = Value::Object(call.arguments);
-    let is_group = table.groups.contains_key(&call.mcp_server);
+    let is_group = || table.groups.contains_key(&call.mcp_server);
     let observed = CallScope::begin(index, &call.mcp_server, &call.tool, is_group);
     let dispatched = dispatch::call(
         table,

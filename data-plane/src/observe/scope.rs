@@ -52,8 +52,6 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) headers: &'a HeaderMap,
     /// The address it comes from.
     pub(crate) client: Option<IpAddr>,
-    /// The principal it speaks for, once authenticated.
-    pub(crate) principal: Option<&'a str>,
 }
 
 /// What a request (or a call of a batch) did, and its span.
@@ -122,7 +120,6 @@ impl Scope {
             route: head.route,
             http_method: head.method.as_str().to_owned(),
             group: head.group.map(str::to_owned),
-            principal: head.principal.map(str::to_owned),
             client: head.client.map(|ip| ip.to_string()),
             ..Facts::default()
         };
@@ -377,10 +374,16 @@ pub(crate) struct CallScope {
 
 impl CallScope {
     /// Call `index` of the batch being served, of `tool` on `target` (a
-    /// group when `is_group`, else a server); `None` when the request is
-    /// not followed.
-    pub(crate) fn begin(index: usize, target: &str, tool: &str, is_group: bool) -> Option<Self> {
+    /// group when `is_group` says so, else a server); `None` when the
+    /// request is not followed, without asking `is_group`.
+    pub(crate) fn begin(
+        index: usize,
+        target: &str,
+        tool: &str,
+        is_group: impl FnOnce() -> bool,
+    ) -> Option<Self> {
         let request = Scope::current()?;
+        let is_group = is_group();
         {
             let mut facts = request.facts.lock();
             if facts.targets.len() < MAX_NAMED && !facts.targets.iter().any(|t| t == target) {

@@ -150,7 +150,6 @@ impl Inner {
             group: group.as_deref(),
             headers: request.headers(),
             client: request.extensions().get::<ClientAddr>().map(|a| a.0),
-            principal: None,
         });
         let (response, admitted) = observed
             .serve(self.serve_mcp(request, group, &observed))

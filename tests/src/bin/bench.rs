@@ -231,10 +231,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     // A second data plane that traces every call to a collector beside
     // it: the cost of tracing, next to the same paths untraced.
-    let collector = hangar_tests::otlp::Collector::start_counting().await;
     let wants_traced = args.paths.iter().any(|p| p.ends_with("+otlp"));
     let traced = match &backends {
         Backends::Fake(_) if wants_traced => {
+            let collector = hangar_tests::otlp::Collector::start_counting().await;
             let mut traced_args = dp_args.clone();
             traced_args.extend(["--otlp-endpoint".into(), collector.url()]);
             let (addr, process) =
@@ -254,7 +254,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "add",
                 add.clone(),
             ));
-            Some(process)
+            Some((process, collector))
         }
         _ => None,
     };
@@ -301,10 +301,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut report = Vec::new();
     for &concurrency in &args.concurrency {
-        let processes = (dp, traced.as_ref(), nginx.as_ref());
+        let processes = (dp, traced.as_ref().map(|(p, _)| p), nginx.as_ref());
         report.extend(load_rows(&targets, concurrency, &args, processes).await?);
     }
-    if traced.is_some() {
+    if let Some((_, collector)) = &traced {
         println!("the traced data plane sent {} spans", collector.received());
         let rows = targets::Rows(&report);
         for &concurrency in &args.concurrency {
