@@ -1,7 +1,9 @@
 //! The data plane at its file descriptor limit (`prlimit --nofile=256`):
-//! more idle sockets than descriptors must not lock good clients out. The
-//! connections idle longest are closed to make room, and the data plane
-//! says so once, not every 100 ms.
+//! more idle sockets than descriptors must not lock good clients out. Idle
+//! connections are closed to make room, the silent ones first: the client's
+//! kept-alive connection, idle longest of all, carries every call after the
+//! idle sockets without a reset. The data plane says so once, not every
+//! 100 ms.
 
 use std::process::Stdio;
 use std::time::Duration;

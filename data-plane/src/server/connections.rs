@@ -6,13 +6,14 @@
 //!   of its last answer. That holds before hyper has even seen which HTTP
 //!   version the client speaks (a socket that never sends a byte), and for
 //!   HTTP/2, which has no head timeout of its own;
-//! - when accepting fails for want of file descriptors, the connections
-//!   idle longest are closed to make room ([`Connections::shed_idle`]),
-//!   rather than every client waiting for the limit to pass.
+//! - when accepting fails for want of file descriptors, idle connections
+//!   are closed to make room ([`Connections::shed_idle`]), rather than every
+//!   client waiting for the limit to pass: first those that never carried a
+//!   request, then those idle longest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -27,6 +28,8 @@ pub(crate) struct Conn {
     busy: watch::Sender<usize>,
     /// When the last request ended, or when the connection was accepted.
     idle_since: Mutex<Instant>,
+    /// Whether a request ever began on it.
+    served: AtomicBool,
     /// Cancelled to close the connection.
     close: CancellationToken,
 }
@@ -52,6 +55,7 @@ impl Conn {
         Self {
             busy: watch::channel(0).0,
             idle_since: Mutex::new(Instant::now()),
+            served: AtomicBool::new(false),
             close: CancellationToken::new(),
         }
     }
@@ -59,6 +63,7 @@ impl Conn {
     /// Marks a request in progress until the guard is dropped.
     pub(crate) fn begin(self: &Arc<Self>) -> InProgress {
         self.busy.send_modify(|busy| *busy += 1);
+        self.served.store(true, Ordering::Relaxed);
         InProgress(self.clone())
     }
 
@@ -89,9 +94,11 @@ impl Conn {
         }
     }
 
-    /// Whether a request is in progress, and since when it is idle if not.
-    fn idle_for(&self) -> Option<Instant> {
-        (*self.busy.borrow() == 0).then(|| *self.idle_since.lock())
+    /// `None` while a request is in progress; else the order in which idle
+    /// connections are shed, first to go first.
+    fn shed_order(&self) -> Option<(bool, Instant)> {
+        (*self.busy.borrow() == 0)
+            .then(|| (self.served.load(Ordering::Relaxed), *self.idle_since.lock()))
     }
 }
 
@@ -142,19 +149,25 @@ impl Connections {
         self.open.lock().len()
     }
 
-    /// Closes the connections idle longest: an eighth of the idle ones, at
-    /// least one while any is idle. Returns how many were told to close.
+    /// Closes an eighth of the idle connections, at least one while any is
+    /// idle. Returns how many were told to close.
+    ///
+    /// Connections that never carried a request go first: they hold a
+    /// descriptor for nothing yet. A client's kept-alive connection is
+    /// likely to carry its next request, and closing it races that request:
+    /// the client sees a reset it cannot safely retry, the request being a
+    /// POST. Within each kind, the connection idle longest goes first.
     pub(crate) fn shed_idle(&self) -> usize {
-        let mut idle: Vec<(Instant, Arc<Conn>)> = self
+        let mut idle: Vec<((bool, Instant), Arc<Conn>)> = self
             .open
             .lock()
             .values()
-            .filter_map(|conn| conn.idle_for().map(|since| (since, conn.clone())))
+            .filter_map(|conn| conn.shed_order().map(|order| (order, conn.clone())))
             .collect();
         if idle.is_empty() {
             return 0;
         }
-        idle.sort_by_key(|(since, _)| *since);
+        idle.sort_by_key(|(order, _)| *order);
         let shed = (idle.len() / 8).max(1);
         for (_, conn) in idle.iter().take(shed) {
             conn.close.cancel();
@@ -202,5 +215,20 @@ mod tests {
         assert!(!registered[2].conn().close.is_cancelled());
         drop(registered);
         assert_eq!(connections.len(), 0, "closed connections are forgotten");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shedding_spares_connections_that_carried_requests() {
+        let connections = Arc::new(Connections::default());
+        let client = connections.register();
+        drop(client.conn().begin());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let silent: Vec<_> = (0..8).map(|_| connections.register()).collect();
+        assert_eq!(connections.shed_idle(), 9 / 8);
+        assert!(
+            !client.conn().close.is_cancelled(),
+            "the kept-alive client, though idle longest, stays"
+        );
+        assert!(silent[0].conn().close.is_cancelled());
     }
 }

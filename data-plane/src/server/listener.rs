@@ -235,9 +235,10 @@ impl Serving<'_> {
 }
 
 /// An accept error is about one connection (the client gave up) or about
-/// the process. Out of file descriptors, the connections idle longest are
-/// closed to make room, once said per episode (`out_of_fds`); with none
-/// idle, or for other errors, the loop pauses rather than spin.
+/// the process. Out of file descriptors, idle connections are closed to make
+/// room (those that never carried a request first), once said per episode
+/// (`out_of_fds`); with none idle, or for other errors, the loop pauses
+/// rather than spin.
 async fn accept_failed(err: io::Error, connections: &Connections, out_of_fds: &mut bool) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
@@ -253,7 +254,7 @@ async fn accept_failed(err: io::Error, connections: &Connections, out_of_fds: &m
             tracing::warn!(
                 error = %err,
                 connections = connections.len(),
-                "out of file descriptors: closing the connections idle longest to accept new ones"
+                "out of file descriptors: closing idle connections to accept new ones"
             );
         }
         if shed > 0 {
