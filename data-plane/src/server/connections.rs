@@ -223,12 +223,20 @@ mod tests {
         let client = connections.register();
         drop(client.conn().begin());
         tokio::time::advance(Duration::from_millis(10)).await;
-        let silent: Vec<_> = (0..8).map(|_| connections.register()).collect();
+        let mut silent = Vec::new();
+        for _ in 0..8 {
+            silent.push(connections.register());
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
         assert_eq!(connections.shed_idle(), 9 / 8);
         assert!(
             !client.conn().close.is_cancelled(),
             "the kept-alive client, though idle longest, stays"
         );
-        assert!(silent[0].conn().close.is_cancelled());
+        assert!(
+            silent[0].conn().close.is_cancelled(),
+            "the silent one idle longest goes"
+        );
+        assert!(!silent[1].conn().close.is_cancelled());
     }
 }
