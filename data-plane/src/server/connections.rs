@@ -13,19 +13,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// One connection: its requests in progress and since when it is idle.
+///
+/// A request costs two atomic operations here, not a wake-up: the idle
+/// timer is not reset per request but looks at the connection when it
+/// fires, and is set again for when the connection could next have been
+/// idle long enough.
 #[derive(Debug)]
 pub(crate) struct Conn {
     /// Requests whose answer is not fully sent.
-    busy: watch::Sender<usize>,
+    busy: AtomicUsize,
     /// When the last request ended, or when the connection was accepted.
     idle_since: Mutex<Instant>,
     /// Whether a request ever began on it.
@@ -41,19 +45,18 @@ pub(crate) struct InProgress(Arc<Conn>);
 impl Drop for InProgress {
     fn drop(&mut self) {
         let conn = &self.0;
-        conn.busy.send_modify(|busy| {
-            *busy -= 1;
-            if *busy == 0 {
-                *conn.idle_since.lock() = Instant::now();
-            }
-        });
+        if conn.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A request beginning in between makes this stamp early, which
+            // only matters once that request has ended and stamped again.
+            *conn.idle_since.lock() = Instant::now();
+        }
     }
 }
 
 impl Conn {
     fn new() -> Self {
         Self {
-            busy: watch::channel(0).0,
+            busy: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
             served: AtomicBool::new(false),
             close: CancellationToken::new(),
@@ -62,7 +65,7 @@ impl Conn {
 
     /// Marks a request in progress until the guard is dropped.
     pub(crate) fn begin(self: &Arc<Self>) -> InProgress {
-        self.busy.send_modify(|busy| *busy += 1);
+        self.busy.fetch_add(1, Ordering::AcqRel);
         self.served.store(true, Ordering::Relaxed);
         InProgress(self.clone())
     }
@@ -71,33 +74,32 @@ impl Conn {
     /// ([`Connections::shed_idle`]), or it has had no request in progress
     /// for `idle_timeout`.
     pub(crate) async fn closed(&self, idle_timeout: Duration) {
-        let mut busy = self.busy.subscribe();
+        let timer = tokio::time::sleep_until(*self.idle_since.lock() + idle_timeout);
+        tokio::pin!(timer);
         loop {
-            // An error means the sender is gone, which it is not while
-            // `self` lives; treat it as idle.
-            let _ = busy.wait_for(|&n| n == 0).await;
-            let since = *self.idle_since.lock();
             tokio::select! {
                 () = self.close.cancelled() => return,
-                () = tokio::time::sleep_until(since + idle_timeout) => {
-                    if *busy.borrow() == 0 && *self.idle_since.lock() == since {
-                        tracing::debug!(?idle_timeout, "closing an idle connection");
-                        return;
-                    }
-                }
-                changed = busy.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
+                () = &mut timer => {}
             }
+            let now = Instant::now();
+            let next = match self.shed_order() {
+                Some((_, since)) if since + idle_timeout <= now => {
+                    tracing::debug!(?idle_timeout, "closing an idle connection");
+                    return;
+                }
+                // Idle, but not for long enough yet.
+                Some((_, since)) => since + idle_timeout,
+                // Busy: idle at the earliest from now on.
+                None => now + idle_timeout,
+            };
+            timer.as_mut().reset(next);
         }
     }
 
     /// `None` while a request is in progress; else the order in which idle
     /// connections are shed, first to go first.
     fn shed_order(&self) -> Option<(bool, Instant)> {
-        (*self.busy.borrow() == 0)
+        (self.busy.load(Ordering::Acquire) == 0)
             .then(|| (self.served.load(Ordering::Relaxed), *self.idle_since.lock()))
     }
 }
@@ -191,11 +193,24 @@ mod tests {
         assert_eq!(started.elapsed(), timeout, "idle from accept");
 
         let request = conn.begin();
-        let busy = tokio::time::timeout(Duration::from_secs(600), conn.closed(timeout)).await;
+        let closed = conn.closed(timeout);
+        tokio::pin!(closed);
+        let busy = tokio::time::timeout(Duration::from_secs(605), &mut closed).await;
         assert!(busy.is_err(), "a request in progress keeps it open");
         drop(request);
         let ended = Instant::now();
-        conn.closed(timeout).await;
+        closed.await;
+        assert_eq!(ended.elapsed(), timeout, "idle from the end of the answer");
+
+        // A request that ends between two looks of the timer.
+        let closed = conn.closed(timeout);
+        tokio::pin!(closed);
+        let request = conn.begin();
+        let busy = tokio::time::timeout(Duration::from_secs(40), &mut closed).await;
+        assert!(busy.is_err());
+        drop(request);
+        let ended = Instant::now();
+        closed.await;
         assert_eq!(ended.elapsed(), timeout, "idle from the end of the answer");
     }
 
