@@ -187,7 +187,50 @@ impl DataPlane {
     /// get [`Limits::shutdown_grace`] to finish, and everything else ends
     /// (see `server::listener`); returns when that is done.
     pub async fn serve_http(&self, listener: TcpListener, limits: &Limits) -> std::io::Result<()> {
-        let addr = listener.local_addr()?;
+        let front = self.front(listener.local_addr()?, limits);
+        let connections = Arc::default();
+        server::listener::serve(
+            listener,
+            front,
+            connections,
+            limits,
+            &self.shutdown,
+            &self.halt,
+        )
+        .await;
+        self.routes.processes_stopped().await;
+        Ok(())
+    }
+
+    /// [`DataPlane::serve_http`] on `threads` threads of their own, each
+    /// with a single-threaded runtime, its own connections and its own pool
+    /// of connections to members (see `server::threads`); background work
+    /// stays on the caller's runtime.
+    pub async fn serve_http_on_threads(
+        &self,
+        listener: std::net::TcpListener,
+        threads: std::num::NonZeroUsize,
+        limits: &Limits,
+    ) -> std::io::Result<()> {
+        let front = self.front(listener.local_addr()?, limits);
+        let mut serving = server::threads::Threads::start(
+            listener,
+            threads,
+            &front,
+            limits,
+            &self.shutdown,
+            &self.halt,
+        )?;
+        serving.drained().await;
+        self.halt.cancel();
+        // Stdio members started by requests run on the serving threads.
+        self.routes.processes_stopped().await;
+        serving.stop().await;
+        Ok(())
+    }
+
+    /// The front serving MCP over HTTP at `addr` within `limits`.
+    fn front(&self, addr: SocketAddr, limits: &Limits) -> server::front::Front {
         let hosts = allowed_hosts(addr, &limits.allowed_hosts);
         let (service, sessions) = endpoint::mcp::http_service(
             self.mcp_server(),
@@ -227,18 +270,15 @@ impl DataPlane {
             .merge(endpoint::metrics::router(self.metrics.clone()));
         let anonymous =
             server::anonymous::AnonymousClients::for_listener(addr, limits.allow_anonymous_clients);
-        let front = server::front::Front::new(
+        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
+        server::front::Front::new(
             admission,
             anonymous,
             guard,
             (self.routes.clone(), direct),
             router,
             self.observer.clone(),
-        );
-        tracing::info!(listen.addr = %addr, "serving MCP at /mcp and /groups/NAME/mcp, metrics at /metrics");
-        server::listener::serve(listener, front, limits, &self.shutdown, &self.halt).await;
-        self.routes.processes_stopped().await;
-        Ok(())
+        )
     }
 
     /// Serves one MCP client over stdin/stdout as if it were the group

@@ -2,6 +2,7 @@
 //! and runs the data plane until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroUsize};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -185,11 +186,19 @@ fn main() -> std::process::ExitCode {
     hangar_runtime::init_tracing(args.log_format, &directives);
     let open_files = hangar_runtime::raise_open_files_limit();
     tracing::debug!(?open_files, "open files limit");
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // Over HTTP, calls are served on threads of their own
+    // (`DataPlane::serve_http_on_threads`) and this runtime keeps the
+    // background work; over stdio it serves the one client as well.
+    let mut runtime = if args.stdio {
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = args.worker_threads {
+            runtime.worker_threads(usize::from(threads));
+        }
+        runtime
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
     runtime.enable_all();
-    if let Some(threads) = args.worker_threads {
-        runtime.worker_threads(usize::from(threads));
-    }
     let served = runtime
         .build()
         .context("cannot start the runtime")
@@ -264,7 +273,14 @@ async fn serve(args: Args, observer: Observer) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
             data_plane.spawn_control(&settings, local.to_string())?;
-            data_plane.serve_http(listener, &limits).await?;
+            let threads = match args.worker_threads {
+                Some(threads) => NonZeroUsize::from(NonZeroU16::try_from(threads)?),
+                None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            };
+            tracing::debug!(threads, "serving threads");
+            data_plane
+                .serve_http_on_threads(listener.into_std()?, threads, &limits)
+                .await?;
         }
         None => {
             match &args.group {

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`anonymous`]: beyond loopback, no anonymous MCP clients unless allowed.
 //! - [`listener`]: hyper over the bound socket, within [`listener::Limits`]; graceful drain.
+//! - [`threads`]: one single-threaded runtime per serving thread, each accepting from the listener.
 //! - [`connections`]: open connections: idle ones closed, the idlest shed at the fd limit.
 //! - [`overload`]: the caps on calls and event streams in progress; refusals with the request's id.
 //! - [`front`]: admission, then `/groups/{group}/mcp` or the axum router.
@@ -35,3 +36,4 @@ pub(crate) mod listener;
 pub(crate) mod overload;
 pub(crate) mod request_body;
 pub(crate) mod resource_metadata;
+pub(crate) mod threads;

@@ -104,11 +104,19 @@ impl Conn {
     }
 }
 
-/// Every open connection of a front.
+/// How long accepting must go without running out of file descriptors for
+/// an episode of it to be over.
+const FD_EPISODE_GAP: Duration = Duration::from_secs(1);
+
+/// Every open connection of a listening socket, over all the threads that
+/// accept from it.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
+    /// When an accept last failed for want of file descriptors, while that
+    /// episode lasts.
+    out_of_fds_at: Mutex<Option<Instant>>,
 }
 
 /// A connection's place in [`Connections`]; dropping it forgets the
@@ -143,6 +151,30 @@ impl Connections {
             id,
             conn,
             connections: self.clone(),
+        }
+    }
+
+    /// Notes that accepting failed for want of file descriptors; true if
+    /// that begins an episode (the first failure, or the first after
+    /// [`FD_EPISODE_GAP`] without one), which is worth saying.
+    pub(crate) fn out_of_fds(&self) -> bool {
+        let now = Instant::now();
+        let last = self.out_of_fds_at.lock().replace(now);
+        last.is_none_or(|at| now - at > FD_EPISODE_GAP)
+    }
+
+    /// Notes a connection accepted; true if that ends an episode begun by
+    /// [`Connections::out_of_fds`]: none for [`FD_EPISODE_GAP`]. Several
+    /// threads shedding and accepting in turn make one episode, not one
+    /// each time an accept succeeds.
+    pub(crate) fn fds_back(&self) -> bool {
+        let mut at = self.out_of_fds_at.lock();
+        match *at {
+            Some(last) if last.elapsed() > FD_EPISODE_GAP => {
+                *at = None;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -119,17 +119,17 @@ const HALT_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Serves `front` on `listener` until `shutdown`, then drains as the
 /// [module docs](self) say and returns once every connection is closed.
+/// `connections` are those of every thread serving the same socket.
 pub(crate) async fn serve(
     listener: TcpListener,
     front: Front,
+    connections: Arc<Connections>,
     limits: &Limits,
     shutdown: &CancellationToken,
     halt: &CancellationToken,
 ) {
     let builder = builder(limits);
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Connections::default());
-    let mut out_of_fds = false;
     loop {
         let stream = tokio::select! {
             biased;
@@ -137,12 +137,12 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(err) => {
-                    accept_failed(err, &connections, &mut out_of_fds).await;
+                    accept_failed(err, &connections).await;
                     continue;
                 }
             },
         };
-        if std::mem::take(&mut out_of_fds) {
+        if connections.fds_back() {
             tracing::info!(
                 connections = connections.len(),
                 "accepting connections again"
@@ -236,10 +236,10 @@ impl Serving<'_> {
 
 /// An accept error is about one connection (the client gave up) or about
 /// the process. Out of file descriptors, idle connections are closed to make
-/// room (those that never carried a request first), once said per episode
-/// (`out_of_fds`); with none idle, or for other errors, the loop pauses
-/// rather than spin.
-async fn accept_failed(err: io::Error, connections: &Connections, out_of_fds: &mut bool) {
+/// room (those that never carried a request first), said once per episode
+/// ([`Connections::out_of_fds`]); with none idle, or for other errors, the
+/// loop pauses rather than spin.
+async fn accept_failed(err: io::Error, connections: &Connections) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         err.kind(),
@@ -250,7 +250,7 @@ async fn accept_failed(err: io::Error, connections: &Connections, out_of_fds: &m
     // EMFILE (this process) or ENFILE (the system).
     if matches!(err.raw_os_error(), Some(24 | 23)) {
         let shed = connections.shed_idle();
-        if !std::mem::replace(out_of_fds, true) {
+        if connections.out_of_fds() {
             tracing::warn!(
                 error = %err,
                 connections = connections.len(),

@@ -3,14 +3,20 @@
 //! setting (TLS trust, connect timeout), shared by every member with the
 //! same settings so their connection pools are shared too.
 //!
+//! Each thread keeps its own pool of connections of each client: a call's
+//! connection to its member is then driven by the thread serving the call,
+//! the way `server::threads` keeps the rest of the call on one thread.
+//!
 //! Every request to a member, passed through from a client or our own
 //! (calls, probes, handshakes), goes through this one client and so through
 //! one error and timeout path (`pass`): the member's `read_timeout` is
 //! enforced there, not by the client, because a legacy `GET` SSE stream on
 //! the same connection pool may rightly idle for minutes.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,7 +39,51 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// hyper's pooling client, for plain and TLS members: it takes a prebuilt
 /// `Uri` and a request's body bytes as they are, with no per-request
 /// parsing or boxing.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type PoolingClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The client of one transport setting, with a pool of connections per
+/// thread (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    /// Tells this client's pools apart in each thread's [`POOLS`].
+    id: u64,
+    connector: HttpsConnector<HttpConnector>,
+}
+
+thread_local! {
+    /// This thread's pooling client of each [`HttpClient`], by id.
+    static POOLS: RefCell<HashMap<u64, PoolingClient>> = RefCell::default();
+}
+
+impl HttpClient {
+    fn new(connector: HttpsConnector<HttpConnector>) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            connector,
+        }
+    }
+
+    /// Sends `request` over a connection of this thread's pool.
+    pub fn request(
+        &self,
+        request: http::Request<Full<Bytes>>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        POOLS.with_borrow_mut(|pools| {
+            pools
+                .entry(self.id)
+                .or_insert_with(|| pooling(self.connector.clone()))
+                .request(request)
+        })
+    }
+}
+
+fn pooling(connector: HttpsConnector<HttpConnector>) -> PoolingClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector)
+}
 
 /// What decides which client a member uses.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,10 +149,7 @@ fn build(transport: &Transport) -> Result<HttpClient, String> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(tcp);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(connector))
+    Ok(HttpClient::new(connector))
 }
 
 /// Whom a TLS member must prove to be: anyone (`verify_ssl: false`), a

@@ -1,0 +1,127 @@
+//! Serving threads: client connections are served on one single-threaded
+//! runtime per thread, as nginx's workers and Envoy's do, instead of on a
+//! work-stealing pool. A call's client connection, its connection to the
+//! member (each thread has its own pool of those, see `upstream::clients`)
+//! and its timers stay on one thread, so a call wakes no other thread.
+//!
+//! Every thread accepts from its own copy of the one listening socket. All
+//! are woken by a new connection and whichever is free first takes it, so a
+//! busy thread takes fewer. (`SO_REUSEPORT` would split connections by hash
+//! instead, whatever each thread's load, and would let another process bind
+//! the same port without an error.)
+//!
+//! Background work (the control-plane stream, probes) stays on the runtime
+//! that started the threads. Tasks a request starts (a stdio member's
+//! process, a session's stream) run on that request's thread, which keeps
+//! running them after its listener has drained, until [`Threads::stop`].
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::connections::Connections;
+use crate::server::front::Front;
+use crate::server::listener::{self, Limits};
+
+/// Threads serving one listener; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Threads {
+    /// One per thread, sent when its listener has drained.
+    drained: Vec<oneshot::Receiver<()>>,
+    /// Cancelled to let the threads' runtimes end.
+    stop: CancellationToken,
+    joins: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Starts `count` threads serving `front` on `listener` until
+    /// `shutdown`, each draining as `listener::serve` does; `halt` (or a
+    /// thread's own part of it, once that thread has drained) ends what
+    /// is left.
+    pub(crate) fn start(
+        listener: std::net::TcpListener,
+        count: NonZeroUsize,
+        front: &Front,
+        limits: &Limits,
+        shutdown: &CancellationToken,
+        halt: &CancellationToken,
+    ) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let stop = CancellationToken::new();
+        // One registry, so the connections idle longest over all threads
+        // are shed first.
+        let connections = Arc::new(Connections::default());
+        let mut threads = Self {
+            drained: Vec::new(),
+            stop: stop.clone(),
+            joins: Vec::new(),
+        };
+        for index in 0..count.get() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            // Registered with this thread's runtime, not the caller's.
+            let own = {
+                let _entered = runtime.enter();
+                TcpListener::from_std(listener.try_clone()?)?
+            };
+            let (drained, drained_rx) = oneshot::channel();
+            let (front, limits, connections) = (front.clone(), limits.clone(), connections.clone());
+            // The thread's own: a thread that has drained ends what is left
+            // of its connections, not everyone's (`halt` is cancelled once
+            // all have drained).
+            let (shutdown, halt, stop) = (shutdown.clone(), halt.child_token(), stop.clone());
+            let join = std::thread::Builder::new()
+                .name(format!("hangar-serve-{index}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        listener::serve(own, front, connections, &limits, &shutdown, &halt).await;
+                        let _ = drained.send(());
+                        stop.cancelled().await;
+                    });
+                })?;
+            threads.drained.push(drained_rx);
+            threads.joins.push(join);
+        }
+        Ok(threads)
+    }
+
+    /// Completes when every thread's listener has drained. A thread that
+    /// ended without draining (a panic) counts as drained.
+    pub(crate) async fn drained(&mut self) {
+        for drained in self.drained.drain(..) {
+            if drained.await.is_err() {
+                tracing::error!("a serving thread ended before draining");
+            }
+        }
+    }
+
+    /// Ends the threads, dropping whatever their runtimes still run, and
+    /// waits for them.
+    pub(crate) async fn stop(mut self) {
+        self.stop.cancel();
+        let joins = std::mem::take(&mut self.joins);
+        let joined = tokio::task::spawn_blocking(move || {
+            joins
+                .into_iter()
+                .map(JoinHandle::join)
+                .filter(Result::is_err)
+                .count()
+        })
+        .await;
+        if !matches!(joined, Ok(0)) {
+            tracing::error!("a serving thread panicked");
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
