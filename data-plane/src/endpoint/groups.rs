@@ -253,7 +253,10 @@ async fn sticky(
             && !group.may_serve(index, Some(tool))
             && !group.listed_nowhere(tool)
         {
-            return tools::call_elsewhere(group, request, tool, false).await;
+            // Boxed, as are the other rare branches: a future is as large
+            // as its largest branch, and every call's future would pay for
+            // this one's size, in memory and in copies.
+            return Box::pin(tools::call_elsewhere(group, request, tool, false)).await;
         }
         let holder = &group.members[index];
         let ledger = with_asking(group.ledger(index), request);
@@ -286,7 +289,7 @@ async fn sticky(
     }
     match id.init.as_ref() {
         Some(init) if group.session_recovery && request.method != Method::DELETE => {
-            reopen(routes, group, request, client_session, init).await
+            Box::pin(reopen(routes, group, request, client_session, init)).await
         }
         _ => session_not_found(request),
     }
@@ -433,7 +436,7 @@ async fn balanced(
         {
             // Only members that speak the legacy protocol list the tool:
             // the call goes through this data plane's own session with one.
-            return tools::call_elsewhere(group, request, tool, true).await;
+            return Box::pin(tools::call_elsewhere(group, request, tool, true)).await;
         }
     }
     if members == Members::Stateless {
