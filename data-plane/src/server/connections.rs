@@ -286,4 +286,26 @@ mod tests {
         );
         assert!(!silent[1].conn().close.is_cancelled());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_out_of_descriptors_episode_is_said_once_until_a_quiet_second() {
+        let connections = Connections::default();
+        assert!(connections.out_of_fds(), "the first failure begins one");
+        assert!(
+            !connections.fds_back(),
+            "an accept right after ends nothing"
+        );
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert!(
+            !connections.out_of_fds(),
+            "another thread failing: same episode"
+        );
+        tokio::time::advance(FD_EPISODE_GAP + Duration::from_millis(1)).await;
+        assert!(
+            connections.fds_back(),
+            "a quiet second, then an accept: over"
+        );
+        assert!(!connections.fds_back(), "said once");
+        assert!(connections.out_of_fds(), "the next failure begins another");
+    }
 }

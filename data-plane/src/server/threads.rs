@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::server::connections::Connections;
 use crate::server::front::Front;
@@ -79,8 +80,12 @@ impl Threads {
             let join = std::thread::Builder::new()
                 .name(format!("hangar-serve-{index}"))
                 .spawn(move || {
+                    // Its log lines say which thread drained.
+                    let span = tracing::info_span!("serving", thread = index);
                     runtime.block_on(async move {
-                        listener::serve(own, front, connections, &limits, &shutdown, &halt).await;
+                        listener::serve(own, front, connections, &limits, &shutdown, &halt)
+                            .instrument(span)
+                            .await;
                         let _ = drained.send(());
                         stop.cancelled().await;
                     });
