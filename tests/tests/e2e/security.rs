@@ -12,7 +12,7 @@ use hangar_tests::configs::{GroupConfig, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, served_counts};
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
-use hangar_tests::pki::TestPki;
+use hangar_tests::pki::{CertFiles, TestPki};
 use serde_json::json;
 
 const ADMIN: &str = "admin-0123456789abcdef";
@@ -26,6 +26,41 @@ fn with_token(text: Option<&str>) -> ClientConfig {
     ClientConfig {
         token: text.and_then(token),
         tls: ClientTls::default(),
+    }
+}
+
+/// Client credentials that trust the test CA, with `identity` as the
+/// client certificate and `with` as the bearer token, if given.
+fn trusting(pki: &TestPki, identity: Option<&CertFiles>, with: Option<&str>) -> ClientConfig {
+    ClientConfig {
+        token: with.and_then(token),
+        tls: ClientTls::from_files(
+            Some(&pki.ca),
+            identity.map(|c| c.cert.as_path()),
+            identity.map(|c| c.key.as_path()),
+        )
+        .unwrap(),
+    }
+}
+
+/// The data plane serves a batch of `calls` across the group, then
+/// everything stops.
+async fn serves_then_stop(
+    dp: DataPlane,
+    cp: ControlPlane,
+    backends: Vec<FakeMcpHandle>,
+    calls: usize,
+) {
+    let out = dp
+        .client()
+        .await
+        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), calls)
+        .await;
+    assert_eq!(served_counts(&out).values().sum::<usize>(), calls);
+    dp.stop().await;
+    cp.stop().await;
+    for backend in backends {
+        backend.shutdown().await;
     }
 }
 
@@ -123,18 +158,7 @@ async fn each_api_takes_only_its_own_token() {
     })
     .await;
     cp.apply_and_wait(&yaml, 1).await;
-    let out = dp
-        .client()
-        .await
-        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 9)
-        .await;
-    assert_eq!(served_counts(&out).values().sum::<usize>(), 9);
-
-    dp.stop().await;
-    cp.stop().await;
-    for backend in backends {
-        backend.shutdown().await;
-    }
+    serves_then_stop(dp, cp, backends, 9).await;
 }
 
 /// Over TLS with a private CA and client certificates required of data
@@ -150,18 +174,9 @@ async fn tls_with_client_certificates_for_data_planes() {
         tls: Some(tls),
         ..hangar_control_plane::Settings::new(pki.dir().join("state"))
     };
-    let trusting = |identity: Option<&hangar_tests::pki::CertFiles>| ClientConfig {
-        token: None,
-        tls: ClientTls::from_files(
-            Some(&pki.ca),
-            identity.map(|c| c.cert.as_path()),
-            identity.map(|c| c.key.as_path()),
-        )
-        .unwrap(),
-    };
     let cp = ControlPlane::start_with(settings)
         .await
-        .with_admin_client(trusting(None));
+        .with_admin_client(trusting(&pki, None, None));
     let url = cp.url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
@@ -180,34 +195,25 @@ async fn tls_with_client_certificates_for_data_planes() {
         "the error must say the certificate is not trusted: {untrusting}"
     );
 
-    let without_cert = open_stream(&url, &trusting(None)).await.unwrap_err();
+    let without_cert = open_stream(&url, &trusting(&pki, None, None))
+        .await
+        .unwrap_err();
     assert!(
         without_cert.starts_with("Unauthenticated: data planes must present a client certificate"),
         "{without_cert}"
     );
-    let rogue = open_stream(&url, &trusting(Some(&pki.rogue_client))).await;
+    let rogue = open_stream(&url, &trusting(&pki, Some(&pki.rogue_client), None)).await;
     // Refused in the TLS layer; whether the client sees the server's alert
     // or only the closed connection depends on timing.
     rogue.expect_err("a certificate from another CA must be refused");
 
     let dp = DataPlane::start_with(hangar_data_plane::Settings {
-        client: trusting(Some(&pki.client)),
+        client: trusting(&pki, Some(&pki.client), None),
         ..hangar_data_plane::Settings::new(&url, "dp-1")
     })
     .await;
     cp.apply_and_wait(&yaml, 1).await;
-    let out = dp
-        .client()
-        .await
-        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 6)
-        .await;
-    assert_eq!(served_counts(&out).values().sum::<usize>(), 6);
-
-    dp.stop().await;
-    cp.stop().await;
-    for backend in backends {
-        backend.shutdown().await;
-    }
+    serves_then_stop(dp, cp, backends, 6).await;
 }
 
 /// Under TLS the one port serves gRPC over HTTP/2 (with client
@@ -227,21 +233,11 @@ async fn metrics_and_the_status_page_over_http1_under_tls() {
         },
         ..hangar_control_plane::Settings::new(pki.dir().join("state"))
     };
-    let trusting =
-        |identity: Option<&hangar_tests::pki::CertFiles>, with: Option<&str>| ClientConfig {
-            token: with.and_then(token),
-            tls: ClientTls::from_files(
-                Some(&pki.ca),
-                identity.map(|c| c.cert.as_path()),
-                identity.map(|c| c.key.as_path()),
-            )
-            .unwrap(),
-        };
     let cp = ControlPlane::start_with(settings)
         .await
-        .with_admin_client(trusting(None, Some(ADMIN)));
+        .with_admin_client(trusting(&pki, None, Some(ADMIN)));
     let dp = DataPlane::start_with(hangar_data_plane::Settings {
-        client: trusting(Some(&pki.client), None),
+        client: trusting(&pki, Some(&pki.client), None),
         ..hangar_data_plane::Settings::new(cp.url(), "dp-1")
     })
     .await;
@@ -287,25 +283,14 @@ async fn metrics_and_the_status_page_over_http1_under_tls() {
     assert_eq!(metrics.version(), reqwest::Version::HTTP_2);
 
     // gRPC still checks the data plane's certificate.
-    let without_cert = open_stream(&cp.url(), &trusting(None, None))
+    let without_cert = open_stream(&cp.url(), &trusting(&pki, None, None))
         .await
         .unwrap_err();
     assert!(
         without_cert.starts_with("Unauthenticated: data planes must present a client certificate"),
         "{without_cert}"
     );
-    let out = dp
-        .client()
-        .await
-        .batch(RECIPE_GROUP, "add", json!({"a": 1, "b": 2}), 3)
-        .await;
-    assert_eq!(served_counts(&out).values().sum::<usize>(), 3);
-
-    dp.stop().await;
-    cp.stop().await;
-    for backend in backends {
-        backend.shutdown().await;
-    }
+    serves_then_stop(dp, cp, backends, 3).await;
 }
 
 /// TLS options on a plaintext URL are a mistake worth stopping for.
