@@ -14,7 +14,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
+#[path = "support/binary.rs"]
+mod binary;
 
 /// An argument value no log line may carry.
 const SECRET_ARGUMENT: i64 = 987_654_321;
@@ -28,16 +29,11 @@ async fn each_request_gets_one_line_without_its_arguments() {
     let member = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let port = hangar_tests::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", "dp-access"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let mut child = binary::data_plane(&cp.url(), "dp-access", port)
         .args(["--access-log", "debug", "--log-format", "json"])
         .env_remove("HANGAR_LOG")
         .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn data plane");
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));

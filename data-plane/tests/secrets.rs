@@ -11,7 +11,8 @@ use hangar_tests::pki::TestPki;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
+#[path = "support/binary.rs"]
+mod binary;
 const TOKEN: &str = "tok-7f3a9c1e5b2d4068a1c3e5f7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,15 +25,10 @@ async fn a_member_token_never_reaches_logs_or_status() {
         .await;
     let cp = ControlPlane::start().await;
     let port = hangar_tests::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", "dp-secrets"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let mut child = binary::data_plane(&cp.url(), "dp-secrets", port)
         .env("HANGAR_LOG", "trace")
         .env("VAULT_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn data plane");
     let mut stderr = child.stderr.take().expect("piped stderr");

@@ -13,7 +13,9 @@ use hangar_tests::process::send_signal;
 use hangar_tests::raw::Raw;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
+#[path = "support/binary.rs"]
+mod binary;
+use binary::BIN;
 /// How long each call in flight sleeps at the member: long enough that
 /// SIGTERM surely arrives while both are running.
 const CALL_MS: u64 = 3_000;
@@ -26,13 +28,9 @@ async fn sigterm_lets_calls_in_flight_finish() {
     let member = FakeMcp::new("a").start().await;
     let cp = ControlPlane::start().await;
     let port = hangar_tests::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", "dp-term"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let mut child = binary::data_plane(&cp.url(), "dp-term", port)
         .args(["--shutdown-grace", "20"])
-        .stdin(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn data plane");
     // Acked config means the data plane is up; it listens before it dials.
