@@ -310,13 +310,20 @@ fn yaml_of(servers: &[(&str, &FakeMcpHandle)], groups: &[(&str, &[&str])]) -> St
     yaml
 }
 
-/// The call samples (counts and latency) of `member` in `group`.
-fn samples_of<'a>(scrape: &'a Scrape, group: &str, member: &str) -> Vec<&'a Sample> {
-    let mut samples: Vec<&Sample> = scrape
+/// Every sample whose `label` is `value`.
+fn labelled<'a>(scrape: &'a Scrape, label: &str, value: &str) -> Vec<&'a Sample> {
+    scrape
         .all()
         .iter()
+        .filter(|s| s.labels.get(label).map(String::as_str) == Some(value))
+        .collect()
+}
+
+/// The call samples (counts and latency) of `member` in `group`.
+fn samples_of<'a>(scrape: &'a Scrape, group: &str, member: &str) -> Vec<&'a Sample> {
+    let mut samples: Vec<&Sample> = labelled(scrape, "group", group)
+        .into_iter()
         .filter(|s| s.name.starts_with("hangar_call"))
-        .filter(|s| s.labels.get("group").map(String::as_str) == Some(group))
         .filter(|s| s.labels.get("member").map(String::as_str) == Some(member))
         .collect();
     samples.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
@@ -350,11 +357,7 @@ async fn removed_members_and_groups_leave_metrics() {
     let without_c = yaml_of(&all[..2], &[("main", &["a", "b"]), ("side", &["a"])]);
     stack.cp.apply_and_wait(&without_c, 1).await;
     let second = Scrape::fetch(&url).await;
-    let of_c: Vec<_> = second
-        .all()
-        .iter()
-        .filter(|s| s.labels.get("member").map(String::as_str) == Some("c"))
-        .collect();
+    let of_c = labelled(&second, "member", "c");
     assert!(of_c.is_empty(), "series of a removed member: {of_c:?}");
     assert_eq!(samples_of(&second, "main", "a"), kept_a);
     assert_eq!(samples_of(&second, "main", "b"), kept_b);
@@ -363,11 +366,7 @@ async fn removed_members_and_groups_leave_metrics() {
     let without_side = yaml_of(&all[..2], &[("main", &["a", "b"])]);
     stack.cp.apply_and_wait(&without_side, 1).await;
     let third = Scrape::fetch(&url).await;
-    let of_side: Vec<_> = third
-        .all()
-        .iter()
-        .filter(|s| s.labels.get("group").map(String::as_str) == Some("side"))
-        .collect();
+    let of_side = labelled(&third, "group", "side");
     assert!(of_side.is_empty(), "series of a removed group: {of_side:?}");
     assert_eq!(samples_of(&third, "main", "a"), kept_a);
     assert_eq!(samples_of(&third, "main", "b"), kept_b);
