@@ -14,7 +14,8 @@ use hangar_tests::process::send_signal;
 use hangar_tests::python_sdk::{example_server, python};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hangar-data-plane");
+#[path = "support/binary.rs"]
+mod binary;
 
 fn stdio_server(id: &str, name: &str, replicas: u32) -> String {
     format!(
@@ -55,13 +56,8 @@ async fn pids(client: &McpClient, target: &str, n: usize) -> BTreeMap<u64, usize
 /// The data plane binary following `cp` as `node_id` on a free port.
 fn spawn_data_plane(cp: &ControlPlane, node_id: &str) -> (tokio::process::Child, u16) {
     let port = hangar_tests::free_port();
-    let child = tokio::process::Command::new(BIN)
-        .args(["--control-plane", &cp.url(), "--node-id", node_id])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let child = binary::data_plane(&cp.url(), node_id, port)
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn data plane");
     (child, port)
@@ -212,4 +208,28 @@ async fn a_hung_copy_is_killed_and_restarted() {
     for pid in after.keys() {
         assert!(!is_running(*pid), "copy {pid} left behind");
     }
+}
+
+/// A process started with its config is in rotation once its handshake is
+/// done, not a probe period later: the first probe, which finds it still
+/// starting, waits for the start instead of counting a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_is_in_rotation_once_it_has_started() {
+    let cp = ControlPlane::start().await;
+    let (mut child, port) = spawn_data_plane(&cp, "dp-start");
+    let server = stdio_server("slow", "slow", 1).replace(
+        "health_check_interval_s: 0.2",
+        "health_check_interval_s: 600",
+    );
+    let yaml =
+        format!("mcp_servers:\n{server}  g:\n    mode: group\n    members:\n      - id: slow\n");
+    cp.apply_and_wait(&yaml, 1).await;
+    let client = McpClient::connect(&format!("http://127.0.0.1:{port}/mcp")).await;
+    let served = eventually("the group to serve its process", || async {
+        try_pids(&client, "g", 2).await.ok()
+    })
+    .await;
+    assert_eq!(served.values().sum::<usize>(), 2, "{served:?}");
+    send_signal(child.id().expect("running"), "TERM");
+    assert!(child.wait().await.expect("wait").success());
 }

@@ -171,13 +171,22 @@ impl StdioUpstream {
     }
 
     /// Health: the process is running, initialized, and answers `ping`
-    /// within `timeout`.
+    /// within `timeout`. A process being started (with its config, or
+    /// again after it ended) gets that `timeout` to finish its handshake:
+    /// a probe that only raced the start would otherwise keep it out of
+    /// rotation for a whole probe period.
     /// A process not started yet (it starts on first use) counts as
     /// healthy, so that calls reach it and start it.
     pub async fn probe(&self, timeout: Duration) -> Result<(), UpstreamError> {
         if self.awaits_first_start() {
             return Ok(());
         }
+        let began = tokio::time::Instant::now();
+        let mut phase = self.shared.phase.subscribe();
+        let settled = phase.wait_for(|p| matches!(p, Phase::Up | Phase::Down));
+        // Past the deadline the ping below fails as unavailable.
+        let _ = tokio::time::timeout(timeout, settled).await;
+        let timeout = timeout.saturating_sub(began.elapsed());
         self.request("ping", json!({}), timeout).await.map(drop)
     }
 
