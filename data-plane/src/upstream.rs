@@ -12,6 +12,7 @@ pub mod activity;
 pub(crate) mod answer;
 pub mod clients;
 pub mod error;
+pub mod h1;
 pub mod http;
 mod pass;
 mod sse;

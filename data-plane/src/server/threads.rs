@@ -19,6 +19,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -28,6 +29,9 @@ use tracing::Instrument;
 use crate::server::connections::Connections;
 use crate::server::front::Front;
 use crate::server::listener::{self, Limits};
+
+/// How often a serving thread looks over its idle member connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Threads serving one listener; see the [module docs](self).
 #[derive(Debug)]
@@ -83,6 +87,7 @@ impl Threads {
                     // Its log lines say which thread drained.
                     let span = tracing::info_span!("serving", thread = index);
                     runtime.block_on(async move {
+                        tokio::spawn(sweep_idle_member_connections());
                         listener::serve(own, front, connections, &limits, &shutdown, &halt)
                             .instrument(span)
                             .await;
@@ -122,6 +127,16 @@ impl Threads {
         if !matches!(joined, Ok(0)) {
             tracing::error!("a serving thread panicked");
         }
+    }
+}
+
+/// Closes this thread's idle member connections that expired or that their
+/// members closed, even while no call comes to take them.
+async fn sweep_idle_member_connections() {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        crate::upstream::h1::sweep();
     }
 }
 

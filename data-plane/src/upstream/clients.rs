@@ -1,27 +1,34 @@
-//! The HTTP client stack of remote members: one hyper client over
-//! hyper-rustls for `http://` and `https://` alike, per distinct transport
-//! setting (TLS trust, connect timeout), shared by every member with the
-//! same settings so their connection pools are shared too.
+//! The HTTP client stack of remote members, one [`HttpClient`] per distinct
+//! transport setting (TLS trust, connect timeout), shared by every member
+//! with the same settings so their connection pools are shared too:
+//! `http://` members are reached over this data plane's own HTTP/1.1
+//! client (`h1`), `https://` members over hyper's pooling client on
+//! hyper-rustls, which speaks HTTP/2 where the member offers it.
 //!
-//! Each thread keeps its own pool of connections of each client: a call's
-//! connection to its member is then driven by the thread serving the call,
-//! the way `server::threads` keeps the rest of the call on one thread.
+//! Each thread keeps its own pools of connections: a call's connection to
+//! its member is then driven by the thread serving the call, the way
+//! `server::threads` keeps the rest of the call on one thread.
 //!
 //! Every request to a member, passed through from a client or our own
-//! (calls, probes, handshakes), goes through this one client and so through
-//! one error and timeout path (`pass`): the member's `read_timeout` is
-//! enforced there, not by the client, because a legacy `GET` SSE stream on
-//! the same connection pool may rightly idle for minutes.
+//! (calls, probes, handshakes), goes through [`HttpClient::request`] and so
+//! through one error and timeout path (`pass`): the member's `read_timeout`
+//! is enforced there, not by the client, because a legacy `GET` SSE stream
+//! on the same connection pool may rightly idle for minutes.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hangar_proto::v1;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -29,7 +36,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use parking_lot::Mutex;
 use rustls::ClientConfig;
 
-use super::tls;
+use super::error::{BoxError, UpstreamError};
+use super::{h1, tls};
 
 /// The connect timeout when the snapshot leaves it at 0.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +56,7 @@ pub struct HttpClient {
     /// Tells this client's pools apart in each thread's [`POOLS`].
     id: u64,
     connector: HttpsConnector<HttpConnector>,
+    connect_timeout: Duration,
 }
 
 thread_local! {
@@ -56,25 +65,74 @@ thread_local! {
 }
 
 impl HttpClient {
-    fn new(connector: HttpsConnector<HttpConnector>) -> Self {
+    fn new(connector: HttpsConnector<HttpConnector>, connect_timeout: Duration) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             connector,
+            connect_timeout,
         }
     }
 
-    /// Sends `request` over a connection of this thread's pool.
-    pub fn request(
+    /// Sends `request` (whose URI is the member's endpoint) over a
+    /// connection of this thread's pool; a failure says whether the
+    /// request may have reached the member.
+    pub async fn request(
         &self,
-        request: http::Request<Full<Bytes>>,
-    ) -> hyper_util::client::legacy::ResponseFuture {
-        POOLS.with_borrow_mut(|pools| {
+        request: Request<Bytes>,
+    ) -> Result<Response<MemberBody>, UpstreamError> {
+        if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            let response = h1::send(request, self.connect_timeout).await;
+            return Ok(response
+                .map_err(UpstreamError::from_h1)?
+                .map(MemberBody::Plain));
+        }
+        let sent = POOLS.with_borrow_mut(|pools| {
             pools
                 .entry(self.id)
                 .or_insert_with(|| pooling(self.connector.clone()))
-                .request(request)
-        })
+                .request(request.map(Full::new))
+        });
+        let response = sent.await.map_err(UpstreamError::from_send)?;
+        Ok(response.map(MemberBody::Tls))
+    }
+}
+
+/// An answer's body, from whichever client carried the request.
+#[derive(Debug)]
+pub enum MemberBody {
+    /// From an `http://` member.
+    Plain(h1::Body),
+    /// From an `https://` member.
+    Tls(Incoming),
+}
+
+impl Body for MemberBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Plain(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            Self::Tls(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Plain(body) => body.is_end_stream(),
+            Self::Tls(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Plain(body) => body.size_hint(),
+            Self::Tls(body) => body.size_hint(),
+        }
     }
 }
 
@@ -149,7 +207,7 @@ fn build(transport: &Transport) -> Result<HttpClient, String> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(tcp);
-    Ok(HttpClient::new(connector))
+    Ok(HttpClient::new(connector, transport.connect_timeout))
 }
 
 /// Whom a TLS member must prove to be: anyone (`verify_ssl: false`), a

@@ -146,6 +146,15 @@ impl UpstreamError {
         }
     }
 
+    /// The same for a request to an `http://` member.
+    pub(crate) fn from_h1(err: super::h1::Error) -> Self {
+        if err.is_connect() {
+            Self::Connect(err.into())
+        } else {
+            Self::Transport(err.into())
+        }
+    }
+
     /// Builds the error of a failed read of an answer's body: the member's
     /// silence ([`UpstreamError::Quiet`]) as it is, anything else as a
     /// transport error.

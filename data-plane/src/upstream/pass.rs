@@ -19,17 +19,17 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use super::activity::Activity;
 use super::answer::find_response_in_sse;
+use super::clients::MemberBody;
 use super::error::{BoxError, UpstreamError};
 use super::http::{HttpUpstream, Session};
 
 /// A member's answer body.
-pub type PassedBody = Quiet<Incoming>;
+pub type PassedBody = Quiet<MemberBody>;
 
 // === impl HttpUpstream ===
 
@@ -51,14 +51,13 @@ impl HttpUpstream {
             .read_timeout
             .filter(|_| request.method() != Method::GET);
         *request.uri_mut() = self.uri.clone();
-        let sent = self.client.request(request.map(Full::new));
-        let answer = match patience {
+        let sent = self.client.request(request);
+        let response = match patience {
             Some(limit) => tokio::time::timeout(limit, sent)
                 .await
-                .map_err(|_| UpstreamError::Quiet(limit))?,
-            None => sent.await,
+                .map_err(|_| UpstreamError::Quiet(limit))??,
+            None => sent.await?,
         };
-        let response = answer.map_err(UpstreamError::from_send)?;
         self.activity.touch();
         let activity = self.activity.clone();
         Ok(response.map(|body| Quiet::new(body, patience, activity)))
