@@ -288,12 +288,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let inflight = match &backends {
         Backends::Fake(fakes) if args.inflight > 0 => {
             let inflight = measure_inflight(&group, fakes, dp.pid(), args.inflight).await?;
+            let figure = |name: &str| inflight[name].as_f64().unwrap_or_default();
             println!(
-                "{} sleep calls in flight through /groups: data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
+                "{} sleep calls in flight through /groups ({} held at the sample, {} failed): data plane RSS {:.1} MB idle -> {:.1} MB busy ({:.1} KB per call)\n",
                 args.inflight,
-                inflight["idle_rss_mib"],
-                inflight["busy_rss_mib"],
-                inflight["kib_per_call"]
+                inflight["held_at_sample"],
+                inflight["errors"],
+                figure("idle_rss_mib"),
+                figure("busy_rss_mib"),
+                figure("kib_per_call")
             );
             inflight
         }
@@ -478,6 +481,7 @@ async fn measure_inflight(
     Ok(json!({
         "calls": n, "held_at_sample": held, "ok": result.ok, "errors": result.errors,
         "idle_rss_mib": idle, "busy_rss_mib": busy,
-        "kib_per_call": (busy - idle) * 1024.0 / held.max(1) as f64,
+        // None held (every call failed): no figure rather than a false one.
+        "kib_per_call": (held > 0).then(|| (busy - idle) * 1024.0 / held as f64),
     }))
 }
