@@ -188,3 +188,23 @@ async fn interim_answers_are_skipped_and_garbage_is_refused() {
     let failed = send(post(&url, "{}"), CONNECT).await.unwrap_err();
     assert!(matches!(failed, Error::Invalid(_)), "{failed:?}");
 }
+
+#[tokio::test]
+async fn a_large_body_arrives_whole() {
+    let (listener, url) = member().await;
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let request = read_request(&mut stream).await;
+        let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{}",
+            body.len().to_string().len(),
+            body.len()
+        );
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    });
+    let body = Bytes::from(vec![b'x'; 300_000]);
+    let request = Request::post(&url).body(body).unwrap();
+    let response = send(request, CONNECT).await.unwrap();
+    assert_eq!(text(response).await.unwrap(), "300000");
+}

@@ -22,6 +22,18 @@ const MAX_HEAD: usize = 64 * 1024;
 const FIRST_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 
+/// A body up to this size is copied behind the head, so that the request
+/// goes out in one write; a larger one is written from its own buffer.
+const COPIED_BODY: usize = 16 * 1024;
+
+/// A request as it goes on the wire.
+pub(super) struct Wire {
+    /// The head, and the body when it is small.
+    head: Vec<u8>,
+    /// The body when it is large, else empty.
+    body: Bytes,
+}
+
 /// One connection to a member, and what was read from it but not consumed.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -73,16 +85,22 @@ impl Conn {
     }
 
     /// Writes all of `wire`; a failure says how much had gone out.
-    pub(super) async fn write(&mut self, wire: &[u8]) -> Result<(), WriteFailed> {
+    pub(super) async fn write(&mut self, wire: &Wire) -> Result<(), WriteFailed> {
         let mut written = 0;
-        while written < wire.len() {
-            match self.stream.write(&wire[written..]).await {
-                Ok(0) => {
-                    let error = io::Error::from(io::ErrorKind::WriteZero);
-                    return Err(WriteFailed { written, error });
+        for part in [&wire.head[..], &wire.body[..]] {
+            let mut done = 0;
+            while done < part.len() {
+                match self.stream.write(&part[done..]).await {
+                    Ok(0) => {
+                        let error = io::Error::from(io::ErrorKind::WriteZero);
+                        return Err(WriteFailed { written, error });
+                    }
+                    Ok(n) => {
+                        done += n;
+                        written += n;
+                    }
+                    Err(error) => return Err(WriteFailed { written, error }),
                 }
-                Ok(n) => written += n,
-                Err(error) => return Err(WriteFailed { written, error }),
             }
         }
         Ok(())
@@ -175,16 +193,16 @@ pub(super) fn current_runtime() -> Option<tokio::runtime::Id> {
         .map(|runtime| runtime.id())
 }
 
-/// `request` as it goes on the wire, its body included. `Host` comes from
-/// the URI unless the request names one; the body's length is the only
-/// framing sent.
-pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Vec<u8> {
+/// `request` as it goes on the wire. `Host` comes from the URI unless the
+/// request names one; the body's length is the only framing sent.
+pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Wire {
     let body = request.body();
+    let copied = body.len() <= COPIED_BODY;
     let target = request
         .uri()
         .path_and_query()
         .map_or("/", |target| target.as_str());
-    let mut wire = Vec::with_capacity(256 + body.len());
+    let mut wire = Vec::with_capacity(256 + if copied { body.len() } else { 0 });
     wire.extend_from_slice(request.method().as_str().as_bytes());
     wire.push(b' ');
     wire.extend_from_slice(target.as_bytes());
@@ -207,8 +225,13 @@ pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Vec<u8>
         field(&mut wire, CONTENT_LENGTH.as_str(), length.as_bytes());
     }
     wire.extend_from_slice(b"\r\n");
-    wire.extend_from_slice(body);
-    wire
+    if copied {
+        wire.extend_from_slice(body);
+    }
+    Wire {
+        head: wire,
+        body: if copied { Bytes::new() } else { body.clone() },
+    }
 }
 
 fn field(wire: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -345,14 +368,23 @@ mod tests {
             .body(Bytes::from_static(b"{}"))
             .unwrap();
         let authority = request.uri().authority().unwrap().clone();
-        let wire = String::from_utf8(encode(&request, &authority)).unwrap();
+        let wire = String::from_utf8(encode(&request, &authority).head).unwrap();
         assert_eq!(
             wire,
             "POST /mcp?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-api-key: k\r\ncontent-length: 2\r\n\r\n{}"
         );
         let get = Request::get("http://h/mcp").body(Bytes::new()).unwrap();
-        let wire = String::from_utf8(encode(&get, get.uri().authority().unwrap())).unwrap();
+        let wire = String::from_utf8(encode(&get, get.uri().authority().unwrap()).head).unwrap();
         assert_eq!(wire, "GET /mcp HTTP/1.1\r\nhost: h\r\n\r\n");
+        let large = Bytes::from(vec![b'x'; COPIED_BODY + 1]);
+        let post = Request::post("http://h/mcp").body(large.clone()).unwrap();
+        let wire = encode(&post, post.uri().authority().unwrap());
+        assert!(
+            String::from_utf8(wire.head)
+                .unwrap()
+                .ends_with("content-length: 16385\r\n\r\n")
+        );
+        assert_eq!(wire.body, large);
     }
 
     #[test]
