@@ -82,8 +82,17 @@ pub async fn send(
     let mut conn = loop {
         let Some(mut idle) = pool::take(&authority) else {
             let mut fresh = connect(&authority, connect_timeout).await?;
-            fresh.write(&wire).await.map_err(|failed| failed.error)?;
-            break fresh;
+            match fresh.write(&wire).await {
+                Ok(()) => break fresh,
+                // Reset before it took a byte: as good as refused.
+                Err(failed) if failed.written == 0 => {
+                    return Err(Error::Connect {
+                        authority,
+                        source: failed.error,
+                    });
+                }
+                Err(failed) => return Err(failed.error.into()),
+            }
         };
         match idle.write(&wire).await {
             Ok(()) => break idle,
