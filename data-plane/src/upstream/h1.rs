@@ -13,7 +13,7 @@
 //! offers it.
 //!
 //! Idle connections wait in a pool per thread and member address
-//! ([`pool`]); one that the member closed while it idled is seen and
+//! (`pool`); one that the member closed while it idled is seen and
 //! dropped when it is taken, and one that fails the write of a request
 //! never delivered it, so the request goes on a fresh connection once.
 
