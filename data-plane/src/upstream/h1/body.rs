@@ -130,8 +130,8 @@ impl http_body::Body for Body {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
+            // A body that is done has no connection left (`finish`).
             let data = match &mut this.state {
-                State::Done => None,
                 State::Length(left) if !conn.buf.is_empty() => {
                     let data = take(&mut conn.buf, *left);
                     *left -= data.len() as u64;
@@ -147,7 +147,7 @@ impl http_body::Body for Body {
                     Ok(Step::More) => None,
                     Err(error) => return this.fail(error),
                 },
-                State::Length(_) | State::Close => None,
+                State::Length(_) | State::Close | State::Done => None,
             };
             if let Some(data) = data {
                 if let Err(error) = this.settle() {
@@ -155,13 +155,6 @@ impl http_body::Body for Body {
                 }
                 return Poll::Ready(Some(Ok(Frame::data(data))));
             }
-            if let State::Done = this.state {
-                this.finish();
-                return Poll::Ready(None);
-            }
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
             match ready!(conn.poll_fill(cx)) {
                 Ok(0) if matches!(this.state, State::Close) => {
                     this.reusable = false;
