@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`anonymous`]: beyond loopback, no anonymous MCP clients unless allowed.
-//! - [`listener`]: hyper over the bound socket, within [`listener::Limits`]; graceful drain.
+//! - [`listener`]: accepting on the bound socket, within [`listener::Limits`]; graceful drain.
+//! - [`inbound`]: the HTTP/1.1 loop of a client connection; hyper for requests of any other shape.
 //! - [`threads`]: one single-threaded runtime per serving thread, each accepting from the listener.
 //! - [`connections`]: open connections: idle ones closed, the idlest shed at the fd limit.
 //! - [`overload`]: the caps on calls and event streams in progress; refusals with the request's id.
@@ -31,6 +32,7 @@ pub(crate) mod envelope;
 pub(crate) mod front;
 pub(crate) mod guard;
 pub(crate) mod host;
+pub(crate) mod inbound;
 pub(crate) mod jsonrpc;
 pub(crate) mod listener;
 pub(crate) mod overload;

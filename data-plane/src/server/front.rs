@@ -8,16 +8,13 @@
 //! their boxed futures were a visible share of the CPU and memory of every
 //! call.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tower::ServiceExt;
 
 use crate::endpoint::groups;
@@ -30,14 +27,19 @@ use crate::server::caller::ClientAddr;
 use crate::server::client_auth::{self, Verdict};
 use crate::server::connections::{Conn, InProgress};
 use crate::server::guard::{self, Guard};
+use crate::server::inbound;
 use crate::server::overload::{Admission, Admitted};
 use crate::server::resource_metadata;
+use crate::upstream::error::BoxError;
 
 /// An answer, holding its request's admission and its place among its
 /// connection's requests in progress until it is sent.
 /// With it, the end of the request's observation (its span, its
 /// access-log line), dropped last.
-pub(crate) type FrontResponse = Response<Holding<(Option<Admitted>, InProgress, Option<Finish>)>>;
+pub(crate) type FrontResponse = Response<FrontBody>;
+
+/// The body of a [`FrontResponse`].
+pub(crate) type FrontBody = Holding<(Option<Admitted>, InProgress, Option<Finish>)>;
 
 /// What every connection is served by (see [`Front::for_connection`]).
 #[derive(Debug, Clone)]
@@ -99,7 +101,8 @@ impl Front {
     }
 }
 
-/// The hyper service of one connection.
+/// The service of one connection, whichever server reads its requests
+/// (see `server::inbound`).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnFront {
     inner: Arc<Inner>,
@@ -108,23 +111,27 @@ pub(crate) struct ConnFront {
     peer: Option<ClientAddr>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for ConnFront {
-    type Response = FrontResponse;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<FrontResponse, Infallible>> + Send>>;
+impl inbound::Service for ConnFront {
+    type ResBody = FrontBody;
 
-    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+    fn call<B>(&self, mut request: Request<B>) -> impl Future<Output = FrontResponse> + Send
+    where
+        B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static,
+    {
         if let Some(peer) = self.peer {
             request.extensions_mut().insert(peer);
         }
         let inner = self.inner.clone();
         let in_progress = self.conn.begin();
-        Box::pin(async move { Ok(inner.serve(request, in_progress).await) })
+        async move { inner.serve(request, in_progress).await }
     }
 }
 
 impl Inner {
-    async fn serve(&self, request: Request<Incoming>, in_progress: InProgress) -> FrontResponse {
+    async fn serve<B>(&self, request: Request<B>, in_progress: InProgress) -> FrontResponse
+    where
+        B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static,
+    {
         let path = request.uri().path();
         if resource_metadata::is_metadata(path) {
             let table = self.routes.load();
@@ -161,12 +168,15 @@ impl Inner {
     /// A request to an MCP endpoint: authenticated, admitted, guarded,
     /// then served by the group endpoint, the direct `hangar_call` or the
     /// router; with its admission, to hold until the answer is sent.
-    async fn serve_mcp(
+    async fn serve_mcp<B>(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<B>,
         group: Option<String>,
         observed: &Observed,
-    ) -> (axum::response::Response, Option<Admitted>) {
+    ) -> (axum::response::Response, Option<Admitted>)
+    where
+        B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static,
+    {
         let table = self.routes.load();
         match table.client_auth.as_ref().filter(|auth| auth.enabled) {
             Some(auth) => {

@@ -1,5 +1,6 @@
-//! The data plane's HTTP front: serves an already bound listener with hyper
-//! within [`Limits`] (header size and count, a deadline for every request
+//! The data plane's HTTP front: serves an already bound listener (each
+//! connection by `server::inbound`, with hyper for what it leaves) within
+//! [`Limits`] (header size and count, a deadline for every request
 //! head and body, a cap on requests in progress) and drains on shutdown.
 //!
 //! Shutdown has two steps, as in linkerd: when `shutdown` is cancelled the
@@ -17,15 +18,16 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::server::connections::{Connections, Registered};
 use crate::server::front::Front;
+use crate::server::inbound::{self, HeadLimits};
 pub use crate::server::overload::Admission;
 
 /// Bounds on what one client can make the data plane hold, and how long
@@ -128,8 +130,12 @@ pub(crate) async fn serve(
     shutdown: &CancellationToken,
     halt: &CancellationToken,
 ) {
-    let builder = builder(limits);
-    let graceful = GracefulShutdown::new();
+    let hyper = Arc::new(builder(limits));
+    let head = HeadLimits {
+        max_headers: limits.max_headers,
+        max_bytes: limits.max_header_bytes.max(MIN_HEADER_BYTES),
+    };
+    let tracker = TaskTracker::new();
     loop {
         let stream = tokio::select! {
             biased;
@@ -150,9 +156,11 @@ pub(crate) async fn serve(
         }
         let registered = connections.register();
         let serving = Serving {
-            builder: &builder,
-            graceful: &graceful,
+            hyper: &hyper,
+            head,
+            tracker: &tracker,
             idle_timeout: limits.request_head_timeout,
+            shutdown,
             halt,
         };
         serving.spawn(stream, &front, registered);
@@ -160,11 +168,11 @@ pub(crate) async fn serve(
     drop(listener);
     let admission = front.admission();
     tracing::info!(
-        connections = graceful.count(),
+        connections = tracker.len(),
         calls = admission.calls_in_flight(),
         "no longer accepting connections, draining"
     );
-    drain(graceful, limits.shutdown_grace, admission, halt).await;
+    drain(tracker, limits.shutdown_grace, admission, halt).await;
 }
 
 /// hyper's connection builder with `limits` applied.
@@ -189,10 +197,14 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 /// What every connection is served with.
 struct Serving<'a> {
-    builder: &'a auto::Builder<TokioExecutor>,
-    graceful: &'a GracefulShutdown,
+    /// For requests the inbound loop leaves to hyper.
+    hyper: &'a Arc<auto::Builder<TokioExecutor>>,
+    head: HeadLimits,
+    /// Every connection's task, to wait for when draining.
+    tracker: &'a TaskTracker,
     /// How long a connection may go without a request in progress.
     idle_timeout: Duration,
+    shutdown: &'a CancellationToken,
     halt: &'a CancellationToken,
 }
 
@@ -208,15 +220,17 @@ impl Serving<'_> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
         let service = front.for_connection(registered.conn().clone(), peer.map(|p| p.ip()));
-        let connection = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = self.graceful.watch(connection);
+        let connection = inbound::serve(
+            stream,
+            service,
+            self.hyper.clone(),
+            self.head,
+            self.shutdown.clone(),
+        );
         let halt = self.halt.clone();
         let idle_timeout = self.idle_timeout;
         let span = tracing::debug_span!("accept", client.addr = ?peer);
-        tokio::spawn(
+        self.tracker.spawn(
             async move {
                 tokio::select! {
                     served = connection => {
@@ -272,12 +286,15 @@ async fn accept_failed(err: io::Error, connections: &Connections) {
 /// Lets calls in flight finish within `grace`, then halts the rest and
 /// waits (briefly) for their connections to close.
 async fn drain(
-    graceful: GracefulShutdown,
+    tracker: TaskTracker,
     grace: Duration,
     admission: &Admission,
     halt: &CancellationToken,
 ) {
-    let closed = graceful.shutdown();
+    // Every connection saw `shutdown` already: idle ones are closing, busy
+    // ones close after their answer.
+    tracker.close();
+    let closed = tracker.wait();
     tokio::pin!(closed);
     let done = tokio::select! {
         () = &mut closed => true,
