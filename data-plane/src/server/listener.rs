@@ -220,20 +220,17 @@ impl Serving<'_> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
         let service = front.for_connection(registered.conn().clone(), peer.map(|p| p.ip()));
-        let connection = inbound::serve(
-            stream,
-            service,
-            self.hyper.clone(),
-            self.head,
-            self.shutdown.clone(),
-        );
+        let (hyper, head, shutdown) = (self.hyper.clone(), self.head, self.shutdown.clone());
         let halt = self.halt.clone();
         let idle_timeout = self.idle_timeout;
         let span = tracing::debug_span!("accept", client.addr = ?peer);
         self.tracker.spawn(
             async move {
+                // Made here, not captured: a future captured by this block
+                // and then moved into `select!` would take its size twice
+                // in the task (10 KB of every connection).
                 tokio::select! {
-                    served = connection => {
+                    served = inbound::serve(stream, service, hyper, head, shutdown) => {
                         if let Err(err) = served {
                             tracing::debug!(error = %err, "connection ended with an error");
                         }
