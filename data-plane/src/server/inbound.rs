@@ -1,12 +1,11 @@
 //! The data plane's own HTTP/1.1 server loop for client connections, run
 //! in the connection's task: it serves the plain shape of an MCP call (see
-//! [`head`]) and hands the connection to hyper, with what it has read, at
+//! `head`) and hands the connection to hyper, with what it has read, at
 //! the first request of any other shape.
 //!
 //! Why not hyper for everything: hyper's server holds an 8 KiB write
 //! buffer from accept, an 8 KiB read buffer, and another 8 KiB reserved by
-//! its keep-alive read while a call is in flight, about 24 KiB of the 30
-//! KiB a call in flight cost. This loop takes its read buffer only once
+//! its keep-alive read while a call is in flight. This loop takes its read buffer only once
 //! the socket is readable and gives it up while the call runs, builds each
 //! answer's head in a buffer of its own size, and watches for a client
 //! that leaves by peeking at the socket. Odd requests stay hyper's, so
