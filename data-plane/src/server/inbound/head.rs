@@ -83,7 +83,13 @@ pub(super) fn parse(read: &[u8], max_headers: usize) -> Parsed {
             return Parsed::Other;
         }
         if name == CONTENT_LENGTH {
-            let length = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+            // Digits only: `parse` would also take a sign, which hyper
+            // (and any proxy in front) refuses, and framing must never be
+            // read two ways.
+            let digits = value.as_bytes();
+            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                .flatten();
             match (content_length, length) {
                 (None, Some(length)) => content_length = Some(length),
                 // Repeated or unreadable: hyper decides what to answer.
@@ -167,6 +173,8 @@ mod tests {
             "POST /mcp HTTP/1.1\r\nConnection: close\r\n\r\n",
             "POST /mcp HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
             "POST /mcp HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "POST /mcp HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            "POST /mcp HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\n",
             "POST /mcp HTTP/1.1\r\nBad Name: x\r\n\r\n",
             "garbage\r\n\r\n",
         ] {
