@@ -11,9 +11,11 @@
 //! - `control`: the control-plane stream and the snapshot cache.
 //! - `metrics`: the call counters and latency histograms the hot path records.
 //! - [`observe`]: traces and the access log of each MCP request.
+//! - `fields`: how the HTTP/1.1 fields that frame a message are read, for both sides.
 
 mod control;
 mod endpoint;
+mod fields;
 mod metrics;
 pub mod observe;
 mod route;

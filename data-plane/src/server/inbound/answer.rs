@@ -18,6 +18,7 @@ use http_body::Body;
 use tokio::net::TcpStream;
 
 use super::watch::PeerWatch;
+use crate::fields;
 use crate::upstream::error::BoxError;
 
 /// How the body of an answer is framed.
@@ -63,9 +64,13 @@ where
     }
     let mut written = 0u64;
     loop {
-        // A frame that is ready goes out with the head; otherwise the head
-        // goes first.
-        let ready = poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await;
+        // While the head is unsent, a frame that is ready goes out with it;
+        // otherwise the head goes first.
+        let ready = if head.is_empty() {
+            Poll::Pending
+        } else {
+            poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await
+        };
         let frame = match ready {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
@@ -138,7 +143,7 @@ fn framing(status: StatusCode, headers: &http::HeaderMap, exact: Option<u64>) ->
     }
     let declared = headers
         .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse().ok());
+        .and_then(|value| value.to_str().ok().and_then(fields::content_length));
     match declared.or(exact) {
         Some(length) => Framing::Length(length),
         None => Framing::Chunked,
@@ -146,11 +151,10 @@ fn framing(status: StatusCode, headers: &http::HeaderMap, exact: Option<u64>) ->
 }
 
 fn has_close(headers: &http::HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|value| {
-        value
-            .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    })
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|value| fields::has_token(value, "close"))
 }
 
 /// The status line and fields of an answer.

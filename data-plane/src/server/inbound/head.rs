@@ -12,6 +12,8 @@
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
+use crate::fields;
+
 /// Header fields parsed without an allocation.
 const STACK_FIELDS: usize = 128;
 
@@ -83,13 +85,7 @@ pub(super) fn parse(read: &[u8], max_headers: usize) -> Parsed {
             return Parsed::Other;
         }
         if name == CONTENT_LENGTH {
-            // Digits only: `parse` would also take a sign, which hyper
-            // (and any proxy in front) refuses, and framing must never be
-            // read two ways.
-            let digits = value.as_bytes();
-            let length = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                .flatten();
+            let length = value.to_str().ok().and_then(fields::content_length);
             match (content_length, length) {
                 (None, Some(length)) => content_length = Some(length),
                 // Repeated or unreadable: hyper decides what to answer.

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::Error;
+use crate::fields::{self, has_token};
 
 /// The most header fields an answer may have (hyper's limit too).
 const MAX_HEADERS: usize = 100;
@@ -329,21 +330,14 @@ impl Head {
     }
 }
 
+/// A member's `Content-Length`, which may repeat one length as a list.
 fn content_length(value: &HeaderValue) -> Result<u64, Error> {
     let text = value.to_str().ok().map(str::trim).unwrap_or_default();
-    let mut lengths = text.split(',').map(|n| n.trim().parse::<u64>());
-    let first = lengths.next().and_then(Result::ok);
-    match first {
-        Some(n) if lengths.all(|other| other.ok() == Some(n)) => Ok(n),
+    let mut lengths = text.split(',').map(|n| fields::content_length(n.trim()));
+    match lengths.next().flatten() {
+        Some(n) if lengths.all(|other| other == Some(n)) => Ok(n),
         _ => Err(Error::Invalid("a malformed Content-Length")),
     }
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value.to_str().is_ok_and(|v| {
-        v.split(',')
-            .any(|part| part.trim().eq_ignore_ascii_case(token))
-    })
 }
 
 /// The start of `buf` up to `n` bytes, taken out of it.
