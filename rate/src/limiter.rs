@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -48,7 +48,6 @@ pub struct Limiter {
     offered: AtomicU64,
     admitted: AtomicU64,
     refused: AtomicU64,
-    refusing: AtomicBool,
 }
 
 /// What a limit saw since it was made: calls that came to it, calls it let
@@ -99,7 +98,6 @@ impl Limiter {
             offered: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            refusing: AtomicBool::new(false),
         }
     }
 
@@ -149,13 +147,6 @@ impl Limiter {
             admitted: self.admitted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }
-    }
-
-    /// Whether the limit refused a call since the last time this was
-    /// asked; returns the previous answer too, for "started/stopped
-    /// refusing" logs.
-    pub fn take_refusing(&self) -> bool {
-        self.refusing.swap(false, Ordering::Relaxed)
     }
 
     fn take(&self, caller: CallerKey, now: Instant) -> Result<Taken, Refusal> {
@@ -208,7 +199,6 @@ impl Limiter {
         retry_after: std::time::Duration,
     ) -> Refusal {
         self.refused.fetch_add(1, Ordering::Relaxed);
-        self.refusing.store(true, Ordering::Relaxed);
         Refusal {
             limit: self.label.clone(),
             which,
@@ -342,16 +332,5 @@ mod tests {
         assert_eq!(callers.lock().len(), MAX_CALLERS);
         // The first caller was pushed out, so it starts with a full bucket.
         assert!(admit([&limit], first, Instant::now()).is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn refusing_is_reported_once_per_ask() {
-        let limit = limiter(Some(Rate::new(1.0, 1.0)), None);
-        let caller = CallerKey::of("c");
-        assert!(!limit.take_refusing());
-        let _ = admit([&limit], caller, Instant::now());
-        let _ = admit([&limit], caller, Instant::now());
-        assert!(limit.take_refusing());
-        assert!(!limit.take_refusing());
     }
 }

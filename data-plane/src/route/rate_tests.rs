@@ -185,3 +185,42 @@ async fn the_environments_limit_covers_every_call_and_reports_as_env() {
     );
     assert!(!report[0].fleet);
 }
+
+/// A burst refused across a report stays one episode: the episode ends
+/// only when a whole report window passes without a refusal, so a report
+/// sent at once (a health change) between two refusals cannot split it.
+#[tokio::test(start_paused = true)]
+async fn a_refusing_episode_ends_only_after_a_whole_quiet_window() {
+    let env = EnvLimit(hangar_rate::Rate::new(1.0, 1.0));
+    let limits = RateLimits::build(
+        &v1::Snapshot::default(),
+        &RateLimits::default(),
+        Some(env),
+        &ShareBook::default(),
+    );
+    let refusing = || {
+        limits.every_call[0]
+            .refusing
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let call = Asking::tool_call(caller(), "x");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(limits.admit_direct(&call).is_ok());
+    assert!(limits.admit_direct(&call).is_err());
+    assert!(refusing());
+    // A report right after the refusal, another a moment later with no
+    // refusal between them, and one a window later that counts a second
+    // refusal: the episode goes on.
+    limits.usage_report();
+    tokio::time::advance(Duration::from_millis(1)).await;
+    limits.usage_report();
+    assert!(refusing(), "a moment is not a quiet window");
+    assert!(limits.admit_direct(&call).is_err());
+    tokio::time::advance(Duration::from_secs(1)).await;
+    limits.usage_report();
+    assert!(refusing(), "the window held a refusal");
+    // A whole window with none ends it.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    limits.usage_report();
+    assert!(!refusing());
+}

@@ -80,8 +80,8 @@ pub(crate) struct Limit {
     pub(crate) id: String,
     pub(crate) limiter: Limiter,
     pub(super) spec: Spec,
-    /// True from a refusal until a report finds none since the last one;
-    /// for the "started/stopped refusing" log lines.
+    /// True from a refusal until a report window of a second or more ends
+    /// with none; for the "started/stopped refusing" log lines.
     pub(super) refusing: AtomicBool,
     pub(super) window: parking_lot::Mutex<Window>,
 }
