@@ -79,6 +79,11 @@ impl PyBackend {
         format!("http://{}/mcp", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The bare `http://host:port` authority, as the recipe writes endpoints.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -26,7 +26,9 @@ impl Nginx {
     }
 
     /// Starts nginx (one worker per core, keep-alive to the backends,
-    /// no buffering) proxying `/mcp` round robin to `backends`.
+    /// no buffering) proxying `/mcp` round robin to `backends`. The
+    /// client's `Host` goes through, as MCP servers that guard against DNS
+    /// rebinding (the SDKs' servers) accept only loopback names.
     pub async fn start(
         binary: &'static str,
         dir: &Path,
@@ -42,7 +44,8 @@ impl Nginx {
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n  upstream backends {{\n{servers}    keepalive 128;\n  }}\n\
              server {{\n    listen {addr};\n    location /mcp {{\n      proxy_pass http://backends;\n\
-             proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+             proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n\
+             proxy_buffering off;\n    }}\n  }}\n}}\n",
             dir = dir.display()
         );
         let conf = dir.join("nginx.conf");

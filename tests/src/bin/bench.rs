@@ -39,7 +39,7 @@ use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::python_sdk::{Mode, PyBackend};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call,hangar_call_server,groups+otlp,hangar_call+otlp] [--python] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all; +otlp: through a second data plane tracing every call to a collector); --inflight 0 skips the memory run";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call,hangar_call_server,groups+otlp,hangar_call+otlp] [--python] [--strategy NAME] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all; +otlp: through a second data plane tracing every call to a collector); --inflight 0 skips the memory run\n  --strategy: the group's strategy (default round_robin, the recipe's)";
 
 struct Args {
     duration: Duration,
@@ -50,6 +50,8 @@ struct Args {
     paths: Vec<String>,
     /// The Python SDK example servers as backends, not in-process fakes.
     python: bool,
+    /// The group's strategy; the recipe's `round_robin` unless told.
+    strategy: String,
     json: PathBuf,
     bin_dir: PathBuf,
 }
@@ -66,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
         worker_threads: None,
         paths: PATHS.iter().map(|p| (*p).to_owned()).collect(),
         python: false,
+        strategy: "round_robin".into(),
         json: bin_dir.join("hangar-bench.json"),
         bin_dir,
     };
@@ -83,6 +86,7 @@ fn args() -> anyhow::Result<Args> {
             "--inflight" => args.inflight = value()?.parse()?,
             "--worker-threads" => args.worker_threads = Some(value()?.parse()?),
             "--python" => args.python = true,
+            "--strategy" => args.strategy = value()?,
             "--paths" => {
                 args.paths = value()?.split(',').map(str::to_owned).collect();
                 if let Some(unknown) = args.paths.iter().find(|p| !PATHS.contains(&p.as_str())) {
@@ -180,6 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dp = &planes.dp;
     let config = GroupConfig {
         health_check_interval_s: 5.0,
+        strategy: args.strategy.clone(),
         ..GroupConfig::recipe(&backends.endpoints())
     };
     planes.apply(&config.yaml()).await?;
@@ -188,8 +193,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let nginx_dir = tempfile::tempdir()?;
     let nginx = match (&backends, Nginx::find()) {
-        // Round robin would split the SDK servers' sessions.
-        (Backends::Python(_), _) => None,
+        // Round robin would split the SDK servers' sessions: over one
+        // server, as the reference for the SDK client's sequential calls.
+        (Backends::Python(servers), Some(binary)) => {
+            Some(Nginx::start(binary, nginx_dir.path(), &[servers[0].addr()]).await?)
+        }
         (Backends::Fake(fakes), Some(binary)) => Some(
             Nginx::start(
                 binary,
@@ -198,7 +206,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             )
             .await?,
         ),
-        (Backends::Fake(_), None) => {
+        (_, None) => {
             eprintln!("nginx not installed: skipping the nginx path (apt-get install nginx)");
             None
         }
@@ -212,7 +220,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Backends::Python(_) => direct.spread_over(&urls[1..]),
         Backends::Fake(_) => direct,
     }];
-    if let Some(nginx) = &nginx {
+    if let (Some(nginx), Backends::Fake(_)) = (&nginx, &backends) {
         targets.push(Target::tool(
             "nginx",
             &format!("http://{}/mcp", nginx.addr),
@@ -273,11 +281,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     targets.retain(|target| args.paths.iter().any(|p| short_name(&target.name) == p));
 
     println!(
-        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, backends: {}\n",
+        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, strategy: {}, backends: {}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.duration,
         args.worker_threads
             .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
+        args.strategy,
         match backends {
             Backends::Fake(_) => "in-process fakes answering in microseconds",
             Backends::Python(_) => "three Python SDK example servers (stateful, SSE answers)",
@@ -339,21 +348,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     sdk_client::sequential_p50_ms(&mcp, "hangar_call", &arguments, calls).await?,
                 );
             }
+            // What a plain proxy adds for this client, in the same run.
+            let nginx_p50 = match &nginx {
+                Some(nginx) => {
+                    let url = format!("http://{}/mcp", nginx.addr);
+                    Some(sdk_client::sequential_p50_ms(&url, "add", &add, calls).await?)
+                }
+                None => None,
+            };
+            let nginx_text = nginx_p50.map_or_else(String::new, |p50| {
+                format!(", nginx to one server {p50:.3} ms ({:+.3})", p50 - direct)
+            });
             println!(
-                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms, hangar_call to the group {:.3} ms ({:+.3}), to one server {:.3} ms ({:+.3})\n",
+                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms{nginx_text}, hangar_call to the group {:.3} ms ({:+.3}), to one server {:.3} ms ({:+.3})\n",
                 through[0],
                 through[0] - direct,
                 through[1],
                 through[1] - direct
             );
-            report.push(json!({"path": "sdk client", "direct_p50_ms": direct,
-                "hangar_call_group_p50_ms": through[0], "hangar_call_server_p50_ms": through[1]}));
+            report.push(
+                json!({"path": "sdk client", "direct_p50_ms": direct, "nginx_p50_ms": nginx_p50,
+                "hangar_call_group_p50_ms": through[0], "hangar_call_server_p50_ms": through[1]}),
+            );
             targets::python_backend_figures(&report, (through[0] - direct, through[1] - direct))
         }
     };
     targets::print(&figures);
     let document = json!({"runs": report, "inflight": inflight, "duration_s": args.duration.as_secs_f64(),
-               "dp_worker_threads": args.worker_threads, "python_backends": args.python});
+               "dp_worker_threads": args.worker_threads, "python_backends": args.python,
+               "strategy": args.strategy});
     std::fs::write(&args.json, serde_json::to_string_pretty(&document)?)?;
     println!("\nreport written to {}", args.json.display());
     Ok(())
