@@ -182,12 +182,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Params<'a> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
                 let mut params = Params::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match &*key {
+                let keys = KeyOf(&["name", "uri", "_meta"]);
+                while let Some(key) = map.next_key_seed(keys)? {
+                    match key {
                         // The last of repeated keys wins, as in a parsed object.
-                        "name" => params.name = map.next_value()?,
-                        "uri" => params.uri = map.next_value()?,
-                        "_meta" => params.trace = map.next_value()?,
+                        Some(0) => params.name = map.next_value()?,
+                        Some(1) => params.uri = map.next_value()?,
+                        Some(2) => params.trace = map.next_value()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -216,10 +217,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for TraceMeta<'a> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TraceMeta<'de>, A::Error> {
                 let mut meta = TraceMeta::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match &*key {
-                        "traceparent" => meta.traceparent = map.next_value()?,
-                        "tracestate" => meta.tracestate = map.next_value()?,
+                let keys = KeyOf(&["traceparent", "tracestate"]);
+                while let Some(key) = map.next_key_seed(keys)? {
+                    match key {
+                        Some(0) => meta.traceparent = map.next_value()?,
+                        Some(1) => meta.tracestate = map.next_value()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -232,6 +234,32 @@ impl<'de: 'a, 'a> Deserialize<'de> for TraceMeta<'a> {
         }
 
         deserializer.deserialize_any(MetaVisitor)
+    }
+}
+
+/// Which of its names an object key is (`None` for any other key), read
+/// without an allocation: serde's `Cow<str>` comes out owned whatever
+/// the input, and these keys are read on every call.
+#[derive(Clone, Copy)]
+struct KeyOf(&'static [&'static str]);
+
+impl<'de> de::DeserializeSeed<'de> for KeyOf {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyOf {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|name| *name == key))
     }
 }
 
@@ -296,5 +324,18 @@ mod tests {
         let read = parse(r#"{"method":"resources/read","params":{"uri":"file:///a","name":7}}"#);
         assert_eq!(read.params.uri.as_str(), Some("file:///a"));
         assert_eq!(read.params.name.as_str(), None);
+    }
+
+    #[test]
+    fn keys_are_read_as_json_has_them_escaped_or_not() {
+        // `n\u0061me` is the key `name` to any JSON parser, and so to the
+        // member: routing must read the same key.
+        let escaped = parse(
+            r#"{"method":"tools/call","params":{"n\u0061me":"add","_met\u0061":{"tr\u0061ceparent":"00-y"}}}"#,
+        );
+        assert_eq!(escaped.params.name.as_str(), Some("add"));
+        assert_eq!(escaped.params.trace.traceparent.as_str(), Some("00-y"));
+        let near = parse(r#"{"method":"tools/call","params":{"Name":"a","names":"b"}}"#);
+        assert_eq!(near.params.name.as_str(), None);
     }
 }

@@ -12,6 +12,7 @@
 //! port); origins as the URL standard's `scheme://host[:port]`, nothing
 //! more. Anything else is refused, not guessed at.
 
+use std::borrow::Cow;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
@@ -42,14 +43,14 @@ pub(crate) fn check(uri: &Uri, headers: &HeaderMap, allowed: &Allowed) -> Result
         return bad("Bad Request: more than one Host header");
     }
     let named = match (uri.authority(), first) {
-        (Some(authority), _) => authority.as_str().to_owned(),
+        (Some(authority), _) => authority.as_str(),
         (None, Some(host)) => match host.to_str() {
-            Ok(host) => host.to_owned(),
+            Ok(host) => host,
             Err(_) => return bad("Bad Request: invalid Host header"),
         },
         (None, None) => return bad("Bad Request: missing Host header"),
     };
-    let Some((host, _port)) = parse_authority(&named) else {
+    let Some((host, _port)) = parse_authority(named) else {
         return bad("Bad Request: invalid Host header");
     };
     if !is_allowed_host(&host, allowed) {
@@ -97,12 +98,13 @@ fn same_host(a: &str, b: &str) -> bool {
 }
 
 /// `host[:port]` as RFC 3986 has it (IPv6 in brackets); the host in
-/// lowercase without brackets, and the port if given.
-fn parse_authority(authority: &str) -> Option<(String, Option<u16>)> {
+/// lowercase without brackets, and the port if given. A name already in
+/// lowercase, as clients send it, is borrowed: this runs on every request.
+fn parse_authority(authority: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     let (host, rest) = if let Some(literal) = authority.strip_prefix('[') {
         let (inside, rest) = literal.split_once(']')?;
         let address: Ipv6Addr = inside.parse().ok()?;
-        (address.to_string(), rest)
+        (Cow::Owned(address.to_string()), rest)
     } else {
         let end = authority.find(':').unwrap_or(authority.len());
         let (name, rest) = authority.split_at(end);
@@ -110,7 +112,12 @@ fn parse_authority(authority: &str) -> Option<(String, Option<u16>)> {
         if name.is_empty() || !name.chars().all(name_chars) {
             return None;
         }
-        (name.to_ascii_lowercase(), rest)
+        let host = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        (host, rest)
     };
     let port = match rest {
         "" => None,
@@ -139,7 +146,7 @@ fn parse_origin(text: &str) -> Option<Origin> {
     let (host, port) = parse_authority(authority)?;
     Some(Origin {
         scheme,
-        host,
+        host: host.into_owned(),
         port: port.unwrap_or(default_port),
     })
 }

@@ -10,7 +10,7 @@
 //! stays hyper's.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 use crate::fields;
 
@@ -71,10 +71,11 @@ pub(super) fn parse(read: &[u8], max_headers: usize) -> Parsed {
     };
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     let mut content_length = None;
+    let values = fields::Values::new(read, head_len);
     for field in head.headers.iter() {
         let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(field.name.as_bytes()),
-            HeaderValue::from_bytes(field.value),
+            fields::name(field.name.as_bytes()),
+            values.value(field.value),
         ) else {
             return Parsed::Other;
         };

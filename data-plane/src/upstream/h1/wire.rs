@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -267,10 +267,12 @@ fn parse_head(read: &[u8]) -> Result<Option<(Head, usize)>, Error> {
         _ => Version::HTTP_11,
     };
     let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let values = fields::Values::new(read, len);
     for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+        let name = fields::name(field.name.as_bytes())
             .map_err(|_| Error::Invalid("a malformed header name"))?;
-        let value = HeaderValue::from_bytes(field.value)
+        let value = values
+            .value(field.value)
             .map_err(|_| Error::Invalid("a malformed header value"))?;
         headers.append(name, value);
     }
