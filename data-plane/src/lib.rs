@@ -11,7 +11,7 @@
 //! - `control`: the control-plane stream and the snapshot cache.
 //! - `metrics`: the call counters and latency histograms the hot path records.
 //! - [`observe`]: traces and the access log of each MCP request.
-//! - `fields`: how the HTTP/1.1 fields that frame a message are read, for both sides.
+//! - `fields`: how HTTP/1.1 header fields are read (framing, and a head's fields with one allocation), for both sides.
 
 mod control;
 mod endpoint;
