@@ -165,12 +165,6 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    // A length declared over the limit is refused before any of it is
-    // read: waiting for a body that will be refused anyway would hold the
-    // client until the deadline, or until it had sent all of it.
-    if body.size_hint().lower() > limits.max_bytes as u64 {
-        return Err(BodyError::TooLarge(limits.max_bytes));
-    }
     let mut body = std::pin::pin!(body);
     let mut charged = Charged::default();
     let mut chunks: Vec<Bytes> = Vec::new();
@@ -247,40 +241,6 @@ mod tests {
         assert_eq!(limits.budget.available(), 0);
         let small = Full::new(Bytes::from(vec![b'x'; 1000]));
         assert!(read(small, &limits).await.is_ok(), "never locked out");
-    }
-
-    /// A body that declares its length and never sends a byte of it.
-    struct Declared(u64);
-
-    impl HttpBody for Declared {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-            std::task::Poll::Pending
-        }
-
-        fn size_hint(&self) -> http_body::SizeHint {
-            http_body::SizeHint::with_exact(self.0)
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_length_declared_over_the_limit_is_refused_before_its_body_comes() {
-        let limits = limits(10, 1000);
-        assert_eq!(
-            read(Declared(11), &limits).await.err(),
-            Some(BodyError::TooLarge(10)),
-            "not a timeout after waiting for the body"
-        );
-        assert_eq!(
-            read(Declared(10), &limits).await.err(),
-            Some(BodyError::Slow(Duration::from_secs(5))),
-            "a length within the limit is waited for"
-        );
     }
 
     #[tokio::test]
