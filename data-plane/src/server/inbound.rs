@@ -15,13 +15,15 @@
 //! A connection is served the same way either way: one request at a time
 //! (pipelined requests wait in the buffer), the answer's head sent before
 //! its body when the body is not ready, the connection closed after an
-//! answer whose request body was not read to its end, and on graceful
+//! answer whose request body was not read to its end (after a lingering
+//! read, `inbound/linger.rs`, so the client gets the answer), and on graceful
 //! shutdown an idle connection closed at once and a busy one after its
 //! answer, which then says `connection: close`.
 
 mod answer;
 mod body;
 mod head;
+mod linger;
 mod prefixed;
 #[cfg(test)]
 mod tests;
@@ -131,15 +133,18 @@ pub(crate) async fn serve<S: Service>(
         let Some(response) = answered else {
             return Ok(());
         };
-        let sent = answer::write(
-            &shared.stream,
-            response,
-            shutdown.is_cancelled(),
-            &mut watch,
-        )
-        .await?;
-        if sent != answer::Sent::KeepAlive || !shared.body_read() {
-            return Ok(());
+        // A body left unread cannot be skipped to the next request: the
+        // connection ends after this answer, which says so.
+        let closing = shutdown.is_cancelled() || !shared.body_read();
+        let sent = answer::write(&shared.stream, response, closing, &mut watch).await?;
+        match sent {
+            answer::Sent::PeerGone => return Ok(()),
+            _ if !shared.body_read() => {
+                linger::linger(&shared.stream).await;
+                return Ok(());
+            }
+            answer::Sent::Close => return Ok(()),
+            answer::Sent::KeepAlive => {}
         }
     }
 }

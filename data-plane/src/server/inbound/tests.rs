@@ -24,9 +24,9 @@ use crate::upstream::error::BoxError;
 
 type TestBody = BoxBody<Bytes, BoxError>;
 
-/// Echoes POST bodies on `/echo`, says which method hyper served
-/// elsewhere, holds `/hang` until dropped and streams `/stream` from the
-/// test's channel.
+/// Echoes POST bodies on `/echo`, refuses `/refuse` unread, says which
+/// method hyper served elsewhere, holds `/hang` until dropped and streams
+/// `/stream` from the test's channel.
 #[derive(Clone, Default)]
 struct TestService {
     /// Told when a held call is dropped.
@@ -70,6 +70,9 @@ impl Service for TestService {
                     Ok(body) => full(StatusCode::OK, body.to_bytes()),
                     Err(_) => full(StatusCode::BAD_REQUEST, "broken body"),
                 },
+                // Refuses without reading the body, as the guard refuses
+                // a declared length over its limit.
+                (Method::POST, "/refuse") => full(StatusCode::PAYLOAD_TOO_LARGE, "too large"),
                 (Method::POST, "/hang") => {
                     let _signal = DropSignal(this.hang_dropped.lock().take());
                     std::future::pending().await
@@ -359,4 +362,18 @@ async fn a_new_answer_during_shutdown_says_the_connection_closes() {
     assert_eq!(answer.body, b"bb");
     assert!(answer.head.contains("connection: close"), "{}", answer.head);
     assert!(client.closes().await);
+}
+
+#[tokio::test]
+async fn an_answer_to_a_body_left_unread_says_the_connection_closes() {
+    let (addr, _shutdown) = start(TestService::default()).await;
+    let mut client = Client::connect(addr).await;
+    // The head declares a body the client never sends.
+    client
+        .send(b"POST /refuse HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n")
+        .await;
+    let answer = client.answer().await;
+    assert_eq!(answer.status, 413);
+    assert!(answer.head.contains("connection: close"), "{}", answer.head);
+    assert!(client.closes().await, "the unread body cannot be skipped");
 }
