@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::envelope::{Envelope, Params};
 use super::host;
+use super::inbound;
 use super::request_body::{self, BodyError, BodyLimits, Charged};
 
 use crate::server::jsonrpc::{INVALID_REQUEST, PARSE_ERROR, jsonrpc_error};
@@ -63,7 +64,8 @@ where
     // before the host is judged too: a refusal that left the body unread
     // would end the connection under a client about to reuse it.
     let (parts, body) = request.into_parts();
-    let (body, charged) = request_body::read(body, &guard.body)
+    let lingers = parts.extensions.get::<inbound::Lingers>().is_some();
+    let (body, charged) = request_body::read(body, &guard.body, lingers)
         .await
         .map_err(BodyError::into_response)?;
     if let Err((status, message)) = host::check(&parts.uri, &parts.headers, &guard.allowed) {

@@ -120,9 +120,11 @@ pub(crate) async fn serve<S: Service>(
             buf = BytesMut::new();
         }
         let body = ConnBody::new(shared.clone(), first, content_length - with_head as u64);
+        let mut request = request.map(|()| body);
+        request.extensions_mut().insert(Lingers);
         watch.reset();
         let answered = {
-            let mut call = pin!(service.call(request.map(|()| body)));
+            let mut call = pin!(service.call(request));
             poll_fn(|cx| match call.as_mut().poll(cx) {
                 Poll::Ready(response) => Poll::Ready(Some(response)),
                 Poll::Pending => watch.poll_gone(cx).map(|()| None),
@@ -148,6 +150,12 @@ pub(crate) async fn serve<S: Service>(
         }
     }
 }
+
+/// Marks a request served here: its connection lingers after an answer
+/// that leaves the body unread (`inbound/linger.rs`), so the body may be
+/// refused before it is read (`request_body::read`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lingers;
 
 /// What the next request head turned out to be.
 #[expect(

@@ -149,11 +149,25 @@ impl BodyError {
 
 /// Reads `body` whole within `limits`; the bytes and their share of the
 /// budget, which the caller holds for as long as it holds the bytes.
-pub(crate) async fn read<B>(body: B, limits: &BodyLimits) -> Result<(Bytes, Charged), BodyError>
+///
+/// With `refuse_declared`, a body whose declared length is over the limit
+/// is refused before any of it is read, instead of at the deadline (for a
+/// client that never sends it) or at the limit. Only a connection that
+/// lingers after such an answer may do this (`inbound::Lingers`): closed
+/// at once under a client still writing its body, it would be reset, and
+/// the reset would discard the answer.
+pub(crate) async fn read<B>(
+    body: B,
+    limits: &BodyLimits,
+    refuse_declared: bool,
+) -> Result<(Bytes, Charged), BodyError>
 where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    if refuse_declared && body.size_hint().lower() > limits.max_bytes as u64 {
+        return Err(BodyError::TooLarge(limits.max_bytes));
+    }
     match tokio::time::timeout(limits.timeout, read_frames(body, limits)).await {
         Ok(read) => read,
         Err(_) => Err(BodyError::Slow(limits.timeout)),
@@ -215,11 +229,13 @@ mod tests {
     async fn bodies_hold_their_bytes_of_the_budget_until_dropped() {
         let limits = limits(UNCHARGED_BYTES + 100, 150);
         let body = || Full::new(Bytes::from(vec![b'x'; UNCHARGED_BYTES + 100]));
-        let (first, held) = read(body(), &limits).await.expect("within the budget");
+        let (first, held) = read(body(), &limits, false)
+            .await
+            .expect("within the budget");
         assert_eq!(first.len(), UNCHARGED_BYTES + 100);
         assert_eq!(limits.budget.available(), 50);
         assert_eq!(
-            read(body(), &limits).await.err(),
+            read(body(), &limits, false).await.err(),
             Some(BodyError::OverBudget(150)),
             "a second body does not fit"
         );
@@ -230,17 +246,60 @@ mod tests {
         );
         drop(held);
         assert_eq!(limits.budget.available(), 150);
-        assert!(read(body(), &limits).await.is_ok());
+        assert!(read(body(), &limits, false).await.is_ok());
     }
 
     #[tokio::test]
     async fn small_bodies_pass_when_the_budget_is_spent() {
         let limits = limits(UNCHARGED_BYTES + 100, 100);
         let large = Full::new(Bytes::from(vec![b'x'; UNCHARGED_BYTES + 100]));
-        let (_large, _held) = read(large, &limits).await.expect("fits the budget");
+        let (_large, _held) = read(large, &limits, false).await.expect("fits the budget");
         assert_eq!(limits.budget.available(), 0);
         let small = Full::new(Bytes::from(vec![b'x'; 1000]));
-        assert!(read(small, &limits).await.is_ok(), "never locked out");
+        assert!(
+            read(small, &limits, false).await.is_ok(),
+            "never locked out"
+        );
+    }
+
+    /// A body that declares its length and never sends a byte of it.
+    struct Declared(u64);
+
+    impl HttpBody for Declared {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Pending
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.0)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_length_declared_over_the_limit_is_refused_unread_where_allowed() {
+        let limits = limits(10, 1000);
+        assert_eq!(
+            read(Declared(11), &limits, true).await.err(),
+            Some(BodyError::TooLarge(10)),
+            "not a timeout after waiting for the body"
+        );
+        let slow = Some(BodyError::Slow(Duration::from_secs(5)));
+        assert_eq!(
+            read(Declared(10), &limits, true).await.err(),
+            slow,
+            "a length within the limit is waited for"
+        );
+        assert_eq!(
+            read(Declared(11), &limits, false).await.err(),
+            slow,
+            "without lingering, the body is read up to the limit"
+        );
     }
 
     #[tokio::test]
@@ -248,7 +307,7 @@ mod tests {
         let limits = limits(10, 1000);
         let body = Full::new(Bytes::from(vec![b'x'; 11]));
         assert_eq!(
-            read(body, &limits).await.err(),
+            read(body, &limits, false).await.err(),
             Some(BodyError::TooLarge(10))
         );
     }

@@ -130,8 +130,9 @@ async fn slow_body_gets_408() {
     stack.stop().await;
 }
 
-/// Heads over the size or count limit get 431; bodies over the size limit
-/// get 413 with a JSON-RPC error, on both endpoints.
+/// Heads over the size or count limit get 431; bodies over the size limit,
+/// sent or (on a plain POST) only declared, get 413 with a JSON-RPC error,
+/// on both endpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_and_bodies_are_refused() {
     let limits = Limits {
@@ -169,6 +170,18 @@ async fn oversized_heads_and_bodies_are_refused() {
         assert_eq!(response.status(), 413, "{url}");
         let error: Value = response.json().await.expect("a JSON-RPC body");
         assert_eq!(error["error"]["code"], -32600, "{url}");
+    }
+    // A plain POST whose declared length is over the limit is refused
+    // before its body comes (the body deadline, 30 s, is longer than the
+    // test's patience), and its connection then closes.
+    for path in ["/mcp".to_owned(), format!("/groups/{RECIPE_GROUP}/mcp")] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        );
+        let answer = exchange(addr, head.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("connection: close"), "{path}: {answer}");
+        assert!(answer.contains("\"code\":-32600"), "{path}: {answer}");
     }
     stack.stop().await;
 }
