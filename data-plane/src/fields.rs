@@ -2,8 +2,8 @@
 //! data plane: the client front (`server::inbound`) and the member client
 //! (`upstream::h1`). Fields that frame a message (RFC 9110 sections 7.6.1
 //! and 8.6) are read alike on both, since framing read two ways is how
-//! requests are smuggled; and a head's fields become a `HeaderMap` with
-//! one allocation for all their values.
+//! requests are smuggled; a head's fields become a `HeaderMap` with one
+//! allocation for all their values; and fields are written one way.
 
 use bytes::Bytes;
 use http::header::{InvalidHeaderName, InvalidHeaderValue};
@@ -31,6 +31,14 @@ pub(crate) fn name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
         }
     }
     HeaderName::from_bytes(raw)
+}
+
+/// Appends the field `name: value` to a head being written.
+pub(crate) fn write(head: &mut Vec<u8>, name: &str, value: &[u8]) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
 }
 
 /// The values of one parsed head, all slices of one copy of its bytes:

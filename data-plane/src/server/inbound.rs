@@ -137,11 +137,12 @@ pub(crate) async fn serve<S: Service>(
         };
         // A body left unread cannot be skipped to the next request: the
         // connection ends after this answer, which says so.
-        let closing = shutdown.is_cancelled() || !shared.body_read();
+        let body_left = !shared.body_read();
+        let closing = shutdown.is_cancelled() || body_left;
         let sent = answer::write(&shared.stream, response, closing, &mut watch).await?;
         match sent {
             answer::Sent::PeerGone => return Ok(()),
-            _ if !shared.body_read() => {
+            _ if body_left => {
                 linger::linger(&shared.stream).await;
                 return Ok(());
             }

@@ -182,31 +182,24 @@ fn encode_head(
             }
             has_length = true;
         }
-        field(&mut head, name.as_str(), value.as_bytes());
+        fields::write(&mut head, name.as_str(), value.as_bytes());
     }
     match framing {
         Framing::Length(length) if !has_length => {
             // Writing to a Vec cannot fail.
             let _ = write!(head, "content-length: {length}\r\n");
         }
-        Framing::Chunked => field(&mut head, "transfer-encoding", b"chunked"),
+        Framing::Chunked => fields::write(&mut head, "transfer-encoding", b"chunked"),
         _ => {}
     }
     if close && !has_close(headers) {
-        field(&mut head, "connection", b"close");
+        fields::write(&mut head, "connection", b"close");
     }
     if !headers.contains_key(DATE) {
-        DATE_NOW.with(|date| field(&mut head, "date", date.borrow_mut().now().as_bytes()));
+        DATE_NOW.with(|date| fields::write(&mut head, "date", date.borrow_mut().now().as_bytes()));
     }
     head.extend_from_slice(b"\r\n");
     head
-}
-
-fn field(head: &mut Vec<u8>, name: &str, value: &[u8]) {
-    head.extend_from_slice(name.as_bytes());
-    head.extend_from_slice(b": ");
-    head.extend_from_slice(value);
-    head.extend_from_slice(b"\r\n");
 }
 
 /// Writes every byte of `slices`.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::net::TcpStream;
 
@@ -40,13 +40,14 @@ impl Shared {
     }
 }
 
-/// The body of one request; see the [module docs](self).
+/// The body of one request; see the [module docs](self). What is still
+/// on the socket is counted in [`Shared`] alone, where the inbound loop
+/// reads it too.
 #[derive(Debug)]
 pub(crate) struct ConnBody {
     shared: Arc<Shared>,
     /// What arrived with the head, until it is handed on.
     first: Option<Bytes>,
-    unread: u64,
 }
 
 impl ConnBody {
@@ -56,24 +57,28 @@ impl ConnBody {
         Self {
             shared,
             first: (!first.is_empty()).then_some(first),
-            unread,
         }
+    }
+
+    fn unread(&self) -> u64 {
+        self.shared.unread.load(Ordering::Acquire)
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
         let stream = &self.shared.stream;
         loop {
             ready!(stream.poll_read_ready(cx))?;
+            let unread = self.unread();
             // Exactly what the body still lacks, never more.
-            let want = usize::try_from(self.unread.min(MAX_READ)).unwrap_or(usize::MAX);
-            let mut chunk = vec![0; want];
-            match stream.try_read(&mut chunk) {
+            let want = usize::try_from(unread.min(MAX_READ)).unwrap_or(usize::MAX);
+            let mut chunk = BytesMut::with_capacity(want);
+            match stream.try_read_buf(&mut (&mut chunk).limit(want)) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                 Ok(n) => {
-                    chunk.truncate(n);
-                    self.unread -= n as u64;
-                    self.shared.unread.store(self.unread, Ordering::Release);
-                    return Poll::Ready(Ok(Bytes::from(chunk)));
+                    self.shared
+                        .unread
+                        .store(unread - n as u64, Ordering::Release);
+                    return Poll::Ready(Ok(chunk.freeze()));
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Poll::Ready(Err(err)),
@@ -93,7 +98,7 @@ impl http_body::Body for ConnBody {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
-        if self.unread == 0 {
+        if self.unread() == 0 {
             return Poll::Ready(None);
         }
         let read = ready!(self.poll_read(cx));
@@ -101,11 +106,11 @@ impl http_body::Body for ConnBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.unread == 0
+        self.first.is_none() && self.unread() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
         let first = self.first.as_ref().map_or(0, Bytes::len) as u64;
-        SizeHint::with_exact(first + self.unread)
+        SizeHint::with_exact(first + self.unread())
     }
 }

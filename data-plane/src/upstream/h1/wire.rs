@@ -210,11 +210,11 @@ pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Wire {
     wire.extend_from_slice(b" HTTP/1.1\r\n");
     let headers = request.headers();
     if !headers.contains_key(HOST) {
-        field(&mut wire, HOST.as_str(), authority.as_str().as_bytes());
+        fields::write(&mut wire, HOST.as_str(), authority.as_str().as_bytes());
     }
     for (name, value) in headers {
         if name != CONTENT_LENGTH && name != TRANSFER_ENCODING && name != CONNECTION {
-            field(&mut wire, name.as_str(), value.as_bytes());
+            fields::write(&mut wire, name.as_str(), value.as_bytes());
         }
     }
     let bodiless = matches!(
@@ -223,7 +223,7 @@ pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Wire {
     );
     if !body.is_empty() || !bodiless {
         let length = body.len().to_string();
-        field(&mut wire, CONTENT_LENGTH.as_str(), length.as_bytes());
+        fields::write(&mut wire, CONTENT_LENGTH.as_str(), length.as_bytes());
     }
     wire.extend_from_slice(b"\r\n");
     if copied {
@@ -233,13 +233,6 @@ pub(super) fn encode(request: &Request<Bytes>, authority: &Authority) -> Wire {
         head: wire,
         body: if copied { Bytes::new() } else { body.clone() },
     }
-}
-
-fn field(wire: &mut Vec<u8>, name: &str, value: &[u8]) {
-    wire.extend_from_slice(name.as_bytes());
-    wire.extend_from_slice(b": ");
-    wire.extend_from_slice(value);
-    wire.extend_from_slice(b"\r\n");
 }
 
 /// The head at the start of `read` and its length, once all of it is
