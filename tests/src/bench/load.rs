@@ -31,6 +31,10 @@ pub struct Target {
     /// More endpoints that take the same call: workers are spread over
     /// `url` and these in turn (a client balancing by itself).
     pub more_urls: Vec<String>,
+    /// With `more_urls`: every worker sends each call to the next endpoint
+    /// in turn (a client balancing each call round robin), not all of its
+    /// calls to one.
+    pub each_call_to_the_next: bool,
 }
 
 impl Target {
@@ -42,12 +46,20 @@ impl Target {
             call: json!({"name": tool, "arguments": arguments}),
             credential: None,
             more_urls: Vec::new(),
+            each_call_to_the_next: false,
         }
     }
 
     /// The same call, its workers spread over `url` and `more`.
     pub fn spread_over(mut self, more: &[String]) -> Self {
         self.more_urls = more.to_vec();
+        self
+    }
+
+    /// The same call, each worker's calls going to `url` and `more` in turn.
+    pub fn rotating_over(mut self, more: &[String]) -> Self {
+        self.more_urls = more.to_vec();
+        self.each_call_to_the_next = true;
         self
     }
 
@@ -69,6 +81,7 @@ impl Target {
             call: json!({"name": "hangar_call", "arguments": calls}),
             credential: None,
             more_urls: Vec::new(),
+            each_call_to_the_next: false,
         }
     }
 }
@@ -147,18 +160,34 @@ async fn worker(target: Target, url: String, deadline: Instant) -> (u64, u64, Hi
         .expect("client");
     let mut latency = histogram();
     let (mut ok, mut errors) = (0, 0);
-    let session = match initialize(&http, &url).await {
-        Ok(session) => session,
-        Err(_) => return (0, 1, latency),
+    // One session per endpoint the worker calls, in the order it calls them.
+    let urls: Vec<String> = if target.each_call_to_the_next {
+        let all = std::iter::once(&target.url).chain(&target.more_urls);
+        let from = all.clone().position(|u| *u == url).unwrap_or(0);
+        all.cycle()
+            .skip(from)
+            .take(1 + target.more_urls.len())
+            .cloned()
+            .collect()
+    } else {
+        vec![url]
     };
+    let mut sessions = Vec::with_capacity(urls.len());
+    for url in &urls {
+        match initialize(&http, url).await {
+            Ok(session) => sessions.push(session),
+            Err(_) => return (0, 1, latency),
+        }
+    }
     let body = Bytes::from(
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": target.call})
             .to_string(),
     );
     // At least one call, however short the run.
-    loop {
+    for turn in (0..urls.len()).cycle() {
         let started = Instant::now();
-        match post(&http, &url, session.as_deref(), body.clone()).await {
+        let (url, session) = (&urls[turn], &sessions[turn]);
+        match post(&http, url, session.as_deref(), body.clone()).await {
             Ok(answer) if answer.windows(9).any(|w| w == b"\"result\":") => {
                 ok += 1;
                 latency.saturating_record(started.elapsed().as_micros() as u64);

@@ -155,6 +155,18 @@ pub fn python_backend_figures(rows: &[Value], sdk_added_ms: (f64, f64)) -> Vec<F
             "x",
             ">= 0.90x",
         ),
+        // The same balancing done by the client itself, each call to the
+        // next member: what the members give a round-robin load at all.
+        figure(
+            "hangar_call calls/s vs a client rotating over the members, c=16",
+            ratio(
+                rows.get(group, 16, "calls_per_s"),
+                rows.get("direct_rotating", 16, "calls_per_s"),
+            ),
+            (1.0, false),
+            "x",
+            ">= 1.00x (reference)",
+        ),
     ]
     .into_iter()
     .flatten()

@@ -107,6 +107,7 @@ fn args() -> anyhow::Result<Args> {
 /// The short names of the paths `--paths` picks from.
 const PATHS: &[&str] = &[
     "direct",
+    "direct_rotating",
     "nginx",
     "groups",
     "hangar_call",
@@ -220,6 +221,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Backends::Python(_) => direct.spread_over(&urls[1..]),
         Backends::Fake(_) => direct,
     }];
+    if let Backends::Python(_) = backends {
+        // The load hangar_call puts on the members: each call to the next.
+        targets.push(
+            Target::tool("direct_rotating", &urls[0], "add", add.clone()).rotating_over(&urls[1..]),
+        );
+    }
     if let (Some(nginx), Backends::Fake(_)) = (&nginx, &backends) {
         targets.push(Target::tool(
             "nginx",
@@ -338,39 +345,54 @@ async fn run(args: Args) -> anyhow::Result<()> {
             targets::fake_backend_figures(&report, inflight["kib_per_call"].as_f64())
         }
         Backends::Python(_) => {
-            let calls = 200;
-            let direct = sdk_client::sequential_p50_ms(&urls[0], "add", &add, calls).await?;
-            let mut through = Vec::new();
-            for target in ["my-mcp-group", "my-mcp"] {
-                let arguments =
-                    json!({"calls": [{"mcp_server": target, "tool": "add", "arguments": add}]});
-                through.push(
-                    sdk_client::sequential_p50_ms(&mcp, "hangar_call", &arguments, calls).await?,
-                );
-            }
-            // What a plain proxy adds for this client, in the same run.
-            let nginx_p50 = match &nginx {
-                Some(nginx) => {
-                    let url = format!("http://{}/mcp", nginx.addr);
-                    Some(sdk_client::sequential_p50_ms(&url, "add", &add, calls).await?)
-                }
-                None => None,
+            let (rounds, calls) = (5, 100);
+            let endpoint = |url: &str, tool: &str, arguments: Value| sdk_client::Endpoint {
+                url: url.to_owned(),
+                tool: tool.to_owned(),
+                arguments,
             };
-            let nginx_text = nginx_p50.map_or_else(String::new, |p50| {
-                format!(", nginx to one server {p50:.3} ms ({:+.3})", p50 - direct)
-            });
+            let hangar_call = |server: &str| json!({"calls": [{"mcp_server": server, "tool": "add", "arguments": add}]});
+            let mut endpoints = vec![
+                endpoint(&urls[0], "add", add.clone()),
+                endpoint(&mcp, "hangar_call", hangar_call("my-mcp-group")),
+                endpoint(&mcp, "hangar_call", hangar_call("my-mcp")),
+            ];
+            // What a plain proxy adds for this client, in the same rounds.
+            if let Some(nginx) = &nginx {
+                endpoints.push(endpoint(
+                    &format!("http://{}/mcp", nginx.addr),
+                    "add",
+                    add.clone(),
+                ));
+            }
+            let p50s = sdk_client::p50s_in_rounds(&endpoints, rounds, calls).await?;
+            let direct = sdk_client::median(p50s[0].clone());
+            let added: Vec<f64> = p50s
+                .iter()
+                .map(|p50s_of| sdk_client::median_added(p50s_of, &p50s[0]))
+                .collect();
+            let nginx_text = match (&nginx, added.get(3)) {
+                (Some(_), Some(added)) => format!(
+                    ", nginx to one server {:.3} ms ({added:+.3})",
+                    sdk_client::median(p50s[3].clone())
+                ),
+                _ => String::new(),
+            };
             println!(
-                "Python SDK client, {calls} sequential calls: p50 direct {direct:.3} ms{nginx_text}, hangar_call to the group {:.3} ms ({:+.3}), to one server {:.3} ms ({:+.3})\n",
-                through[0],
-                through[0] - direct,
-                through[1],
-                through[1] - direct
+                "Python SDK client, {rounds} rounds of {calls} sequential calls per endpoint, median over rounds: p50 direct {direct:.3} ms{nginx_text}, hangar_call to the group {:.3} ms ({:+.3}), to one server {:.3} ms ({:+.3})\n",
+                sdk_client::median(p50s[1].clone()),
+                added[1],
+                sdk_client::median(p50s[2].clone()),
+                added[2],
             );
             report.push(
-                json!({"path": "sdk client", "direct_p50_ms": direct, "nginx_p50_ms": nginx_p50,
-                "hangar_call_group_p50_ms": through[0], "hangar_call_server_p50_ms": through[1]}),
+                json!({"path": "sdk client", "rounds": rounds, "calls_per_round": calls,
+                "p50_ms_per_round": {"direct": p50s[0], "hangar_call_group": p50s[1],
+                    "hangar_call_server": p50s[2], "nginx": p50s.get(3)},
+                "added_ms": {"hangar_call_group": added[1], "hangar_call_server": added[2],
+                    "nginx": added.get(3)}}),
             );
-            targets::python_backend_figures(&report, (through[0] - direct, through[1] - direct))
+            targets::python_backend_figures(&report, (added[1], added[2]))
         }
     };
     targets::print(&figures);
