@@ -33,6 +33,10 @@ use crate::server::listener::{self, Limits};
 /// How often a serving thread looks over its idle member connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
+/// The longest a serving thread's runtime goes without a timer due; see
+/// [`keep_a_timer_due`].
+const TIMER_DUE_WITHIN: Duration = Duration::from_secs(1);
+
 /// Threads serving one listener; see the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct Threads {
@@ -88,6 +92,7 @@ impl Threads {
                     let span = tracing::info_span!("serving", thread = index);
                     runtime.block_on(async move {
                         tokio::spawn(sweep_idle_member_connections());
+                        tokio::spawn(keep_a_timer_due());
                         listener::serve(own, front, connections, &limits, &shutdown, &halt)
                             .instrument(span)
                             .await;
@@ -127,6 +132,23 @@ impl Threads {
         if !matches!(joined, Ok(0)) {
             tracing::error!("a serving thread panicked");
         }
+    }
+}
+
+/// Keeps a timer of this thread's runtime due within [`TIMER_DUE_WITHIN`].
+///
+/// tokio wakes a runtime's driver (an eventfd write, then a return from
+/// `epoll_wait` with nothing to do) whenever a timer is armed that falls
+/// due before every other timer of the runtime. Calls arm timers of fixed
+/// lengths, so a call's timer was often that one, the previous call's
+/// being gone: a `hangar_call`'s 15 s keep-alive timer
+/// (`endpoint::mcp::direct`) cost a wake-up per call. With this tick
+/// always nearer, arming a timer of a second or more wakes nothing, for
+/// one wake-up a second.
+async fn keep_a_timer_due() {
+    let mut every = tokio::time::interval(TIMER_DUE_WITHIN);
+    loop {
+        every.tick().await;
     }
 }
 
