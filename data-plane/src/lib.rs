@@ -18,6 +18,7 @@ mod endpoint;
 mod fields;
 mod metrics;
 pub mod observe;
+mod readiness;
 mod route;
 mod server;
 pub mod upstream;

@@ -41,7 +41,6 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -203,24 +202,12 @@ async fn read_head(
         let room = buf.capacity() - buf.len();
         match shared.stream.try_read_buf(buf) {
             Ok(0) => return Ok(Head::Closed),
-            Ok(read) if read < room => drained(&shared.stream),
+            Ok(read) if read < room => crate::readiness::drained(&shared.stream),
             Ok(_) => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) => return Err(err),
         }
     }
-}
-
-/// Tells the runtime that `stream` has nothing more to read, after a read
-/// that did not fill its buffer, instead of learning it from one more read
-/// (which would only say `WouldBlock`): the call's watch and the next head
-/// then wait for epoll, one system call less per call. Data that arrives
-/// later is a new edge epoll reports, and a close stays known (the runtime
-/// never clears it).
-fn drained(stream: &TcpStream) {
-    let _ = stream.try_io(Interest::READABLE, || {
-        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-    });
 }
 
 /// Serves the rest of the connection with hyper, `read` first.

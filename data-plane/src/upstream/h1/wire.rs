@@ -122,6 +122,11 @@ impl Conn {
                     if n == room && self.read_size < MAX_READ {
                         self.read_size *= 2;
                     }
+                    // A member that sends its head and then its body (an
+                    // SSE answer) would cost a read that finds nothing.
+                    if n > 0 && n < room {
+                        crate::readiness::drained(&self.stream);
+                    }
                     return Poll::Ready(Ok(n));
                 }
                 // Readiness was stale; it is cleared now, so the next
