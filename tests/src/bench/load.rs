@@ -100,6 +100,24 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Nothing measured yet, to add runs to.
+    pub fn empty() -> Self {
+        Self {
+            ok: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+        }
+    }
+
+    /// Adds `other`, a run of the same load, to this one.
+    pub fn add(&mut self, other: &LoadResult) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency).expect("same bounds");
+    }
+
     /// Answered calls per second.
     pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
@@ -122,12 +140,7 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Loa
             tokio::spawn(worker(target.clone(), url, deadline))
         })
         .collect();
-    let mut total = LoadResult {
-        ok: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-    };
+    let mut total = LoadResult::empty();
     for worker in workers {
         let (ok, errors, latency) = worker.await.expect("worker");
         total.ok += ok;

@@ -7,8 +7,10 @@
 //! binary's directory, and nginx when installed (fakes only: round robin
 //! would split the SDK servers' sessions). Then, for each concurrency, it
 //! drives closed-loop `tools/call add` load over keep-alive connections on
-//! the paths: straight to the backends, through nginx, through the data
-//! plane's `/groups/{group}/mcp`, and through `hangar_call`; with fakes,
+//! the paths, which take turns in rounds (`--rounds`) so that the
+//! machine's drift weighs on all alike: straight to the backends, through
+//! nginx, through the data plane's `/groups/{group}/mcp`, and through
+//! `hangar_call`; with fakes,
 //! the same two through a second data plane that traces every call to an
 //! OTLP collector in the bench (`+otlp`: the cost of tracing). It reports
 //! calls/s, latency percentiles, errors, the CPU each proxy used (per second
@@ -21,7 +23,7 @@
 //!
 //! ```sh
 //! cargo build --release --bins
-//! target/release/hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths ...] [--json FILE]
+//! target/release/hangar-bench [--duration SECS] [--rounds N] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths ...] [--json FILE]
 //! target/release/hangar-bench --python --concurrency 1,16
 //! ```
 
@@ -39,10 +41,13 @@ use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::python_sdk::{Mode, PyBackend};
 use serde_json::{Value, json};
 
-const USAGE: &str = "usage: hangar-bench [--duration SECS] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call,hangar_call_server,groups+otlp,hangar_call+otlp] [--python] [--strategy NAME] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all; +otlp: through a second data plane tracing every call to a collector); --inflight 0 skips the memory run\n  --strategy: the group's strategy (default round_robin, the recipe's)";
+const USAGE: &str = "usage: hangar-bench [--duration SECS] [--rounds N] [--concurrency 1,64] [--inflight 1000] [--worker-threads N] [--paths direct,nginx,groups,hangar_call,hangar_call_server,groups+otlp,hangar_call+otlp] [--python] [--strategy NAME] [--json FILE]\n  --python: the project's Python SDK example servers as backends (run scripts/python-env first); try --concurrency 1,16\n  --worker-threads: passed to the data plane (default: one per CPU)\n  --paths: the paths to load (default: all; +otlp: through a second data plane tracing every call to a collector); --inflight 0 skips the memory run\n  --strategy: the group's strategy (default round_robin, the recipe's)\n  --duration, --rounds: each path is loaded for SECS (default 5) in all, in N turns (default 5) taken with the other paths";
 
 struct Args {
+    /// Load time per path, over all rounds.
     duration: Duration,
+    /// How many turns each path takes.
+    rounds: u32,
     concurrency: Vec<usize>,
     inflight: usize,
     worker_threads: Option<u16>,
@@ -63,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
         .to_path_buf();
     let mut args = Args {
         duration: Duration::from_secs(5),
+        rounds: 5,
         concurrency: vec![1, 64],
         inflight: 1000,
         worker_threads: None,
@@ -83,6 +89,7 @@ fn args() -> anyhow::Result<Args> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()?;
             }
+            "--rounds" => args.rounds = value()?.parse::<u32>()?.max(1),
             "--inflight" => args.inflight = value()?.parse()?,
             "--worker-threads" => args.worker_threads = Some(value()?.parse()?),
             "--python" => args.python = true,
@@ -288,9 +295,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     targets.retain(|target| args.paths.iter().any(|p| short_name(&target.name) == p));
 
     println!(
-        "hangar-bench on {} cores, {:?} per run, data plane worker threads: {}, strategy: {}, backends: {}\n",
+        "hangar-bench on {} cores, {:?} per path in {} turns taken with the other paths, data plane worker threads: {}, strategy: {}, backends: {}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         args.duration,
+        args.rounds,
         args.worker_threads
             .map_or_else(|| "one per CPU".to_owned(), |n| n.to_string()),
         args.strategy,
@@ -427,29 +435,48 @@ async fn load_rows(
         "cpu us/call",
         "dp rss MB"
     );
-    let mut rows: Vec<Value> = Vec::new();
-    for target in targets {
-        // Warm connections, sessions and caches first.
-        load::run(target, concurrency, Duration::from_millis(500)).await;
-        // The proxy on this path, if any: the data plane or nginx.
-        let on_dp = target.name.starts_with("hangar");
-        // The traced paths go through the second data plane.
-        let dp = match traced {
-            Some(traced) if target.name.ends_with("+otlp") => traced,
-            _ => dp,
-        };
-        let proxy = if on_dp {
-            Some(dp.pid())
+    // The proxy of each path, if any: the data plane (the traced paths
+    // go through the second one) or nginx.
+    let dp_of = |target: &Target| match traced {
+        Some(traced) if target.name.ends_with("+otlp") => traced,
+        _ => dp,
+    };
+    let proxy_of = |target: &Target| {
+        if target.name.starts_with("hangar") {
+            Some(dp_of(target).pid())
         } else if target.name == "nginx" {
             nginx.and_then(Nginx::pid)
         } else {
             None
-        };
-        let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), procfs::tree_cpu_seconds);
-        let cpu_before = cpu(proxy)?;
-        let result = load::run(target, concurrency, args.duration).await;
-        let proxy_cpu_s = cpu(proxy)? - cpu_before;
-        let dp_rss = procfs::rss_mib(dp.pid())?;
+        }
+    };
+    let cpu = |pid: Option<u32>| pid.map_or(Ok(0.0), procfs::tree_cpu_seconds);
+    // Warm connections, sessions and caches first.
+    for target in targets {
+        load::run(target, concurrency, Duration::from_millis(500)).await;
+    }
+    // The paths take turns in rounds, in an order that rotates per round,
+    // so that what the machine does meanwhile (it drifts by tens of
+    // percent over a minute) weighs on every path alike.
+    let slice = args.duration / args.rounds;
+    let mut measured: Vec<_> = targets
+        .iter()
+        .map(|_| (load::LoadResult::empty(), 0.0))
+        .collect();
+    for round in 0..args.rounds as usize {
+        for turn in 0..targets.len() {
+            let index = (round + turn) % targets.len();
+            let proxy = proxy_of(&targets[index]);
+            let cpu_before = cpu(proxy)?;
+            let result = load::run(&targets[index], concurrency, slice).await;
+            measured[index].1 += cpu(proxy)? - cpu_before;
+            measured[index].0.add(&result);
+        }
+    }
+    let mut rows: Vec<Value> = Vec::new();
+    for (target, (result, proxy_cpu_s)) in targets.iter().zip(measured) {
+        let (on_dp, proxy) = (target.name.starts_with("hangar"), proxy_of(target));
+        let dp_rss = procfs::rss_mib(dp_of(target).pid())?;
         let row = json!({
             "path": target.name, "concurrency": concurrency, "calls_per_s": result.rate(),
             "p50_ms": result.ms(0.5), "p90_ms": result.ms(0.9), "p99_ms": result.ms(0.99), "max_ms": result.ms(1.0),
