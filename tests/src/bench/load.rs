@@ -6,11 +6,13 @@
 //! drives sessionful and stateless endpoints alike. Latency is recorded per
 //! call in an HDR histogram (microseconds).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use tokio::sync::Barrier;
 use tokio::time::Instant;
 
 /// Protocol version the load speaks (sessions where the server has them).
@@ -130,33 +132,82 @@ impl LoadResult {
 }
 
 /// Runs `concurrency` workers against `target` for `duration` (each makes
-/// at least one call).
+/// at least one call), timed from when all have opened their sessions.
 pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> LoadResult {
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|n| {
-            let url = target.url_of(n).to_owned();
-            tokio::spawn(worker(target.clone(), url, deadline))
-        })
-        .collect();
-    let mut total = LoadResult::empty();
-    for worker in workers {
-        let (ok, errors, latency) = worker.await.expect("worker");
-        total.ok += ok;
-        total.errors += errors;
-        total.latency.add(latency).expect("same bounds");
+    Prepared::new(target, concurrency).await.run(duration).await
+}
+
+/// Workers that have opened their sessions and wait for [`Prepared::run`]:
+/// the handshakes are not the load, and a run in many short turns would
+/// count them many times.
+#[derive(Debug)]
+pub struct Prepared {
+    workers: Vec<tokio::task::JoinHandle<(u64, u64, Histogram<u64>)>>,
+    go: Arc<Barrier>,
+    duration: tokio::sync::watch::Sender<Duration>,
+}
+
+impl Prepared {
+    /// Starts `concurrency` workers against `target` and waits until each
+    /// has opened its sessions (or failed to).
+    pub async fn new(target: &Target, concurrency: usize) -> Self {
+        let (ready, go) = (
+            Arc::new(Barrier::new(concurrency + 1)),
+            Arc::new(Barrier::new(concurrency + 1)),
+        );
+        let (duration, duration_rx) = tokio::sync::watch::channel(Duration::ZERO);
+        let workers = (0..concurrency)
+            .map(|n| {
+                let url = target.url_of(n).to_owned();
+                let start = Start {
+                    ready: ready.clone(),
+                    go: go.clone(),
+                    duration: duration_rx.clone(),
+                };
+                tokio::spawn(worker(target.clone(), url, start))
+            })
+            .collect();
+        ready.wait().await;
+        Self {
+            workers,
+            go,
+            duration,
+        }
     }
-    total.elapsed = started.elapsed();
-    total
+
+    /// Lets the workers call for `duration` and adds up what they measured.
+    pub async fn run(self, duration: Duration) -> LoadResult {
+        self.duration.send_replace(duration);
+        self.go.wait().await;
+        let started = Instant::now();
+        let mut total = LoadResult::empty();
+        for worker in self.workers {
+            let (ok, errors, latency) = worker.await.expect("worker");
+            total.ok += ok;
+            total.errors += errors;
+            total.latency.add(latency).expect("same bounds");
+        }
+        total.elapsed = started.elapsed();
+        total
+    }
+}
+
+/// How a worker learns when to start and for how long to call.
+struct Start {
+    /// Waited on once its sessions are open.
+    ready: Arc<Barrier>,
+    /// Waited on before the first call.
+    go: Arc<Barrier>,
+    /// Set before `go` opens.
+    duration: tokio::sync::watch::Receiver<Duration>,
 }
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds")
 }
 
-/// One worker on its own connection until `deadline`.
-async fn worker(target: Target, url: String, deadline: Instant) -> (u64, u64, Histogram<u64>) {
+/// One worker on its own connection, calling once `start` says so.
+async fn worker(target: Target, url: String, start: Start) -> (u64, u64, Histogram<u64>) {
     // One connection per worker, kept alive, like one busy client.
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some((name, value)) = &target.credential
@@ -189,9 +240,16 @@ async fn worker(target: Target, url: String, deadline: Instant) -> (u64, u64, Hi
     for url in &urls {
         match initialize(&http, url).await {
             Ok(session) => sessions.push(session),
-            Err(_) => return (0, 1, latency),
+            Err(_) => break,
         }
     }
+    // A worker whose handshake failed still counts in, or none would start.
+    start.ready.wait().await;
+    start.go.wait().await;
+    if sessions.len() < urls.len() {
+        return (0, 1, latency);
+    }
+    let deadline = Instant::now() + *start.duration.borrow();
     let body = Bytes::from(
         json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": target.call})
             .to_string(),

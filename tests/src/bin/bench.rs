@@ -467,8 +467,9 @@ async fn load_rows(
         for turn in 0..targets.len() {
             let index = (round + turn) % targets.len();
             let proxy = proxy_of(&targets[index]);
+            let prepared = load::Prepared::new(&targets[index], concurrency).await;
             let cpu_before = cpu(proxy)?;
-            let result = load::run(&targets[index], concurrency, slice).await;
+            let result = prepared.run(slice).await;
             measured[index].1 += cpu(proxy)? - cpu_before;
             measured[index].0.add(&result);
         }
