@@ -410,8 +410,14 @@ async fn balanced(
     let tool = tools::called_tool(request);
     // A client's era probe takes no turn, so the `initialize` it is
     // followed by (if the members speak only the legacy protocol) lands
-    // where it did, and sessions spread evenly.
-    let mut order = if is_discover(request) {
+    // where it did, and sessions spread evenly. Nor does a 2026-07-28
+    // client's listing or ping: one that lists the tools before each call
+    // (the Python SDK client does, to learn their output schemas) would
+    // otherwise take two turns a call, and over two members land every
+    // call on one.
+    let takes_no_turn =
+        is_discover(request) || (members == Members::Modern && is_listing_or_ping(request));
+    let mut order = if takes_no_turn {
         group.peek_order()
     } else {
         group.order_for(tool)
@@ -499,6 +505,17 @@ async fn balanced(
 
 fn is_discover(request: &ClientRequest) -> bool {
     request.peek.method.as_deref() == Some("server/discover")
+}
+
+/// A request that asks for what every member would answer alike, and
+/// does no work there worth spreading.
+fn is_listing_or_ping(request: &ClientRequest) -> bool {
+    matches!(
+        request.peek.method.as_deref(),
+        Some(
+            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" | "ping"
+        )
+    )
 }
 
 fn is_initialize(request: &ClientRequest) -> bool {

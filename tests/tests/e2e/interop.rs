@@ -139,3 +139,52 @@ async fn python_sdk_auto_mode_spreads_sessions_over_legacy_members() {
     );
     stack.stop().await;
 }
+
+/// Stateless clients of the 2026-07-28 revision, each listing the tools
+/// before its one call as the Python SDK client does, spread their calls
+/// over a group of two: a listing takes no turn of the rotation, or every
+/// call would follow its listing onto the same member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_clients_that_list_before_calling_spread_over_two_members() {
+    use hangar_tests::configs::GroupConfig;
+    use hangar_tests::stack::Stack;
+
+    let backends = [
+        PyBackend::start("a", Mode::Stateful).await,
+        PyBackend::start("b", Mode::Stateful).await,
+    ];
+    let endpoints: Vec<String> = backends.iter().map(PyBackend::base_url).collect();
+    let stack = Stack::start(&GroupConfig::recipe(&endpoints).yaml()).await;
+    eventually("the group to be ready", || async {
+        let status = stack.cp.status().await;
+        (status.groups.first()?.state == "ready").then_some(())
+    })
+    .await;
+    let group = stack.group_url(RECIPE_GROUP);
+    for mode in ["2026-07-28", "auto"] {
+        let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
+            "--mode",
+            mode,
+            &group,
+            "call",
+            "add",
+            r#"{"a":1,"b":2}"#,
+            "--n",
+            "6",
+            "--fresh",
+        ])
+        .await;
+        assert!(status.success(), "{mode}: {stderr}");
+        let mut served: Vec<&str> = lines
+            .iter()
+            .map(|l| l["served_by"].as_str().unwrap_or("?"))
+            .collect();
+        served.sort_unstable();
+        assert_eq!(
+            served,
+            ["a", "a", "a", "b", "b", "b"],
+            "{mode}: calls served by"
+        );
+    }
+    stack.stop().await;
+}
