@@ -408,20 +408,12 @@ async fn balanced(
     keys: &SessionKeys,
 ) -> Response {
     let tool = tools::called_tool(request);
-    // A client's era probe takes no turn, so the `initialize` it is
-    // followed by (if the members speak only the legacy protocol) lands
-    // where it did, and sessions spread evenly. Nor does a 2026-07-28
-    // client's listing or ping: one that lists the tools before each call
-    // (the Python SDK client does, to learn their output schemas) would
-    // otherwise take two turns a call, and over two members land every
-    // call on one.
-    let takes_no_turn =
-        is_discover(request) || (members == Members::Modern && is_listing_or_ping(request));
-    let mut order = if takes_no_turn {
-        group.peek_order()
-    } else {
-        group.order_for(tool)
-    };
+    // The order is peeked first; the request takes a turn of the rotation
+    // below, only if it has a choice of members. Requests a client sends
+    // a fixed number of times per call would otherwise move the rotation
+    // in strides, and a stride that is a multiple of the member count
+    // lands every call on one member.
+    let mut order = group.peek_order(tool);
     if members == Members::Modern {
         // Subprocess copies hold one legacy session; other members may
         // have shown they speak only the legacy protocol.
@@ -450,6 +442,23 @@ async fn balanced(
             |i: &usize| group.members[*i].member.upstream().is_stateless() != Some(false);
         if order.iter().any(stateless) {
             order.retain(stateless);
+        }
+    }
+    // A client's era probe takes no turn, so the `initialize` it is
+    // followed by (if the members speak only the legacy protocol) lands
+    // where it did, and sessions spread evenly. Nor does a listing or a
+    // ping: a 2026-07-28 client that lists the tools before each call (as
+    // the Python SDK client does, to learn their output schemas) takes one
+    // turn a call, and a notification none. Nor does a request only one
+    // member can serve: a legacy client whose session is on a stateless
+    // member sends the rest of it without a session id.
+    let takes_turn = !is_discover(request) && !is_listing_or_ping(request) && order.len() > 1;
+    if takes_turn {
+        let mut turned = group.order_for(tool);
+        turned.retain(|i| order.contains(i));
+        // Unless health changed in between, it is the same members.
+        if !turned.is_empty() {
+            order = turned;
         }
     }
     let naming = Naming::New {
@@ -507,15 +516,21 @@ fn is_discover(request: &ClientRequest) -> bool {
     request.peek.method.as_deref() == Some("server/discover")
 }
 
-/// A request that asks for what every member would answer alike, and
-/// does no work there worth spreading.
+/// A message that asks for what every member would answer alike, or
+/// tells without asking (a notification), and does no work there worth
+/// spreading.
 fn is_listing_or_ping(request: &ClientRequest) -> bool {
-    matches!(
-        request.peek.method.as_deref(),
-        Some(
-            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" | "ping"
+    request.peek.id.is_null()
+        || matches!(
+            request.peek.method.as_deref(),
+            Some(
+                "tools/list"
+                    | "resources/list"
+                    | "resources/templates/list"
+                    | "prompts/list"
+                    | "ping"
+            )
         )
-    )
 }
 
 fn is_initialize(request: &ClientRequest) -> bool {

@@ -153,10 +153,11 @@ impl GroupRoute {
         self.balancer.order(&self.candidates(tool))
     }
 
-    /// The order the next request would get, without taking its turn (see
-    /// `Balancer::peek`): for probes such as `server/discover`.
-    pub(crate) fn peek_order(&self) -> Vec<usize> {
-        self.balancer.peek(&self.candidates(None))
+    /// The order the next request for `tool` would get, without taking
+    /// its turn (see `Balancer::peek`): for probes such as
+    /// `server/discover`, and to learn whether a request has a choice.
+    pub(crate) fn peek_order(&self, tool: Option<&str>) -> Vec<usize> {
+        self.balancer.peek(&self.candidates(tool))
     }
 
     /// What the strategy may know of each member for a request of `tool`.

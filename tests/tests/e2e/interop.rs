@@ -140,18 +140,21 @@ async fn python_sdk_auto_mode_spreads_sessions_over_legacy_members() {
     stack.stop().await;
 }
 
-/// Stateless clients of the 2026-07-28 revision, each listing the tools
-/// before its one call as the Python SDK client does, spread their calls
-/// over a group of two: a listing takes no turn of the rotation, or every
-/// call would follow its listing onto the same member.
+/// Clients that open a fresh connection per call spread their calls over a
+/// group of two in every mode, whatever else they send per call: a
+/// 2026-07-28 client lists the tools before its call, as the Python SDK
+/// client does, and a legacy client whose session is on the stateless
+/// member sends the rest of it without a session id. Only a request with a
+/// choice of members takes a turn of the rotation, or every call would
+/// follow the same stride onto one member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stateless_clients_that_list_before_calling_spread_over_two_members() {
+async fn fresh_clients_spread_over_two_members_in_every_mode() {
     use hangar_tests::configs::GroupConfig;
     use hangar_tests::stack::Stack;
 
     let backends = [
         PyBackend::start("a", Mode::Stateful).await,
-        PyBackend::start("b", Mode::Stateful).await,
+        PyBackend::start("b", Mode::Stateless).await,
     ];
     let endpoints: Vec<String> = backends.iter().map(PyBackend::base_url).collect();
     let stack = Stack::start(&GroupConfig::recipe(&endpoints).yaml()).await;
@@ -161,7 +164,7 @@ async fn stateless_clients_that_list_before_calling_spread_over_two_members() {
     })
     .await;
     let group = stack.group_url(RECIPE_GROUP);
-    for mode in ["2026-07-28", "auto"] {
+    for mode in ["legacy", "2026-07-28", "auto"] {
         let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
             "--mode",
             mode,
