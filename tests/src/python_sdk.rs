@@ -168,6 +168,35 @@ pub async fn run_client(args: &[&str]) -> crate::process::ClientOutput {
     crate::process::run_json_lines(command, "client.py").await
 }
 
+/// `n` calls of `tool` with `arguments` to `url`, each on a fresh
+/// connection (and so a fresh session), made by `client.py` in `mode`;
+/// panics unless every call got a result. One JSON line per call.
+pub async fn fresh_calls(
+    url: &str,
+    mode: &str,
+    tool: &str,
+    arguments: &str,
+    n: usize,
+) -> Vec<serde_json::Value> {
+    let n = n.to_string();
+    let (status, lines, stderr) = run_client(&[
+        "--mode", mode, url, "call", tool, arguments, "--n", &n, "--fresh",
+    ])
+    .await;
+    assert!(status.success(), "{mode}: {stderr}");
+    lines
+}
+
+/// The members that served `lines` of `client.py` (`served_by`), sorted.
+pub fn served_by(lines: &[serde_json::Value]) -> Vec<&str> {
+    let mut served: Vec<&str> = lines
+        .iter()
+        .map(|l| l["served_by"].as_str().unwrap_or("?"))
+        .collect();
+    served.sort_unstable();
+    served
+}
+
 /// Runs `tests/interop/python/auth_client.py` (official Python SDK client
 /// with a credential header) with `args`.
 pub async fn run_auth_client(args: &[&str]) -> crate::process::ClientOutput {

@@ -6,7 +6,7 @@ use hangar_tests::configs::{self, RECIPE_GROUP};
 use hangar_tests::control_plane::ControlPlane;
 use hangar_tests::data_plane::{DataPlane, served_counts};
 use hangar_tests::eventually::eventually;
-use hangar_tests::python_sdk::{Mode, PyBackend};
+use hangar_tests::python_sdk::{self, Mode, PyBackend};
 use serde_json::json;
 
 /// Stateful (SSE), stateless and JSON-response Python backends in one group:
@@ -106,17 +106,7 @@ async fn python_sdk_auto_mode_spreads_sessions_over_legacy_members() {
     );
     let stack = Stack::start(&yaml).await;
     let group = stack.group_url("g");
-    let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
-        &group,
-        "call",
-        "echo",
-        r#"{"message":"hi"}"#,
-        "--n",
-        "10",
-        "--fresh",
-    ])
-    .await;
-    assert!(status.success(), "{stderr}");
+    let lines = python_sdk::fresh_calls(&group, "auto", "echo", r#"{"message":"hi"}"#, 10).await;
     assert_eq!(lines.len(), 10);
     let scrape = Scrape::fetch(&stack.dp.metrics_url()).await;
     let count = |member: &str, outcome: &str| {
@@ -165,26 +155,9 @@ async fn fresh_clients_spread_over_two_members_in_every_mode() {
     .await;
     let group = stack.group_url(RECIPE_GROUP);
     for mode in ["legacy", "2026-07-28", "auto"] {
-        let (status, lines, stderr) = hangar_tests::python_sdk::run_client(&[
-            "--mode",
-            mode,
-            &group,
-            "call",
-            "add",
-            r#"{"a":1,"b":2}"#,
-            "--n",
-            "6",
-            "--fresh",
-        ])
-        .await;
-        assert!(status.success(), "{mode}: {stderr}");
-        let mut served: Vec<&str> = lines
-            .iter()
-            .map(|l| l["served_by"].as_str().unwrap_or("?"))
-            .collect();
-        served.sort_unstable();
+        let lines = python_sdk::fresh_calls(&group, mode, "add", r#"{"a":1,"b":2}"#, 6).await;
         assert_eq!(
-            served,
+            python_sdk::served_by(&lines),
             ["a", "a", "a", "b", "b", "b"],
             "{mode}: calls served by"
         );

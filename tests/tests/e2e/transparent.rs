@@ -214,36 +214,16 @@ async fn python_sdk_client_in_every_mode() {
     let stack = Stack::start(&config.yaml()).await;
     let url = group_url(&stack);
     for mode in ["legacy", "auto", "2026-07-28"] {
-        let (status, lines, stderr) = python_sdk::run_client(&[
-            "--mode",
-            mode,
-            &url,
-            "call",
-            "add",
-            r#"{"a":1,"b":2}"#,
-            "--n",
-            "6",
-            "--fresh",
-        ])
-        .await;
-        assert!(status.success(), "{mode}: {stderr}");
-        let served: Vec<&str> = lines
-            .iter()
-            .map(|l| l["served_by"].as_str().unwrap())
-            .collect();
+        let lines = python_sdk::fresh_calls(&url, mode, "add", r#"{"a":1,"b":2}"#, 6).await;
         assert!(
             lines.iter().all(|l| l["structured"]["sum"] == 3),
             "{mode}: {lines:?}"
         );
-        if mode == "legacy" {
-            let mut spread = served.clone();
-            spread.sort_unstable();
-            assert_eq!(
-                spread,
-                ["a", "a", "b", "b", "c", "c"],
-                "one session per call, round robin"
-            );
-        }
+        assert_eq!(
+            python_sdk::served_by(&lines),
+            ["a", "a", "b", "b", "c", "c"],
+            "{mode}: one call per session or request, round robin"
+        );
     }
     let (status, lines, stderr) = python_sdk::run_client(&[
         "--mode",
