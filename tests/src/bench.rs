@@ -37,3 +37,10 @@ pub async fn until_signal<T>(
         _ = terminate.recv() => Ok(None),
     }
 }
+
+/// The turns of `rounds` rounds over `count` paths, as indices: every path
+/// once a round, the order rotating by one each round, so that no path is
+/// always first or always after the same one.
+pub fn rotating_turns(rounds: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..rounds).flat_map(move |round| (0..count).map(move |turn| (round + turn) % count))
+}

@@ -413,7 +413,8 @@ async fn balanced(
     // a fixed number of times per call would otherwise move the rotation
     // in strides, and a stride that is a multiple of the member count
     // lands every call on one member.
-    let mut order = group.peek_order(tool);
+    let choice = group.choice(tool);
+    let mut order = choice.peek();
     if members == Members::Modern {
         // Subprocess copies hold one legacy session; other members may
         // have shown they speak only the legacy protocol.
@@ -452,9 +453,9 @@ async fn balanced(
     // turn a call, and a notification none. Nor does a request only one
     // member can serve: a legacy client whose session is on a stateless
     // member sends the rest of it without a session id.
-    let takes_turn = !is_discover(request) && !is_listing_or_ping(request) && order.len() > 1;
+    let takes_turn = !is_discover(request) && does_work(request) && order.len() > 1;
     if takes_turn {
-        let mut turned = group.order_for(tool);
+        let mut turned = choice.take_turn();
         turned.retain(|i| order.contains(i));
         // Unless health changed in between, it is the same members.
         if !turned.is_empty() {
@@ -516,20 +517,17 @@ fn is_discover(request: &ClientRequest) -> bool {
     request.peek.method.as_deref() == Some("server/discover")
 }
 
-/// A message that asks for what every member would answer alike, or
-/// tells without asking (a notification), and does no work there worth
-/// spreading.
-fn is_listing_or_ping(request: &ClientRequest) -> bool {
-    request.peek.id.is_null()
-        || matches!(
-            request.peek.method.as_deref(),
-            Some(
-                "tools/list"
-                    | "resources/list"
-                    | "resources/templates/list"
-                    | "prompts/list"
-                    | "ping"
-            )
+/// Whether a message asks for work worth spreading: not a notification or
+/// a response, which ask nothing, nor a listing or a ping, which every
+/// member would answer alike.
+fn does_work(request: &ClientRequest) -> bool {
+    let Some(method) = request.peek.method.as_deref() else {
+        return false;
+    };
+    !request.peek.id.is_null()
+        && !matches!(
+            method,
+            "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list" | "ping"
         )
 }
 

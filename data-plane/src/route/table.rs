@@ -153,11 +153,13 @@ impl GroupRoute {
         self.balancer.order(&self.candidates(tool))
     }
 
-    /// The order the next request for `tool` would get, without taking
-    /// its turn (see `Balancer::peek`): for probes such as
-    /// `server/discover`, and to learn whether a request has a choice.
-    pub(crate) fn peek_order(&self, tool: Option<&str>) -> Vec<usize> {
-        self.balancer.peek(&self.candidates(tool))
+    /// The members as the strategy sees them for one request of `tool`,
+    /// to look at its order before deciding whether it takes a turn.
+    pub(crate) fn choice(&self, tool: Option<&str>) -> Choice<'_> {
+        Choice {
+            balancer: &self.balancer,
+            candidates: self.candidates(tool),
+        }
     }
 
     /// What the strategy may know of each member for a request of `tool`.
@@ -501,5 +503,25 @@ impl Routes {
     pub async fn processes_stopped(&self) {
         self.processes.close();
         self.processes.wait().await;
+    }
+}
+
+/// One request's view of a group's members ([`GroupRoute::choice`]).
+#[derive(Debug)]
+pub(crate) struct Choice<'a> {
+    balancer: &'a Balancer,
+    candidates: Vec<Candidate>,
+}
+
+impl Choice<'_> {
+    /// The order the request would get, without taking its turn (see
+    /// `Balancer::peek`).
+    pub(crate) fn peek(&self) -> Vec<usize> {
+        self.balancer.peek(&self.candidates)
+    }
+
+    /// The order the request gets, taking its turn.
+    pub(crate) fn take_turn(&self) -> Vec<usize> {
+        self.balancer.order(&self.candidates)
     }
 }

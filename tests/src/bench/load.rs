@@ -142,7 +142,8 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Loa
 /// count them many times.
 #[derive(Debug)]
 pub struct Prepared {
-    workers: Vec<tokio::task::JoinHandle<(u64, u64, Histogram<u64>)>>,
+    /// Each worker's calls, its `elapsed` left zero.
+    workers: Vec<tokio::task::JoinHandle<LoadResult>>,
     go: Arc<Barrier>,
     duration: tokio::sync::watch::Sender<Duration>,
 }
@@ -182,10 +183,7 @@ impl Prepared {
         let started = Instant::now();
         let mut total = LoadResult::empty();
         for worker in self.workers {
-            let (ok, errors, latency) = worker.await.expect("worker");
-            total.ok += ok;
-            total.errors += errors;
-            total.latency.add(latency).expect("same bounds");
+            total.add(&worker.await.expect("worker"));
         }
         total.elapsed = started.elapsed();
         total
@@ -207,7 +205,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// One worker on its own connection, calling once `start` says so.
-async fn worker(target: Target, url: String, start: Start) -> (u64, u64, Histogram<u64>) {
+async fn worker(target: Target, url: String, start: Start) -> LoadResult {
     // One connection per worker, kept alive, like one busy client.
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some((name, value)) = &target.credential
@@ -222,8 +220,7 @@ async fn worker(target: Target, url: String, start: Start) -> (u64, u64, Histogr
         .default_headers(headers)
         .build()
         .expect("client");
-    let mut latency = histogram();
-    let (mut ok, mut errors) = (0, 0);
+    let mut measured = LoadResult::empty();
     // One session per endpoint the worker calls, in the order it calls them.
     let urls: Vec<String> = if target.each_call_to_the_next {
         let all = std::iter::once(&target.url).chain(&target.more_urls);
@@ -247,7 +244,8 @@ async fn worker(target: Target, url: String, start: Start) -> (u64, u64, Histogr
     start.ready.wait().await;
     start.go.wait().await;
     if sessions.len() < urls.len() {
-        return (0, 1, latency);
+        measured.errors = 1;
+        return measured;
     }
     let deadline = Instant::now() + *start.duration.borrow();
     let body = Bytes::from(
@@ -260,16 +258,17 @@ async fn worker(target: Target, url: String, start: Start) -> (u64, u64, Histogr
         let (url, session) = (&urls[turn], &sessions[turn]);
         match post(&http, url, session.as_deref(), body.clone()).await {
             Ok(answer) if answer.windows(9).any(|w| w == b"\"result\":") => {
-                ok += 1;
-                latency.saturating_record(started.elapsed().as_micros() as u64);
+                measured.ok += 1;
+                let micros = started.elapsed().as_micros() as u64;
+                measured.latency.saturating_record(micros);
             }
-            _ => errors += 1,
+            _ => measured.errors += 1,
         }
         if Instant::now() >= deadline {
             break;
         }
     }
-    (ok, errors, latency)
+    measured
 }
 
 async fn initialize(http: &reqwest::Client, url: &str) -> Result<Option<String>, reqwest::Error> {

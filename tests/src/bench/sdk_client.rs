@@ -30,14 +30,11 @@ pub async fn p50s_in_rounds(
     calls: usize,
 ) -> anyhow::Result<Vec<Vec<f64>>> {
     let mut p50s = vec![Vec::with_capacity(rounds); endpoints.len()];
-    for round in 0..rounds {
-        for turn in 0..endpoints.len() {
-            let index = (round + turn) % endpoints.len();
-            let endpoint = &endpoints[index];
-            let p50 = sequential_p50_ms(&endpoint.url, &endpoint.tool, &endpoint.arguments, calls)
-                .await?;
-            p50s[index].push(p50);
-        }
+    for index in super::rotating_turns(rounds, endpoints.len()) {
+        let endpoint = &endpoints[index];
+        let p50 =
+            sequential_p50_ms(&endpoint.url, &endpoint.tool, &endpoint.arguments, calls).await?;
+        p50s[index].push(p50);
     }
     Ok(p50s)
 }

@@ -35,7 +35,7 @@ use hangar_tests::bench::load::{self, Target};
 use hangar_tests::bench::nginx::Nginx;
 use hangar_tests::bench::procfs;
 use hangar_tests::bench::stack::{Planes, Process, wait_until_serves};
-use hangar_tests::bench::{sdk_client, targets};
+use hangar_tests::bench::{rotating_turns, sdk_client, targets};
 use hangar_tests::configs::GroupConfig;
 use hangar_tests::fake_mcp::{FakeMcp, FakeMcpHandle};
 use hangar_tests::python_sdk::{Mode, PyBackend};
@@ -463,16 +463,13 @@ async fn load_rows(
         .iter()
         .map(|_| (load::LoadResult::empty(), 0.0))
         .collect();
-    for round in 0..args.rounds as usize {
-        for turn in 0..targets.len() {
-            let index = (round + turn) % targets.len();
-            let proxy = proxy_of(&targets[index]);
-            let prepared = load::Prepared::new(&targets[index], concurrency).await;
-            let cpu_before = cpu(proxy)?;
-            let result = prepared.run(slice).await;
-            measured[index].1 += cpu(proxy)? - cpu_before;
-            measured[index].0.add(&result);
-        }
+    for index in rotating_turns(args.rounds as usize, targets.len()) {
+        let proxy = proxy_of(&targets[index]);
+        let prepared = load::Prepared::new(&targets[index], concurrency).await;
+        let cpu_before = cpu(proxy)?;
+        let result = prepared.run(slice).await;
+        measured[index].1 += cpu(proxy)? - cpu_before;
+        measured[index].0.add(&result);
     }
     let mut rows: Vec<Value> = Vec::new();
     for (target, (result, proxy_cpu_s)) in targets.iter().zip(measured) {
