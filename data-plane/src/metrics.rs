@@ -28,7 +28,9 @@
 //! Labels carry server and group ids from the config and the names of
 //! tools members list, never endpoints or arguments.
 
-use std::collections::HashMap;
+// Looked up on every call, by names from the config and the members:
+// a fast seeded hash, not SipHash.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;

@@ -10,7 +10,7 @@
 //! performs the plan: builds members, starts probes and processes, swaps
 //! the table in and stops what left.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use hangar_balance::StrategyKind;
 use hangar_proto::v1::{self, Snapshot, Strategy};
@@ -145,7 +145,7 @@ pub(crate) struct GroupPlan<'s> {
 /// members of the table in force, by server id.
 pub(crate) fn compile<'s>(
     snapshot: &'s Snapshot,
-    in_force: &HashMap<String, MemberSpec>,
+    in_force: &foldhash::HashMap<String, MemberSpec>,
 ) -> Result<Plan<'s>, SnapshotError> {
     let mut ids = HashSet::with_capacity(snapshot.servers.len());
     let mut servers = Vec::with_capacity(snapshot.servers.len());

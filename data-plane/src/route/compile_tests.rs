@@ -2,6 +2,7 @@
 //! snapshot, and which snapshots are refused and why.
 
 use super::*;
+use foldhash::HashMap;
 
 fn remote(id: &str, endpoint: &str) -> v1::Server {
     v1::Server {
@@ -103,7 +104,7 @@ fn members_are_kept_unless_their_settings_changed() {
     );
     assert_eq!(plan.version, 2);
     // Nothing is kept on a first snapshot.
-    let plan = compile(&before, &HashMap::new()).expect("usable");
+    let plan = compile(&before, &HashMap::default()).expect("usable");
     assert!(plan.servers.iter().all(|s| !s.keep));
 }
 
@@ -116,7 +117,7 @@ fn groups_get_their_strategy_and_members() {
         ],
         vec![group("g", Strategy::Priority, &["a", "s"])],
     );
-    let plan = compile(&snap, &HashMap::new()).expect("usable");
+    let plan = compile(&snap, &HashMap::default()).expect("usable");
     assert_eq!(plan.groups.len(), 1);
     assert_eq!(plan.groups[0].strategy, StrategyKind::Priority);
     assert_eq!(plan.groups[0].group.members.len(), 2);
@@ -164,13 +165,13 @@ fn unusable_snapshots_are_refused_with_the_reason() {
         ),
     ];
     for (snap, reason) in cases {
-        let err = compile(&snap, &HashMap::new()).expect_err(reason);
+        let err = compile(&snap, &HashMap::default()).expect_err(reason);
         assert_eq!(err.to_string(), reason);
     }
     // A strategy number from a newer control plane is refused too.
     let mut newer = snapshot(vec![ok()], vec![group("g", Strategy::RoundRobin, &["a"])]);
     newer.groups[0].strategy = 42;
-    let err = compile(&newer, &HashMap::new()).unwrap_err();
+    let err = compile(&newer, &HashMap::default()).unwrap_err();
     assert_eq!(
         err,
         SnapshotError::UnknownStrategy {

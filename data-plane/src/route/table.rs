@@ -6,7 +6,9 @@
 //! not change, so health, counters, warm connections and MCP sessions survive
 //! config updates; members that left the config stop probing.
 
-use std::collections::HashMap;
+// Looked up on every call, by names from the config and the members:
+// a fast seeded hash, not SipHash.
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -8,7 +8,9 @@
 //! tool `readOnlyHint` or `idempotentHint`, the only tools a delivered call
 //! may be retried for.
 
-use std::collections::HashMap;
+// Looked up on every call, by names from the config and the members:
+// a fast seeded hash, not SipHash.
+use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

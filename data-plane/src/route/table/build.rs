@@ -3,7 +3,9 @@
 //! over them with their caps, breakers, outlier detection and tool
 //! policies, and the routes over a server's copies.
 
-use std::collections::HashMap;
+// Looked up on every call, by names from the config and the members:
+// a fast seeded hash, not SipHash.
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Duration;
 

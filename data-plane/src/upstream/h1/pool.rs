@@ -8,8 +8,6 @@
 //! touched or swept.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use http::uri::Authority;
@@ -26,7 +24,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Idle {
-    by_member: HashMap<Authority, Vec<(Conn, Instant)>>,
+    /// By the member's authority as its URI spells it: hashed as one
+    /// string, where `Authority`'s own hash folds case byte by byte.
+    by_member: foldhash::HashMap<Box<str>, Vec<(Conn, Instant)>>,
     swept: Option<Instant>,
 }
 
@@ -40,7 +40,7 @@ pub(super) fn take(authority: &Authority) -> Option<Conn> {
     IDLE.with_borrow_mut(|idle| {
         let now = Instant::now();
         idle.sweep_if_due(now);
-        let waiting = idle.by_member.get_mut(authority)?;
+        let waiting = idle.by_member.get_mut(authority.as_str())?;
         let runtime = current_runtime();
         while let Some((conn, since)) = waiting.pop() {
             // Another runtime's: this thread ran one before (tests do).
@@ -61,9 +61,9 @@ pub(super) fn put(authority: &Authority, conn: Conn) {
     IDLE.with_borrow_mut(|idle| {
         let now = Instant::now();
         idle.sweep_if_due(now);
-        let waiting = match idle.by_member.entry(authority.clone()) {
-            Entry::Occupied(waiting) => waiting.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(Vec::new()),
+        let waiting = match idle.by_member.get_mut(authority.as_str()) {
+            Some(waiting) => waiting,
+            None => idle.by_member.entry(authority.as_str().into()).or_default(),
         };
         if waiting.len() >= MAX_IDLE_PER_MEMBER {
             waiting.remove(0);
